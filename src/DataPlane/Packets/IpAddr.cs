@@ -1,0 +1,69 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+
+namespace FastPath.DataPlane.Packets;
+
+/// <summary>
+/// An IPv4 or IPv6 address as one 128-bit value, IPv4 stored IPv4-mapped (::ffff:a.b.c.d, RFC 4291 §2.5.5.2),
+/// so one table and one hash serve both families without boxing or <see cref="IPAddress"/> objects.
+/// </summary>
+public readonly record struct IpAddr(UInt128 Value)
+{
+    private static readonly UInt128 V4MappedPrefix = new(0, 0x0000_FFFF_0000_0000UL);
+    private static readonly UInt128 V4MappedMask = new(ulong.MaxValue, 0xFFFF_FFFF_0000_0000UL);
+
+    public static IpAddr FromV4(uint address) => new(V4MappedPrefix | address);
+    public static IpAddr ReadV4(ReadOnlySpan<byte> s) => FromV4(BinaryPrimitives.ReadUInt32BigEndian(s));
+    public static IpAddr ReadV6(ReadOnlySpan<byte> s) => new(BinaryPrimitives.ReadUInt128BigEndian(s));
+
+    public bool IsV4 => (Value & V4MappedMask) == V4MappedPrefix;
+    public uint V4 => (uint)Value;
+
+    public void WriteV6(Span<byte> s) => BinaryPrimitives.WriteUInt128BigEndian(s, Value);
+
+    /// <summary>A 64-bit mix of the address for open-addressing tables (not cryptographic).</summary>
+    public ulong Hash()
+    {
+        ulong h = (ulong)(Value >> 64) * 0x9E37_79B9_7F4A_7C15UL ^ (ulong)Value;
+        h ^= h >> 29; h *= 0xBF58_476D_1CE4_E5B9UL; h ^= h >> 32;
+        return h;
+    }
+
+    public static IpAddr From(IPAddress address)
+    {
+        if (address.AddressFamily == AddressFamily.InterNetwork)
+        {
+            Span<byte> b = stackalloc byte[4];
+            address.TryWriteBytes(b, out _);
+            return ReadV4(b);
+        }
+        Span<byte> b6 = stackalloc byte[16];
+        address.TryWriteBytes(b6, out _);
+        return ReadV6(b6);
+    }
+
+    public static bool TryParse(string? text, out IpAddr addr)
+    {
+        addr = default;
+        if (text is null || !IPAddress.TryParse(text, out var ip)) return false;
+        if (ip.IsIPv4MappedToIPv6) ip = ip.MapToIPv4();
+        addr = From(ip);
+        return true;
+    }
+
+    public IPAddress ToIPAddress()
+    {
+        if (IsV4)
+        {
+            Span<byte> b = stackalloc byte[4];
+            BinaryPrimitives.WriteUInt32BigEndian(b, V4);
+            return new IPAddress(b);
+        }
+        Span<byte> b6 = stackalloc byte[16];
+        WriteV6(b6);
+        return new IPAddress(b6);
+    }
+
+    public override string ToString() => ToIPAddress().ToString();
+}

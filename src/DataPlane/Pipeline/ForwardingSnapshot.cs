@@ -1,0 +1,83 @@
+using FastPath.DataPlane.Packets;
+using FastPath.DataPlane.Routing;
+
+namespace FastPath.DataPlane.Pipeline;
+
+/// <summary>What kind of attachment a port is.</summary>
+public enum PortKind : byte { Uplink, Host, Pod }
+
+/// <summary>One port of the node: a pod's interface, the uplink or the host stack.</summary>
+/// <param name="Name">Contract name: "uplink", "host" or "namespace/pod".</param>
+/// <param name="Mac">The attached device's MAC, or <see cref="MacAddress.Zero"/> when it is learned from its frames.</param>
+/// <param name="Addresses">The addresses that live behind this port (a pod's IPs, the node's IPs for host).</param>
+public sealed record PortDefinition(string Name, PortKind Kind, MacAddress Mac, IReadOnlyList<IpAddr> Addresses);
+
+/// <summary>Node-level forwarding settings (the data-plane view of FastPathConfiguration and the Node object).</summary>
+public sealed record NodeSettings
+{
+    public required string NodeName { get; init; }
+    /// <summary>The MAC pods send to; the engine answers ARP/ND with it and uses it as source towards pods.</summary>
+    public MacAddress GatewayMac { get; init; } = new(0xEEEE_EEEE_EEEEUL);
+    /// <summary>The node's uplink NIC MAC (Node annotation fastpath.io/mac).</summary>
+    public MacAddress UplinkMac { get; init; }
+    public int Mtu { get; init; } = 1500;
+    /// <summary>The node's own addresses (InternalIPs): traffic to them goes to the host port.</summary>
+    public IReadOnlyList<IpAddr> HostAddresses { get; init; } = [];
+}
+
+/// <summary>
+/// An immutable, compiled view of everything the packet path needs. The control plane builds a new one for every
+/// change and publishes it with one reference swap (<see cref="SnapshotHolder"/>); a batch reads the reference once,
+/// so it sees either the old or the new snapshot, never a mix.
+/// </summary>
+public sealed class ForwardingSnapshot
+{
+    public ForwardingSnapshot(NodeSettings node, IReadOnlyList<PortDefinition> pods, long generation = 0)
+    {
+        Node = node;
+        Generation = generation;
+        var hostAddresses = new List<IpAddr>();
+        var ports = new PortDefinition[PortIndex.FirstPod + pods.Count];
+        ports[PortIndex.Uplink] = new PortDefinition("uplink", PortKind.Uplink, node.UplinkMac, []);
+        ports[PortIndex.Host] = new PortDefinition("host", PortKind.Host, node.UplinkMac, node.HostAddresses);
+        for (int i = 0; i < pods.Count; i++) ports[PortIndex.FirstPod + i] = pods[i];
+        Ports = ports;
+
+        var local = new List<(IpAddr, int)>();
+        for (int p = 0; p < ports.Length; p++)
+            foreach (var a in ports[p].Addresses) local.Add((a, p));
+        LocalAddresses = new AddressTable(local);
+
+        PortMacs = new ulong[ports.Length];
+        for (int p = 0; p < ports.Length; p++) PortMacs[p] = ports[p].Mac.Value;
+    }
+
+    public NodeSettings Node { get; }
+    public long Generation { get; }
+    public IReadOnlyList<PortDefinition> Ports { get; }
+    public int PortCount => Ports.Count;
+
+    /// <summary>Pod and node addresses → the port they live behind.</summary>
+    public AddressTable LocalAddresses { get; }
+
+    /// <summary>Configured MAC per port (0 = learn), flat for the packet path.</summary>
+    internal ulong[] PortMacs { get; }
+
+    /// <summary>Port index by contract name, or -1 (control path only).</summary>
+    public int FindPort(string name)
+    {
+        for (int p = 0; p < Ports.Count; p++)
+            if (string.Equals(Ports[p].Name, name, StringComparison.Ordinal)) return p;
+        return -1;
+    }
+}
+
+/// <summary>Holds the current snapshot; readers take it with one volatile read and never lock.</summary>
+public sealed class SnapshotHolder(ForwardingSnapshot initial)
+{
+    private ForwardingSnapshot _current = initial;
+
+    public ForwardingSnapshot Current => Volatile.Read(ref _current);
+
+    public void Publish(ForwardingSnapshot next) => Volatile.Write(ref _current, next);
+}

@@ -1,0 +1,64 @@
+namespace FastPath.DataPlane.Pipeline;
+
+/// <summary>
+/// A batch of packet buffers and their metadata, allocated once and reused for every batch (no per-packet objects).
+/// Each slot has <see cref="Headroom"/> bytes in front of the frame so a stage can prepend headers (VXLAN, ICMP
+/// errors quoting the packet) without copying, like DPDK's mbuf headroom.
+/// </summary>
+public sealed class PacketBatch
+{
+    /// <summary>Bytes reserved in front of each received frame.</summary>
+    public const int Headroom = 128;
+    /// <summary>Largest frame a slot holds: a 9216-byte jumbo payload plus L2 headers.</summary>
+    public const int MaxFrameLength = 9216 + 64;
+    /// <summary>
+    /// Slot stride. Not a power of two on purpose: 64 KiB or 8 KiB strides put every slot's headers into the same
+    /// L1 sets; 9728 (mod 4096 = 1536) spreads them.
+    /// </summary>
+    public const int SlotSize = 9728;
+
+    public const int DefaultCapacity = 64;
+
+    private readonly byte[] _arena;
+
+    public PacketBatch(int capacity = DefaultCapacity)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        Capacity = capacity;
+        _arena = GC.AllocateUninitializedArray<byte>(capacity * SlotSize, pinned: true);
+        Meta = new PacketMeta[capacity];
+    }
+
+    public int Capacity { get; }
+    public int Count { get; set; }
+    public PacketMeta[] Meta { get; }
+    public byte[] Arena => _arena;
+
+    /// <summary>The writable area where a source puts slot <paramref name="index"/>'s frame.</summary>
+    public Span<byte> ReceiveArea(int index) => _arena.AsSpan(index * SlotSize + Headroom, MaxFrameLength);
+
+    /// <summary>Resets slot <paramref name="index"/> for a frame of <paramref name="length"/> bytes just received.</summary>
+    public void SetReceived(int index, int length, long timestamp, long inputIndex, short ingressPort)
+    {
+        ref var m = ref Meta[index];
+        m = default;
+        m.Offset = index * SlotSize + Headroom;
+        m.Length = length;
+        m.Timestamp = timestamp;
+        m.InputIndex = inputIndex;
+        m.IngressPort = ingressPort;
+        m.EgressPort = PortIndex.None;
+    }
+
+    /// <summary>The current frame of slot <paramref name="index"/>.</summary>
+    public Span<byte> Frame(int index)
+    {
+        ref var m = ref Meta[index];
+        return _arena.AsSpan(m.Offset, m.Length);
+    }
+
+    /// <summary>The whole slot (headroom included), for stages that move the frame start.</summary>
+    public Span<byte> Slot(int index) => _arena.AsSpan(index * SlotSize, SlotSize);
+
+    public int SlotStart(int index) => index * SlotSize;
+}

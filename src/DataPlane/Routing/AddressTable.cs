@@ -1,0 +1,50 @@
+using FastPath.DataPlane.Packets;
+
+namespace FastPath.DataPlane.Routing;
+
+/// <summary>
+/// Exact-match table from a local address (pod IP, node IP) to a port index. Open addressing with linear probing
+/// over a power-of-two array of structs, built once and then read-only, so readers need no lock.
+/// </summary>
+public sealed class AddressTable
+{
+    private struct Entry
+    {
+        public UInt128 Key;
+        public int Port; // 0 = empty slot, else port + 1
+    }
+
+    private readonly Entry[] _entries;
+    private readonly int _mask;
+
+    public AddressTable(IReadOnlyList<(IpAddr Address, int Port)> addresses)
+    {
+        int size = 8;
+        while (size < addresses.Count * 2) size <<= 1; // load factor <= 0.5 keeps probes short
+        _entries = new Entry[size];
+        _mask = size - 1;
+        foreach (var (address, port) in addresses)
+        {
+            int i = (int)address.Hash() & _mask;
+            while (_entries[i].Port != 0 && _entries[i].Key != address.Value) i = (i + 1) & _mask;
+            _entries[i] = new Entry { Key = address.Value, Port = port + 1 };
+        }
+        Count = addresses.Count;
+    }
+
+    public int Count { get; }
+
+    /// <summary>The port owning <paramref name="address"/>, or -1.</summary>
+    public int Lookup(IpAddr address)
+    {
+        var entries = _entries;
+        int i = (int)address.Hash() & _mask;
+        while (true)
+        {
+            ref var e = ref entries[i];
+            if (e.Port == 0) return -1;
+            if (e.Key == address.Value) return e.Port - 1;
+            i = (i + 1) & _mask;
+        }
+    }
+}
