@@ -23,6 +23,7 @@ public sealed record NodeSettings
     public int Mtu { get; init; } = 1500;
     /// <summary>The node's own addresses (InternalIPs): traffic to them goes to the host port.</summary>
     public IReadOnlyList<IpAddr> HostAddresses { get; init; } = [];
+
 }
 
 /// <summary>
@@ -48,6 +49,11 @@ public sealed class ForwardingSnapshot
             foreach (var a in ports[p].Addresses) local.Add((a, p));
         LocalAddresses = new AddressTable(local);
 
+        // Linux sources ICMP errors from the outgoing interface's address; the node's first address of the family
+        // plays that part. Without one, 169.254.1.1 (Calico's pod gateway address) and fe80::1.
+        IcmpSourceV4 = node.HostAddresses.FirstOrDefault(a => a.IsV4, IpAddr.FromV4(0xA9FE_0101)).V4;
+        IcmpSourceV6 = node.HostAddresses.FirstOrDefault(a => !a.IsV4, new IpAddr(new UInt128(0xFE80_0000_0000_0000UL, 1)));
+
         PortMacs = new ulong[ports.Length];
         for (int p = 0; p < ports.Length; p++) PortMacs[p] = ports[p].Mac.Value;
     }
@@ -59,6 +65,11 @@ public sealed class ForwardingSnapshot
 
     /// <summary>Pod and node addresses → the port they live behind.</summary>
     public AddressTable LocalAddresses { get; }
+
+    /// <summary>Source address of ICMPv4 errors the node sends.</summary>
+    public uint IcmpSourceV4 { get; }
+    /// <summary>Source address of ICMPv6 errors the node sends.</summary>
+    public IpAddr IcmpSourceV6 { get; }
 
     /// <summary>Configured MAC per port (0 = learn), flat for the packet path.</summary>
     internal ulong[] PortMacs { get; }

@@ -35,6 +35,8 @@ public enum DropReason : byte
     NotForNode,
     /// <summary>The destination pod's MAC is neither configured nor learned yet.</summary>
     NeighborUnknown,
+    /// <summary>The IPv4 header checksum is wrong (RFC 1812 §5.2.2: a router must verify it).</summary>
+    BadChecksum,
     /// <summary>Handled by the engine itself and not forwarded: ARP replies, NDP advertisements, gratuitous ARP.</summary>
     Consumed,
 }
@@ -49,7 +51,7 @@ public static class DropReasons
     [
         "none", "malformed", "capture-truncated", "frame-too-large", "unsupported-protocol", "ttl-exceeded",
         "no-route", "no-endpoints", "policy-denied", "spoofed-source", "conntrack-full", "mtu-exceeded",
-        "unknown-port", "not-for-node", "neighbor-unknown", "consumed",
+        "unknown-port", "not-for-node", "neighbor-unknown", "bad-checksum", "consumed",
     ];
 
     public static string Name(DropReason reason) => Names[(int)reason];
