@@ -1,0 +1,43 @@
+#!/usr/bin/python3
+"""Regenerates pcaps/demo/demo.pcap, the capture scripts/demo.sh replays through cluster/ as node-a.
+
+Packet i carries timestamp 1000 + i so outputs can be matched to inputs. Run with Debian's python3 (scapy).
+"""
+import os
+from scapy.all import ARP, ICMP, IP, IPv6, TCP, UDP, Ether, Raw, wrpcap
+from scapy.layers.inet6 import ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr
+
+GW = "ee:ee:ee:ee:ee:ee"
+CLIENT, WEB1, WEB2, NODE_B = "02:42:0a:f4:01:0a", "02:42:0a:f4:01:0b", "02:42:0a:f4:01:0c", "02:00:00:00:02:01"
+C4, W1, W2 = "10.244.1.10", "10.244.1.11", "10.244.1.12"
+C6, W16 = "fd00:10:244:1::a", "fd00:10:244:1::b"
+
+
+def client(l3):
+    return Ether(src=CLIENT, dst=GW) / l3
+
+
+packets = [
+    Ether(src=CLIENT, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=CLIENT, psrc=C4, pdst="10.244.1.1"),
+    client(IPv6(src="fe80::a", dst="ff02::1:ff00:1", hlim=255) / ICMPv6ND_NS(tgt="fe80::1") / ICMPv6NDOptSrcLLAddr(lladdr=CLIENT)),
+    client(IP(src=C4, dst=W1) / TCP(sport=40000, dport=8080, flags="S", seq=1000)),
+    Ether(src=WEB1, dst=GW) / IP(src=W1, dst=C4) / TCP(sport=8080, dport=40000, flags="SA", seq=5000, ack=1001),
+    client(IP(src=C4, dst=W1) / TCP(sport=40000, dport=8080, flags="A", seq=1001, ack=5001)),
+    client(IP(src=C4, dst=W1) / TCP(sport=40000, dport=8080, flags="PA", seq=1001, ack=5001) / Raw(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n")),
+    client(IP(src=C4, dst=W1) / UDP(sport=5353, dport=53) / Raw(b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03web\x00\x00\x01\x00\x01")),
+    client(IP(src=C4, dst=W1) / ICMP(type=8, id=7, seq=1) / Raw(b"ping")),
+    Ether(src=WEB1, dst=GW) / IP(src=W1, dst=C4) / ICMP(type=0, id=7, seq=1) / Raw(b"ping"),
+    client(IPv6(src=C6, dst=W16) / TCP(sport=40001, dport=8080, flags="S", seq=2000)),
+    Ether(src=WEB2, dst=GW) / IP(src=W2, dst=C4) / UDP(sport=9000, dport=9000) / Raw(b"hello from web-2"),
+    client(IP(src=C4, dst=W2) / UDP(sport=9000, dport=9000) / Raw(b"hello web-2")),
+    client(IP(src=C4, dst=W1, ttl=1) / UDP(sport=33434, dport=33434)),             # traceroute's first probe
+    client(IPv6(src=C6, dst=W16, hlim=1) / UDP(sport=33435, dport=33435)),
+    client(IP(src="10.244.1.99", dst=W1) / UDP(sport=1, dport=2)),               # spoofed source
+    Ether(bytes(client(IP(src=C4, dst=W1) / TCP(sport=40000, dport=8080)))[:30]),  # IPv4 header cut short
+    client(IP(src=C4, dst="192.168.56.11") / TCP(sport=40002, dport=10250, flags="S")),  # to the node (kubelet)
+    Ether(src=NODE_B, dst="02:00:00:00:01:01") / IP(src="192.168.56.12", dst=W1, ttl=64) / TCP(sport=50000, dport=8080, flags="S"),
+]
+for i, p in enumerate(packets, 1):
+    p.time = 1000 + i
+wrpcap(os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo.pcap"), packets)
+print(f"wrote {len(packets)} packets")
