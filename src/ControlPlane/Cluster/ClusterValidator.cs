@@ -1,0 +1,285 @@
+using System.Text.RegularExpressions;
+using FastPath.DataPlane.Packets;
+using k8s.Models;
+
+namespace FastPath.ControlPlane.Cluster;
+
+/// <summary>
+/// Field and cross-object checks on loaded cluster objects, following the API server's validation where FastPath
+/// depends on a field (pkg/apis/core/validation) and adding FastPath's own contract (fastpath.io/mac, pod IPs inside
+/// the node's podCIDRs). Services and EndpointSlices get light checks here; their semantics live with the services stage.
+/// </summary>
+public static partial class ClusterValidator
+{
+    public static void Validate(ClusterState state, List<ClusterError> errors)
+    {
+        CheckDuplicates(state.Nodes, errors);
+        CheckDuplicates(state.Pods, errors);
+        CheckDuplicates(state.Services, errors);
+        CheckDuplicates(state.EndpointSlices, errors);
+        CheckDuplicates(state.Namespaces, errors);
+        CheckDuplicates(state.NetworkPolicies, errors);
+
+        var nodeCidrs = new Dictionary<string, List<Cidr>>(StringComparer.Ordinal);
+        foreach (var node in state.Nodes) nodeCidrs[node.Name] = ValidateNode(node, errors);
+
+        var podByIp = new Dictionary<IpAddr, ClusterObject<V1Pod>>();
+        foreach (var pod in state.Pods) ValidatePod(pod, nodeCidrs, podByIp, errors);
+        foreach (var service in state.Services) ValidateService(service, errors);
+        foreach (var slice in state.EndpointSlices) ValidateEndpointSlice(slice, errors);
+        foreach (var policy in state.NetworkPolicies) ValidateNetworkPolicy(policy, errors);
+    }
+
+    /// <summary>The node's pod CIDRs as written: spec.podCIDRs, or the legacy single spec.podCIDR.</summary>
+    public static IEnumerable<string> PodCidrTexts(V1Node node)
+    {
+        if (node.Spec?.PodCIDRs is { Count: > 0 } list) return list;
+        if (node.Spec?.PodCIDR is { Length: > 0 } one) return [one];
+        return [];
+    }
+
+    private static void CheckDuplicates<T>(IEnumerable<ClusterObject<T>> objects, List<ClusterError> errors) where T : class
+    {
+        var seen = new Dictionary<string, ClusterObject<T>>(StringComparer.Ordinal);
+        foreach (var o in objects)
+        {
+            if (seen.TryGetValue(o.QualifiedName, out var first))
+                errors.Add(new ClusterError(o.File, null, o.Label, null, $"duplicate: also defined in {first.File}"));
+            else seen.Add(o.QualifiedName, o);
+        }
+    }
+
+    private static List<Cidr> ValidateNode(ClusterObject<V1Node> node, List<ClusterError> errors)
+    {
+        void Error(string field, string message) => errors.Add(new ClusterError(node.File, null, node.Label, field, message));
+        var cidrs = new List<Cidr>();
+        var spec = node.Value.Spec;
+        Cidr? single = null;
+        if (spec?.PodCIDR is { Length: > 0 } podCidr)
+        {
+            if (Cidr.TryParse(podCidr, out var c)) single = c;
+            else Error("spec.podCIDR", $"\"{podCidr}\" is not a CIDR");
+        }
+        if (spec?.PodCIDRs is { Count: > 0 } podCidrs)
+        {
+            for (int i = 0; i < podCidrs.Count; i++)
+            {
+                if (!Cidr.TryParse(podCidrs[i], out var c)) { Error($"spec.podCIDRs[{i}]", $"\"{podCidrs[i]}\" is not a CIDR"); continue; }
+                // Kubernetes allows at most one CIDR per IP family (dual-stack, KEP-563).
+                if (cidrs.Any(x => x.IsV4 == c.IsV4)) { Error($"spec.podCIDRs[{i}]", $"\"{podCidrs[i]}\": at most one CIDR per IP family"); continue; }
+                cidrs.Add(c);
+            }
+            // The API server requires podCIDR == podCIDRs[0] when both are set.
+            if (single is { } s && cidrs.Count > 0 && Cidr.TryParse(podCidrs[0], out var first) && first != s)
+                Error("spec.podCIDR", $"\"{spec.PodCIDR}\" must equal spec.podCIDRs[0] \"{podCidrs[0]}\"");
+        }
+        else if (single is { } s)
+        {
+            cidrs.Add(s);
+        }
+
+        if (node.Value.Status?.Addresses is { } addresses)
+        {
+            for (int i = 0; i < addresses.Count; i++)
+            {
+                var a = addresses[i];
+                if (a.Type is "InternalIP" or "ExternalIP" && !IpAddr.TryParse(a.Address, out _))
+                    Error($"status.addresses[{i}].address", $"\"{a.Address}\" is not an IP address ({a.Type})");
+            }
+        }
+        CheckMacAnnotation(node.Value.Metadata, e => Error($"metadata.annotations[{FastPathAnnotations.Mac}]", e));
+        return cidrs;
+    }
+
+    private static void ValidatePod(ClusterObject<V1Pod> pod, Dictionary<string, List<Cidr>> nodeCidrs,
+        Dictionary<IpAddr, ClusterObject<V1Pod>> podByIp, List<ClusterError> errors)
+    {
+        void Error(string field, string message) => errors.Add(new ClusterError(pod.File, null, pod.Label, field, message));
+        var status = pod.Value.Status;
+        bool hostNetwork = pod.Value.Spec?.HostNetwork == true;
+        string? nodeName = pod.Value.Spec?.NodeName;
+
+        var ips = new List<(IpAddr Ip, string Field)>();
+        IpAddr? podIp = null;
+        if (status?.PodIP is { Length: > 0 } podIpText)
+        {
+            if (IpAddr.TryParse(podIpText, out var ip)) podIp = ip;
+            else Error("status.podIP", $"\"{podIpText}\" is not an IP address");
+        }
+        if (status?.PodIPs is { Count: > 0 } podIps)
+        {
+            for (int i = 0; i < podIps.Count; i++)
+            {
+                string? text = podIps[i]?.Ip;
+                if (!IpAddr.TryParse(text, out var ip)) { Error($"status.podIPs[{i}].ip", $"\"{text}\" is not an IP address"); continue; }
+                if (ips.Any(x => x.Ip.IsV4 == ip.IsV4)) { Error($"status.podIPs[{i}].ip", $"\"{text}\": at most one IP per IP family"); continue; }
+                ips.Add((ip, $"status.podIPs[{i}].ip"));
+            }
+            // The kubelet reports podIP == podIPs[0]; anything else means the object was edited inconsistently.
+            if (podIp is { } p && IpAddr.TryParse(podIps[0]?.Ip, out var first0) && first0 != p)
+                Error("status.podIP", $"\"{status.PodIP}\" must equal status.podIPs[0].ip \"{podIps[0].Ip}\"");
+        }
+        else if (podIp is { } p)
+        {
+            ips.Add((p, "status.podIP"));
+        }
+
+        if (nodeName is { Length: > 0 })
+        {
+            if (!nodeCidrs.TryGetValue(nodeName, out var cidrs))
+                Error("spec.nodeName", $"no Node named \"{nodeName}\"");
+            else if (!hostNetwork && cidrs.Count > 0)
+            {
+                // Pod IPs come from the node's podCIDRs (IPAM host-local); hostNetwork pods carry the node's own IPs.
+                foreach (var (ip, field) in ips)
+                    if (!cidrs.Any(c => c.Contains(ip)))
+                        Error(field, $"\"{ip}\" is not inside the podCIDRs of Node {nodeName} ({string.Join(", ", cidrs)})");
+            }
+        }
+        else if (ips.Count > 0)
+        {
+            Error("spec.nodeName", "required for a pod with an IP (a pod gets its IP on the node it runs on)");
+        }
+
+        if (!hostNetwork)
+        {
+            foreach (var (ip, field) in ips)
+            {
+                if (podByIp.TryGetValue(ip, out var other))
+                    Error(field, $"\"{ip}\" is also the IP of {other.Label} ({other.File})");
+                else podByIp.Add(ip, pod);
+            }
+        }
+        CheckMacAnnotation(pod.Value.Metadata, e => Error($"metadata.annotations[{FastPathAnnotations.Mac}]", e));
+    }
+
+    private static void ValidateService(ClusterObject<V1Service> service, List<ClusterError> errors)
+    {
+        void Error(string field, string message) => errors.Add(new ClusterError(service.File, null, service.Label, field, message));
+        var spec = service.Value.Spec;
+        if (spec is null) return;
+        if (spec.Type is { } type && type is not ("ClusterIP" or "NodePort" or "LoadBalancer" or "ExternalName"))
+            Error("spec.type", $"\"{type}\" is not a Service type (ClusterIP | NodePort | LoadBalancer | ExternalName)");
+
+        // "None" marks a headless Service; "" lets the API server allocate (not done here: then it has no VIP).
+        IpAddr? clusterIp = null;
+        if (spec.ClusterIP is { Length: > 0 } cip and not "None")
+        {
+            if (IpAddr.TryParse(cip, out var ip)) clusterIp = ip;
+            else Error("spec.clusterIP", $"\"{cip}\" is not an IP address");
+        }
+        if (spec.ClusterIPs is { Count: > 0 } cips)
+        {
+            var families = new List<bool>();
+            for (int i = 0; i < cips.Count; i++)
+            {
+                if (cips[i] == "None") { if (cips.Count > 1) Error($"spec.clusterIPs[{i}]", "\"None\" must be the only entry"); continue; }
+                if (!IpAddr.TryParse(cips[i], out var ip)) { Error($"spec.clusterIPs[{i}]", $"\"{cips[i]}\" is not an IP address"); continue; }
+                if (families.Contains(ip.IsV4)) { Error($"spec.clusterIPs[{i}]", $"\"{cips[i]}\": at most one IP per IP family"); continue; }
+                families.Add(ip.IsV4);
+            }
+            if (spec.ClusterIP is { Length: > 0 } && !string.Equals(spec.ClusterIP, cips[0], StringComparison.Ordinal) &&
+                !(IpAddr.TryParse(cips[0], out var c0) && clusterIp == c0))
+                Error("spec.clusterIP", $"\"{spec.ClusterIP}\" must equal spec.clusterIPs[0] \"{cips[0]}\"");
+        }
+        if (spec.Ports is { } ports)
+        {
+            for (int i = 0; i < ports.Count; i++)
+            {
+                var p = ports[i];
+                string f = $"spec.ports[{i}]";
+                if (p.Port is < 1 or > 65535) Error($"{f}.port", $"{p.Port} is out of range (1-65535)");
+                if (p.NodePort is int np && np != 0 && np is < 1 or > 65535) Error($"{f}.nodePort", $"{np} is out of range (1-65535)");
+                if (p.Protocol is { } proto && !IsProtocol(proto)) Error($"{f}.protocol", $"\"{proto}\" is not a protocol (TCP | UDP | SCTP)");
+                if (p.TargetPort?.Value is { } tp && int.TryParse(tp, out int tpn) && tpn is < 1 or > 65535)
+                    Error($"{f}.targetPort", $"{tpn} is out of range (1-65535)");
+                // With several ports each needs a name: EndpointSlice ports are matched to them by name.
+                if (ports.Count > 1 && string.IsNullOrEmpty(p.Name)) Error($"{f}.name", "required when a Service has more than one port");
+            }
+        }
+    }
+
+    private static void ValidateEndpointSlice(ClusterObject<V1EndpointSlice> slice, List<ClusterError> errors)
+    {
+        void Error(string field, string message) => errors.Add(new ClusterError(slice.File, null, slice.Label, field, message));
+        string? addressType = slice.Value.AddressType;
+        if (addressType is not ("IPv4" or "IPv6" or "FQDN"))
+        {
+            Error("addressType", addressType is null ? "required (IPv4 | IPv6 | FQDN)" : $"\"{addressType}\" is not an address type (IPv4 | IPv6 | FQDN)");
+            return;
+        }
+        if (slice.Value.Endpoints is { } endpoints && addressType != "FQDN")
+        {
+            for (int i = 0; i < endpoints.Count; i++)
+            {
+                var addrs = endpoints[i]?.Addresses;
+                if (addrs is null || addrs.Count == 0) { Error($"endpoints[{i}].addresses", "required (at least one address)"); continue; }
+                for (int j = 0; j < addrs.Count; j++)
+                {
+                    if (!IpAddr.TryParse(addrs[j], out var ip)) Error($"endpoints[{i}].addresses[{j}]", $"\"{addrs[j]}\" is not an IP address");
+                    else if (ip.IsV4 != (addressType == "IPv4")) Error($"endpoints[{i}].addresses[{j}]", $"\"{addrs[j]}\" is not an {addressType} address (addressType)");
+                }
+            }
+        }
+        if (slice.Value.Ports is { } ports)
+        {
+            for (int i = 0; i < ports.Count; i++)
+            {
+                var p = ports[i];
+                // A nil port means "all ports" (discovery.k8s.io/v1 EndpointPort.port).
+                if (p.Port is int n && n is < 1 or > 65535) Error($"ports[{i}].port", $"{n} is out of range (1-65535)");
+                if (p.Protocol is { } proto && !IsProtocol(proto)) Error($"ports[{i}].protocol", $"\"{proto}\" is not a protocol (TCP | UDP | SCTP)");
+            }
+        }
+    }
+
+    private static void ValidateNetworkPolicy(ClusterObject<V1NetworkPolicy> policy, List<ClusterError> errors)
+    {
+        void Error(string field, string message) => errors.Add(new ClusterError(policy.File, null, policy.Label, field, message));
+        void Peers(IList<V1NetworkPolicyPeer>? peers, string field)
+        {
+            if (peers is null) return;
+            for (int i = 0; i < peers.Count; i++)
+            {
+                if (peers[i]?.IpBlock is not { } block) continue;
+                if (!Cidr.TryParse(block.Cidr, out _)) Error($"{field}[{i}].ipBlock.cidr", $"\"{block.Cidr}\" is not a CIDR");
+                if (block.Except is { } except)
+                    for (int j = 0; j < except.Count; j++)
+                        if (!Cidr.TryParse(except[j], out _)) Error($"{field}[{i}].ipBlock.except[{j}]", $"\"{except[j]}\" is not a CIDR");
+            }
+        }
+        void Ports(IList<V1NetworkPolicyPort>? ports, string field)
+        {
+            if (ports is null) return;
+            for (int i = 0; i < ports.Count; i++)
+                if (ports[i]?.Protocol is { } proto && !IsProtocol(proto)) Error($"{field}[{i}].protocol", $"\"{proto}\" is not a protocol (TCP | UDP | SCTP)");
+        }
+        var spec = policy.Value.Spec;
+        if (spec is null) return;
+        if (spec.Ingress is { } ingress)
+            for (int i = 0; i < ingress.Count; i++) { Peers(ingress[i]?.FromProperty, $"spec.ingress[{i}].from"); Ports(ingress[i]?.Ports, $"spec.ingress[{i}].ports"); }
+        if (spec.Egress is { } egress)
+            for (int i = 0; i < egress.Count; i++) { Peers(egress[i]?.To, $"spec.egress[{i}].to"); Ports(egress[i]?.Ports, $"spec.egress[{i}].ports"); }
+    }
+
+    private static bool IsProtocol(string p) => p is "TCP" or "UDP" or "SCTP";
+
+    private static void CheckMacAnnotation(V1ObjectMeta? metadata, Action<string> error)
+    {
+        if (metadata?.Annotations is null || !metadata.Annotations.TryGetValue(FastPathAnnotations.Mac, out var text)) return;
+        if (!MacAddress.TryParse(text, out var mac)) error($"\"{text}\" is not a MAC address");
+        else if (mac.IsMulticast || mac == MacAddress.Zero) error($"\"{text}\" is not a unicast MAC address");
+    }
+
+    /// <summary>RFC 1123 label as Kubernetes uses it: lowercase alphanumerics and '-', at most 63 characters.</summary>
+    public static bool IsDns1123Label(string s) => s.Length <= 63 && Dns1123Label().IsMatch(s);
+
+    /// <summary>RFC 1123 subdomain as Kubernetes uses it: dot-separated labels, at most 253 characters.</summary>
+    public static bool IsDns1123Subdomain(string s) => s.Length <= 253 && Dns1123Subdomain().IsMatch(s);
+
+    [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", RegexOptions.CultureInvariant)]
+    private static partial Regex Dns1123Label();
+
+    [GeneratedRegex(@"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", RegexOptions.CultureInvariant)]
+    private static partial Regex Dns1123Subdomain();
+}

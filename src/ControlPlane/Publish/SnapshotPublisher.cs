@@ -1,0 +1,56 @@
+using FastPath.ControlPlane.Cluster;
+using FastPath.ControlPlane.Compile;
+using FastPath.DataPlane.Pipeline;
+
+namespace FastPath.ControlPlane.Publish;
+
+/// <summary>
+/// Compiles cluster state for one node and swaps the result into the data plane's <see cref="SnapshotHolder"/>.
+/// Never loses the last good state: invalid objects or a failed compile leave the current snapshot in place and
+/// return the errors (STYLE.md: edges fail early, the packet path keeps forwarding).
+/// </summary>
+public sealed class SnapshotPublisher
+{
+    private readonly object _gate = new();
+    private long _generation;
+
+    /// <summary>Starts with an empty snapshot (uplink and host ports only, generation 0) until the first publish.</summary>
+    public SnapshotPublisher(string nodeName)
+        : this(nodeName, new SnapshotHolder(new ForwardingSnapshot(new NodeSettings { NodeName = nodeName }, [], 0)))
+    {
+    }
+
+    public SnapshotPublisher(string nodeName, SnapshotHolder holder)
+    {
+        NodeName = nodeName;
+        Holder = holder;
+        _generation = holder.Current.Generation;
+    }
+
+    public string NodeName { get; }
+
+    /// <summary>What the data plane reads; hand this to the pipeline.</summary>
+    public SnapshotHolder Holder { get; }
+
+    /// <summary>Loads nothing itself: refuses a load with errors, otherwise compiles and publishes.</summary>
+    /// <returns>The errors that kept the previous snapshot; empty when a new snapshot was published.</returns>
+    public IReadOnlyList<ClusterError> Publish(ClusterLoadResult load) =>
+        load.IsValid ? Publish(load.State) : load.Errors;
+
+    /// <summary>Compiles <paramref name="state"/> (assumed validated) and publishes it with the next generation.</summary>
+    public IReadOnlyList<ClusterError> Publish(ClusterState state)
+    {
+        // Serialized so generations increase in publish order even when a watcher and a manual reload race.
+        lock (_gate)
+        {
+            var result = SnapshotCompiler.Compile(state, NodeName, _generation + 1);
+            if (result.Snapshot is null) return result.Errors;
+            _generation++;
+            Holder.Publish(result.Snapshot);
+            return [];
+        }
+    }
+
+    /// <summary>Loads <paramref name="clusterPath"/> and publishes it: the one call a reload needs.</summary>
+    public IReadOnlyList<ClusterError> Reload(string clusterPath) => Publish(ClusterDirectory.Load(clusterPath));
+}
