@@ -176,7 +176,7 @@ public sealed class CaptureSourceTests
         var batch = new PacketBatch(64);
         long total = 0;
         // Warm up: first batches JIT the loop and fill the read buffers.
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 64; i++)
             total += source.Receive(batch);
         long allocated = GC.GetAllocatedBytesForCurrentThread();
         long lastTime = -1;
