@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-dotnet build src/FastPath/FastPath.csproj -c Release -nologo -v quiet -clp:ErrorsOnly
-dotnet src/FastPath/bin/Release/net10.0/fastpath.dll replay pcaps/demo/demo.pcap \
+dotnet build src/FastPath/FastPath.csproj -c Release -nologo -v quiet -clp:ErrorsOnly\;NoSummary
+dotnet src/FastPath/bin/Release/net10.0/fastpath.dll replay pcaps/demo/demo.pcapng \
   --cluster pcaps/demo/cluster --node node-a --out replay-out "$@"

@@ -2,6 +2,8 @@ using System.Buffers.Binary;
 using FastPath.DataPlane.Packets;
 using Xunit;
 
+using FastPath.Tests.Support;
+
 namespace FastPath.Tests;
 
 /// <summary>Proves <see cref="Tshark.Problems"/> passes good captures and catches bad checksums.</summary>

@@ -63,6 +63,11 @@ public sealed class Engine
         }
     }
 
+    /// <summary>
+    /// Resolves <see cref="PortIndex.Auto"/> as the contract says: the pod owning the source address, else the
+    /// uplink. Frames without a routable source (ARP probes from 0.0.0.0, IPv6 link-local or unspecified sources
+    /// of neighbor discovery) fall back to the pod whose configured MAC sent them, since no address names a port.
+    /// </summary>
     private int ResolveIngress(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m)
     {
         int port = m.IngressPort;
@@ -74,11 +79,19 @@ public sealed class Engine
             {
                 int owner = snap.LocalAddresses.Lookup(src);
                 if (owner >= PortIndex.FirstPod) port = owner;
+                else if (owner < 0 && IsLinkScoped(src))
+                {
+                    int byMac = snap.PodMacs.Lookup(MacAddress.Read(arena.AsSpan(m.Offset + 6)));
+                    if (byMac >= 0) port = byMac;
+                }
             }
             m.IngressPort = (short)port;
         }
         return (uint)port < (uint)snap.PortCount ? port : -1;
     }
+
+    private static bool IsLinkScoped(IpAddr a) =>
+        a.IsV4 ? a.V4 == 0 || (a.V4 >> 16) == 0xA9FE : Ipv6Header.IsUnspecified(a) || Ipv6Header.IsLinkLocal(a);
 
     private static IpAddr SourceAddress(byte[] arena, in PacketMeta m, out bool found)
     {

@@ -48,6 +48,10 @@ public sealed class ForwardingSnapshot
         for (int p = 0; p < ports.Length; p++)
             foreach (var a in ports[p].Addresses) local.Add((a, p));
         LocalAddresses = new AddressTable(local);
+        var podMacs = new List<(MacAddress, int)>();
+        for (int p = PortIndex.FirstPod; p < ports.Length; p++)
+            if (ports[p].Mac != MacAddress.Zero) podMacs.Add((ports[p].Mac, p));
+        PodMacs = AddressTable.ForMacs(podMacs);
 
         // Linux sources ICMP errors from the outgoing interface's address; the node's first address of the family
         // plays that part. Without one, 169.254.1.1 (Calico's pod gateway address) and fe80::1.
@@ -65,6 +69,9 @@ public sealed class ForwardingSnapshot
 
     /// <summary>Pod and node addresses → the port they live behind.</summary>
     public AddressTable LocalAddresses { get; }
+
+    /// <summary>Configured pod MACs → pod port, for frames that carry no routable source address.</summary>
+    public AddressTable PodMacs { get; }
 
     /// <summary>Source address of ICMPv4 errors the node sends.</summary>
     public uint IcmpSourceV4 { get; }

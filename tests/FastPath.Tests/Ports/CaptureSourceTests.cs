@@ -3,6 +3,8 @@ using FastPath.DataPlane.Ports;
 using FastPath.DataPlane.Telemetry;
 using Xunit;
 
+using FastPath.Tests.Support;
+
 namespace FastPath.Tests.Ports;
 
 public sealed class CaptureSourceTests

@@ -3,6 +3,8 @@ using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Ports;
 using Xunit;
 
+using FastPath.Tests.Support;
+
 namespace FastPath.Tests.Ports;
 
 public sealed class PcapNgReaderTests

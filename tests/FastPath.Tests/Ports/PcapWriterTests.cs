@@ -4,6 +4,8 @@ using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Ports;
 using Xunit;
 
+using FastPath.Tests.Support;
+
 namespace FastPath.Tests.Ports;
 
 public sealed class PcapWriterTests

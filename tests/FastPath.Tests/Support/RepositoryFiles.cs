@@ -1,4 +1,4 @@
-namespace FastPath.Tests.Ports;
+namespace FastPath.Tests.Support;
 
 /// <summary>Paths of files checked into the repository, found from the test binary's folder.</summary>
 internal static class RepositoryFiles

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 
-namespace FastPath.Tests;
+namespace FastPath.Tests.Support;
 
 /// <summary>
 /// Decodes a capture with tshark and reports what Wireshark would complain about, so golden-capture tests can
