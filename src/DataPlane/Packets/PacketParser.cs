@@ -58,7 +58,7 @@ public static class PacketParser
         int ihl = (ip[0] & 0x0F) * 4;
         int total = BinaryPrimitives.ReadUInt16BigEndian(ip[2..]);
         if (ihl < Ipv4Header.MinLength || ihl > ip.Length || total < ihl || total > ip.Length) return DropReason.Malformed;
-        if (Checksum.Fold(Checksum.Sum(ip[..ihl])) != 0) return DropReason.BadChecksum;
+        if (!Checksum.Ipv4HeaderValid(ip[..ihl])) return DropReason.BadChecksum;
         if (ihl > Ipv4Header.MinLength && !Ipv4Header.OptionsWellFormed(ip[Ipv4Header.MinLength..ihl])) return DropReason.Malformed;
 
         m.L3 = L3Kind.Ipv4;
