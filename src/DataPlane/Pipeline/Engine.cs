@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using FastPath.DataPlane.Icmp;
+using FastPath.DataPlane.Overlay;
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Routing;
 using FastPath.DataPlane.Telemetry;
@@ -18,6 +19,7 @@ public sealed class Engine
     private readonly SnapshotHolder _snapshots;
     private ForwardingSnapshot? _sized;
     private ulong[] _learnedMacs = [];
+    private ushort _ipId; // outer IPv4 identification of encapsulated packets (DF is clear, so it must vary)
 
     public Engine(SnapshotHolder snapshots)
     {
@@ -27,6 +29,9 @@ public sealed class Engine
     }
 
     public PortCounters Counters { get; private set; }
+
+    /// <summary>Limits the ICMP errors this worker sends (capture clock).</summary>
+    public IcmpRateLimiter IcmpLimiter { get; } = new();
 
     /// <summary>The snapshot the last batch ran against.</summary>
     public ForwardingSnapshot Snapshot => _sized!;
@@ -121,6 +126,14 @@ public sealed class Engine
             return ArpFromUplink(snap, arena, ref m, ingress);
         }
 
+        // Inbound overlay traffic: strip the tunnel and forward the inner packet as if it had arrived on the uplink.
+        if (ingress == PortIndex.Uplink && VxlanTunnel.IsForUs(arena, in m, snap.UnderlayV4, snap.Node.VxlanPort))
+        {
+            var inner = VxlanTunnel.Decapsulate(arena, ref m, snap.Node.Vni);
+            if (inner != DropReason.None) return inner;
+            if (m.L3 is not (L3Kind.Ipv4 or L3Kind.Ipv6)) return DropReason.UnsupportedProtocol;
+        }
+
         int l3 = m.Offset + m.L3Offset;
         IpAddr src, dst;
         if (m.L3 == L3Kind.Ipv4)
@@ -147,16 +160,66 @@ public sealed class Engine
         if (fromPod && snap.LocalAddresses.Lookup(src) != ingress) return DropReason.SpoofedSource;
 
         int egress = snap.LocalAddresses.Lookup(dst);
-        if (egress < 0) return ingress == PortIndex.Uplink ? DropReason.NotForNode : DropReason.NoRoute;
-
-        // Delivery to the node's own stack is local input, not forwarding: the TTL is left alone as Linux does
-        // for traffic a veth hands to the host.
-        if (egress != PortIndex.Host)
+        if (egress >= 0)
         {
-            var ttlDrop = DecrementTtl(snap, arena, ref m, ingress);
-            if (ttlDrop != DropReason.None) return ttlDrop;
+            // Delivery to the node's own stack is local input, not forwarding: the TTL is left alone as Linux does
+            // for traffic a veth hands to the host.
+            if (egress != PortIndex.Host)
+            {
+                if (TtlExpires(arena, in m)) return SendError(snap, arena, ref m, ingress, IcmpHeader.TimeExceeded, 0, Icmpv6.TimeExceeded, 0, 0, DropReason.TtlExceeded);
+                DecrementTtl(arena, ref m);
+            }
+            return RewriteL2(arena, ref m, egress, PortMac(snap, egress), snap.Node.GatewayMac);
         }
-        return RewriteL2(snap, arena, ref m, egress);
+
+        int hop = snap.Routes.Lookup(dst);
+        // The node forwards its pods' traffic; it is not a transit router for the underlay.
+        if (ingress == PortIndex.Uplink) return DropReason.NotForNode;
+        if (hop < 0)
+            return SendError(snap, arena, ref m, ingress, IcmpHeader.DestinationUnreachable, IcmpHeader.CodeNetUnreachable,
+                Icmpv6.DestinationUnreachable, Icmpv6.CodeNoRoute, 0, DropReason.NoRoute);
+        var nh = snap.Routes.NextHops[hop];
+        switch (nh.Kind)
+        {
+            case NextHopKind.Host:
+                return RewriteL2(arena, ref m, PortIndex.Host, PortMac(snap, PortIndex.Host), snap.Node.GatewayMac);
+            case NextHopKind.Unreachable:
+                return SendError(snap, arena, ref m, ingress, IcmpHeader.DestinationUnreachable, nh.IcmpCode,
+                    Icmpv6.DestinationUnreachable, nh.IcmpCode == IcmpHeader.CodeHostUnreachable ? Icmpv6.CodeAddressUnreachable : Icmpv6.CodeNoRoute,
+                    0, DropReason.NoRoute);
+        }
+
+        // RFC 1812 §5.3.1 and Linux ip_forward: TTL first, then the MTU, then the decrement.
+        if (TtlExpires(arena, in m)) return SendError(snap, arena, ref m, ingress, IcmpHeader.TimeExceeded, 0, Icmpv6.TimeExceeded, 0, 0, DropReason.TtlExceeded);
+        bool tunnel = nh.Kind == NextHopKind.RemoteNode && snap.Node.Tunnel == TunnelMode.Vxlan;
+        int pathMtu = snap.Node.Mtu - (tunnel ? VxlanTunnel.MtuOverhead : 0);
+        if (m.L3Length > pathMtu) return PathMtuExceeded(snap, arena, ref m, ingress, pathMtu);
+        DecrementTtl(arena, ref m);
+
+        var uplinkMac = snap.Node.UplinkMac;
+        var drop = RewriteL2(arena, ref m, PortIndex.Uplink, nh.Mac.Value, uplinkMac);
+        if (drop != DropReason.None || !tunnel) return drop;
+        VxlanTunnel.Encapsulate(arena, ref m, snap.UnderlayV4, nh.Underlay.V4, uplinkMac, nh.Mac, snap.Node.VxlanPort, snap.Node.Vni, _ipId++);
+        return DropReason.None;
+    }
+
+    private ulong PortMac(ForwardingSnapshot snap, int port)
+    {
+        ulong mac = snap.PortMacs[port];
+        return mac != 0 ? mac : _learnedMacs[port];
+    }
+
+    /// <summary>
+    /// RFC 1191 / RFC 8201: an IPv4 packet with DF gets "fragmentation needed" with the next-hop MTU, an IPv6 packet
+    /// "packet too big" (never below the 1280-byte IPv6 minimum). IPv4 without DF is not fragmented by the engine:
+    /// it is dropped with mtu-exceeded and counted (see docs/ARCHITECTURE.md).
+    /// </summary>
+    private DropReason PathMtuExceeded(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int ingress, int mtu)
+    {
+        if (m.L3 == L3Kind.Ipv4 && (m.Flags & PacketFlags.DontFragment) == 0) return DropReason.MtuExceeded;
+        uint rest = (uint)(m.L3 == L3Kind.Ipv4 ? mtu : Math.Max(mtu, 1280));
+        return SendError(snap, arena, ref m, ingress, IcmpHeader.DestinationUnreachable, IcmpHeader.CodeFragmentationNeeded,
+            Icmpv6.PacketTooBig, 0, rest, DropReason.MtuExceeded);
     }
 
     private static bool IsNeighborDiscovery(byte icmpType) =>
@@ -174,54 +237,44 @@ public sealed class Engine
         return DropReason.NotForNode;
     }
 
-    /// <summary>
-    /// RFC 1812 §5.3.1 / RFC 8200 §3: a router decrements the TTL / hop limit and, when it would reach zero, drops
-    /// the packet and sends ICMP time exceeded (code 0) back out of the ingress port.
-    /// </summary>
-    private DropReason DecrementTtl(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int ingress)
+    /// <summary>RFC 1812 §5.3.1 / RFC 8200 §3: a router must not forward a packet whose TTL / hop limit it would take to zero.</summary>
+    private static bool TtlExpires(byte[] arena, in PacketMeta m) =>
+        arena[m.Offset + m.L3Offset + (m.L3 == L3Kind.Ipv4 ? 8 : 7)] <= 1;
+
+    private static void DecrementTtl(byte[] arena, ref PacketMeta m)
     {
         int l3 = m.Offset + m.L3Offset;
-        if (m.L3 == L3Kind.Ipv4)
-        {
-            var ip = new Ipv4Header(arena.AsSpan(l3, Ipv4Header.MinLength));
-            if (ip.Ttl > 1)
-            {
-                ip.DecrementTtl();
-                return DropReason.None;
-            }
-            if (IcmpErrorBuilder.MayAnswer(arena.AsSpan(m.Offset, m.Length), in m))
-            {
-                IcmpErrorBuilder.BuildV4(arena, ref m, IcmpHeader.TimeExceeded, 0, 0, snap.IcmpSourceV4, snap.Node.GatewayMac);
-                m.EgressPort = (short)ingress;
-            }
-            return DropReason.TtlExceeded;
-        }
+        if (m.L3 == L3Kind.Ipv4) new Ipv4Header(arena.AsSpan(l3, Ipv4Header.MinLength)).DecrementTtl();
+        else arena[l3 + 7]--;
+    }
 
-        ref byte hopLimit = ref arena[l3 + 7];
-        if (hopLimit > 1)
-        {
-            hopLimit--;
-            return DropReason.None;
-        }
-        if (IcmpErrorBuilder.MayAnswer(arena.AsSpan(m.Offset, m.Length), in m))
-        {
-            IcmpErrorBuilder.BuildV6(arena, ref m, Icmpv6.TimeExceeded, 0, 0, snap.IcmpSourceV6, snap.Node.GatewayMac);
-            m.EgressPort = (short)ingress;
-        }
-        return DropReason.TtlExceeded;
+    /// <summary>
+    /// Drops the packet with <paramref name="reason"/> and, where the rules and the rate limiter allow, turns it in
+    /// place into the matching ICMP / ICMPv6 error sent back out of the ingress port.
+    /// </summary>
+    private DropReason SendError(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int ingress,
+        byte type4, byte code4, byte type6, byte code6, uint rest, DropReason reason)
+    {
+        if (!IcmpErrorBuilder.MayAnswer(arena.AsSpan(m.Offset, m.Length), in m)) return reason;
+        bool pmtu = reason == DropReason.MtuExceeded;
+        int l3 = m.Offset + m.L3Offset;
+        var to = m.L3 == L3Kind.Ipv4 ? IpAddr.ReadV4(arena.AsSpan(l3 + 12)) : IpAddr.ReadV6(arena.AsSpan(l3 + 8));
+        if (!pmtu && !IcmpLimiter.Allow(to, m.Timestamp)) return reason;
+        if (m.L3 == L3Kind.Ipv4) IcmpErrorBuilder.BuildV4(arena, ref m, type4, code4, rest, snap.IcmpSourceV4, snap.Node.GatewayMac);
+        else IcmpErrorBuilder.BuildV6(arena, ref m, type6, code6, rest, snap.IcmpSourceV6, snap.Node.GatewayMac);
+        m.EgressPort = (short)ingress;
+        return reason;
     }
 
     /// <summary>
     /// Writes a fresh untagged Ethernet header right in front of the IP header (stripping any VLAN tags) and trims
-    /// L2 padding: source is the gateway MAC, destination the egress device's configured or learned MAC.
+    /// L2 padding. A zero destination MAC means the neighbor is neither configured nor learned yet.
     /// </summary>
-    private DropReason RewriteL2(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int egress)
+    private static DropReason RewriteL2(byte[] arena, ref PacketMeta m, int egress, ulong destinationMac, MacAddress sourceMac)
     {
-        ulong mac = snap.PortMacs[egress];
-        if (mac == 0) mac = _learnedMacs[egress];
-        if (mac == 0) return DropReason.NeighborUnknown;
+        if (destinationMac == 0) return DropReason.NeighborUnknown;
         int start = m.Offset + m.L3Offset - EthernetHeader.Length;
-        EthernetHeader.Write(arena.AsSpan(start), new MacAddress(mac), snap.Node.GatewayMac,
+        EthernetHeader.Write(arena.AsSpan(start), new MacAddress(destinationMac), sourceMac,
             m.L3 == L3Kind.Ipv4 ? EtherType.Ipv4 : EtherType.Ipv6);
         int shift = m.L3Offset - EthernetHeader.Length;
         m.Offset = start;

@@ -33,9 +33,11 @@ public sealed record NodeSettings
 /// </summary>
 public sealed class ForwardingSnapshot
 {
-    public ForwardingSnapshot(NodeSettings node, IReadOnlyList<PortDefinition> pods, long generation = 0)
+    public ForwardingSnapshot(NodeSettings node, IReadOnlyList<PortDefinition> pods, long generation = 0, RouteTable? routes = null)
     {
         Node = node;
+        Routes = routes ?? RouteTable.Empty;
+        UnderlayV4 = node.HostAddresses.FirstOrDefault(a => a.IsV4, default).V4;
         Generation = generation;
         var hostAddresses = new List<IpAddr>();
         var ports = new PortDefinition[PortIndex.FirstPod + pods.Count];
@@ -66,6 +68,12 @@ public sealed class ForwardingSnapshot
     public long Generation { get; }
     public IReadOnlyList<PortDefinition> Ports { get; }
     public int PortCount => Ports.Count;
+
+    /// <summary>Routes for everything that is not a local address: other nodes' pods, off-cluster, unreachable ranges.</summary>
+    public RouteTable Routes { get; }
+
+    /// <summary>This node's IPv4 underlay address (its first IPv4 InternalIP), the VXLAN tunnel endpoint; 0 if none.</summary>
+    public uint UnderlayV4 { get; }
 
     /// <summary>Pod and node addresses → the port they live behind.</summary>
     public AddressTable LocalAddresses { get; }

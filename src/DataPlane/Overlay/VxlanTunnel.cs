@@ -1,0 +1,105 @@
+using System.Buffers.Binary;
+using FastPath.DataPlane.Packets;
+using FastPath.DataPlane.Pipeline;
+using FastPath.DataPlane.Telemetry;
+
+namespace FastPath.DataPlane.Overlay;
+
+/// <summary>
+/// VXLAN (RFC 7348) encapsulation and decapsulation in place, Flannel-compatible: outer Ethernet/IPv4/UDP/VXLAN in
+/// the slot's headroom in front of the inner frame, so neither direction copies the packet.
+/// </summary>
+public static class VxlanTunnel
+{
+    /// <summary>Outer Ethernet + IPv4 + UDP + VXLAN.</summary>
+    public const int Overhead = EthernetHeader.Length + Ipv4Header.MinLength + UdpHeader.Length + VxlanHeader.Length;
+
+    /// <summary>What the encapsulation adds to the inner L3 packet on an L3 MTU budget (inner Ethernet included).</summary>
+    public const int MtuOverhead = Overhead;
+
+    private const ushort SourcePortMin = 49152;
+    private const byte OuterTtl = 64;
+
+    /// <summary>
+    /// Encapsulates the packet (whose inner Ethernet header must already be in place at <see cref="PacketMeta.Offset"/>)
+    /// towards <paramref name="remote"/>. The outer UDP source port is a hash of the inner flow folded into
+    /// 49152–65535, so one flow keeps one port (ECMP and RSS on the underlay keep its packets in order) as the Linux
+    /// vxlan driver does with udp_flow_src_port. The outer UDP checksum is zero (RFC 7348 §5; Linux's default for
+    /// IPv4); DF is clear so the underlay may fragment, as with Linux's default "df unset".
+    /// </summary>
+    public static void Encapsulate(Span<byte> arena, ref PacketMeta m, uint localUnderlay, uint remoteUnderlay,
+        MacAddress localMac, MacAddress remoteMac, ushort udpPort, uint vni, ushort ipId)
+    {
+        int innerStart = m.Offset;
+        int innerLength = m.Length;
+        ushort sourcePort = (ushort)(SourcePortMin + (FlowHash(arena.Slice(innerStart, innerLength), in m) % (65536 - SourcePortMin)));
+
+        int start = innerStart - Overhead;
+        var outer = arena.Slice(start, Overhead);
+        EthernetHeader.Write(outer, remoteMac, localMac, EtherType.Ipv4);
+        int ipLength = Overhead - EthernetHeader.Length + innerLength;
+        Ipv4Header.Write(outer[EthernetHeader.Length..], 0, (ushort)ipLength, ipId, 0, OuterTtl, IpProtocol.Udp, localUnderlay, remoteUnderlay);
+        var udp = outer[(EthernetHeader.Length + Ipv4Header.MinLength)..];
+        BinaryPrimitives.WriteUInt16BigEndian(udp, sourcePort);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[2..], udpPort);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[4..], (ushort)(ipLength - Ipv4Header.MinLength));
+        BinaryPrimitives.WriteUInt16BigEndian(udp[6..], 0);
+        VxlanHeader.Write(udp[UdpHeader.Length..], vni);
+
+        m.Offset = start;
+        m.Length = Overhead + innerLength;
+        m.L3 = L3Kind.Ipv4;
+        m.L3Offset = EthernetHeader.Length;
+        m.L4Offset = EthernetHeader.Length + Ipv4Header.MinLength;
+        m.L3Length = (ushort)ipLength;
+        m.IpProtocol = IpProtocol.Udp;
+        m.SourcePort = sourcePort;
+        m.DestinationPort = udpPort;
+        m.Flags = PacketFlags.HasL4;
+    }
+
+    /// <summary>
+    /// True when the packet is VXLAN addressed to this node's tunnel endpoint (outer IPv4 destination and UDP port).
+    /// </summary>
+    public static bool IsForUs(ReadOnlySpan<byte> arena, in PacketMeta m, uint localUnderlay, ushort udpPort) =>
+        m.L3 == L3Kind.Ipv4 && m.IpProtocol == IpProtocol.Udp && m.DestinationPort == udpPort
+        && (m.Flags & (PacketFlags.HasL4 | PacketFlags.Fragment)) == PacketFlags.HasL4
+        && localUnderlay != 0
+        && BinaryPrimitives.ReadUInt32BigEndian(arena[(m.Offset + m.L3Offset + 16)..]) == localUnderlay;
+
+    /// <summary>
+    /// Strips the outer headers and parses the inner frame into <paramref name="m"/> (timestamp, input index and
+    /// ingress port kept). A VXLAN header without the I flag is malformed; a VNI other than ours is dropped, as the
+    /// kernel does for a VNI no vxlan device owns.
+    /// </summary>
+    public static DropReason Decapsulate(Span<byte> arena, ref PacketMeta m, uint vni)
+    {
+        int vx = m.Offset + m.L4Offset + UdpHeader.Length;
+        int end = m.Offset + m.L3Offset + m.L3Length;
+        if (vx + VxlanHeader.Length + EthernetHeader.Length > end) return DropReason.Malformed;
+        var header = new VxlanHeader(arena.Slice(vx, VxlanHeader.Length));
+        if (!header.VniValid) return DropReason.Malformed;
+        if (header.Vni != vni) return DropReason.UnknownVni;
+
+        int innerStart = vx + VxlanHeader.Length;
+        var kept = (m.Timestamp, m.InputIndex, m.IngressPort);
+        m = default;
+        (m.Timestamp, m.InputIndex, m.IngressPort) = kept;
+        m.EgressPort = PortIndex.None;
+        m.Offset = innerStart;
+        m.Length = end - innerStart;
+        return PacketParser.Parse(arena.Slice(innerStart, m.Length), ref m);
+    }
+
+    /// <summary>A hash of the inner flow's addresses, protocol and ports (FNV-1a over the fields, then mixed).</summary>
+    private static uint FlowHash(ReadOnlySpan<byte> frame, in PacketMeta m)
+    {
+        ulong h = 0xCBF2_9CE4_8422_2325UL;
+        var l3 = frame[m.L3Offset..];
+        var addresses = m.L3 == L3Kind.Ipv4 ? l3.Slice(12, 8) : l3.Slice(8, 32);
+        foreach (byte b in addresses) h = (h ^ b) * 0x0000_0100_0000_01B3UL;
+        h ^= ((ulong)m.IpProtocol << 32) | ((ulong)m.SourcePort << 16) | m.DestinationPort;
+        h *= 0x9E37_79B9_7F4A_7C15UL;
+        return (uint)(h >> 32);
+    }
+}
