@@ -1,0 +1,186 @@
+using CsCheck;
+using FastPath.DataPlane.Routing;
+
+namespace FastPath.Tests.Routing;
+
+/// <summary>DIR-24-8 against a linear scan where the longest matching prefix wins.</summary>
+public class LpmTable4Tests
+{
+    internal static uint Mask(int length) => length == 0 ? 0 : uint.MaxValue << (32 - length);
+
+    /// <summary>The obviously-correct reference: every route checked, longest match wins.</summary>
+    internal static int NaiveLookup(Dictionary<(uint, int), int> routes, uint address)
+    {
+        int best = -1, bestLength = -1;
+        foreach (var ((prefix, length), hop) in routes)
+            if ((address & Mask(length)) == prefix && length > bestLength) { best = hop; bestLength = length; }
+        return best;
+    }
+
+    internal static Dictionary<(uint, int), int> Canonical(IEnumerable<(uint Prefix, int Length, int NextHop)> routes)
+    {
+        var d = new Dictionary<(uint, int), int>();
+        foreach (var (p, l, h) in routes) d[(p & Mask(l), l)] = h;
+        return d;
+    }
+
+    /// <summary>
+    /// Route sets built around a few base addresses so they overlap: whole random prefixes, prefixes sharing the
+    /// base's /24 (tbl8 groups with many routes), sharing its /16, and the base itself at every length (nesting).
+    /// Lengths 0..32, so /0 and /32 come up often.
+    /// </summary>
+    internal static readonly Gen<(uint Prefix, int Length, int NextHop)[]> GenRoutes =
+        Gen.Select(Gen.UInt.Array[1, 4], Gen.Select(Gen.Int[0, 3], Gen.Int[0, 3], Gen.UInt, Gen.Int[0, 32], Gen.Int[0, 1000]).Array[0, 120])
+            .Select((bases, raw) =>
+            {
+                var routes = new (uint, int, int)[raw.Length + 2];
+                for (int i = 0; i < raw.Length; i++)
+                {
+                    var (mode, b, r, length, hop) = raw[i];
+                    uint bse = bases[b % bases.Length];
+                    uint prefix = mode switch { 0 => r, 1 => bse ^ (r & 0xFF), 2 => bse ^ (r & 0xFFFF), _ => bse };
+                    // Half of the shared-/24 routes are longer than /24, so they land in tbl8 groups.
+                    if (mode == 1 && length < 25) length = 25 + (int)(r >> 29);
+                    routes[i] = (prefix & Mask(length), length, hop);
+                }
+                routes[^2] = (bases[0], 32, 4242);
+                routes[^1] = (0, 0, 7); // the default route
+                return routes;
+            });
+
+    /// <summary>Random addresses plus each prefix's first and last address and the addresses just outside them.</summary>
+    internal static uint[] Probes(IEnumerable<(uint Prefix, int Length, int NextHop)> routes, uint seed)
+    {
+        var list = new List<uint> { 0, uint.MaxValue };
+        var rng = new Random((int)seed);
+        foreach (var (p, l, _) in routes)
+        {
+            uint first = p & Mask(l), last = first | ~Mask(l);
+            list.Add(first); list.Add(last); list.Add(first - 1); list.Add(last + 1);
+            list.Add(first + 1); list.Add(last - 1);
+            list.Add(first | ((uint)rng.Next() & ~Mask(l)));
+        }
+        for (int i = 0; i < 64; i++) list.Add((uint)rng.NextInt64());
+        return list.ToArray();
+    }
+
+    [Fact]
+    public void LookupMatchesLinearScan()
+    {
+        Gen.Select(GenRoutes, Gen.UInt).Sample((routes, seed) =>
+        {
+            var table = LpmTable4.Build(routes);
+            var reference = Canonical(routes);
+            foreach (uint a in Probes(routes, seed))
+                Assert.Equal(NaiveLookup(reference, a), table.Lookup(a));
+        }, iter: 100);
+    }
+
+    [Fact]
+    public void BatchLookupEqualsSingleLookup()
+    {
+        Gen.Select(GenRoutes, Gen.UInt).Sample((routes, seed) =>
+        {
+            var table = LpmTable4.Build(routes);
+            uint[] probes = Probes(routes, seed);
+            var batch = new int[probes.Length];
+            table.LookupBatch(probes, batch);
+            for (int i = 0; i < probes.Length; i++) Assert.Equal(table.Lookup(probes[i]), batch[i]);
+        }, iter: 50);
+    }
+
+    [Fact]
+    public void GatherBatchEqualsSingleLookup()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported) return;
+        Gen.Select(GenRoutes, Gen.UInt).Sample((routes, seed) =>
+        {
+            var table = LpmTable4.Build(routes);
+            uint[] probes = Probes(routes, seed);
+            var batch = new int[probes.Length];
+            LpmTable4.UseGather = true;
+            try { table.LookupBatch(probes, batch); }
+            finally { LpmTable4.UseGather = false; }
+            for (int i = 0; i < probes.Length; i++) Assert.Equal(table.Lookup(probes[i]), batch[i]);
+        }, iter: 30);
+    }
+
+    /// <summary>
+    /// Incremental add/remove (with snapshots taken in between, exercising copy-on-write) ends in the same lookups as
+    /// building the final route set from scratch; and an earlier snapshot does not see later changes.
+    /// </summary>
+    [Fact]
+    public void IncrementalChangesEqualRebuild()
+    {
+        var genOps = Gen.Select(Gen.Bool, Gen.Int[0, 1000], Gen.UInt, Gen.Int[0, 32], Gen.Int[0, 1000]).Array[1, 80];
+        Gen.Select(GenRoutes, GenRoutes, genOps, Gen.UInt).Sample((initial, extra, ops, seed) =>
+        {
+            var builder = new LpmTable4.Builder(initialTbl8Groups: 1); // forces pool growth
+            foreach (var (p, l, h) in initial) builder.Add(p, l, h);
+            var reference = Canonical(initial);
+            var snapshot = builder.ToTable();
+            var snapshotReference = new Dictionary<(uint, int), int>(reference);
+
+            var pool = initial.Concat(extra).ToArray();
+            foreach (var (remove, pick, r, length, hop) in ops)
+            {
+                var (p, l, _) = pool[pick % pool.Length];
+                if (remove)
+                {
+                    Assert.Equal(reference.Remove((p & Mask(l), l)), builder.Remove(p, l));
+                }
+                else
+                {
+                    // Either re-add a known prefix with a new hop, or a fresh one.
+                    if (r % 3 == 0) { p = r; l = length; }
+                    builder.Add(p, l, hop);
+                    reference[(p & Mask(l), l)] = hop;
+                }
+                if (r % 17 == 0) builder.ToTable(); // a snapshot mid-way: the next change must copy
+            }
+
+            var incremental = builder.ToTable();
+            var rebuilt = LpmTable4.Build(reference.Select(kv => (kv.Key.Item1, kv.Key.Item2, kv.Value)));
+            Assert.Equal(reference.Count, incremental.RouteCount);
+            var probes = Probes(pool.Concat(reference.Select(kv => (kv.Key.Item1, kv.Key.Item2, kv.Value))), seed);
+            foreach (uint a in probes)
+            {
+                int expected = NaiveLookup(reference, a);
+                Assert.Equal(expected, rebuilt.Lookup(a));
+                Assert.Equal(expected, incremental.Lookup(a));
+                Assert.Equal(NaiveLookup(snapshotReference, a), snapshot.Lookup(a));
+            }
+            // Deletes recycle tbl8 groups: the incremental table never holds more groups than a fresh build needs.
+            Assert.Equal(rebuilt.Tbl8GroupsUsed, incremental.Tbl8GroupsUsed);
+        }, iter: 60);
+    }
+
+    [Fact]
+    public void RemovingEveryRouteLeavesAnEmptyTable()
+    {
+        Gen.Select(GenRoutes, Gen.UInt).Sample((routes, seed) =>
+        {
+            var b = new LpmTable4.Builder();
+            foreach (var (p, l, h) in routes) b.Add(p, l, h);
+            foreach (var (p, l, _) in routes) b.Remove(p, l);
+            var t = b.ToTable();
+            Assert.Equal(0, t.RouteCount);
+            Assert.Equal(0, t.Tbl8GroupsUsed);
+            foreach (uint a in Probes(routes, seed)) Assert.Equal(-1, t.Lookup(a));
+        }, iter: 30);
+    }
+
+    [Fact]
+    public void HostRouteDefaultRouteAndEmptyTable()
+    {
+        Assert.Equal(-1, LpmTable4.Build([]).Lookup(0x0A00_0001));
+        var t = LpmTable4.Build([(0, 0, 1), (0x0A00_0000, 8, 2), (0x0A01_0200, 24, 3), (0x0A01_0203, 32, 4), (0x0A01_0280, 25, 5)]);
+        Assert.Equal(1, t.Lookup(0x0B00_0000));
+        Assert.Equal(2, t.Lookup(0x0AFF_FFFF));
+        Assert.Equal(3, t.Lookup(0x0A01_0200));
+        Assert.Equal(4, t.Lookup(0x0A01_0203));
+        Assert.Equal(3, t.Lookup(0x0A01_0204));
+        Assert.Equal(5, t.Lookup(0x0A01_02FF));
+        Assert.Equal(LpmTable4.MaxNextHop, LpmTable4.Build([(0, 0, LpmTable4.MaxNextHop)]).Lookup(1));
+    }
+}
