@@ -42,6 +42,11 @@ public sealed record FastPathConfiguration
     /// <summary>MTU of the uplink.</summary>
     public int Mtu { get; init; } = 1500;
     public MacAddress GatewayMac { get; init; } = new(0xEEEE_EEEE_EEEEUL);
+    /// <summary>
+    /// The MAC of the uplink's default gateway (the underlay router). Without it the node has no default route:
+    /// off-cluster destinations are unreachable (ICMP net unreachable), as on a node with no default gateway.
+    /// </summary>
+    public MacAddress? UplinkGatewayMac { get; init; }
     public PortRange NodePortRange { get; init; } = new(30000, 32767);
     /// <summary>SNAT pod traffic leaving the cluster CIDRs to the node IP (kube-proxy's --cluster-cidr masquerade rule).</summary>
     public bool MasqueradeOffCluster { get; init; } = true;

@@ -51,12 +51,10 @@ internal static partial class FastPathConfigurationReader
                     if (ReadInt(value, 576, 9216, Error) is int mtu) config = config with { Mtu = mtu };
                     break;
                 case "gatewayMAC":
-                    if (ReadScalar(value, Error) is { } macText)
-                    {
-                        if (!MacAddress.TryParse(macText, out var mac)) Error($"\"{macText}\" is not a MAC address");
-                        else if (mac.IsMulticast || mac == MacAddress.Zero) Error($"\"{macText}\" is not a unicast MAC address");
-                        else config = config with { GatewayMac = mac };
-                    }
+                    if (ReadUnicastMac(value, Error) is { } gatewayMac) config = config with { GatewayMac = gatewayMac };
+                    break;
+                case "uplinkGatewayMAC":
+                    if (ReadUnicastMac(value, Error) is { } uplinkGateway) config = config with { UplinkGatewayMac = uplinkGateway };
                     break;
                 case "nodePortRange":
                     if (ReadScalar(value, Error) is { } rangeText)
@@ -107,6 +105,15 @@ internal static partial class FastPathConfigurationReader
     {
         if (node is ManifestScalar { IsNull: false } s) return s.Value;
         error(node is ManifestScalar ? "a value is required" : "expected a single value, not a list or mapping");
+        return null;
+    }
+
+    private static MacAddress? ReadUnicastMac(ManifestNode value, Action<string> error)
+    {
+        if (ReadScalar(value, error) is not { } text) return null;
+        if (!MacAddress.TryParse(text, out var mac)) error($"\"{text}\" is not a MAC address");
+        else if (mac.IsMulticast || mac == MacAddress.Zero) error($"\"{text}\" is not a unicast MAC address");
+        else return mac;
         return null;
     }
 

@@ -1,6 +1,7 @@
 using FastPath.ControlPlane.Cluster;
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Pipeline;
+using FastPath.DataPlane.Routing;
 using k8s.Models;
 
 namespace FastPath.ControlPlane.Compile;
@@ -36,8 +37,12 @@ public static class SnapshotCompiler
             UplinkMac = AnnotatedMac(node.Value.Metadata),
             Mtu = config.Mtu,
             HostAddresses = HostAddresses(node.Value),
+            Tunnel = config.Tunnel == Cluster.TunnelMode.Direct ? DataPlane.Pipeline.TunnelMode.Direct : DataPlane.Pipeline.TunnelMode.Vxlan,
+            VxlanPort = (ushort)config.VxlanPort,
+            Vni = (uint)config.Vni,
         };
-        return new CompileResult(new ForwardingSnapshot(settings, PodPorts(state, node.Name), generation), []);
+        var routes = new RouteTable(RouteCompiler.Routes(state, node.Name));
+        return new CompileResult(new ForwardingSnapshot(settings, PodPorts(state, node.Name), generation, routes), []);
     }
 
     /// <summary>
@@ -77,7 +82,7 @@ public static class SnapshotCompiler
     }
 
     /// <summary>The node's own addresses: InternalIPs first (what kubelet and peers use), then ExternalIPs.</summary>
-    private static List<IpAddr> HostAddresses(V1Node node)
+    internal static List<IpAddr> HostAddresses(V1Node node)
     {
         var addresses = new List<IpAddr>();
         foreach (string type in (string[])["InternalIP", "ExternalIP"])
@@ -86,7 +91,7 @@ public static class SnapshotCompiler
         return addresses;
     }
 
-    private static MacAddress AnnotatedMac(V1ObjectMeta? metadata) =>
+    internal static MacAddress AnnotatedMac(V1ObjectMeta? metadata) =>
         metadata?.Annotations is { } a && a.TryGetValue(FastPathAnnotations.Mac, out var text) && MacAddress.TryParse(text, out var mac)
             ? mac
             : MacAddress.Zero;

@@ -23,8 +23,15 @@ public sealed record NodeSettings
     public int Mtu { get; init; } = 1500;
     /// <summary>The node's own addresses (InternalIPs): traffic to them goes to the host port.</summary>
     public IReadOnlyList<IpAddr> HostAddresses { get; init; } = [];
-
+    /// <summary>How pod traffic for other nodes leaves: VXLAN (Flannel-compatible) or routed on a shared L2.</summary>
+    public TunnelMode Tunnel { get; init; } = TunnelMode.Vxlan;
+    /// <summary>VXLAN UDP port: 8472 is Flannel's and the Linux kernel's default, 4789 the IANA one (RFC 7348).</summary>
+    public ushort VxlanPort { get; init; } = 8472;
+    public uint Vni { get; init; } = 1;
 }
+
+/// <summary>Cross-node transport for pod traffic.</summary>
+public enum TunnelMode : byte { Vxlan, Direct }
 
 /// <summary>
 /// An immutable, compiled view of everything the packet path needs. The control plane builds a new one for every

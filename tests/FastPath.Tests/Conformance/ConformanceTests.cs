@@ -14,7 +14,6 @@ public class ConformanceTests
     private static readonly Dictionary<string, string> Pending = new()
     {
         ["clusterip-tcp-dnat"] = "Services (issue 5)",
-        ["cross-node-vxlan"] = "cross-node VXLAN (issue 4)",
     };
 
     private static string SharedRunner => Path.Combine(RepositoryFiles.Root, "..", "shared", "conformance", "run.py");

@@ -1,0 +1,66 @@
+using FastPath.ControlPlane.Cluster;
+using FastPath.DataPlane.Packets;
+using FastPath.DataPlane.Routing;
+
+namespace FastPath.ControlPlane.Compile;
+
+/// <summary>
+/// The node's routing table, in the shape Flannel and kube-proxy leave on a Linux node:
+/// <list type="bullet">
+/// <item>every other node's podCIDRs → that node (VXLAN to its InternalIP, or its MAC with tunnel: direct);</item>
+/// <item>every other node's own addresses → the uplink, straight to that node's MAC (shared L2);</item>
+/// <item>this node's podCIDRs → unreachable (host) for addresses no local pod holds (local pods match exactly first);</item>
+/// <item>cluster and service CIDRs → unreachable (net): nothing outside a node's podCIDR or a Service lives there;</item>
+/// <item>default routes → the uplink gateway (uplinkGatewayMAC), masqueraded when masqueradeOffCluster is on.</item>
+/// </list>
+/// Longest prefix wins, so a node's /24 inside the cluster /16 takes precedence over the unreachable /16.
+/// </summary>
+public static class RouteCompiler
+{
+    public static List<Route> Routes(ClusterState state, string nodeName)
+    {
+        var config = state.Configuration;
+        var routes = new List<Route>();
+
+        foreach (var cidr in config.ClusterCidrs)
+            routes.Add(new Route(cidr.Network, cidr.Length, Unreachable(IcmpHeader.CodeNetUnreachable)));
+        foreach (var cidr in config.ServiceCidrs)
+            routes.Add(new Route(cidr.Network, cidr.Length, Unreachable(IcmpHeader.CodeNetUnreachable)));
+
+        if (config.UplinkGatewayMac is { } gateway)
+        {
+            var hop = new NextHop(NextHopKind.Uplink, default, gateway, Masquerade: config.MasqueradeOffCluster);
+            routes.Add(new Route(IpAddr.FromV4(0), 0, hop));
+            routes.Add(new Route(new IpAddr(UInt128.Zero), 0, hop));
+        }
+
+        foreach (var node in state.Nodes)
+        {
+            var cidrs = PodCidrs(node.Value);
+            if (node.Name == nodeName)
+            {
+                foreach (var cidr in cidrs) routes.Add(new Route(cidr.Network, cidr.Length, Unreachable(IcmpHeader.CodeHostUnreachable)));
+                continue;
+            }
+            var addresses = SnapshotCompiler.HostAddresses(node.Value);
+            var mac = SnapshotCompiler.AnnotatedMac(node.Value.Metadata);
+            // The VXLAN underlay is IPv4, for IPv6 pod CIDRs too (one tunnel carries both families).
+            var underlay = addresses.FirstOrDefault(a => a.IsV4);
+            var remote = new NextHop(NextHopKind.RemoteNode, underlay, mac);
+            foreach (var cidr in cidrs) routes.Add(new Route(cidr.Network, cidr.Length, remote));
+            foreach (var a in addresses)
+                routes.Add(new Route(a, a.IsV4 ? 32 : 128, new NextHop(NextHopKind.Uplink, a, mac, Masquerade: config.MasqueradeOffCluster)));
+        }
+        return routes;
+    }
+
+    private static NextHop Unreachable(byte code) => new(NextHopKind.Unreachable, default, MacAddress.Zero, code);
+
+    private static List<Cidr> PodCidrs(k8s.Models.V1Node node)
+    {
+        var cidrs = new List<Cidr>();
+        foreach (var text in node.Spec?.PodCIDRs ?? (node.Spec?.PodCIDR is { } single ? [single] : []))
+            if (Cidr.TryParse(text, out var cidr) && !cidrs.Contains(cidr)) cidrs.Add(cidr);
+        return cidrs;
+    }
+}
