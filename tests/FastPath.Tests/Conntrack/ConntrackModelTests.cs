@@ -96,7 +96,7 @@ public class ConntrackModelTests
     public void MatchesReferenceWithEvictionWindowOverWholeTable()
     {
         long evictions = 0, failures = 0, expired = 0;
-        Gen.Select(Gen.Int[2, 12], Ops).Sample(t =>
+        Gen.Select(Gen.Int[1, 8], Ops).Sample(t =>
         {
             var table = Run(t.Item1, t.Item2);
             Interlocked.Add(ref evictions, table.Evictions);
