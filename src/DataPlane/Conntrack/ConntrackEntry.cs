@@ -1,0 +1,36 @@
+using System.Runtime.InteropServices;
+
+namespace FastPath.DataPlane.Conntrack;
+
+/// <summary>
+/// One tracked connection (Linux's struct nf_conn): both tuples, state, clocks and counters, plus opaque NAT
+/// fields the Services and masquerade stages own. <see cref="Reply"/> is what the reply direction looks like on
+/// the wire, so it differs from <c>Original.Reverse()</c> exactly when NAT rewrites the flow.
+/// </summary>
+/// <remarks>
+/// The fields a lookup touches (expiry, both tuples) come first; counters and NAT fields after them.
+/// Times are nanoseconds of the capture clock (<see cref="Pipeline.PacketMeta.Timestamp"/>).
+/// </remarks>
+[StructLayout(LayoutKind.Sequential)]
+public struct ConntrackEntry
+{
+    /// <summary>The entry is dead once <c>now ≥ Expires</c>.</summary>
+    public long Expires;
+    public FlowKey Original;
+    public FlowKey Reply;
+    public ConntrackState State;
+    public ConntrackStatus Status;
+    /// <summary>Which rewrite applies (none, SNAT, DNAT...), set by the NAT stages; the table never reads it.</summary>
+    public byte NatKind;
+    public int NatTag;
+    public int Backend;
+    public long Created;
+    public long LastSeen;
+    public long PacketsOriginal;
+    public long BytesOriginal;
+    public long PacketsReply;
+    public long BytesReply;
+
+    public readonly bool InUse => (Status & ConntrackStatus.InUse) != 0;
+    public readonly bool Assured => (Status & ConntrackStatus.Assured) != 0;
+}

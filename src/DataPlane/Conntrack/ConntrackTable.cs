@@ -1,0 +1,351 @@
+using System.Runtime.CompilerServices;
+using FastPath.DataPlane.Packets;
+
+namespace FastPath.DataPlane.Conntrack;
+
+/// <summary>
+/// The connection tracking table of one forwarding worker: a fixed pool of <see cref="ConntrackEntry"/> records and
+/// an open-addressing index over both directions of every connection.
+/// </summary>
+/// <remarks>
+/// <para>
+/// <b>Two index slots, one record.</b> Like Linux's nf_conn, which carries two nf_conntrack_tuple_hash nodes (one
+/// per direction) in the same hash table, every connection is stored once in <c>_entries</c> and indexed twice in
+/// <c>_slots</c>: under its original tuple and under its reply tuple. A packet of either direction finds the record
+/// with one probe sequence, and the slot says which direction matched. NAT needs exactly this: the reply tuple of a
+/// DNATed Service flow names the backend, not the frontend, so it is not derivable from the original tuple.
+/// </para>
+/// <para>
+/// <b>Index.</b> Linear probing over a power-of-two array of 8-byte slots (32-bit hash fingerprint + entry
+/// reference), sized to at least 4/3 × 2 × capacity so the load factor stays ≤ 0.75 (exactly 0.5 when capacity is a
+/// power of two). A probe compares fingerprints in one cache line and touches an entry only on a fingerprint match.
+/// Deletion is backward-shift (Knuth vol. 3, 6.4 Algorithm R) rather than tombstones: the cluster after a removed
+/// slot is pulled back, so the table never accumulates deleted markers and probe lengths after millions of
+/// insert/remove cycles are those of a freshly built table (tested).
+/// </para>
+/// <para>
+/// <b>Full table.</b> Capacity is the number of connections. When it is reached, <see cref="Insert"/> looks at the
+/// <c>evictionWindow</c> index slots from the new tuple's home (random connections, thanks to the hash): first it
+/// reclaims any expired one; failing that it evicts the non-assured connection closest to expiry (Linux's
+/// early_drop, which never drops IPS_ASSURED entries); failing that the insert fails and the caller drops the packet
+/// with conntrack-full. Each outcome is counted.
+/// </para>
+/// <para>
+/// <b>Threads.</b> One table per forwarding worker, written only by that worker (flows are steered to workers by
+/// hash), so there are no locks or atomics; counters are plain fields. Expired entries are reclaimed lazily by
+/// <see cref="Lookup"/> and incrementally by <see cref="Sweep"/>, never by a stop-the-world scan.
+/// </para>
+/// </remarks>
+[SkipLocalsInit]
+public sealed class ConntrackTable
+{
+    /// <summary><see cref="Insert"/> result: no room and nothing evictable (drop with conntrack-full).</summary>
+    public const int Full = -1;
+    /// <summary><see cref="Insert"/> result: a live connection already owns one of the two tuples (Linux's insert_failed clash).</summary>
+    public const int Clash = -2;
+
+    private struct Slot
+    {
+        /// <summary>Low 32 bits of the tuple hash; its low bits are the home slot.</summary>
+        public uint Tag;
+        /// <summary>0 = empty, else (entry index · 2 + direction) + 1, direction 1 = reply tuple.</summary>
+        public int Ref;
+    }
+
+    private readonly Slot[] _slots;
+    private readonly int _mask;
+    private readonly ConntrackEntry[] _entries;
+    private readonly int[] _free;
+    private int _freeCount;
+    private readonly ulong _seed;
+    private readonly int _evictionWindow;
+    private readonly long[] _timeout;
+    private int _sweepCursor;
+
+    /// <param name="capacity">Maximum number of connections (each takes two index slots).</param>
+    /// <param name="timeouts">Per-state timeouts; <see cref="ConntrackTimeouts.Default"/> when null.</param>
+    /// <param name="seed">Hash seed; random when null. Fix it only in tests.</param>
+    /// <param name="evictionWindow">Index slots examined for a victim when the table is full (Linux scans 8 buckets).</param>
+    public ConntrackTable(int capacity, ConntrackTimeouts? timeouts = null, ulong? seed = null, int evictionWindow = 32)
+    {
+        if (capacity < 1 || capacity > (1 << 28)) throw new ArgumentOutOfRangeException(nameof(capacity));
+        if (evictionWindow < 1) throw new ArgumentOutOfRangeException(nameof(evictionWindow));
+        long want = (long)capacity * 2 * 4 / 3 + 1;
+        int slots = 16;
+        while (slots < want) slots <<= 1;
+        _slots = new Slot[slots];
+        _mask = slots - 1;
+        _entries = new ConntrackEntry[capacity];
+        _free = new int[capacity];
+        for (int i = 0; i < capacity; i++) _free[i] = capacity - 1 - i; // pop hands out 0, 1, 2, ...
+        _freeCount = capacity;
+        _seed = seed ?? (ulong)Random.Shared.NextInt64() ^ (ulong)Random.Shared.NextInt64() << 1;
+        _evictionWindow = Math.Min(evictionWindow, slots);
+        timeouts ??= ConntrackTimeouts.Default;
+        _timeout = new long[(int)ConntrackState.IcmpReplied + 1];
+        for (int s = 0; s < _timeout.Length; s++) _timeout[s] = timeouts.Nanoseconds((ConntrackState)s);
+        Timeouts = timeouts;
+    }
+
+    public ConntrackTimeouts Timeouts { get; }
+    public int Capacity => _entries.Length;
+    /// <summary>Connections held, including expired ones not yet reclaimed.</summary>
+    public int Count => _entries.Length - _freeCount;
+    /// <summary>Index slots (a power of two).</summary>
+    public int SlotCount => _slots.Length;
+
+    public long Inserts { get; private set; }
+    /// <summary>Live, non-assured connections dropped to make room (Linux's early_drop).</summary>
+    public long Evictions { get; private set; }
+    /// <summary>Connections reclaimed after their timeout (by lookup, insert or sweep).</summary>
+    public long Expired { get; private set; }
+    /// <summary>Inserts refused because the table was full of live assured connections.</summary>
+    public long InsertFailures { get; private set; }
+    /// <summary>Inserts refused because a tuple was already tracked.</summary>
+    public long Clashes { get; private set; }
+
+    /// <summary>The connection record; valid for indices returned by <see cref="Lookup"/>/<see cref="Insert"/> until it is removed.</summary>
+    public ref ConntrackEntry this[int index] => ref _entries[index];
+
+    /// <summary>
+    /// The connection whose original or reply tuple is <paramref name="key"/>, or -1. <paramref name="isReply"/>
+    /// says which tuple matched. An expired connection is reclaimed on the spot and reported absent.
+    /// </summary>
+    public int Lookup(in FlowKey key, long now, out bool isReply)
+    {
+        isReply = false;
+        var slots = _slots;
+        var entries = _entries;
+        uint tag = (uint)key.Hash(_seed);
+        int i = (int)tag & _mask;
+        while (true)
+        {
+            ref Slot s = ref slots[i];
+            if (s.Ref == 0) return -1;
+            if (s.Tag == tag)
+            {
+                int r = s.Ref - 1;
+                ref ConntrackEntry e = ref entries[r >> 1];
+                bool reply = (r & 1) != 0;
+                if ((reply ? e.Reply : e.Original).Equals(key))
+                {
+                    if (now >= e.Expires)
+                    {
+                        Expired++;
+                        Release(r >> 1);
+                        return -1;
+                    }
+                    isReply = reply;
+                    return r >> 1;
+                }
+            }
+            i = (i + 1) & _mask;
+        }
+    }
+
+    /// <summary>
+    /// Tracks a new connection whose packets look like <paramref name="original"/> one way and
+    /// <paramref name="reply"/> the other (pass <c>original.Reverse()</c> when no NAT applies). Returns the entry
+    /// index, <see cref="Full"/>, or <see cref="Clash"/> when a live connection already uses either tuple or the two
+    /// tuples are equal. The entry starts in the protocol's first state with its timeout; call
+    /// <see cref="Observe"/> with the packet that created it.
+    /// </summary>
+    public int Insert(in FlowKey original, in FlowKey reply, long now)
+    {
+        if (original.Equals(reply) || Lookup(original, now, out _) >= 0 || Lookup(reply, now, out _) >= 0)
+        {
+            Clashes++;
+            return Clash;
+        }
+        uint tagO = (uint)original.Hash(_seed);
+        if (_freeCount == 0 && !MakeRoom((int)tagO & _mask, now))
+        {
+            InsertFailures++;
+            return Full;
+        }
+        int index = _free[--_freeCount];
+        ref ConntrackEntry e = ref _entries[index];
+        ConntrackState first = original.Protocol switch
+        {
+            IpProtocol.Tcp => ConntrackState.TcpNew,
+            IpProtocol.Icmp or IpProtocol.Icmpv6 => ConntrackState.IcmpRequest,
+            _ => ConntrackState.Unreplied,
+        };
+        e = new ConntrackEntry
+        {
+            Original = original,
+            Reply = reply,
+            State = first,
+            Status = ConntrackStatus.InUse,
+            Created = now,
+            LastSeen = now,
+            Expires = now + _timeout[(int)first],
+        };
+        Place(tagO, index << 1);
+        Place((uint)reply.Hash(_seed), index << 1 | 1);
+        Inserts++;
+        return index;
+    }
+
+    /// <summary>
+    /// Accounts one packet of <paramref name="bytes"/> to the connection and advances its state machine, then sets
+    /// the expiry from the new state's timeout. <paramref name="tcpFlags"/> is the TCP flags byte (ignored for other
+    /// protocols).
+    /// </summary>
+    public void Observe(int index, bool isReply, byte tcpFlags, int bytes, long now)
+    {
+        ref ConntrackEntry e = ref _entries[index];
+        if (isReply)
+        {
+            e.PacketsReply++;
+            e.BytesReply += bytes;
+            e.Status |= ConntrackStatus.SeenReply;
+        }
+        else
+        {
+            e.PacketsOriginal++;
+            e.BytesOriginal += bytes;
+        }
+        e.LastSeen = now;
+        switch (e.State)
+        {
+            case ConntrackState.Unreplied:
+            case ConntrackState.Replied:
+                if (isReply)
+                {
+                    e.State = ConntrackState.Replied;
+                    e.Status |= ConntrackStatus.Assured;
+                }
+                break;
+            case ConntrackState.IcmpRequest:
+            case ConntrackState.IcmpReplied:
+                if (isReply) e.State = ConntrackState.IcmpReplied;
+                break;
+            default:
+                e.State = ConntrackTcp.Next(e.State, ref e.Status, isReply, tcpFlags);
+                break;
+        }
+        e.Expires = now + _timeout[(int)e.State];
+    }
+
+    /// <summary>Stops tracking the connection at <paramref name="index"/> (no-op if the slot is free).</summary>
+    public void Remove(int index)
+    {
+        if ((uint)index >= (uint)_entries.Length || !_entries[index].InUse) return;
+        Release(index);
+    }
+
+    /// <summary>
+    /// Reclaims expired connections among at most <paramref name="budget"/> entry records, continuing from where
+    /// the previous call stopped, so the packet loop can call it once per batch with a small budget and the whole
+    /// table is visited every Capacity / budget calls. Returns how many were reclaimed.
+    /// </summary>
+    public int Sweep(long now, int budget)
+    {
+        var entries = _entries;
+        int n = Math.Min(budget, entries.Length);
+        int reclaimed = 0;
+        int c = _sweepCursor;
+        for (int k = 0; k < n; k++)
+        {
+            ref ConntrackEntry e = ref entries[c];
+            if (e.InUse && now >= e.Expires)
+            {
+                Release(c);
+                reclaimed++;
+            }
+            if (++c == entries.Length) c = 0;
+        }
+        _sweepCursor = c;
+        Expired += reclaimed;
+        return reclaimed;
+    }
+
+    /// <summary>Diagnostics: the longest and mean distance of an occupied slot from its home slot (O(slots)).</summary>
+    public (int Max, double Mean) ProbeDistances()
+    {
+        long total = 0;
+        int max = 0, used = 0;
+        for (int i = 0; i < _slots.Length; i++)
+        {
+            if (_slots[i].Ref == 0) continue;
+            int d = (i - ((int)_slots[i].Tag & _mask)) & _mask;
+            total += d;
+            used++;
+            if (d > max) max = d;
+        }
+        return (max, used == 0 ? 0 : (double)total / used);
+    }
+
+    // Full table: reclaim an expired connection near `home`, else evict the non-assured one expiring first.
+    private bool MakeRoom(int home, long now)
+    {
+        int victim = -1;
+        long victimExpires = long.MaxValue;
+        for (int k = 0, i = home; k < _evictionWindow; k++, i = (i + 1) & _mask)
+        {
+            int r = _slots[i].Ref - 1;
+            if (r < 0) continue;
+            int index = r >> 1;
+            ref ConntrackEntry e = ref _entries[index];
+            if (now >= e.Expires)
+            {
+                Expired++;
+                Release(index);
+                return true;
+            }
+            if (!e.Assured && e.Expires < victimExpires)
+            {
+                victim = index;
+                victimExpires = e.Expires;
+            }
+        }
+        if (victim < 0) return false;
+        Evictions++;
+        Release(victim);
+        return true;
+    }
+
+    private void Place(uint tag, int reference)
+    {
+        int i = (int)tag & _mask;
+        while (_slots[i].Ref != 0) i = (i + 1) & _mask;
+        _slots[i] = new Slot { Tag = tag, Ref = reference + 1 };
+    }
+
+    private void Release(int index)
+    {
+        ref ConntrackEntry e = ref _entries[index];
+        Unindex((uint)e.Original.Hash(_seed), (index << 1) + 1);
+        Unindex((uint)e.Reply.Hash(_seed), (index << 1 | 1) + 1);
+        e.Status = ConntrackStatus.None;
+        e.State = ConntrackState.None;
+        _free[_freeCount++] = index;
+    }
+
+    // Backward-shift deletion for linear probing: after emptying slot i, move back each following slot of the
+    // cluster whose home is not in (i, j] cyclically, so every remaining key stays reachable from its home
+    // without tombstones.
+    private void Unindex(uint tag, int reference)
+    {
+        var slots = _slots;
+        int i = (int)tag & _mask;
+        while (slots[i].Ref != reference)
+        {
+            if (slots[i].Ref == 0) return; // not indexed: cannot happen for a live entry
+            i = (i + 1) & _mask;
+        }
+        int j = i;
+        while (true)
+        {
+            j = (j + 1) & _mask;
+            if (slots[j].Ref == 0) break;
+            int home = (int)slots[j].Tag & _mask;
+            bool stays = i <= j ? i < home && home <= j : i < home || home <= j;
+            if (stays) continue;
+            slots[i] = slots[j];
+            i = j;
+        }
+        slots[i] = default;
+    }
+}
