@@ -7,11 +7,23 @@ Run with Debian's python3 (scapy). tests/FastPath.Tests/Conformance runs every c
 import json, os
 
 from scapy.all import ARP, ICMP, IP, IPv6, TCP, UDP, Dot1Q, Dot1AD, Ether, Raw, wrpcap
+from scapy.layers.vxlan import VXLAN
 from scapy.layers.inet6 import ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr, IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GW = "ee:ee:ee:ee:ee:ee"
 CLIENT_MAC, WEB1_MAC, NODE_B_MAC = "02:42:0a:f4:01:0a", "02:42:0a:f4:01:0b", "02:00:00:00:02:01"
+NODE_A_MAC, ROUTER_MAC = "02:00:00:00:01:01", "02:00:00:00:00:fe"
+NODE_A, NODE_B = "192.168.56.11", "192.168.56.12"
+
+CONFIG = """\
+apiVersion: fastpath.io/v1alpha1
+kind: FastPathConfiguration
+clusterCIDRs: [10.244.0.0/16, "fd00:10:244::/56"]
+serviceCIDRs: [10.96.0.0/12]
+uplinkGatewayMAC: "02:00:00:00:00:fe"
+{extra}---
+"""
 
 CLUSTER = """\
 apiVersion: v1
@@ -54,11 +66,11 @@ def client(l3):
     return Ether(src=CLIENT_MAC, dst=GW) / l3
 
 
-def write_case(name, feature, why, packets, expect, inputs=None):
+def write_case(name, feature, why, packets, expect, inputs=None, config=""):
     d = os.path.join(HERE, "cases", name)
     os.makedirs(os.path.join(d, "cluster"), exist_ok=True)
     with open(os.path.join(d, "cluster", "cluster.yaml"), "w") as f:
-        f.write(CLUSTER)
+        f.write(config + CLUSTER)
     for i, p in enumerate(packets, 1):
         p.time = 1000 + i
     wrpcap(os.path.join(d, "input.pcap"), packets)
@@ -158,6 +170,107 @@ def main():
          {"packet": 5, "drop": "unsupported-protocol"},
          {"packet": 6, "emits": [{"port": "default/web-1", "checks": {"ip.ttl": 63}}]}],
         inputs=["default/client=input.pcap"])
+
+    cross_node()
+
+
+def vxlan_from(node_ip, inner, vni=1, dport=8472):
+    return (Ether(src=NODE_B_MAC, dst=NODE_A_MAC) / IP(src=NODE_B, dst=node_ip) /
+            UDP(sport=50001, dport=dport) / VXLAN(vni=vni, flags=0x08) / Ether(src=NODE_B_MAC, dst=NODE_A_MAC) / inner)
+
+
+def cross_node():
+    vx = {"src": NODE_A, "dst": NODE_B, "dport": 8472, "vni": 1}
+    write_case(
+        "cross-node-vxlan-dual-stack", "cross-node vxlan ipv6",
+        "IPv4 and IPv6 pods on other nodes are reached by pod IP without NAT over the VXLAN overlay (IPv4 underlay).",
+        [client(IPv6(src="fd00:10:244:1::a", dst="fd00:10:244:2::b") / TCP(sport=40000, dport=8080, flags="S")),
+         client(IP(src="10.244.1.10", dst="10.244.2.11") / UDP(sport=5000, dport=5001) / Raw(b"q" * 32)),
+         client(IP(src="10.244.1.10", dst="10.244.2.11") / ICMP(type=8, id=3, seq=1))],
+        [{"packet": 1, "emits": [{"port": "uplink", "encap": vx, "checks": {
+            "ip.src": "fd00:10:244:1::a", "ip.dst": "fd00:10:244:2::b", "ip.ttl": 63, "l4.dport": 8080}}]},
+         {"packet": 2, "emits": [{"port": "uplink", "encap": vx, "checks": {"ip.src": "10.244.1.10", "ip.ttl": 63, "l4.dport": 5001}}]},
+         {"packet": 3, "emits": [{"port": "uplink", "encap": vx, "checks": {"ip.dst": "10.244.2.11", "icmp.type": 8}}]}],
+        config=CONFIG.format(extra=""))
+
+    inner4 = IP(src="10.244.2.11", dst="10.244.1.11") / TCP(sport=8080, dport=40000, flags="SA")
+    inner6 = IPv6(src="fd00:10:244:2::b", dst="fd00:10:244:1::b") / UDP(sport=53, dport=5353) / Raw(b"r" * 8)
+    write_case(
+        "vxlan-decap", "cross-node vxlan decap",
+        "VXLAN for this node's address, port and VNI is decapsulated and the inner packet delivered to the pod; "
+        "another VNI or another node's address is dropped.",
+        [vxlan_from(NODE_A, inner4), vxlan_from(NODE_A, inner6), vxlan_from(NODE_A, inner4, vni=2),
+         vxlan_from("192.168.56.13", inner4), vxlan_from(NODE_A, inner4, dport=4789)],
+        [{"packet": 1, "emits": [{"port": "default/web-1", "checks": {
+            "eth.dst": WEB1_MAC, "eth.src": GW, "ip.src": "10.244.2.11", "ip.dst": "10.244.1.11", "ip.ttl": 63, "tcp.flags": "SA"}}]},
+         {"packet": 2, "emits": [{"port": "default/web-1", "checks": {"ip.src": "fd00:10:244:2::b", "ip.ttl": 63, "l4.dport": 5353}}]},
+         {"packet": 3, "drop": "unknown-vni"},
+         {"packet": 4, "drop": "not-for-node"},
+         {"packet": 5, "emits": [{"port": "host", "checks": {"ip.dst": NODE_A, "ip.proto": 17}}]}],  # not our VXLAN port: the host's business
+        inputs=["uplink=input.pcap"], config=CONFIG.format(extra=""))
+
+    write_case(
+        "direct-routing", "cross-node direct",
+        "With tunnel: direct, packets for another node's pods leave the uplink unencapsulated, addressed to that node's MAC.",
+        [client(IP(src="10.244.1.10", dst="10.244.2.11") / TCP(sport=40000, dport=8080, flags="S")),
+         client(IPv6(src="fd00:10:244:1::a", dst="fd00:10:244:2::b") / UDP(sport=1, dport=2)),
+         client(IP(src="10.244.1.10", dst="10.244.2.11", flags="DF") / UDP(sport=1, dport=2) / Raw(b"d" * (1500 - 28)))],
+        [{"packet": 1, "emits": [{"port": "uplink", "checks": {
+            "eth.dst": NODE_B_MAC, "eth.src": NODE_A_MAC, "ip.src": "10.244.1.10", "ip.dst": "10.244.2.11", "ip.ttl": 63}}]},
+         {"packet": 2, "emits": [{"port": "uplink", "checks": {"eth.dst": NODE_B_MAC, "ip.dst": "fd00:10:244:2::b", "ip.ttl": 63}}]},
+         {"packet": 3, "emits": [{"port": "uplink", "checks": {"ip.dst": "10.244.2.11"}}]}],
+        config=CONFIG.format(extra="tunnel: direct\n"))
+
+    big = b"m" * (1480 - 28)
+    write_case(
+        "mtu-exceeded", "cross-node mtu icmp",
+        "A packet that no longer fits the uplink MTU once encapsulated: IPv4+DF gets fragmentation needed with the "
+        "next-hop MTU (RFC 1191), IPv6 packet too big (RFC 8201); IPv4 without DF is dropped and counted.",
+        [client(IP(src="10.244.1.10", dst="10.244.2.11", flags="DF") / UDP(sport=7, dport=7) / big),
+         client(IP(src="10.244.1.10", dst="10.244.2.11", flags=0) / UDP(sport=7, dport=7) / big),
+         client(IPv6(src="fd00:10:244:1::a", dst="fd00:10:244:2::b") / UDP(sport=7, dport=7) / Raw(b"m" * 1440)),
+         client(IP(src="10.244.1.10", dst="10.244.2.11", flags="DF") / UDP(sport=7, dport=7) / Raw(b"m" * (1450 - 28)))],
+        [{"packet": 1, "drop": "mtu-exceeded", "emits": [{"port": "default/client", "checks": {
+            "ip.src": NODE_A, "ip.dst": "10.244.1.10", "icmp.type": 3, "icmp.code": 4, "icmp.inner.ip.dst": "10.244.2.11"}}]},
+         {"packet": 2, "drop": "mtu-exceeded", "emits": []},
+         {"packet": 3, "drop": "mtu-exceeded", "emits": [{"port": "default/client", "checks": {"icmp.type": 2, "icmp.code": 0}}]},
+         {"packet": 4, "emits": [{"port": "uplink", "encap": vx, "checks": {"ip.dst": "10.244.2.11"}}]}],
+        config=CONFIG.format(extra=""))
+
+    write_case(
+        "no-route", "routing icmp unreachable",
+        "Addresses nothing owns are answered with destination unreachable: net for a cluster range no node holds, host "
+        "for an unused address of the node's own pod CIDR, net for anything off-cluster without a default gateway.",
+        [client(IP(src="10.244.1.10", dst="10.244.7.7") / UDP(sport=1, dport=2)),
+         client(IP(src="10.244.1.10", dst="10.244.1.99") / UDP(sport=1, dport=2)),
+         client(IP(src="10.244.1.10", dst="203.0.113.5") / TCP(sport=40000, dport=443, flags="S")),
+         client(IPv6(src="fd00:10:244:1::a", dst="2001:db8::5") / UDP(sport=1, dport=2))],
+        [{"packet": 1, "drop": "no-route", "emits": [{"port": "default/client", "checks": {"icmp.type": 3, "icmp.code": 0, "ip.src": NODE_A}}]},
+         {"packet": 2, "drop": "no-route", "emits": [{"port": "default/client", "checks": {"icmp.type": 3, "icmp.code": 1}}]},
+         {"packet": 3, "drop": "no-route", "emits": [{"port": "default/client", "checks": {
+             "icmp.type": 3, "icmp.code": 0, "icmp.inner.ip.dst": "203.0.113.5", "icmp.inner.l4.dport": 443}}]},
+         {"packet": 4, "drop": "no-route", "emits": [{"port": "default/client", "checks": {"icmp.type": 1, "icmp.code": 0}}]}])
+
+    ext = "203.0.113.5"
+    write_case(
+        "masquerade", "egress masquerade snat conntrack",
+        "Pod traffic leaving the cluster is masqueraded to the node's address (source port kept when free); replies "
+        "are translated back to the pod by connection tracking.",
+        [client(IP(src="10.244.1.10", dst=ext) / TCP(sport=40000, dport=443, flags="S", seq=1)),
+         Ether(src=ROUTER_MAC, dst=NODE_A_MAC) / IP(src=ext, dst=NODE_A) / TCP(sport=443, dport=40000, flags="SA", seq=9, ack=2),
+         client(IP(src="10.244.1.10", dst=ext) / TCP(sport=40000, dport=443, flags="A", seq=2, ack=10)),
+         client(IP(src="10.244.1.10", dst=ext) / ICMP(type=8, id=77, seq=1)),
+         Ether(src=ROUTER_MAC, dst=NODE_A_MAC) / IP(src=ext, dst=NODE_A) / ICMP(type=0, id=77, seq=1),
+         Ether(src=ROUTER_MAC, dst=NODE_A_MAC) / IP(src=ext, dst=NODE_A) / TCP(sport=443, dport=40001, flags="SA")],
+        [{"packet": 1, "emits": [{"port": "uplink", "checks": {
+            "eth.dst": ROUTER_MAC, "eth.src": NODE_A_MAC, "ip.src": NODE_A, "ip.dst": ext, "l4.sport": 40000, "ip.ttl": 63}}]},
+         {"packet": 2, "emits": [{"port": "default/client", "checks": {
+             "ip.src": ext, "ip.dst": "10.244.1.10", "l4.dport": 40000, "tcp.flags": "SA", "ip.ttl": 63}}]},
+         {"packet": 3, "emits": [{"port": "uplink", "checks": {"ip.src": NODE_A, "l4.sport": 40000}}]},
+         {"packet": 4, "emits": [{"port": "uplink", "checks": {"ip.src": NODE_A, "icmp.type": 8}}]},
+         {"packet": 5, "emits": [{"port": "default/client", "checks": {"ip.dst": "10.244.1.10", "icmp.type": 0}}]},
+         {"packet": 6, "emits": [{"port": "host", "checks": {"ip.dst": NODE_A, "l4.dport": 40001}}]}],
+        inputs=["input.pcap"], config=CONFIG.format(extra=""))
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ public static class SnapshotCompiler
             Tunnel = config.Tunnel == Cluster.TunnelMode.Direct ? DataPlane.Pipeline.TunnelMode.Direct : DataPlane.Pipeline.TunnelMode.Vxlan,
             VxlanPort = (ushort)config.VxlanPort,
             Vni = (uint)config.Vni,
+            ConntrackCapacity = config.ConntrackMaxEntries,
         };
         var routes = new RouteTable(RouteCompiler.Routes(state, node.Name));
         return new CompileResult(new ForwardingSnapshot(settings, PodPorts(state, node.Name), generation, routes), []);

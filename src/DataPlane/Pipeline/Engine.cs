@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
+using FastPath.DataPlane.Conntrack;
 using FastPath.DataPlane.Icmp;
+using FastPath.DataPlane.Nat;
 using FastPath.DataPlane.Overlay;
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Routing;
@@ -20,15 +22,21 @@ public sealed class Engine
     private ForwardingSnapshot? _sized;
     private ulong[] _learnedMacs = [];
     private ushort _ipId; // outer IPv4 identification of encapsulated packets (DF is clear, so it must vary)
+    private readonly ulong? _conntrackSeed;
 
-    public Engine(SnapshotHolder snapshots)
+    /// <param name="conntrackSeed">Fixed hash seed for replays (deterministic eviction); null draws a random one, as a live node should.</param>
+    public Engine(SnapshotHolder snapshots, ulong? conntrackSeed = null)
     {
         _snapshots = snapshots;
+        _conntrackSeed = conntrackSeed;
         Counters = new PortCounters(0);
         Resize(snapshots.Current);
     }
 
     public PortCounters Counters { get; private set; }
+
+    /// <summary>This worker's connection tracking table, created once a snapshot needs one; kept across snapshots.</summary>
+    public ConntrackTable? Conntrack { get; private set; }
 
     /// <summary>Limits the ICMP errors this worker sends (capture clock).</summary>
     public IcmpRateLimiter IcmpLimiter { get; } = new();
@@ -160,6 +168,14 @@ public sealed class Engine
         if (fromPod && snap.LocalAddresses.Lookup(src) != ingress) return DropReason.SpoofedSource;
 
         int egress = snap.LocalAddresses.Lookup(dst);
+        if (egress == PortIndex.Host && ingress == PortIndex.Uplink && Conntrack is { Count: > 0 } ct
+            && Masquerade.TryReverse(ct, arena, ref m, m.Timestamp, out var reverseDrop))
+        {
+            if (reverseDrop != DropReason.None) return reverseDrop;
+            dst = m.L3 == L3Kind.Ipv4 ? IpAddr.ReadV4(arena.AsSpan(l3 + 16)) : IpAddr.ReadV6(arena.AsSpan(l3 + 24));
+            egress = snap.LocalAddresses.Lookup(dst);
+            if (egress < PortIndex.FirstPod) return DropReason.NotForNode;
+        }
         if (egress >= 0)
         {
             // Delivery to the node's own stack is local input, not forwarding: the TTL is left alone as Linux does
@@ -195,6 +211,17 @@ public sealed class Engine
         int pathMtu = snap.Node.Mtu - (tunnel ? VxlanTunnel.MtuOverhead : 0);
         if (m.L3Length > pathMtu) return PathMtuExceeded(snap, arena, ref m, ingress, pathMtu);
         DecrementTtl(arena, ref m);
+        if (nh.Masquerade && Conntrack is { } table)
+        {
+            // A family the node has no address in is forwarded unmasqueraded (nothing to translate to).
+            bool v4 = m.L3 == L3Kind.Ipv4;
+            var to = v4 ? IpAddr.FromV4(snap.UnderlayV4) : snap.MasqueradeV6;
+            if (v4 ? snap.UnderlayV4 != 0 : to.Value != UInt128.Zero)
+            {
+                var natDrop = Masquerade.Apply(table, arena, ref m, to, m.Timestamp);
+                if (natDrop != DropReason.None) return natDrop;
+            }
+        }
 
         var uplinkMac = snap.Node.UplinkMac;
         var drop = RewriteL2(arena, ref m, PortIndex.Uplink, nh.Mac.Value, uplinkMac);
@@ -299,5 +326,6 @@ public sealed class Engine
             }
         _learnedMacs = learned;
         _sized = snap;
+        if (snap.NeedsConntrack && Conntrack is null) Conntrack = new ConntrackTable(snap.Node.ConntrackCapacity, seed: _conntrackSeed);
     }
 }

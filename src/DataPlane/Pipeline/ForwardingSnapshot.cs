@@ -28,6 +28,8 @@ public sealed record NodeSettings
     /// <summary>VXLAN UDP port: 8472 is Flannel's and the Linux kernel's default, 4789 the IANA one (RFC 7348).</summary>
     public ushort VxlanPort { get; init; } = 8472;
     public uint Vni { get; init; } = 1;
+    /// <summary>Connection tracking entries per worker (FastPathConfiguration conntrackMaxEntries).</summary>
+    public int ConntrackCapacity { get; init; } = 65536;
 }
 
 /// <summary>Cross-node transport for pod traffic.</summary>
@@ -45,6 +47,8 @@ public sealed class ForwardingSnapshot
         Node = node;
         Routes = routes ?? RouteTable.Empty;
         UnderlayV4 = node.HostAddresses.FirstOrDefault(a => a.IsV4, default).V4;
+        MasqueradeV6 = node.HostAddresses.FirstOrDefault(a => !a.IsV4, default);
+        NeedsConntrack = Routes.NextHops.Any(h => h.Masquerade);
         Generation = generation;
         var hostAddresses = new List<IpAddr>();
         var ports = new PortDefinition[PortIndex.FirstPod + pods.Count];
@@ -81,6 +85,12 @@ public sealed class ForwardingSnapshot
 
     /// <summary>This node's IPv4 underlay address (its first IPv4 InternalIP), the VXLAN tunnel endpoint; 0 if none.</summary>
     public uint UnderlayV4 { get; }
+
+    /// <summary>The node's IPv6 address pod traffic is masqueraded to (default when the node has none: no IPv6 SNAT).</summary>
+    public IpAddr MasqueradeV6 { get; }
+
+    /// <summary>Some route needs connection tracking (masquerade; later Services).</summary>
+    public bool NeedsConntrack { get; }
 
     /// <summary>Pod and node addresses → the port they live behind.</summary>
     public AddressTable LocalAddresses { get; }

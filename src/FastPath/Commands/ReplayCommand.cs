@@ -74,7 +74,8 @@ public static class ReplayCommand
         }
 
         var holder = new SnapshotHolder(snapshot);
-        var engine = new Engine(holder);
+        // A fixed conntrack hash seed keeps replays deterministic even when the table fills.
+        var engine = new Engine(holder, conntrackSeed: 0x5EED_F00D);
         var batch = new PacketBatch(o.BatchSize);
         using var source = new CaptureSource(inputs, name => (short)snapshot.FindPort(name));
         using var sink = new ReplayOutput(o.Out, snapshot, nanosecond);
