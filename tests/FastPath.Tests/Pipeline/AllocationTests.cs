@@ -7,11 +7,15 @@ namespace FastPath.Tests.Pipeline;
 
 public class AllocationTests
 {
-    /// <summary>The steady-state loop (receive into slots, parse, forward, count) allocates nothing: ≥ 1M packets, 0 bytes.</summary>
+    /// <summary>
+    /// The steady-state loop (receive into slots, parse, forward, count) allocates nothing over ≥ 1M packets: same-node,
+    /// ARP/ND answers, ICMP errors, VXLAN encapsulation and decapsulation, masquerade with conntrack hits.
+    /// </summary>
     [Fact]
     public void OneMillionPacketsAllocateNothing()
     {
-        var h = new EngineHarness();
+        var h = new EngineHarness(EngineHarness.ClusterRoutes());
+        var toNodeB = EngineHarness.FromClient(Ipv4("10.244.1.10", "10.244.2.11", 6, Tcp(40000, 8080)));
         byte[][] frames =
         [
             EngineHarness.FromClient(Ipv4("10.244.1.10", "10.244.1.11", 6, Tcp(40000, 8080))),
@@ -21,7 +25,13 @@ public class AllocationTests
             EngineHarness.FromClient(Ipv6("fd00:244:1::a", "ff02::1:ff00:1", 58, NeighborSolicitation("fd00:244:1::1", Mac(EngineHarness.ClientMac)), hopLimit: 255), 0x86DD),
             EngineHarness.FromClient(Ipv4("10.244.1.11", "10.244.1.13", 17, Udp(1, 2))),
             [1, 2, 3, 4],
+            toNodeB,                                                                                     // VXLAN encapsulation
+            EngineHarness.FromClient(Ipv4("10.244.1.10", "203.0.113.5", 6, Tcp(40000, 443, 0x10))),     // masquerade, conntrack hit
+            Ethernet(Mac(EngineHarness.NodeMac), Mac(EngineHarness.NodeBMac), 0x0800,                    // VXLAN decapsulation
+                Ipv4("192.168.56.12", "192.168.56.11", 17, Udp(50000, 8472, 0).Concat(new byte[] { 8, 0, 0, 0, 0, 0, 1, 0 })
+                    .Concat(Ethernet(Mac(EngineHarness.NodeMac), Mac(EngineHarness.NodeBMac), 0x0800, Ipv4("10.244.2.11", "10.244.1.11", 17, Udp(1, 2)))).ToArray())),
         ];
+        short[] ports = [h.Client, h.Client, h.Client, h.Client, h.Client, h.Client, h.Client, h.Client, h.Client, PortIndex.Uplink];
         var batch = new PacketBatch(64);
         long emitted = 0;
 
@@ -33,7 +43,7 @@ public class AllocationTests
                 {
                     var f = frames[i % frames.Length];
                     f.CopyTo(batch.ReceiveArea(i));
-                    batch.SetReceived(i, f.Length, i, i + 1, h.Client);
+                    batch.SetReceived(i, f.Length, i, i + 1, ports[i % frames.Length]);
                 }
                 batch.Count = batch.Capacity;
                 h.Engine.Process(batch);
@@ -51,5 +61,9 @@ public class AllocationTests
         Assert.Equal(0, allocated);
         Assert.True(emitted > packets / 2);
         Assert.True(h.Engine.Counters.Drops(DropReason.TtlExceeded) > 0);
+        Assert.True(h.Engine.Counters.TxPackets(PortIndex.Uplink) > packets / 8);      // encapsulated and masqueraded
+        Assert.Equal(0, h.Engine.Counters.Drops(DropReason.Malformed) - h.Engine.Counters.Drops(h.Client, DropReason.Malformed));
+        Assert.True(h.Engine.Counters.RxPackets(PortIndex.Uplink) > 0);
+        Assert.Equal(0, h.Engine.Counters.Drops(PortIndex.Uplink, DropReason.NotForNode));  // the decapsulated packets were delivered
     }
 }

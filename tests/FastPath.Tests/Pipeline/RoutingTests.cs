@@ -1,0 +1,116 @@
+using System.Buffers.Binary;
+using FastPath.DataPlane.Pipeline;
+using FastPath.DataPlane.Telemetry;
+using FastPath.Tests.Support;
+using static FastPath.Tests.Support.TestFrames;
+
+namespace FastPath.Tests.Pipeline;
+
+/// <summary>Routed forwarding: VXLAN encapsulation details, ICMP error rate limiting, masquerade port choice.</summary>
+public class RoutingTests
+{
+    private static byte[] ToNodeB(ushort sport, byte[]? payload = null) =>
+        EngineHarness.FromClient(Ipv4("10.244.1.10", "10.244.2.11", 17, Udp(sport, 8080, payload?.Length ?? 8)));
+
+    [Fact]
+    public void VxlanEncapsulationIsWellFormedAndTheSourcePortFollowsTheFlow()
+    {
+        var h = new EngineHarness(EngineHarness.ClusterRoutes());
+        var r = h.Run((h.Client, ToNodeB(1000)), (h.Client, ToNodeB(1000)), (h.Client, ToNodeB(1001)));
+        Assert.All(r, x => Assert.Equal(PortIndex.Uplink, x.Egress));
+        var f = r[0].Frame;
+        Assert.Equal(Mac(EngineHarness.NodeBMac), f[..6]);
+        Assert.Equal(Mac(EngineHarness.NodeMac), f[6..12]);
+        Assert.Equal(Ip("192.168.56.11"), f[26..30]);
+        Assert.Equal(Ip("192.168.56.12"), f[30..34]);
+        Assert.Equal(0, SlowChecksum(f.AsSpan(14, 20)));                     // outer IPv4 header checksum
+        Assert.Equal(0, BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(14 + 6)) & 0x4000); // DF clear
+        ushort sport = BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(34));
+        Assert.InRange(sport, 49152, 65535);
+        Assert.Equal(8472, BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(36)));
+        Assert.Equal(f.Length - 34, BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(38)));
+        Assert.Equal([0x08, 0, 0, 0, 0, 0, 1, 0], f[42..50]);               // I flag, VNI 1
+        Assert.Equal(63, f[50 + 14 + 8]);                                   // inner TTL
+        Assert.True(ChecksumsValid(f[50..]));                               // inner checksums untouched by the tunnel
+        Assert.Equal(sport, BinaryPrimitives.ReadUInt16BigEndian(r[1].Frame.AsSpan(34)));     // same flow, same port
+        Assert.NotEqual(BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(18)), BinaryPrimitives.ReadUInt16BigEndian(r[1].Frame.AsSpan(18))); // IP ID varies
+    }
+
+    [Fact]
+    public void IcmpErrorsAreRateLimitedPerDestinationButPathMtuNeverIs()
+    {
+        var h = new EngineHarness(EngineHarness.ClusterRoutes());
+        var expired = EngineHarness.FromClient(Ipv4("10.244.1.10", "10.244.2.11", 17, Udp(1, 2), ttl: 1));
+        var frames = Enumerable.Repeat((h.Client, expired), 10).ToArray();
+        var r = h.RunAt(1_000_000_000L * 5000, 1_000_000, frames);          // 10 within 10 ms
+        Assert.All(r, x => Assert.Equal(DropReason.TtlExceeded, x.Drop));
+        Assert.Equal(6, r.Count(x => x.Egress >= 0));                       // Linux: burst of 6 per destination
+        var later = h.RunAt(1_000_000_000L * 5002, 1, (h.Client, expired)); // two seconds later: tokens again
+        Assert.Equal(h.Client, later[0].Egress);
+
+        var tooBig = EngineHarness.FromClient(Ipv4("10.244.1.10", "10.244.2.11", 17, Udp(1, 2, 1470)));
+        var pmtu = h.RunAt(1_000_000_000L * 5003, 1000, Enumerable.Repeat((h.Client, tooBig), 20).ToArray());
+        Assert.All(pmtu, x => { Assert.Equal(DropReason.MtuExceeded, x.Drop); Assert.Equal(h.Client, x.Egress); });
+        Assert.Equal(4, h.Engine.IcmpLimiter.Limited);
+    }
+
+    [Fact]
+    public void MasqueradeKeepsTheSourcePortUnlessAnotherConnectionHoldsIt()
+    {
+        var h = new EngineHarness(EngineHarness.ClusterRoutes());
+        byte[] From(string src, short _) => Ethernet(GatewayMac, Mac(src == "10.244.1.10" ? EngineHarness.ClientMac : EngineHarness.Web1Mac), 0x0800,
+            Ipv4(src, "203.0.113.5", 6, Tcp(40000, 443)));
+        var r = h.Run((h.Client, From("10.244.1.10", 0)), (h.Web1, From("10.244.1.11", 0)));
+        Assert.All(r, x => { Assert.Equal(DropReason.None, x.Drop); Assert.Equal(PortIndex.Uplink, x.Egress); });
+        Assert.All(r, x => Assert.Equal(Ip("192.168.56.11"), x.Frame[26..30]));
+        ushort p0 = BinaryPrimitives.ReadUInt16BigEndian(r[0].Frame.AsSpan(34));
+        ushort p1 = BinaryPrimitives.ReadUInt16BigEndian(r[1].Frame.AsSpan(34));
+        Assert.Equal(40000, p0);
+        Assert.NotEqual(p0, p1);                                             // the second pod got another port
+        Assert.All(r, x => Assert.True(ChecksumsValid(x.Frame)));
+
+        // The reply to the second connection reaches web-1 on its own port.
+        var reply = Ethernet(Mac(EngineHarness.NodeMac), Mac(EngineHarness.RouterMac), 0x0800, Ipv4("203.0.113.5", "192.168.56.11", 6, Tcp(443, p1, 0x12)));
+        var back = h.RunOne(PortIndex.Uplink, reply);
+        Assert.Equal(h.Web1, back.Egress);
+        Assert.Equal(Ip("10.244.1.11"), back.Frame[30..34]);
+        Assert.Equal(40000, BinaryPrimitives.ReadUInt16BigEndian(back.Frame.AsSpan(36)));
+        Assert.True(ChecksumsValid(back.Frame));
+    }
+
+    [Fact]
+    public void AFullConntrackTableEvictsUnrepliedFlowsFirstThenDropsWithAReason()
+    {
+        var h = new EngineHarness(EngineHarness.ClusterRoutes(), conntrackCapacity: 4);
+        byte[] Out(ushort sport, byte flags) => EngineHarness.FromClient(Ipv4("10.244.1.10", "203.0.113.5", 6, Tcp(sport, 443, flags)));
+        byte[] In(ushort dport, byte flags) => Ethernet(Mac(EngineHarness.NodeMac), Mac(EngineHarness.RouterMac), 0x0800, Ipv4("203.0.113.5", "192.168.56.11", 6, Tcp(443, dport, flags)));
+
+        // Unreplied SYNs are evicted to make room (Linux early_drop): a fifth SYN still gets through.
+        var syns = h.Run(Enumerable.Range(0, 5).Select(i => (h.Client, Out((ushort)(30000 + i), 0x02))).ToArray());
+        Assert.All(syns, x => Assert.Equal(DropReason.None, x.Drop));
+        Assert.True(h.Engine.Conntrack!.Evictions > 0);
+
+        // Four established (assured) connections are never evicted: the next new flow is dropped.
+        for (ushort p = 31000; p < 31004; p++)
+        {
+            var r = h.Run((h.Client, Out(p, 0x02)), (PortIndex.Uplink, In(p, 0x12)), (h.Client, Out(p, 0x10)));
+            Assert.All(r, x => Assert.Equal(DropReason.None, x.Drop));
+        }
+        var refused = h.RunOne(h.Client, Out(32000, 0x02));
+        Assert.Equal(DropReason.ConntrackFull, refused.Drop);
+        Assert.Equal(-1, refused.Egress);
+        var established = h.RunOne(h.Client, Out(31001, 0x10));
+        Assert.Equal(DropReason.None, established.Drop);                  // established flows keep working
+    }
+
+    [Fact]
+    public void DirectRoutingRewritesMacsWithoutATunnel()
+    {
+        var h = new EngineHarness(EngineHarness.ClusterRoutes(), TunnelMode.Direct);
+        var r = h.RunOne(h.Client, ToNodeB(5));
+        Assert.Equal(PortIndex.Uplink, r.Egress);
+        Assert.Equal(Mac(EngineHarness.NodeBMac), r.Frame[..6]);
+        Assert.Equal(Ip("10.244.2.11"), r.Frame[30..34]);
+        Assert.Equal(63, r.Frame[22]);
+    }
+}
