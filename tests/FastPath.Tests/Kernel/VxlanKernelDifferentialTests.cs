@@ -27,9 +27,9 @@ namespace FastPath.Tests.Kernel;
 /// |                           | the default would be 32768–60999)        |                             | max is exclusive, hence 65534.                     |
 /// | outer IPv4 identification | ip_select_ident (per-destination hash)   | per-engine counter          | any value is valid; DF is clear so it must vary    |
 /// | outer IPv4 header checksum| follows the ID                           | follows the ID              | consequence of the ID; both must verify            |
-/// | outer UDP checksum        | computed (device shows "udpcsum"); over  | 0                           | RFC 7348 §5 allows both for IPv4. See the TODO in  |
-/// |                           | veth it is captured as the CHECKSUM_     |                             | EncapsulationMatchesTheKernel: FastPath's comment  |
-/// |                           | PARTIAL seed (pseudo-header sum only)    |                             | claims 0 is Linux's default, which it is not here. |
+/// | outer UDP checksum        | computed (device shows "udpcsum"); over  | computed, complete          | both present; the kernel's is captured as the      |
+/// |                           | veth it is captured as the CHECKSUM_     |                             | CHECKSUM_PARTIAL seed, so only FastPath's is       |
+/// |                           | PARTIAL seed (pseudo-header sum only)    |                             | verified in full.                                  |
 /// </code>
 /// Everything else is asserted equal: outer MACs (node-a → node-b, as the kernel resolves them through the uplink
 /// neighbour), EtherType, IPv4 version/IHL/TOS/total length, outer TTL (64 on both: `ttl auto` is the netns's
@@ -140,11 +140,9 @@ public class VxlanKernelDifferentialTests(ITestOutputHelper output)
             Assert.InRange(f.UdpSport, 49152, 65535);
             Assert.True(k.UdpChecksum == 0 || k.UdpChecksumValid || k.UdpChecksumIsPartialSeed,
                 $"packet {i + 1}: kernel outer UDP checksum {k.UdpChecksum:x4} is neither 0, valid nor the CHECKSUM_PARTIAL seed");
-            // TODO(engine): outer UDP checksum differs. Kernel (Linux 6.18, Flannel's defaults, device shows "udpcsum"):
-            // non-zero (e.g. packet 1: 0xf1ca captured as the offload seed, 0xf343 once completed for source port 64178); FastPath: 0x0000.
-            // Both are valid under RFC 7348 §5, so this is not asserted equal, but VxlanTunnel.Encapsulate's comment
-            // ("Linux's default for IPv4") is wrong for this kernel: the engine owner decides whether to compute it.
-            Assert.True(f.UdpChecksum == 0 || f.UdpChecksumValid, $"packet {i + 1}: FastPath outer UDP checksum {f.UdpChecksum:x4}");
+            // Outer UDP checksum: the kernel computes one (Flannel's defaults, the device shows "udpcsum"; captured on a
+            // veth as the offload seed), and so does FastPath: it must be present and verify.
+            Assert.True(f.UdpChecksum != 0 && f.UdpChecksumValid, $"packet {i + 1}: FastPath outer UDP checksum {f.UdpChecksum:x4}");
 
             // The inner frame: the kernel's and FastPath's must be identical, and carry the pod's packet with TTL - 1.
             var inner = InnerPacket.Parse(k.Inner);

@@ -16,7 +16,12 @@ public class RoutingTests
     public void VxlanEncapsulationIsWellFormedAndTheSourcePortFollowsTheFlow()
     {
         var h = new EngineHarness(EngineHarness.ClusterRoutes());
-        var r = h.Run((h.Client, ToNodeB(1000)), (h.Client, ToNodeB(1000)), (h.Client, ToNodeB(1001)));
+        var r = h.Run((h.Client, ToNodeB(1000)), (h.Client, ToNodeB(1000)), (h.Client, ToNodeB(1001)),
+            (h.Client, EngineHarness.FromClient(Ipv4("10.244.1.10", "10.244.2.11", 1, IcmpEcho()))),
+            (h.Client, EngineHarness.FromClient(Ipv6("fd00:244:1::a", "fd00:10:244:2::b", 6, Tcp(1, 2, payload: 33)), 0x86DD)),
+            (h.Client, EngineHarness.FromClient(Ipv4("10.244.1.10", "10.244.2.11", 17, Udp(1, 2, 9), flags: 0x2000))));
+        foreach (var x in r)   // LCO (TCP/UDP/ICMP, v4/v6) and the full sum (a first fragment) both verify
+            Assert.Equal(0, SlowChecksum(x.Frame.AsSpan(34), PseudoSum(Ip("192.168.56.11"), Ip("192.168.56.12"), 17, x.Frame.Length - 34)));
         Assert.All(r, x => Assert.Equal(PortIndex.Uplink, x.Egress));
         var f = r[0].Frame;
         Assert.Equal(Mac(EngineHarness.NodeBMac), f[..6]);
@@ -30,6 +35,8 @@ public class RoutingTests
         Assert.Equal(8472, BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(36)));
         Assert.Equal(f.Length - 34, BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(38)));
         Assert.Equal([0x08, 0, 0, 0, 0, 0, 1, 0], f[42..50]);               // I flag, VNI 1
+        Assert.NotEqual(0, BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(40)));  // outer UDP checksum present, as Linux's udpcsum default
+        Assert.Equal(0, SlowChecksum(f.AsSpan(34), PseudoSum(Ip("192.168.56.11"), Ip("192.168.56.12"), 17, f.Length - 34)));
         Assert.Equal(63, f[50 + 14 + 8]);                                   // inner TTL
         Assert.True(ChecksumsValid(f[50..]));                               // inner checksums untouched by the tunnel
         Assert.Equal(sport, BinaryPrimitives.ReadUInt16BigEndian(r[1].Frame.AsSpan(34)));     // same flow, same port
