@@ -9,10 +9,12 @@ does not name interfaces).
 import os
 import struct
 from scapy.all import ARP, ICMP, IP, IPv6, TCP, UDP, Ether, Raw, wrpcap
+from scapy.layers.vxlan import VXLAN
 from scapy.layers.inet6 import ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr
 
 GW = "ee:ee:ee:ee:ee:ee"
 CLIENT, WEB1, WEB2, NODE_B = "02:42:0a:f4:01:0a", "02:42:0a:f4:01:0b", "02:42:0a:f4:01:0c", "02:00:00:00:02:01"
+ROUTER = "02:00:00:00:00:fe"
 C4, W1, W2 = "10.244.1.10", "10.244.1.11", "10.244.1.12"
 C6, W16 = "fd00:10:244:1::a", "fd00:10:244:1::b"
 
@@ -70,6 +72,14 @@ packets = [
     ("default/client", Ether(bytes(Ether(src=CLIENT, dst=GW) / IP(src=C4, dst=W1) / TCP(sport=40000, dport=8080))[:30])),  # IPv4 cut short
     client(IP(src=C4, dst="192.168.56.11") / TCP(sport=40002, dport=10250, flags="S")),  # to the node (kubelet)
     ("uplink", Ether(src=NODE_B, dst="02:00:00:00:01:01") / IP(src="192.168.56.12", dst=W1) / TCP(sport=50000, dport=8080, flags="S")),
+    client(IP(src=C4, dst="10.244.2.11") / TCP(sport=40003, dport=8080, flags="S")),          # to web-3 on node-b: VXLAN
+    ("uplink", Ether(src=NODE_B, dst="02:00:00:00:01:01") / IP(src="192.168.56.12", dst="192.168.56.11") /
+     UDP(sport=51000, dport=8472) / VXLAN(vni=1, flags=0x08) / Ether(src=NODE_B, dst="02:00:00:00:01:01") /
+     IP(src="10.244.2.11", dst=C4) / TCP(sport=8080, dport=40003, flags="SA")),               # web-3's answer, decapsulated
+    client(IP(src=C4, dst="203.0.113.10") / TCP(sport=40004, dport=443, flags="S")),          # off-cluster: masqueraded
+    ("uplink", Ether(src=ROUTER, dst="02:00:00:00:01:01") / IP(src="203.0.113.10", dst="192.168.56.11") /
+     TCP(sport=443, dport=40004, flags="SA")),                                                  # the reply, back to the pod
+    client(IP(src=C4, dst="10.244.9.9") / UDP(sport=1, dport=2)),                                # no node owns 10.244.9.0/24
 ]
 write_pcapng(os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo.pcapng"), packets)
 print(f"wrote {len(packets)} packets")
