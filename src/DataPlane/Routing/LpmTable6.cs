@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 
 namespace FastPath.DataPlane.Routing;
 
@@ -59,15 +58,15 @@ public sealed class LpmTable6
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int Lookup(UInt128 address)
     {
-        ref uint tbl8 = ref MemoryMarshal.GetArrayDataReference(_tbl8);
+        uint[] tbl8 = _tbl8;
         ulong hi = (ulong)(address >> 64), lo = (ulong)address;
-        uint e = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_tbl16), (nint)(hi >> 48));
+        uint e = _tbl16[(int)(hi >> 48)];
         // Slide a 128-bit window left one stride per level; the next stride is always its top byte.
         hi = hi << 16 | lo >> 48;
         lo <<= 16;
         while ((int)e < 0)
         {
-            e = Unsafe.Add(ref tbl8, (nint)(((e & 0xFF_FFFF) << 8) | (uint)(hi >> 56)));
+            e = tbl8[((e & 0xFF_FFFF) << 8) | (uint)(hi >> 56)];
             hi = hi << 8 | lo >> 56;
             lo <<= 8;
         }
@@ -81,8 +80,7 @@ public sealed class LpmTable6
     public void LookupBatch(ReadOnlySpan<UInt128> addresses, Span<int> nextHops)
     {
         if (nextHops.Length < addresses.Length) ThrowShortOutput();
-        ref uint tbl16 = ref MemoryMarshal.GetArrayDataReference(_tbl16);
-        ref uint tbl8 = ref MemoryMarshal.GetArrayDataReference(_tbl8);
+        uint[] tbl16 = _tbl16, tbl8 = _tbl8;
         Span<ulong> hi = stackalloc ulong[8];
         Span<ulong> lo = stackalloc ulong[8];
         Span<uint> e = stackalloc uint[8];
@@ -94,7 +92,7 @@ public sealed class LpmTable6
             {
                 UInt128 a = addresses[i + k];
                 ulong h = (ulong)(a >> 64), l = (ulong)a;
-                uint x = Unsafe.Add(ref tbl16, (nint)(h >> 48));
+                uint x = tbl16[(int)(h >> 48)];
                 hi[k] = h << 16 | l >> 48;
                 lo[k] = l << 16;
                 e[k] = x;
@@ -108,7 +106,7 @@ public sealed class LpmTable6
                     uint x = e[k];
                     if ((int)x >= 0) continue;
                     ulong h = hi[k];
-                    x = Unsafe.Add(ref tbl8, (nint)(((x & 0xFF_FFFF) << 8) | (uint)(h >> 56)));
+                    x = tbl8[((x & 0xFF_FFFF) << 8) | (uint)(h >> 56)];
                     hi[k] = h << 8 | lo[k] >> 56;
                     lo[k] <<= 8;
                     e[k] = x;
