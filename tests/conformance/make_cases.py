@@ -194,7 +194,7 @@ def cross_node():
         config=CONFIG.format(extra=""))
 
     inner4 = IP(src="10.244.2.11", dst="10.244.1.11") / TCP(sport=8080, dport=40000, flags="SA")
-    inner6 = IPv6(src="fd00:10:244:2::b", dst="fd00:10:244:1::b") / UDP(sport=53, dport=5353) / Raw(b"r" * 8)
+    inner6 = IPv6(src="fd00:10:244:2::b", dst="fd00:10:244:1::b") / UDP(sport=5000, dport=5001) / Raw(b"r" * 8)
     write_case(
         "vxlan-decap", "cross-node vxlan decap",
         "VXLAN for this node's address, port and VNI is decapsulated and the inner packet delivered to the pod; "
@@ -203,7 +203,7 @@ def cross_node():
          vxlan_from("192.168.56.13", inner4), vxlan_from(NODE_A, inner4, dport=4789)],
         [{"packet": 1, "emits": [{"port": "default/web-1", "checks": {
             "eth.dst": WEB1_MAC, "eth.src": GW, "ip.src": "10.244.2.11", "ip.dst": "10.244.1.11", "ip.ttl": 63, "tcp.flags": "SA"}}]},
-         {"packet": 2, "emits": [{"port": "default/web-1", "checks": {"ip.src": "fd00:10:244:2::b", "ip.ttl": 63, "l4.dport": 5353}}]},
+         {"packet": 2, "emits": [{"port": "default/web-1", "checks": {"ip.src": "fd00:10:244:2::b", "ip.ttl": 63, "l4.dport": 5001}}]},
          {"packet": 3, "drop": "unknown-vni"},
          {"packet": 4, "drop": "not-for-node"},
          {"packet": 5, "emits": [{"port": "host", "checks": {"ip.dst": NODE_A, "ip.proto": 17}}]}],  # not our VXLAN port: the host's business

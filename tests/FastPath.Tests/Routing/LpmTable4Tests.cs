@@ -73,7 +73,7 @@ public class LpmTable4Tests
             var reference = Canonical(routes);
             foreach (uint a in Probes(routes, seed))
                 Assert.Equal(NaiveLookup(reference, a), table.Lookup(a));
-        }, iter: 100);
+        }, iter: 40);
     }
 
     [Fact]
@@ -86,7 +86,7 @@ public class LpmTable4Tests
             var batch = new int[probes.Length];
             table.LookupBatch(probes, batch);
             for (int i = 0; i < probes.Length; i++) Assert.Equal(table.Lookup(probes[i]), batch[i]);
-        }, iter: 50);
+        }, iter: 20);
     }
 
     [Fact]
@@ -102,7 +102,7 @@ public class LpmTable4Tests
             try { table.LookupBatch(probes, batch); }
             finally { LpmTable4.UseGather = false; }
             for (int i = 0; i < probes.Length; i++) Assert.Equal(table.Lookup(probes[i]), batch[i]);
-        }, iter: 30);
+        }, iter: 15);
     }
 
     /// <summary>
@@ -152,7 +152,7 @@ public class LpmTable4Tests
             }
             // Deletes recycle tbl8 groups: the incremental table never holds more groups than a fresh build needs.
             Assert.Equal(rebuilt.Tbl8GroupsUsed, incremental.Tbl8GroupsUsed);
-        }, iter: 60);
+        }, iter: 25);
     }
 
     [Fact]
@@ -167,7 +167,7 @@ public class LpmTable4Tests
             Assert.Equal(0, t.RouteCount);
             Assert.Equal(0, t.Tbl8GroupsUsed);
             foreach (uint a in Probes(routes, seed)) Assert.Equal(-1, t.Lookup(a));
-        }, iter: 30);
+        }, iter: 15);
     }
 
     [Fact]
