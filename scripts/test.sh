@@ -11,6 +11,7 @@ status=${PIPESTATUS[0]}
 line=$(grep -E '(Passed|Failed)!.*Total:' "$log" | tail -1)
 num() { echo "$line" | grep -oE "$1: *[0-9]+" | grep -oE '[0-9]+' || echo 0; }
 passed=$(num Passed); failed=$(num Failed); skipped=$(num Skipped)
+if [ "$failed" != 0 ]; then echo "failed tests:"; grep -E '^\s+Failed [A-Za-z]' "$log" | sed 's/^ */  /'; fi
 rm -f "$log"
 if [ -z "$line" ]; then echo "0 passed, 1 failed (the test run did not report totals)"; exit 1; fi
 echo "$passed passed, $failed failed, $skipped skipped"
