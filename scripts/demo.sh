@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-dotnet build src/FastPath/FastPath.csproj -c Release -nologo -v quiet -clp:ErrorsOnly\;NoSummary
+build_log=$(mktemp)
+dotnet build src/FastPath/FastPath.csproj -c Release -nologo -v quiet -clp:ErrorsOnly > "$build_log" 2>&1 || { cat "$build_log"; exit 1; }
+rm -f "$build_log"
 dotnet src/FastPath/bin/Release/net10.0/fastpath.dll replay pcaps/demo/demo.pcapng \
   --cluster pcaps/demo/cluster --node node-a --out replay-out "$@"

@@ -4,7 +4,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh || exit 1
-dotnet build FastPath.sln -c Release -nologo -v quiet -clp:ErrorsOnly\;NoSummary || { echo "0 passed, 1 failed (build)"; exit 1; }
+build_log=$(mktemp)
+dotnet build FastPath.sln -c Release -nologo -v quiet -clp:ErrorsOnly > "$build_log" 2>&1 || { cat "$build_log"; echo "0 passed, 1 failed (build)"; exit 1; }
+rm -f "$build_log"
 log=$(mktemp)
 dotnet test tests/FastPath.Tests/FastPath.Tests.csproj -c Release --no-build -nologo 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
