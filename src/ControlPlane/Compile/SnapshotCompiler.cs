@@ -19,7 +19,14 @@ public sealed record CompileResult(ForwardingSnapshot? Snapshot, IReadOnlyList<C
 /// </summary>
 public static class SnapshotCompiler
 {
-    public static CompileResult Compile(ClusterState state, string nodeName, long generation)
+    public static CompileResult Compile(ClusterState state, string nodeName, long generation) =>
+        Compile(state, nodeName, generation, new RouteTable.Builder());
+
+    /// <summary>
+    /// Compiles with a <paramref name="routes"/> builder kept from the previous compilation, so only the routes
+    /// that changed (one Node's podCIDRs, say) are rewritten in the LPM tables.
+    /// </summary>
+    public static CompileResult Compile(ClusterState state, string nodeName, long generation, RouteTable.Builder routes)
     {
         var node = state.FindNode(nodeName);
         if (node is null)
@@ -42,8 +49,8 @@ public static class SnapshotCompiler
             Vni = (uint)config.Vni,
             ConntrackCapacity = config.ConntrackMaxEntries,
         };
-        var routes = new RouteTable(RouteCompiler.Routes(state, node.Name));
-        return new CompileResult(new ForwardingSnapshot(settings, PodPorts(state, node.Name), generation, routes), []);
+        var table = routes.Apply(RouteCompiler.Routes(state, node.Name));
+        return new CompileResult(new ForwardingSnapshot(settings, PodPorts(state, node.Name), generation, table), []);
     }
 
     /// <summary>

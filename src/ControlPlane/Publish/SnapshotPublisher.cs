@@ -1,6 +1,7 @@
 using FastPath.ControlPlane.Cluster;
 using FastPath.ControlPlane.Compile;
 using FastPath.DataPlane.Pipeline;
+using FastPath.DataPlane.Routing;
 
 namespace FastPath.ControlPlane.Publish;
 
@@ -13,6 +14,7 @@ public sealed class SnapshotPublisher
 {
     private readonly object _gate = new();
     private long _generation;
+    private readonly RouteTable.Builder _routes = new(); // kept so a change recompiles only the routes it touches
 
     /// <summary>Starts with an empty snapshot (uplink and host ports only, generation 0) until the first publish.</summary>
     public SnapshotPublisher(string nodeName)
@@ -29,6 +31,9 @@ public sealed class SnapshotPublisher
 
     public string NodeName { get; }
 
+    /// <summary>Routes added, replaced or removed by the last successful publish.</summary>
+    public int LastRouteChanges => _routes.LastChanges;
+
     /// <summary>What the data plane reads; hand this to the pipeline.</summary>
     public SnapshotHolder Holder { get; }
 
@@ -43,7 +48,7 @@ public sealed class SnapshotPublisher
         // Serialized so generations increase in publish order even when a watcher and a manual reload race.
         lock (_gate)
         {
-            var result = SnapshotCompiler.Compile(state, NodeName, _generation + 1);
+            var result = SnapshotCompiler.Compile(state, NodeName, _generation + 1, _routes);
             if (result.Snapshot is null) return result.Errors;
             _generation++;
             Holder.Publish(result.Snapshot);

@@ -35,20 +35,14 @@ public sealed class RouteTable
 
     public RouteTable(IReadOnlyList<Route> routes)
     {
-        var hops = new List<NextHop>();
-        var v4 = new List<(uint, int, int)>();
-        var v6 = new List<(UInt128, int, int)>();
-        foreach (var r in routes)
-        {
-            int hop = hops.IndexOf(r.NextHop);
-            if (hop < 0) { hop = hops.Count; hops.Add(r.NextHop); }
-            if (r.Prefix.IsV4) v4.Add((r.Prefix.V4, r.Length, hop));
-            else v6.Add((r.Prefix.Value, r.Length, hop));
-        }
-        NextHops = hops.ToArray();
-        Routes = routes.ToArray();
-        _v4 = LpmTable4.Build(v4);
-        _v6 = LpmTable6.Build(v6);
+        var builder = new Builder();
+        var built = builder.Apply(routes);
+        (_v4, _v6, NextHops, Routes) = (built._v4, built._v6, built.NextHops, built.Routes);
+    }
+
+    private RouteTable(LpmTable4 v4, LpmTable6 v6, NextHop[] nextHops, Route[] routes)
+    {
+        (_v4, _v6, NextHops, Routes) = (v4, v6, nextHops, routes);
     }
 
     public static RouteTable Empty { get; } = new([]);
@@ -59,4 +53,63 @@ public sealed class RouteTable
     /// <summary>Index into <see cref="NextHops"/> of the longest matching prefix, or -1.</summary>
     public int Lookup(IpAddr destination) =>
         destination.IsV4 ? _v4.Lookup(destination.V4) : _v6.Lookup(destination.Value);
+
+    /// <summary>
+    /// Keeps the LPM builders between compilations so a change to one Node touches only its prefixes (DIR-24-8
+    /// add/remove rewrite just the entries under the prefix, as rte_lpm does) instead of rebuilding every route.
+    /// Next-hop indices are stable: a next hop keeps its index for the builder's lifetime. Control path only.
+    /// </summary>
+    public sealed class Builder
+    {
+        private readonly LpmTable4.Builder _v4 = new();
+        private readonly LpmTable6.Builder _v6 = new();
+        private readonly Dictionary<(IpAddr Prefix, int Length), NextHop> _current = [];
+        private readonly List<NextHop> _hops = [];
+        private readonly Dictionary<NextHop, int> _hopIndex = [];
+
+        /// <summary>Prefixes added, replaced or removed by the last <see cref="Apply"/>.</summary>
+        public int LastChanges { get; private set; }
+
+        /// <summary>Brings the tables to exactly <paramref name="routes"/> and returns the new immutable table.</summary>
+        public RouteTable Apply(IReadOnlyList<Route> routes)
+        {
+            var desired = new Dictionary<(IpAddr, int), NextHop>(routes.Count);
+            foreach (var r in routes) desired[(Normalize(r.Prefix, r.Length), r.Length)] = r.NextHop;
+            int changes = 0;
+            foreach (var (key, _) in _current)
+            {
+                if (desired.ContainsKey(key)) continue;
+                if (key.Prefix.IsV4) _v4.Remove(key.Prefix.V4, key.Length);
+                else _v6.Remove(key.Prefix.Value, key.Length);
+                changes++;
+            }
+            foreach (var (key, hop) in desired)
+            {
+                if (_current.TryGetValue(key, out var old) && old == hop) continue;
+                int index = HopIndex(hop);
+                if (key.Item1.IsV4) _v4.Add(key.Item1.V4, key.Item2, index);
+                else _v6.Add(key.Item1.Value, key.Item2, index);
+                changes++;
+            }
+            _current.Clear();
+            foreach (var (key, hop) in desired) _current[key] = hop;
+            LastChanges = changes;
+            return new RouteTable(_v4.ToTable(), _v6.ToTable(), _hops.ToArray(),
+                desired.Select(d => new Route(d.Key.Item1, d.Key.Item2, d.Value)).ToArray());
+        }
+
+        private int HopIndex(NextHop hop)
+        {
+            if (_hopIndex.TryGetValue(hop, out int index)) return index;
+            _hops.Add(hop);
+            return _hopIndex[hop] = _hops.Count - 1;
+        }
+
+        private static IpAddr Normalize(IpAddr prefix, int length)
+        {
+            int bits = prefix.IsV4 ? 96 + length : length;
+            UInt128 mask = bits == 0 ? UInt128.Zero : UInt128.MaxValue << (128 - bits);
+            return new IpAddr(prefix.Value & mask);
+        }
+    }
 }
