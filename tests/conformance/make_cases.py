@@ -172,6 +172,90 @@ def main():
         inputs=["default/client=input.pcap"])
 
     cross_node()
+    services()
+
+
+SERVICES = """\
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-2, namespace: default, annotations: {fastpath.io/mac: "02:42:0a:f4:01:0c"}}
+spec: {nodeName: node-a, containers: [{name: web, image: nginx}]}
+status: {podIP: 10.244.1.12, podIPs: [{ip: 10.244.1.12}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-3, namespace: default}
+spec: {nodeName: node-b, containers: [{name: web, image: nginx}]}
+status: {podIP: 10.244.2.13, podIPs: [{ip: 10.244.2.13}, {ip: "fd00:10:244:2::d"}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  clusterIP: 10.96.0.10
+  clusterIPs: [10.96.0.10, "fd00:10:96::10"]
+  ipFamilies: [IPv4, IPv6]
+  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}, {name: dns, port: 53, targetPort: 5353, protocol: UDP}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-v4, namespace: default, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+ports: [{name: http, port: 8080, protocol: TCP}, {name: dns, port: 5353, protocol: UDP}]
+endpoints:
+  - addresses: [10.244.1.11]
+    conditions: {ready: true}
+  - addresses: [10.244.1.12]
+  - addresses: [10.244.2.13]
+    conditions: {ready: false, serving: true, terminating: true}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web-v6, namespace: default, labels: {kubernetes.io/service-name: web}}
+addressType: IPv6
+ports: [{name: http, port: 8080, protocol: TCP}]
+endpoints:
+  - addresses: ["fd00:10:244:1::b"]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: empty, namespace: default}
+spec:
+  clusterIP: 10.96.0.11
+  ports: [{port: 443, targetPort: 8443}]
+"""
+
+
+def services():
+    backends4 = ["10.244.1.11:8080", "10.244.1.12:8080"]
+    local = ["default/web-1", "default/web-2"]
+    write_case(
+        "clusterip-dual-stack", "service clusterip ipv6 udp",
+        "ClusterIP (v4 and v6, TCP and UDP) is DNATed to a ready endpoint chosen by Maglev and the flow keeps it; "
+        "replies are reverse-NATed; a Service without endpoints, or a port the Service lacks, is rejected with ICMP "
+        "port unreachable (kube-proxy's REJECT); not-ready endpoints are never chosen.",
+        [client(IP(src="10.244.1.10", dst="10.96.0.10") / TCP(sport=41000, dport=80, flags="S")),
+         client(IP(src="10.244.1.10", dst="10.96.0.10") / TCP(sport=41000, dport=80, flags="A")),
+         client(IP(src="10.244.1.10", dst="10.96.0.10") / UDP(sport=41001, dport=53) / Raw(b"\x00" * 12)),
+         client(IPv6(src="fd00:10:244:1::a", dst="fd00:10:96::10") / TCP(sport=41002, dport=80, flags="S")),
+         Ether(src=WEB1_MAC, dst=GW) / IPv6(src="fd00:10:244:1::b", dst="fd00:10:244:1::a") / TCP(sport=8080, dport=41002, flags="SA"),
+         client(IP(src="10.244.1.10", dst="10.96.0.11") / TCP(sport=41003, dport=443, flags="S")),
+         client(IP(src="10.244.1.10", dst="10.96.0.10") / TCP(sport=41004, dport=8080, flags="S")),
+         client(IP(src="10.244.1.10", dst="10.96.0.10") / TCP(sport=41005, dport=80, flags="S")),
+         client(IP(src="10.244.1.10", dst="10.96.0.10") / TCP(sport=41006, dport=80, flags="S")),
+         client(IP(src="10.244.1.10", dst="10.96.0.10") / TCP(sport=41007, dport=80, flags="S"))],
+        [{"packet": 1, "emits": [{"port": local, "backend_in": backends4}]},
+         {"packet": 2, "emits": [{"port": local, "same_backend_as": 1}]},
+         {"packet": 3, "emits": [{"port": local, "backend_in": ["10.244.1.11:5353", "10.244.1.12:5353"]}]},
+         {"packet": 4, "emits": [{"port": "default/web-1", "checks": {"ip.dst": "fd00:10:244:1::b", "l4.dport": 8080, "ip.src": "fd00:10:244:1::a"}}]},
+         {"packet": 5, "emits": [{"port": "default/client", "checks": {"ip.src": "fd00:10:96::10", "l4.sport": 80, "tcp.flags": "SA"}}]},
+         {"packet": 6, "drop": "no-endpoints", "emits": [{"port": "default/client", "checks": {"icmp.type": 3, "icmp.code": 3, "icmp.inner.ip.dst": "10.96.0.11"}}]},
+         {"packet": 7, "drop": "unknown-service-port", "emits": [{"port": "default/client", "checks": {"icmp.type": 3, "icmp.code": 3}}]},
+         {"packet": 8, "emits": [{"port": local, "backend_in": backends4}]},
+         {"packet": 9, "emits": [{"port": local, "backend_in": backends4}]},
+         {"packet": 10, "emits": [{"port": local, "backend_in": backends4}]}],
+        config=CONFIG.format(extra="") + SERVICES.lstrip("-\n") + "---\n")
 
 
 def vxlan_from(node_ip, inner, vni=1, dport=8472):

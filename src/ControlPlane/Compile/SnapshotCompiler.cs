@@ -2,6 +2,7 @@ using FastPath.ControlPlane.Cluster;
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Routing;
+using FastPath.DataPlane.Services;
 using k8s.Models;
 
 namespace FastPath.ControlPlane.Compile;
@@ -50,7 +51,8 @@ public static class SnapshotCompiler
             ConntrackCapacity = config.ConntrackMaxEntries,
         };
         var table = routes.Apply(RouteCompiler.Routes(state, node.Name));
-        return new CompileResult(new ForwardingSnapshot(settings, PodPorts(state, node.Name), generation, table), []);
+        var services = new ServiceTable(ServiceCompiler.Frontends(state), config.MaglevTableSize);
+        return new CompileResult(new ForwardingSnapshot(settings, PodPorts(state, node.Name), generation, table, services), []);
     }
 
     /// <summary>

@@ -75,6 +75,7 @@ public static class Masquerade
         return ConntrackTable.Full;
     }
 
-    private static byte TcpFlags(ReadOnlySpan<byte> frame, in PacketMeta m) =>
+    /// <summary>The TCP flags of a parsed packet, 0 for anything else (conntrack's state machine input).</summary>
+    internal static byte TcpFlags(ReadOnlySpan<byte> frame, in PacketMeta m) =>
         m.IpProtocol == IpProtocol.Tcp && (m.Flags & PacketFlags.HasL4) != 0 ? frame[m.L4Offset + 13] : (byte)0;
 }

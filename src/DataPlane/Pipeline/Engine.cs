@@ -6,6 +6,7 @@ using FastPath.DataPlane.Nat;
 using FastPath.DataPlane.Overlay;
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Routing;
+using FastPath.DataPlane.Services;
 using FastPath.DataPlane.Telemetry;
 
 namespace FastPath.DataPlane.Pipeline;
@@ -166,6 +167,16 @@ public sealed class Engine
         }
 
         if (fromPod && snap.LocalAddresses.Lookup(src) != ingress) return DropReason.SpoofedSource;
+
+        if (snap.Services.Count > 0 && Conntrack is { } services)
+        {
+            var svc = ServiceNat.Translate(snap.Services, services, arena, ref m, m.Timestamp);
+            if (svc is DropReason.NoEndpoints or DropReason.UnknownServicePort)
+                return SendError(snap, arena, ref m, ingress, IcmpHeader.DestinationUnreachable, IcmpHeader.CodePortUnreachable,
+                    Icmpv6.DestinationUnreachable, Icmpv6.CodePortUnreachable, 0, svc);
+            if (svc != DropReason.None) return svc;
+            dst = m.L3 == L3Kind.Ipv4 ? IpAddr.ReadV4(arena.AsSpan(l3 + 16)) : IpAddr.ReadV6(arena.AsSpan(l3 + 24));
+        }
 
         int egress = snap.LocalAddresses.Lookup(dst);
         if (egress == PortIndex.Host && ingress == PortIndex.Uplink && Conntrack is { Count: > 0 } ct

@@ -1,5 +1,6 @@
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Routing;
+using FastPath.DataPlane.Services;
 
 namespace FastPath.DataPlane.Pipeline;
 
@@ -42,13 +43,15 @@ public enum TunnelMode : byte { Vxlan, Direct }
 /// </summary>
 public sealed class ForwardingSnapshot
 {
-    public ForwardingSnapshot(NodeSettings node, IReadOnlyList<PortDefinition> pods, long generation = 0, RouteTable? routes = null)
+    public ForwardingSnapshot(NodeSettings node, IReadOnlyList<PortDefinition> pods, long generation = 0, RouteTable? routes = null,
+        ServiceTable? services = null)
     {
         Node = node;
         Routes = routes ?? RouteTable.Empty;
+        Services = services ?? ServiceTable.Empty;
         UnderlayV4 = node.HostAddresses.FirstOrDefault(a => a.IsV4, default).V4;
         MasqueradeV6 = node.HostAddresses.FirstOrDefault(a => !a.IsV4, default);
-        NeedsConntrack = Routes.NextHops.Any(h => h.Masquerade);
+        NeedsConntrack = Services.Count > 0 || Routes.NextHops.Any(h => h.Masquerade);
         Generation = generation;
         var hostAddresses = new List<IpAddr>();
         var ports = new PortDefinition[PortIndex.FirstPod + pods.Count];
@@ -82,6 +85,9 @@ public sealed class ForwardingSnapshot
 
     /// <summary>Routes for everything that is not a local address: other nodes' pods, off-cluster, unreachable ranges.</summary>
     public RouteTable Routes { get; }
+
+    /// <summary>Service frontends and their backends.</summary>
+    public ServiceTable Services { get; }
 
     /// <summary>This node's IPv4 underlay address (its first IPv4 InternalIP), the VXLAN tunnel endpoint; 0 if none.</summary>
     public uint UnderlayV4 { get; }

@@ -37,6 +37,8 @@ public enum DropReason : byte
     NeighborUnknown,
     /// <summary>The IPv4 header checksum is wrong (RFC 1812 §5.2.2: a router must verify it).</summary>
     BadChecksum,
+    /// <summary>To a Service address on a port or protocol the Service does not serve (rejected, as kube-proxy does).</summary>
+    UnknownServicePort,
     /// <summary>VXLAN for this node with a VNI it does not own.</summary>
     UnknownVni,
     /// <summary>Handled by the engine itself and not forwarded: ARP replies, NDP advertisements, gratuitous ARP.</summary>
@@ -53,7 +55,7 @@ public static class DropReasons
     [
         "none", "malformed", "capture-truncated", "frame-too-large", "unsupported-protocol", "ttl-exceeded",
         "no-route", "no-endpoints", "policy-denied", "spoofed-source", "conntrack-full", "mtu-exceeded",
-        "unknown-port", "not-for-node", "neighbor-unknown", "bad-checksum", "unknown-vni", "consumed",
+        "unknown-port", "not-for-node", "neighbor-unknown", "bad-checksum", "unknown-service-port", "unknown-vni", "consumed",
     ];
 
     public static string Name(DropReason reason) => Names[(int)reason];

@@ -10,12 +10,6 @@ namespace FastPath.Tests.Conformance;
 /// </summary>
 public class ConformanceTests
 {
-    /// <summary>Shared cases whose feature belongs to an open issue; they run and must fail until it lands.</summary>
-    private static readonly Dictionary<string, string> Pending = new()
-    {
-        ["clusterip-tcp-dnat"] = "Services (issue 5)",
-    };
-
     private static string SharedRunner => Path.Combine(RepositoryFiles.Root, "..", "shared", "conformance", "run.py");
 
     public static TheoryData<string> Cases()
@@ -42,12 +36,6 @@ public class ConformanceTests
         string name = Path.GetFileName(caseDir);
         string engine = $"dotnet {Path.Combine(AppContext.BaseDirectory, "fastpath.dll")}";
         var (exit, output) = Run("/usr/bin/python3", SharedRunner, "--cases", Path.GetDirectoryName(caseDir)!, "-k", name, "--engine", engine);
-
-        if (Pending.TryGetValue(name, out var issue))
-        {
-            Assert.True(exit != 0, $"{name} passes now: remove it from Pending ({issue})");
-            return;
-        }
         Assert.True(exit == 0 && output.Contains($"PASS {name}"), output);
         AssertOutputsDecodeCleanly(caseDir);
     }

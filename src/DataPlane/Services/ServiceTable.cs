@@ -1,0 +1,98 @@
+using FastPath.DataPlane.Packets;
+
+namespace FastPath.DataPlane.Services;
+
+/// <summary>One backend of a Service frontend: an endpoint address and the (resolved) target port.</summary>
+public readonly record struct ServiceBackend(IpAddr Address, ushort Port);
+
+/// <summary>A Service port on one virtual IP, as the control plane states it.</summary>
+/// <param name="Name">"namespace/service:port" for traces and counters.</param>
+public sealed record ServiceFrontend(string Name, IpAddr Address, ushort Port, byte Protocol, IReadOnlyList<ServiceBackend> Backends);
+
+/// <summary>
+/// Service frontends (virtual IP, port, protocol) → backends chosen by Maglev. Exact match by open addressing over
+/// structs; a second table knows every virtual IP so traffic to a Service address on a port it does not have is
+/// rejected instead of routed. Built off the packet path, immutable afterwards.
+/// </summary>
+public sealed class ServiceTable
+{
+    private struct Slot
+    {
+        public UInt128 Address;
+        public ushort Port;
+        public byte Protocol;
+        public int Frontend; // index + 1; 0 = empty
+    }
+
+    private readonly Slot[] _slots;
+    private readonly int _mask;
+    private readonly MaglevTable[] _maglev;
+    private readonly ServiceBackend[][] _backends;
+
+    public ServiceTable(IReadOnlyList<ServiceFrontend> frontends, int maglevTableSize = MaglevTable.DefaultSize)
+    {
+        Frontends = frontends.ToArray();
+        int size = 8;
+        while (size < Frontends.Length * 2) size <<= 1;
+        _slots = new Slot[size];
+        _mask = size - 1;
+        _maglev = new MaglevTable[Frontends.Length];
+        _backends = new ServiceBackend[Frontends.Length][];
+        var builder = new MaglevTable.Builder();
+        var vips = new List<(IpAddr, int)>();
+        for (int f = 0; f < Frontends.Length; f++)
+        {
+            var fe = Frontends[f];
+            int i = (int)Hash(fe.Address, fe.Port, fe.Protocol) & _mask;
+            while (_slots[i].Frontend != 0) i = (i + 1) & _mask;
+            _slots[i] = new Slot { Address = fe.Address.Value, Port = fe.Port, Protocol = fe.Protocol, Frontend = f + 1 };
+            _backends[f] = fe.Backends.ToArray();
+            var members = new MaglevBackend[_backends[f].Length];
+            for (int b = 0; b < members.Length; b++)
+                members[b] = MaglevBackend.Named($"{_backends[f][b].Address}:{_backends[f][b].Port}", b);
+            _maglev[f] = builder.Build(members, members.Length == 0 ? MaglevTable.MinSize : maglevTableSize);
+            vips.Add((fe.Address, f));
+        }
+        VirtualIps = new Routing.AddressTable(vips);
+    }
+
+    public static ServiceTable Empty { get; } = new([]);
+
+    public ServiceFrontend[] Frontends { get; }
+
+    /// <summary>Every Service address (any port), for rejecting ports a Service does not have.</summary>
+    public Routing.AddressTable VirtualIps { get; }
+
+    public int Count => Frontends.Length;
+
+    /// <summary>The frontend for a destination, or -1.</summary>
+    public int Lookup(IpAddr address, ushort port, byte protocol)
+    {
+        var slots = _slots;
+        int i = (int)Hash(address, port, protocol) & _mask;
+        while (true)
+        {
+            ref var s = ref slots[i];
+            if (s.Frontend == 0) return -1;
+            if (s.Address == address.Value && s.Port == port && s.Protocol == protocol) return s.Frontend - 1;
+            i = (i + 1) & _mask;
+        }
+    }
+
+    /// <summary>Picks a backend for a new flow by Maglev (same flow hash, same backend, on every node); false when the frontend has none.</summary>
+    public bool TrySelect(int frontend, ulong flowHash, out ServiceBackend backend)
+    {
+        int b = _maglev[frontend].Lookup(flowHash);
+        var backends = _backends[frontend];
+        if ((uint)b >= (uint)backends.Length)
+        {
+            backend = default;
+            return false;
+        }
+        backend = backends[b];
+        return true;
+    }
+
+    private static ulong Hash(IpAddr address, ushort port, byte protocol) =>
+        address.Hash() ^ ((ulong)port << 8 | protocol) * 0x9E37_79B9_7F4A_7C15UL;
+}
