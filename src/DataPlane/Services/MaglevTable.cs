@@ -11,7 +11,7 @@ namespace FastPath.DataPlane.Services;
 /// </summary>
 public sealed class MaglevTable
 {
-    /// <summary>Cilium's and Katran's default; the paper (§5.3) suggests M ≥ 100·N for a balanced table.</summary>
+    /// <summary>Cilium's default. The paper (§3.4) picks M > 100·N so backends' shares differ by at most ~1 %.</summary>
     public const int DefaultSize = 16381;
 
     public const int MinSize = 251;
