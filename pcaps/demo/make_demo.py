@@ -80,6 +80,7 @@ packets = [
     ("uplink", Ether(src=ROUTER, dst="02:00:00:00:01:01") / IP(src="203.0.113.10", dst="192.168.56.11") /
      TCP(sport=443, dport=40004, flags="SA")),                                                  # the reply, back to the pod
     client(IP(src=C4, dst="10.244.9.9") / UDP(sport=1, dport=2)),                                # no node owns 10.244.9.0/24
+    client(IP(src=C4, dst="10.96.0.20") / TCP(sport=40005, dport=80, flags="S")),             # ClusterIP shop/web: DNAT
 ]
 write_pcapng(os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo.pcapng"), packets)
 print(f"wrote {len(packets)} packets")

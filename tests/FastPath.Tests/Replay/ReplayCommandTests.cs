@@ -22,17 +22,17 @@ public class ReplayCommandTests
         using var tmp = new TempFolder();
         var (exit, stdout, stderr) = Fastpath("replay", Demo("demo.pcapng"), "--cluster", Demo("cluster"), "--node", "node-a", "--out", tmp.Path);
         Assert.True(exit == 0, stderr);
-        Assert.Contains("replayed 23 packets", stdout);
+        Assert.Contains("replayed 24 packets", stdout);
 
         using var summary = JsonDocument.Parse(File.ReadAllText(tmp.File("summary.json")));
         var root = summary.RootElement;
-        Assert.Equal(23, root.GetProperty("packets_in").GetInt64());
+        Assert.Equal(24, root.GetProperty("packets_in").GetInt64());
         Assert.Equal(1, root.GetProperty("drops").GetProperty("no-route").GetInt64());
         Assert.Equal(2, root.GetProperty("ports").GetProperty("uplink").GetProperty("tx_packets").GetInt64()); // VXLAN + masqueraded SYN
         Assert.Equal(2, root.GetProperty("drops").GetProperty("ttl-exceeded").GetInt64());
         Assert.Equal(1, root.GetProperty("drops").GetProperty("spoofed-source").GetInt64());
         Assert.Equal(1, root.GetProperty("drops").GetProperty("malformed").GetInt64());
-        Assert.Equal(7, root.GetProperty("ports").GetProperty("shop/web-1").GetProperty("tx_packets").GetInt64());
+        Assert.Equal(8, root.GetProperty("ports").GetProperty("shop/web-1").GetProperty("tx_packets").GetInt64()); // incl. the ClusterIP SYN, DNATed
 
         var drops = File.ReadAllLines(tmp.File("drops.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
         Assert.Equal([13, 14, 15, 16, 23], drops.Select(d => d.GetProperty("packet").GetInt32()));
@@ -40,7 +40,7 @@ public class ReplayCommandTests
 
         // Nothing lost: every input is emitted somewhere or listed as dropped (an ICMP-answered drop counts once each way).
         long emitted = root.GetProperty("packets_out").GetInt64();
-        Assert.Equal(23 + 3, emitted + drops.Count);
+        Assert.Equal(24 + 3, emitted + drops.Count);
         Assert.True(File.Exists(tmp.File("shop_web-1.pcap")));
         Assert.True(File.Exists(tmp.File("default_client.pcap")));
         Assert.True(File.Exists(tmp.File("uplink.pcap")));
