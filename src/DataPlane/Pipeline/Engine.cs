@@ -109,15 +109,13 @@ public sealed class Engine
 
     private static IpAddr SourceAddress(byte[] arena, in PacketMeta m, out bool found)
     {
-        found = true;
-        int l3 = m.Offset + m.L3Offset;
-        switch (m.L3)
+        found = m.L3 != L3Kind.None;
+        return m.L3 switch
         {
-            case L3Kind.Ipv4: return IpAddr.ReadV4(arena.AsSpan(l3 + 12));
-            case L3Kind.Ipv6: return IpAddr.ReadV6(arena.AsSpan(l3 + 8));
-            case L3Kind.Arp: return IpAddr.FromV4(BinaryPrimitives.ReadUInt32BigEndian(arena.AsSpan(l3 + 14)));
-            default: found = false; return default;
-        }
+            L3Kind.Arp => IpAddr.FromV4(BinaryPrimitives.ReadUInt32BigEndian(arena.AsSpan(m.Offset + m.L3Offset + 14))),
+            L3Kind.None => default,
+            _ => PacketAddresses.Source(arena.AsSpan(m.Offset, m.Length), in m),
+        };
     }
 
     private DropReason Forward(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int ingress)
@@ -143,12 +141,10 @@ public sealed class Engine
             if (m.L3 is not (L3Kind.Ipv4 or L3Kind.Ipv6)) return DropReason.UnsupportedProtocol;
         }
 
-        int l3 = m.Offset + m.L3Offset;
-        IpAddr src, dst;
+        var src = PacketAddresses.Source(arena.AsSpan(m.Offset, m.Length), in m);
+        var dst = PacketAddresses.Destination(arena.AsSpan(m.Offset, m.Length), in m);
         if (m.L3 == L3Kind.Ipv4)
         {
-            src = IpAddr.ReadV4(arena.AsSpan(l3 + 12));
-            dst = IpAddr.ReadV4(arena.AsSpan(l3 + 16));
             uint d = dst.V4;
             // Limited broadcast and link-local multicast (224.0.0.0/24) never leave the link (RFC 1812 §5.3.5).
             if (d == uint.MaxValue || (d >> 8) == 0xE0_00_00) return DropReason.Consumed;
@@ -156,8 +152,6 @@ public sealed class Engine
         }
         else
         {
-            src = IpAddr.ReadV6(arena.AsSpan(l3 + 8));
-            dst = IpAddr.ReadV6(arena.AsSpan(l3 + 24));
             if (fromPod && m.IpProtocol == IpProtocol.Icmpv6 && (m.Flags & PacketFlags.HasL4) != 0 && IsNeighborDiscovery(arena[m.Offset + m.L4Offset]))
                 return NeighborProxy.HandleNeighborDiscovery(arena, ref m, snap.Node.GatewayMac, snap.LocalAddresses, ingress);
             if (Ipv6Header.IsMulticast(dst))
@@ -175,7 +169,7 @@ public sealed class Engine
                 return SendError(snap, arena, ref m, ingress, IcmpHeader.DestinationUnreachable, IcmpHeader.CodePortUnreachable,
                     Icmpv6.DestinationUnreachable, Icmpv6.CodePortUnreachable, 0, svc);
             if (svc != DropReason.None) return svc;
-            dst = m.L3 == L3Kind.Ipv4 ? IpAddr.ReadV4(arena.AsSpan(l3 + 16)) : IpAddr.ReadV6(arena.AsSpan(l3 + 24));
+            dst = PacketAddresses.Destination(arena.AsSpan(m.Offset, m.Length), in m);
         }
 
         int egress = snap.LocalAddresses.Lookup(dst);
@@ -183,7 +177,7 @@ public sealed class Engine
             && Masquerade.TryReverse(ct, arena, ref m, m.Timestamp, out var reverseDrop))
         {
             if (reverseDrop != DropReason.None) return reverseDrop;
-            dst = m.L3 == L3Kind.Ipv4 ? IpAddr.ReadV4(arena.AsSpan(l3 + 16)) : IpAddr.ReadV6(arena.AsSpan(l3 + 24));
+            dst = PacketAddresses.Destination(arena.AsSpan(m.Offset, m.Length), in m);
             egress = snap.LocalAddresses.Lookup(dst);
             if (egress < PortIndex.FirstPod) return DropReason.NotForNode;
         }
@@ -295,8 +289,7 @@ public sealed class Engine
     {
         if (!IcmpErrorBuilder.MayAnswer(arena.AsSpan(m.Offset, m.Length), in m)) return reason;
         bool pmtu = reason == DropReason.MtuExceeded;
-        int l3 = m.Offset + m.L3Offset;
-        var to = m.L3 == L3Kind.Ipv4 ? IpAddr.ReadV4(arena.AsSpan(l3 + 12)) : IpAddr.ReadV6(arena.AsSpan(l3 + 8));
+        var to = PacketAddresses.Source(arena.AsSpan(m.Offset, m.Length), in m);
         if (!pmtu && !IcmpLimiter.Allow(to, m.Timestamp)) return reason;
         if (m.L3 == L3Kind.Ipv4) IcmpErrorBuilder.BuildV4(arena, ref m, type4, code4, rest, snap.IcmpSourceV4, snap.Node.GatewayMac);
         else IcmpErrorBuilder.BuildV6(arena, ref m, type6, code6, rest, snap.IcmpSourceV6, snap.Node.GatewayMac);

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Telemetry;
 
 namespace FastPath.DataPlane.Pipeline;
@@ -56,6 +57,17 @@ public struct PacketMeta
     public ushort SourcePort;
     public ushort DestinationPort;
     public ushort Reserved;
+}
+
+/// <summary>Reads a parsed packet's IP addresses (IPv4 ones as IPv4-mapped <see cref="IpAddr"/>).</summary>
+public static class PacketAddresses
+{
+    /// <param name="frame">The packet's frame: offsets in <paramref name="m"/> are relative to its start.</param>
+    public static IpAddr Source(ReadOnlySpan<byte> frame, in PacketMeta m) =>
+        m.L3 == L3Kind.Ipv4 ? IpAddr.ReadV4(frame[(m.L3Offset + 12)..]) : IpAddr.ReadV6(frame[(m.L3Offset + 8)..]);
+
+    public static IpAddr Destination(ReadOnlySpan<byte> frame, in PacketMeta m) =>
+        m.L3 == L3Kind.Ipv4 ? IpAddr.ReadV4(frame[(m.L3Offset + 16)..]) : IpAddr.ReadV6(frame[(m.L3Offset + 24)..]);
 }
 
 /// <summary>Well-known port indices. Pod ports start at <see cref="FirstPod"/>.</summary>

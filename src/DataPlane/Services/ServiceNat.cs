@@ -30,7 +30,7 @@ public static class ServiceNat
     {
         var frame = arena.Slice(m.Offset, m.Length);
         if (!FlowKey.TryFromPacket(frame, in m, out var key))
-            return services.VirtualIps.Lookup(DestinationOf(frame, in m)) >= 0 ? DropReason.UnknownServicePort : DropReason.None;
+            return services.VirtualIps.Lookup(PacketAddresses.Destination(frame, in m)) >= 0 ? DropReason.UnknownServicePort : DropReason.None;
 
         int index = table.Lookup(key, now, out bool isReply);
         if (index >= 0)
@@ -60,7 +60,4 @@ public static class ServiceNat
         table.Observe(index, isReply: false, Masquerade.TcpFlags(frame, in m), m.Length, now);
         return NatRewriter.RewriteDestination(frame, ref m, backend.Address, backend.Port) ? DropReason.None : DropReason.Malformed;
     }
-
-    private static IpAddr DestinationOf(ReadOnlySpan<byte> frame, in PacketMeta m) =>
-        m.L3 == L3Kind.Ipv4 ? IpAddr.ReadV4(frame[(m.L3Offset + 16)..]) : IpAddr.ReadV6(frame[(m.L3Offset + 24)..]);
 }
