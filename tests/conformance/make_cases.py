@@ -173,6 +173,7 @@ def main():
 
     cross_node()
     services()
+    external_services()
 
 
 SERVICES = """\
@@ -256,6 +257,103 @@ def services():
          {"packet": 9, "emits": [{"port": local, "backend_in": backends4}]},
          {"packet": 10, "emits": [{"port": local, "backend_in": backends4}]}],
         config=CONFIG.format(extra="") + SERVICES.lstrip("-\n") + "---\n")
+
+
+EXTERNAL = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: web-3, namespace: default}
+spec: {nodeName: node-b, containers: [{name: web, image: nginx}]}
+status: {podIP: 10.244.2.13, podIPs: [{ip: 10.244.2.13}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: np, namespace: default}
+spec: {type: NodePort, clusterIP: 10.96.0.30, ports: [{port: 80, targetPort: 8080, nodePort: 30080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: npl, namespace: default}
+spec: {type: NodePort, clusterIP: 10.96.0.31, externalTrafficPolicy: Local, ports: [{port: 80, targetPort: 8080, nodePort: 30081}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: npr, namespace: default}
+spec: {type: NodePort, clusterIP: 10.96.0.32, externalTrafficPolicy: Local, ports: [{port: 80, targetPort: 8080, nodePort: 30082}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: lb, namespace: default}
+spec:
+  type: LoadBalancer
+  clusterIP: 10.96.0.33
+  loadBalancerSourceRanges: [198.51.100.0/24]
+  externalIPs: [203.0.113.101]
+  ports: [{port: 443, targetPort: 8080, nodePort: 30443}]
+status: {loadBalancer: {ingress: [{ip: 203.0.113.100}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: itp, namespace: default}
+spec: {clusterIP: 10.96.0.34, internalTrafficPolicy: Local, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: term, namespace: default}
+spec: {type: NodePort, clusterIP: 10.96.0.35, externalTrafficPolicy: Local, ports: [{port: 80, targetPort: 8080, nodePort: 30085}]}
+""" + "".join(f"""---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: {svc}-1, namespace: default, labels: {{kubernetes.io/service-name: {svc}}}}}
+addressType: IPv4
+ports: [{{port: 8080, protocol: TCP}}]
+endpoints:
+{eps}""" for svc, eps in [
+    ("np", "  - {addresses: [10.244.1.11], nodeName: node-a}\n"),
+    ("npl", "  - {addresses: [10.244.1.11], nodeName: node-a}\n  - {addresses: [10.244.2.13], nodeName: node-b}\n"),
+    ("npr", "  - {addresses: [10.244.2.13], nodeName: node-b}\n"),
+    ("lb", "  - {addresses: [10.244.1.11], nodeName: node-a}\n"),
+    ("itp", "  - {addresses: [10.244.2.13], nodeName: node-b}\n"),
+    ("term", "  - {addresses: [10.244.1.11], nodeName: node-a, conditions: {ready: false, serving: true, terminating: true}}\n"
+             "  - {addresses: [10.244.2.13], nodeName: node-b, conditions: {ready: false, serving: true, terminating: true}}\n"),
+])
+
+
+def external_services():
+    ext, denied = "198.51.100.7", "192.0.2.9"
+
+    def from_outside(src, dst, dport, sport=50000, flags="S"):
+        return Ether(src=ROUTER_MAC, dst=NODE_A_MAC) / IP(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags=flags)
+
+    write_case(
+        "service-external-policies", "service nodeport loadbalancer externalip policy hairpin",
+        "NodePort with externalTrafficPolicy Cluster SNATs the client to the node and reverse-NATs the reply; Local keeps "
+        "the client address, uses only this node's endpoints (terminating ones when no ready one is left, KEP-1669) and "
+        "drops when there is none; LoadBalancer ingress honours loadBalancerSourceRanges; externalIPs work; "
+        "internalTrafficPolicy Local; a pod reaching itself through its Service is SNATed (hairpin).",
+        [from_outside(ext, NODE_A, 30080),
+         Ether(src=WEB1_MAC, dst=GW) / IP(src="10.244.1.11", dst=NODE_A) / TCP(sport=8080, dport=50000, flags="SA"),
+         from_outside(ext, NODE_A, 30081, sport=50001),
+         from_outside(ext, NODE_A, 30082, sport=50002),
+         from_outside(ext, "203.0.113.100", 443, sport=50003),
+         from_outside(denied, "203.0.113.100", 443, sport=50004),
+         from_outside(denied, "203.0.113.101", 443, sport=50005),
+         client(IP(src="10.244.1.10", dst="10.96.0.34") / TCP(sport=41000, dport=80, flags="S")),
+         from_outside(ext, NODE_A, 30085, sport=50006),
+         Ether(src=WEB1_MAC, dst=GW) / IP(src="10.244.1.11", dst="10.96.0.30") / TCP(sport=41001, dport=80, flags="S")],
+        [{"packet": 1, "emits": [{"port": "default/web-1", "checks": {
+            "ip.src": NODE_A, "ip.dst": "10.244.1.11", "l4.dport": 8080, "l4.sport": 50000}}]},
+         {"packet": 2, "emits": [{"port": "uplink", "checks": {
+             "eth.dst": ROUTER_MAC, "ip.src": NODE_A, "l4.sport": 30080, "ip.dst": ext, "l4.dport": 50000, "tcp.flags": "SA"}}]},
+         {"packet": 3, "emits": [{"port": "default/web-1", "checks": {"ip.src": ext, "ip.dst": "10.244.1.11"}}]},
+         {"packet": 4, "drop": "no-local-endpoints"},
+         {"packet": 5, "emits": [{"port": "default/web-1", "checks": {"ip.src": NODE_A, "ip.dst": "10.244.1.11"}}]},
+         {"packet": 6, "drop": "policy-denied"},
+         {"packet": 7, "emits": [{"port": "default/web-1", "checks": {"ip.dst": "10.244.1.11", "l4.dport": 8080}}]},
+         {"packet": 8, "drop": "no-local-endpoints"},
+         {"packet": 9, "emits": [{"port": "default/web-1", "checks": {"ip.src": ext, "ip.dst": "10.244.1.11"}}]},
+         {"packet": 10, "emits": [{"port": "default/web-1", "checks": {"ip.src": NODE_A, "ip.dst": "10.244.1.11", "l4.dport": 8080}}]}],
+        config=CONFIG.format(extra="") + EXTERNAL + "---\n")
 
 
 def vxlan_from(node_ip, inner, vni=1, dport=8472):

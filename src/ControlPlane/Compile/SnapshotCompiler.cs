@@ -51,7 +51,7 @@ public static class SnapshotCompiler
             ConntrackCapacity = config.ConntrackMaxEntries,
         };
         var table = routes.Apply(RouteCompiler.Routes(state, node.Name));
-        var services = new ServiceTable(ServiceCompiler.Frontends(state), config.MaglevTableSize);
+        var services = new ServiceTable(ServiceCompiler.Frontends(state, node.Name, settings.HostAddresses), config.MaglevTableSize);
         return new CompileResult(new ForwardingSnapshot(settings, PodPorts(state, node.Name), generation, table, services), []);
     }
 

@@ -14,14 +14,10 @@ public static class Masquerade
     /// <summary><see cref="ConntrackEntry.NatKind"/> of a masqueraded connection.</summary>
     public const byte NatKind = 1;
 
-    private const int PortAttempts = 64;
-    private const int PortRangeFirst = 1024;
-    private const int PortRangeSize = 65536 - PortRangeFirst;
 
     /// <summary>
-    /// Rewrites the packet's source to <paramref name="nodeAddress"/>, keeping the connection's mapping. A new
-    /// connection keeps its source port when no other connection to the same peer uses it on the node address, else
-    /// takes the first free port of a hash-ordered probe over 1024–65535 (Linux nf_nat keeps ports the same way).
+    /// Rewrites the packet's source to <paramref name="nodeAddress"/>, keeping the connection's mapping; a new
+    /// connection keeps its source port unless it is taken (<see cref="ConntrackNat.InsertUnique"/>).
     /// </summary>
     public static DropReason Apply(ConntrackTable table, Span<byte> arena, ref PacketMeta m, IpAddr nodeAddress, long now)
     {
@@ -32,15 +28,13 @@ public static class Masquerade
         int index = table.Lookup(original, now, out bool isReply);
         if (index < 0 || isReply)
         {
-            index = Insert(table, original, nodeAddress, now);
+            index = ConntrackNat.InsertUnique(table, original, original.Destination, original.DestinationPort, nodeAddress, now);
             if (index < 0) return DropReason.ConntrackFull;
-            ref var created = ref table[index];
-            created.NatKind = NatKind;
+            table[index].NatKind = NatKind;
+            isReply = false;
         }
-        ref var entry = ref table[index];
         table.Observe(index, isReply: false, TcpFlags(frame, in m), m.Length, now);
-        var reply = entry.Reply;
-        return NatRewriter.RewriteSource(frame, ref m, reply.Destination, reply.DestinationPort) ? DropReason.None : DropReason.Malformed;
+        return ConntrackNat.Translate(frame, ref m, original, table[index], isReply: false) ? DropReason.None : DropReason.Malformed;
     }
 
     /// <summary>
@@ -55,24 +49,8 @@ public static class Masquerade
         int index = table.Lookup(key, now, out bool isReply);
         if (index < 0 || !isReply || table[index].NatKind != NatKind) return false;
         table.Observe(index, isReply: true, TcpFlags(frame, in m), m.Length, now);
-        var original = table[index].Original;
-        if (!NatRewriter.RewriteDestination(frame, ref m, original.Source, original.SourcePort)) drop = DropReason.Malformed;
+        if (!ConntrackNat.Translate(frame, ref m, key, table[index], isReply: true)) drop = DropReason.Malformed;
         return true;
-    }
-
-    private static int Insert(ConntrackTable table, in FlowKey original, IpAddr nodeAddress, long now)
-    {
-        bool hasPorts = original.SourcePort != 0 || original.Protocol is IpProtocol.Tcp or IpProtocol.Udp or IpProtocol.Sctp;
-        ushort port = original.SourcePort;
-        uint step = (uint)(original.GetHashCode() | 1);
-        for (int attempt = 0; attempt < PortAttempts; attempt++)
-        {
-            var reply = new FlowKey(original.Destination, nodeAddress, original.DestinationPort, port, original.Protocol);
-            int index = table.Insert(original, reply, now);
-            if (index != ConntrackTable.Clash || !hasPorts) return index;
-            port = (ushort)(PortRangeFirst + (uint)(step * (uint)(attempt + 1)) % PortRangeSize);
-        }
-        return ConntrackTable.Full;
     }
 
     /// <summary>The TCP flags of a parsed packet, 0 for anything else (conntrack's state machine input).</summary>

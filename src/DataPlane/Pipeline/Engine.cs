@@ -162,9 +162,11 @@ public sealed class Engine
 
         if (fromPod && snap.LocalAddresses.Lookup(src) != ingress) return DropReason.SpoofedSource;
 
+        bool translated = false;
         if (snap.Services.Count > 0 && Conntrack is { } services)
         {
-            var svc = ServiceNat.Translate(snap.Services, services, arena, ref m, m.Timestamp);
+            var svc = ServiceNat.Translate(snap.Services, services, arena, ref m, m.Timestamp,
+                IpAddr.FromV4(snap.UnderlayV4), snap.MasqueradeV6, out translated);
             if (svc is DropReason.NoEndpoints or DropReason.UnknownServicePort)
                 return SendError(snap, arena, ref m, ingress, IcmpHeader.DestinationUnreachable, IcmpHeader.CodePortUnreachable,
                     Icmpv6.DestinationUnreachable, Icmpv6.CodePortUnreachable, 0, svc);
@@ -194,8 +196,9 @@ public sealed class Engine
         }
 
         int hop = snap.Routes.Lookup(dst);
-        // The node forwards its pods' traffic; it is not a transit router for the underlay.
-        if (ingress == PortIndex.Uplink) return DropReason.NotForNode;
+        // The node forwards its pods' traffic and its Services' (a NodePort connection to a backend on another node);
+        // it is not a transit router for the underlay.
+        if (ingress == PortIndex.Uplink && !translated) return DropReason.NotForNode;
         if (hop < 0)
             return SendError(snap, arena, ref m, ingress, IcmpHeader.DestinationUnreachable, IcmpHeader.CodeNetUnreachable,
                 Icmpv6.DestinationUnreachable, Icmpv6.CodeNoRoute, 0, DropReason.NoRoute);
@@ -216,7 +219,9 @@ public sealed class Engine
         int pathMtu = snap.Node.Mtu - (tunnel ? VxlanTunnel.MtuOverhead : 0);
         if (m.L3Length > pathMtu) return PathMtuExceeded(snap, arena, ref m, ingress, pathMtu);
         DecrementTtl(arena, ref m);
-        if (nh.Masquerade && Conntrack is { } table)
+        // Only a pod's own connections are masqueraded; a packet a Service translated (a reply leaving for an external
+        // client, already carrying the node's address) has its translation in its own conntrack entry.
+        if (nh.Masquerade && fromPod && !translated && Conntrack is { } table)
         {
             // A family the node has no address in is forwarded unmasqueraded (nothing to translate to).
             bool v4 = m.L3 == L3Kind.Ipv4;
@@ -331,5 +336,6 @@ public sealed class Engine
         _learnedMacs = learned;
         _sized = snap;
         if (snap.NeedsConntrack && Conntrack is null) Conntrack = new ConntrackTable(snap.Node.ConntrackCapacity, seed: _conntrackSeed);
+        else if (Conntrack is { Count: > 0 } table) ServiceNat.FlushStaleUdp(snap.Services, table);
     }
 }

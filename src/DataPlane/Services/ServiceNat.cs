@@ -22,12 +22,15 @@ public static class ServiceNat
 
     /// <summary>
     /// Translates the packet if it belongs to a Service connection or opens one. Returns None when the packet may go
-    /// on (translated or not), <see cref="DropReason.NoEndpoints"/> for a frontend without backends,
-    /// <see cref="DropReason.UnknownServicePort"/> for a Service address on a port it does not serve (both
-    /// rejected with ICMP port unreachable by the caller, like kube-proxy's REJECT), or ConntrackFull.
+    /// on (<paramref name="translated"/> says whether it was rewritten), <see cref="DropReason.NoEndpoints"/> for a
+    /// frontend without backends, <see cref="DropReason.UnknownServicePort"/> for a Service address on a port it does
+    /// not serve (both rejected with ICMP port unreachable by the caller, like kube-proxy's REJECT), PolicyDenied for
+    /// a client outside loadBalancerSourceRanges (dropped, as kube-proxy does), or ConntrackFull.
     /// </summary>
-    public static DropReason Translate(ServiceTable services, ConntrackTable table, Span<byte> arena, ref PacketMeta m, long now)
+    public static DropReason Translate(ServiceTable services, ConntrackTable table, Span<byte> arena, ref PacketMeta m, long now,
+        IpAddr nodeV4, IpAddr nodeV6, out bool translated)
     {
+        translated = false;
         var frame = arena.Slice(m.Offset, m.Length);
         if (!FlowKey.TryFromPacket(frame, in m, out var key))
             return services.VirtualIps.Lookup(PacketAddresses.Destination(frame, in m)) >= 0 ? DropReason.UnknownServicePort : DropReason.None;
@@ -38,26 +41,48 @@ public static class ServiceNat
             ref var entry = ref table[index];
             if (entry.NatKind != NatKind) return DropReason.None; // another translation (masquerade) owns it
             table.Observe(index, isReply, Masquerade.TcpFlags(frame, in m), m.Length, now);
-            bool ok = isReply
-                ? NatRewriter.RewriteSource(frame, ref m, entry.Original.Destination, entry.Original.DestinationPort)
-                : NatRewriter.RewriteDestination(frame, ref m, entry.Reply.Source, entry.Reply.SourcePort);
-            return ok ? DropReason.None : DropReason.Malformed;
+            translated = true;
+            return ConntrackNat.Translate(frame, ref m, key, entry, isReply) ? DropReason.None : DropReason.Malformed;
         }
 
         int frontend = services.Lookup(key.Destination, key.DestinationPort, key.Protocol);
         if (frontend < 0)
             return services.VirtualIps.Lookup(key.Destination) >= 0 ? DropReason.UnknownServicePort : DropReason.None;
-        if (!services.TrySelect(frontend, key.Hash(FlowSeed), out var backend)) return DropReason.NoEndpoints;
+        if (!services.SourceAllowed(frontend, key.Source)) return DropReason.PolicyDenied;
+        if (!services.TrySelect(frontend, key.Hash(FlowSeed), out var backend))
+            return services.IsLocalPolicy(frontend) ? DropReason.NoLocalEndpoints : DropReason.NoEndpoints;
 
-        var reply = new FlowKey(backend.Address, key.Source, backend.Port, key.SourcePort, key.Protocol);
-        index = table.Insert(key, reply, now);
-        // A clash means the backend already has a connection from this client address and port (through another
-        // Service address); without a source-port translation that would mix two flows, so it is refused.
+        // SNAT when the frontend requires it (external traffic, policy Cluster) and for hairpin: a pod reaching
+        // itself through its Service would otherwise receive a packet from its own address, which Linux drops as a
+        // martian (kube-proxy masquerades hairpin traffic for the same reason).
+        var node = key.Source.IsV4 ? nodeV4 : nodeV6;
+        bool snat = (services.Masquerades(frontend) || backend.Address == key.Source) && node.Value != UInt128.Zero;
+        index = ConntrackNat.InsertUnique(table, key, backend.Address, backend.Port, snat ? node : key.Source, now);
         if (index < 0) return DropReason.ConntrackFull;
         ref var created = ref table[index];
         created.NatKind = NatKind;
         created.NatTag = frontend;
         table.Observe(index, isReply: false, Masquerade.TcpFlags(frame, in m), m.Length, now);
-        return NatRewriter.RewriteDestination(frame, ref m, backend.Address, backend.Port) ? DropReason.None : DropReason.Malformed;
+        translated = true;
+        return ConntrackNat.Translate(frame, ref m, key, created, isReply: false) ? DropReason.None : DropReason.Malformed;
+    }
+
+    /// <summary>
+    /// Removes the UDP connections whose backend no Service has any more, at once: a UDP client keeps sending to
+    /// the same tuple, and a stale entry would keep steering it to an endpoint that is gone — the kube-proxy bug
+    /// (kubernetes#59368 and others) fixed there by conntrack -D on endpoint removal. Control path: walks the table.
+    /// </summary>
+    public static int FlushStaleUdp(ServiceTable services, ConntrackTable table)
+    {
+        int flushed = 0;
+        for (int i = 0; i < table.Capacity; i++)
+        {
+            ref var e = ref table[i];
+            if (!e.InUse || e.NatKind != NatKind || e.Original.Protocol != IpProtocol.Udp) continue;
+            if (services.HasBackend(e.Reply.Source, e.Reply.SourcePort, IpProtocol.Udp)) continue;
+            table.Remove(i);
+            flushed++;
+        }
+        return flushed;
     }
 }

@@ -5,9 +5,20 @@ namespace FastPath.DataPlane.Services;
 /// <summary>One backend of a Service frontend: an endpoint address and the (resolved) target port.</summary>
 public readonly record struct ServiceBackend(IpAddr Address, ushort Port);
 
-/// <summary>A Service port on one virtual IP, as the control plane states it.</summary>
+/// <summary>A Service port on one address (ClusterIP, node address for a NodePort, LoadBalancer or external IP).</summary>
 /// <param name="Name">"namespace/service:port" for traces and counters.</param>
-public sealed record ServiceFrontend(string Name, IpAddr Address, ushort Port, byte Protocol, IReadOnlyList<ServiceBackend> Backends);
+public sealed record ServiceFrontend(string Name, IpAddr Address, ushort Port, byte Protocol, IReadOnlyList<ServiceBackend> Backends)
+{
+    /// <summary>SNAT clients to the node's address, so replies return through this node (Kubernetes requires it for
+    /// NodePort, LoadBalancer and external IPs with externalTrafficPolicy: Cluster).</summary>
+    public bool Masquerade { get; init; }
+
+    /// <summary>Traffic policy Local: only this node's endpoints, and none means drop (not reject).</summary>
+    public bool LocalPolicy { get; init; }
+
+    /// <summary>loadBalancerSourceRanges: the client prefixes allowed; empty allows everyone.</summary>
+    public IReadOnlyList<(IpAddr Prefix, int Length)> SourceRanges { get; init; } = [];
+}
 
 /// <summary>
 /// Service frontends (virtual IP, port, protocol) → backends chosen by Maglev. Exact match by open addressing over
@@ -28,6 +39,10 @@ public sealed class ServiceTable
     private readonly int _mask;
     private readonly MaglevTable[] _maglev;
     private readonly ServiceBackend[][] _backends;
+    private readonly bool[] _masquerade;
+    private readonly bool[] _localPolicy;
+    private readonly HashSet<(IpAddr, ushort, byte)> _allBackends;
+    private readonly (UInt128 Network, UInt128 Mask)[][] _sourceRanges;
 
     public ServiceTable(IReadOnlyList<ServiceFrontend> frontends, int maglevTableSize = MaglevTable.DefaultSize)
     {
@@ -38,6 +53,15 @@ public sealed class ServiceTable
         _mask = size - 1;
         _maglev = new MaglevTable[Frontends.Length];
         _backends = new ServiceBackend[Frontends.Length][];
+        _masquerade = Frontends.Select(f => f.Masquerade).ToArray();
+        _localPolicy = Frontends.Select(f => f.LocalPolicy).ToArray();
+        _allBackends = Frontends.SelectMany(f => f.Backends.Select(b => (b.Address, b.Port, f.Protocol))).ToHashSet();
+        _sourceRanges = Frontends.Select(f => f.SourceRanges.Select(r =>
+        {
+            int bits = r.Prefix.IsV4 ? 96 + r.Length : r.Length;
+            var mask = bits == 0 ? UInt128.Zero : UInt128.MaxValue << (128 - bits);
+            return (r.Prefix.Value & mask, mask);
+        }).ToArray()).ToArray();
         var builder = new MaglevTable.Builder();
         var vips = new List<(IpAddr, int)>();
         for (int f = 0; f < Frontends.Length; f++)
@@ -92,6 +116,25 @@ public sealed class ServiceTable
         backend = backends[b];
         return true;
     }
+
+    /// <summary>Whether new connections to this frontend are SNATed to the node's address.</summary>
+    public bool Masquerades(int frontend) => _masquerade[frontend];
+
+    /// <summary>Whether the frontend has traffic policy Local.</summary>
+    public bool IsLocalPolicy(int frontend) => _localPolicy[frontend];
+
+    /// <summary>loadBalancerSourceRanges: true when <paramref name="client"/> may open a connection.</summary>
+    public bool SourceAllowed(int frontend, IpAddr client)
+    {
+        var ranges = _sourceRanges[frontend];
+        if (ranges.Length == 0) return true;
+        foreach (var (network, mask) in ranges)
+            if ((client.Value & mask) == network) return true;
+        return false;
+    }
+
+    /// <summary>Whether any frontend has this backend (control path: flushing connections to removed endpoints).</summary>
+    public bool HasBackend(IpAddr address, ushort port, byte protocol) => _allBackends.Contains((address, port, protocol));
 
     private static ulong Hash(IpAddr address, ushort port, byte protocol) =>
         address.Hash() ^ ((ulong)port << 8 | protocol) * 0x9E37_79B9_7F4A_7C15UL;

@@ -37,6 +37,9 @@ public enum DropReason : byte
     NeighborUnknown,
     /// <summary>The IPv4 header checksum is wrong (RFC 1812 §5.2.2: a router must verify it).</summary>
     BadChecksum,
+    /// <summary>A Service with traffic policy Local has no endpoint on this node: dropped without an ICMP error, as
+    /// kube-proxy does.</summary>
+    NoLocalEndpoints,
     /// <summary>To a Service address on a port or protocol the Service does not serve (rejected, as kube-proxy does).</summary>
     UnknownServicePort,
     /// <summary>VXLAN for this node with a VNI it does not own.</summary>
@@ -55,7 +58,7 @@ public static class DropReasons
     [
         "none", "malformed", "capture-truncated", "frame-too-large", "unsupported-protocol", "ttl-exceeded",
         "no-route", "no-endpoints", "policy-denied", "spoofed-source", "conntrack-full", "mtu-exceeded",
-        "unknown-port", "not-for-node", "neighbor-unknown", "bad-checksum", "unknown-service-port", "unknown-vni", "consumed",
+        "unknown-port", "not-for-node", "neighbor-unknown", "bad-checksum", "no-local-endpoints", "unknown-service-port", "unknown-vni", "consumed",
     ];
 
     public static string Name(DropReason reason) => Names[(int)reason];

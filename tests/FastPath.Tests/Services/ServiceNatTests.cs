@@ -66,6 +66,34 @@ public class ServiceNatTests
     }
 
     [Fact]
+    public void UdpFlowsToARemovedEndpointAreFlushedAtOnce()
+    {
+        var h = new EngineHarness();
+        ForwardingSnapshot Udp(params string[] backends) =>
+            new(h.Snapshot.Node, h.Snapshot.Ports.Skip(PortIndex.FirstPod).ToList(), 1, null,
+                new ServiceTable([new ServiceFrontend("default/dns:dns", A("10.96.0.10"), 53, IpProtocol.Udp,
+                    backends.Select(b => new ServiceBackend(A(b), 5353)).ToList())]));
+        var holder = new SnapshotHolder(Udp("10.244.1.11"));
+        var engine = new Engine(holder);
+        var batch = new PacketBatch(1);
+        var query = EngineHarness.FromClient(Ipv4("10.244.1.10", "10.96.0.10", 17, TestFrames.Udp(44000, 53)));
+        string Send()
+        {
+            query.CopyTo(batch.ReceiveArea(0));
+            batch.SetReceived(0, query.Length, 1_000_000_000, 1, h.Client);
+            batch.Count = 1;
+            engine.Process(batch);
+            Assert.Equal(DropReason.None, batch.Meta[0].Drop);
+            return new System.Net.IPAddress(batch.Frame(0)[30..34]).ToString();
+        }
+
+        Assert.Equal("10.244.1.11", Send());
+        holder.Publish(Udp("10.244.1.10")); // the endpoint moved (web-1 gone, client now serves)
+        Assert.Equal("10.244.1.10", Send()); // same 5-tuple, new backend: the stale entry did not survive the publish
+        Assert.Equal(1, engine.Conntrack!.Count);
+    }
+
+    [Fact]
     public void RepliesAreReverseTranslatedToTheServiceAddress()
     {
         var h = new EngineHarness();
