@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what FastPath's commands and tests need on Debian, only when something is missing:
 # libpcap (SharpPcap, benchmarks), tshark (decodes every emitted packet in the tests),
-# scapy for Debian's /usr/bin/python3 (the conformance runner), iproute2 and tcpdump (live and kernel differential tests).
+# scapy for Debian's /usr/bin/python3 (the conformance runner), iproute2 and tcpdump (live and kernel differential tests),
+# nftables (the Service kernel differential test programs kube-proxy's nftables rules in its namespaces).
 set -euo pipefail
 missing=()
 [ -e /usr/lib/x86_64-linux-gnu/libpcap.so.0.8 ] || ldconfig -p 2>/dev/null | grep -q 'libpcap.so.0.8' || missing+=(libpcap0.8)
@@ -9,6 +10,7 @@ command -v tshark >/dev/null 2>&1 || missing+=(tshark)
 /usr/bin/python3 -c 'import scapy' >/dev/null 2>&1 || missing+=(python3-scapy)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v tcpdump >/dev/null 2>&1 || missing+=(tcpdump)
+command -v nft >/dev/null 2>&1 || missing+=(nftables)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   if [ "$(id -u)" != 0 ]; then echo "need root to apt-get install ${missing[*]}" >&2; exit 1; fi
