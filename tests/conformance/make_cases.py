@@ -174,6 +174,7 @@ def main():
     cross_node()
     services()
     external_services()
+    icmp_errors_about_nat()
 
 
 SERVICES = """\
@@ -354,6 +355,30 @@ def external_services():
          {"packet": 9, "emits": [{"port": "default/web-1", "checks": {"ip.src": ext, "ip.dst": "10.244.1.11"}}]},
          {"packet": 10, "emits": [{"port": "default/web-1", "checks": {"ip.src": NODE_A, "ip.dst": "10.244.1.11", "l4.dport": 8080}}]}],
         config=CONFIG.format(extra="") + EXTERNAL + "---\n")
+
+
+def icmp_errors_about_nat():
+    ext = "203.0.113.5"
+    query = IP(src="10.244.1.10", dst="10.244.1.11") / UDP(sport=41100, dport=5353) / Raw(b"\x00" * 12)
+    out = IP(src=NODE_A, dst=ext, ttl=1) / TCP(sport=40100, dport=443, flags="S")
+    write_case(
+        "icmp-error-revnat", "icmp nat service masquerade",
+        "ICMP errors about translated connections are translated too (RFC 5508 §4.2, as Linux does): a backend's "
+        "port unreachable reaches the client from the Service address quoting the Service address and port; a router's "
+        "time exceeded about a masqueraded packet reaches the pod quoting its own address and port.",
+        [client(IP(src="10.244.1.10", dst="10.96.0.10") / UDP(sport=41100, dport=53) / Raw(b"\x00" * 12)),
+         Ether(src=WEB1_MAC, dst=GW) / IP(src="10.244.1.11", dst="10.244.1.10") / ICMP(type=3, code=3) / bytes(query)[:28],
+         client(IP(src="10.244.1.10", dst=ext) / TCP(sport=40100, dport=443, flags="S")),
+         Ether(src=ROUTER_MAC, dst=NODE_A_MAC) / IP(src="192.168.56.1", dst=NODE_A) / ICMP(type=11, code=0) / bytes(out)[:28]],
+        [{"packet": 1, "emits": [{"port": ["default/web-1", "default/web-2"], "checks": {"l4.dport": 5353}}]},
+         {"packet": 2, "emits": [{"port": "default/client", "checks": {
+             "ip.src": "10.96.0.10", "ip.dst": "10.244.1.10", "icmp.type": 3, "icmp.code": 3,
+             "icmp.inner.ip.src": "10.244.1.10", "icmp.inner.ip.dst": "10.96.0.10", "icmp.inner.l4.dport": 53}}]},
+         {"packet": 3, "emits": [{"port": "uplink", "checks": {"ip.src": NODE_A, "l4.sport": 40100}}]},
+         {"packet": 4, "emits": [{"port": "default/client", "checks": {
+             "ip.src": "192.168.56.1", "ip.dst": "10.244.1.10", "icmp.type": 11,
+             "icmp.inner.ip.src": "10.244.1.10", "icmp.inner.l4.sport": 40100, "icmp.inner.ip.dst": ext}}]}],
+        config=CONFIG.format(extra="") + SERVICES.lstrip("-\n") + "---\n")
 
 
 def vxlan_from(node_ip, inner, vni=1, dport=8472):

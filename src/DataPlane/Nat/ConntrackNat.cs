@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using FastPath.DataPlane.Conntrack;
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Pipeline;
@@ -51,4 +52,72 @@ public static class ConntrackNat
     /// <summary>Applies a connection's translation to one of its packets, in the direction the lookup found.</summary>
     public static bool Translate(Span<byte> frame, ref PacketMeta m, in FlowKey packet, in ConntrackEntry entry, bool isReply) =>
         Rewrite(frame, ref m, packet, isReply ? entry.Original.Reverse() : entry.Reply.Reverse());
+
+    /// <summary>
+    /// Translates an ICMP / ICMPv6 error about a NATed connection (RFC 5508 §4.2, Linux nf_nat_icmp_reply_translation):
+    /// the quoted packet's tuple, reversed, finds the connection; the quote is rewritten to what the other side
+    /// originally sent and the outer header is translated like any packet of the error's direction. Returns false
+    /// when the error is about no tracked connection (the packet is left alone).
+    /// </summary>
+    public static bool TranslateIcmpError(ConntrackTable table, Span<byte> frame, ref PacketMeta m, long now, out bool malformed)
+    {
+        malformed = false;
+        if (!TryQuotedTuple(frame, in m, out var quoted)) return false;
+        // The quote is a packet that went the other way: reversed, it is the tuple the error travels on.
+        int index = table.Lookup(quoted.Reverse(), now, out bool isReply);
+        if (index < 0) return false;
+        ref var entry = ref table[index];
+        // What the quoted packet looked like before translation: the opposite direction's pre-NAT tuple.
+        var wanted = isReply ? entry.Original : entry.Reply;
+        bool ok = true;
+        if (quoted.Source != wanted.Source || quoted.SourcePort != wanted.SourcePort)
+            ok &= NatRewriter.RewriteIcmpErrorInner(frame, ref m, innerSource: true, wanted.Source, wanted.SourcePort);
+        if (ok && (quoted.Destination != wanted.Destination || quoted.DestinationPort != wanted.DestinationPort))
+            ok &= NatRewriter.RewriteIcmpErrorInner(frame, ref m, innerSource: false, wanted.Destination, wanted.DestinationPort);
+        // Outer: the error's destination is the quoted packet's (translated back) source, its source the peer the
+        // other side believes it talks to.
+        var outerSource = PacketAddresses.Source(frame, in m);
+        var outerDestination = PacketAddresses.Destination(frame, in m);
+        if (ok && outerDestination != wanted.Source) ok &= NatRewriter.RewriteDestination(frame, ref m, wanted.Source, 0);
+        if (ok && outerSource == quoted.Destination && outerSource != wanted.Destination)
+            ok &= NatRewriter.RewriteSource(frame, ref m, wanted.Destination, 0);
+        malformed = !ok;
+        return true;
+    }
+
+    /// <summary>The 5-tuple of the packet an ICMP error quotes (ports from the first 8 bytes of its transport header).</summary>
+    private static bool TryQuotedTuple(ReadOnlySpan<byte> frame, in PacketMeta m, out FlowKey tuple)
+    {
+        tuple = default;
+        int inner = m.L4Offset + IcmpHeader.Length;
+        int end = m.L3Offset + m.L3Length;
+        if (inner >= end || end > frame.Length) return false;
+        var q = frame[inner..end];
+        IpAddr src, dst;
+        byte proto;
+        int l4;
+        if (m.L3 == L3Kind.Ipv4)
+        {
+            if (q.Length < Ipv4Header.MinLength || q[0] >> 4 != 4) return false;
+            l4 = (q[0] & 0x0F) * 4;
+            if (l4 < Ipv4Header.MinLength) return false;
+            (src, dst, proto) = (IpAddr.ReadV4(q[12..]), IpAddr.ReadV4(q[16..]), q[9]);
+        }
+        else
+        {
+            if (q.Length < Ipv6Header.Length || q[0] >> 4 != 6) return false;
+            l4 = Ipv6Header.Length;
+            (src, dst, proto) = (IpAddr.ReadV6(q[8..]), IpAddr.ReadV6(q[24..]), q[6]);
+        }
+        if (q.Length < l4 + 8) return false;
+        var t = q[l4..];
+        ushort sport, dport;
+        if (proto is IpProtocol.Tcp or IpProtocol.Udp or IpProtocol.Sctp)
+            (sport, dport) = (BinaryPrimitives.ReadUInt16BigEndian(t), BinaryPrimitives.ReadUInt16BigEndian(t[2..]));
+        else if (FlowKey.IsEcho(proto, t[0]))
+            sport = dport = BinaryPrimitives.ReadUInt16BigEndian(t[4..]);
+        else return false;
+        tuple = new FlowKey(src, dst, sport, dport, proto);
+        return true;
+    }
 }

@@ -163,7 +163,14 @@ public sealed class Engine
         if (fromPod && snap.LocalAddresses.Lookup(src) != ingress) return DropReason.SpoofedSource;
 
         bool translated = false;
-        if (snap.Services.Count > 0 && Conntrack is { } services)
+        if ((m.Flags & PacketFlags.IcmpError) != 0 && Conntrack is { Count: > 0 } errors
+            && ConntrackNat.TranslateIcmpError(errors, arena.AsSpan(m.Offset, m.Length), ref m, m.Timestamp, out bool badError))
+        {
+            if (badError) return DropReason.Malformed;
+            translated = true;
+            dst = PacketAddresses.Destination(arena.AsSpan(m.Offset, m.Length), in m);
+        }
+        else if (snap.Services.Count > 0 && Conntrack is { } services)
         {
             var svc = ServiceNat.Translate(snap.Services, services, arena, ref m, m.Timestamp,
                 IpAddr.FromV4(snap.UnderlayV4), snap.MasqueradeV6, out translated);
