@@ -175,6 +175,7 @@ def main():
     services()
     external_services()
     icmp_errors_about_nat()
+    affinity()
 
 
 SERVICES = """\
@@ -379,6 +380,20 @@ def icmp_errors_about_nat():
              "ip.src": "192.168.56.1", "ip.dst": "10.244.1.10", "icmp.type": 11,
              "icmp.inner.ip.src": "10.244.1.10", "icmp.inner.l4.sport": 40100, "icmp.inner.ip.dst": ext}}]}],
         config=CONFIG.format(extra="") + SERVICES.lstrip("-\n") + "---\n")
+
+
+def affinity():
+    sticky = SERVICES.replace("name: web, namespace: default}\nspec:\n", "name: web, namespace: default}\nspec:\n  sessionAffinity: ClientIP\n"
+                              "  sessionAffinityConfig: {clientIP: {timeoutSeconds: 600}}\n", 1)
+    assert sticky != SERVICES
+    write_case(
+        "session-affinity", "service affinity",
+        "sessionAffinity: ClientIP sends every new connection of a client to the backend it used last (Maglev alone "
+        "would spread these ten connections over both backends).",
+        [client(IP(src="10.244.1.10", dst="10.96.0.10") / TCP(sport=42000 + i, dport=80, flags="S")) for i in range(10)],
+        [{"packet": 1, "emits": [{"port": ["default/web-1", "default/web-2"], "backend_in": ["10.244.1.11:8080", "10.244.1.12:8080"]}]}] +
+        [{"packet": i, "emits": [{"port": ["default/web-1", "default/web-2"], "same_backend_as": 1}]} for i in range(2, 11)],
+        config=CONFIG.format(extra="") + sticky.lstrip("-\n") + "---\n")
 
 
 def vxlan_from(node_ip, inner, vni=1, dport=8472):

@@ -17,7 +17,8 @@ namespace FastPath.ControlPlane.Compile;
 /// <item>traffic policy Local (internalTrafficPolicy for ClusterIPs, externalTrafficPolicy for external frontends):
 /// only this node's endpoints, and when none of them is ready its serving-and-terminating ones (KEP-1669); external
 /// Local frontends keep the client address, external Cluster ones SNAT it to the node (masquerade);</item>
-/// <item>loadBalancerSourceRanges restrict the LoadBalancer ingress frontends.</item>
+/// <item>loadBalancerSourceRanges restrict the LoadBalancer ingress frontends;</item>
+/// <item>sessionAffinity: ClientIP pins a client to its backend until idle for timeoutSeconds.</item>
 /// </list>
 /// Headless and ExternalName Services get no frontend.
 /// </summary>
@@ -44,6 +45,10 @@ public static class ServiceCompiler
                 ? Addresses((svc.Value.Status?.LoadBalancer?.Ingress ?? []).Select(i => i.Ip).OfType<string>())
                 : [];
             var externalIps = Addresses(spec.ExternalIPs ?? []);
+            // sessionAffinity: ClientIP, idle timeout from sessionAffinityConfig (API default 10800 s).
+            long affinity = spec.SessionAffinity == "ClientIP"
+                ? (spec.SessionAffinityConfig?.ClientIP?.TimeoutSeconds ?? 10800) * 1_000_000_000L
+                : 0;
 
             foreach (var port in spec.Ports ?? [])
             {
@@ -52,13 +57,18 @@ public static class ServiceCompiler
                 List<ServiceBackend> Backends(bool v4, bool local) => BackendsFor(slices, port, v4, local ? nodeName : null);
 
                 foreach (var vip in clusterIps)
-                    frontends.Add(new ServiceFrontend(name, vip, (ushort)port.Port, protocol, Backends(vip.IsV4, internalLocal)) { LocalPolicy = internalLocal });
+                    frontends.Add(new ServiceFrontend(name, vip, (ushort)port.Port, protocol, Backends(vip.IsV4, internalLocal))
+                    {
+                        LocalPolicy = internalLocal,
+                        AffinityTimeout = affinity,
+                    });
 
                 ServiceFrontend External(IpAddr address, int number, bool ranges) =>
                     new(name, address, (ushort)number, protocol, Backends(address.IsV4, externalLocal))
                     {
                         Masquerade = !externalLocal,
                         LocalPolicy = externalLocal,
+                        AffinityTimeout = affinity,
                         SourceRanges = ranges ? sourceRanges : [],
                     };
 

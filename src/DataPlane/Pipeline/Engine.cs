@@ -39,6 +39,9 @@ public sealed class Engine
     /// <summary>This worker's connection tracking table, created once a snapshot needs one; kept across snapshots.</summary>
     public ConntrackTable? Conntrack { get; private set; }
 
+    /// <summary>This worker's ClientIP session-affinity memory, created once a snapshot has a Service that needs it.</summary>
+    public AffinityTable? Affinity { get; private set; }
+
     /// <summary>Limits the ICMP errors this worker sends (capture clock).</summary>
     public IcmpRateLimiter IcmpLimiter { get; } = new();
 
@@ -172,7 +175,7 @@ public sealed class Engine
         }
         else if (snap.Services.Count > 0 && Conntrack is { } services)
         {
-            var svc = ServiceNat.Translate(snap.Services, services, arena, ref m, m.Timestamp,
+            var svc = ServiceNat.Translate(snap.Services, services, Affinity, arena, ref m, m.Timestamp,
                 IpAddr.FromV4(snap.UnderlayV4), snap.MasqueradeV6, out translated);
             if (svc is DropReason.NoEndpoints or DropReason.UnknownServicePort)
                 return SendError(snap, arena, ref m, ingress, IcmpHeader.DestinationUnreachable, IcmpHeader.CodePortUnreachable,
@@ -344,5 +347,6 @@ public sealed class Engine
         _sized = snap;
         if (snap.NeedsConntrack && Conntrack is null) Conntrack = new ConntrackTable(snap.Node.ConntrackCapacity, seed: _conntrackSeed);
         else if (Conntrack is { Count: > 0 } table) ServiceNat.FlushStaleUdp(snap.Services, table);
+        if (snap.Services.HasAffinity && Affinity is null) Affinity = new AffinityTable();
     }
 }

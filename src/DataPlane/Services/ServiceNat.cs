@@ -27,8 +27,8 @@ public static class ServiceNat
     /// not serve (both rejected with ICMP port unreachable by the caller, like kube-proxy's REJECT), PolicyDenied for
     /// a client outside loadBalancerSourceRanges (dropped, as kube-proxy does), or ConntrackFull.
     /// </summary>
-    public static DropReason Translate(ServiceTable services, ConntrackTable table, Span<byte> arena, ref PacketMeta m, long now,
-        IpAddr nodeV4, IpAddr nodeV6, out bool translated)
+    public static DropReason Translate(ServiceTable services, ConntrackTable table, AffinityTable? affinity, Span<byte> arena,
+        ref PacketMeta m, long now, IpAddr nodeV4, IpAddr nodeV6, out bool translated)
     {
         translated = false;
         var frame = arena.Slice(m.Offset, m.Length);
@@ -49,8 +49,15 @@ public static class ServiceNat
         if (frontend < 0)
             return services.VirtualIps.Lookup(key.Destination) >= 0 ? DropReason.UnknownServicePort : DropReason.None;
         if (!services.SourceAllowed(frontend, key.Source)) return DropReason.PolicyDenied;
-        if (!services.TrySelect(frontend, key.Hash(FlowSeed), out var backend))
-            return services.IsLocalPolicy(frontend) ? DropReason.NoLocalEndpoints : DropReason.NoEndpoints;
+        long stickiness = services.AffinityTimeout(frontend);
+        if (stickiness <= 0 || affinity is null
+            || !affinity.TryGet(key.Source, key.Destination, key.DestinationPort, key.Protocol, now, out var backend)
+            || !services.Contains(frontend, backend))
+        {
+            if (!services.TrySelect(frontend, key.Hash(FlowSeed), out backend))
+                return services.IsLocalPolicy(frontend) ? DropReason.NoLocalEndpoints : DropReason.NoEndpoints;
+        }
+        if (stickiness > 0) affinity?.Set(key.Source, key.Destination, key.DestinationPort, key.Protocol, backend, now, stickiness);
 
         // SNAT when the frontend requires it (external traffic, policy Cluster) and for hairpin: a pod reaching
         // itself through its Service would otherwise receive a packet from its own address, which Linux drops as a

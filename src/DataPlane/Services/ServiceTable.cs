@@ -13,6 +13,9 @@ public sealed record ServiceFrontend(string Name, IpAddr Address, ushort Port, b
     /// NodePort, LoadBalancer and external IPs with externalTrafficPolicy: Cluster).</summary>
     public bool Masquerade { get; init; }
 
+    /// <summary>sessionAffinity: ClientIP idle timeout in nanoseconds; 0 = no affinity.</summary>
+    public long AffinityTimeout { get; init; }
+
     /// <summary>Traffic policy Local: only this node's endpoints, and none means drop (not reject).</summary>
     public bool LocalPolicy { get; init; }
 
@@ -41,6 +44,7 @@ public sealed class ServiceTable
     private readonly ServiceBackend[][] _backends;
     private readonly bool[] _masquerade;
     private readonly bool[] _localPolicy;
+    private readonly long[] _affinity;
     private readonly HashSet<(IpAddr, ushort, byte)> _allBackends;
     private readonly (UInt128 Network, UInt128 Mask)[][] _sourceRanges;
 
@@ -55,6 +59,8 @@ public sealed class ServiceTable
         _backends = new ServiceBackend[Frontends.Length][];
         _masquerade = Frontends.Select(f => f.Masquerade).ToArray();
         _localPolicy = Frontends.Select(f => f.LocalPolicy).ToArray();
+        _affinity = Frontends.Select(f => f.AffinityTimeout).ToArray();
+        HasAffinity = _affinity.Any(t => t > 0);
         _allBackends = Frontends.SelectMany(f => f.Backends.Select(b => (b.Address, b.Port, f.Protocol))).ToHashSet();
         _sourceRanges = Frontends.Select(f => f.SourceRanges.Select(r =>
         {
@@ -119,6 +125,15 @@ public sealed class ServiceTable
 
     /// <summary>Whether new connections to this frontend are SNATed to the node's address.</summary>
     public bool Masquerades(int frontend) => _masquerade[frontend];
+
+    /// <summary>Some frontend has session affinity (the engine then keeps an <see cref="AffinityTable"/>).</summary>
+    public bool HasAffinity { get; }
+
+    /// <summary>The frontend's ClientIP affinity timeout in nanoseconds, 0 for none.</summary>
+    public long AffinityTimeout(int frontend) => _affinity[frontend];
+
+    /// <summary>Whether <paramref name="backend"/> is still one of the frontend's backends (affinity may outlive an endpoint).</summary>
+    public bool Contains(int frontend, ServiceBackend backend) => Array.IndexOf(_backends[frontend], backend) >= 0;
 
     /// <summary>Whether the frontend has traffic policy Local.</summary>
     public bool IsLocalPolicy(int frontend) => _localPolicy[frontend];
