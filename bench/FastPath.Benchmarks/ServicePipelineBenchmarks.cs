@@ -65,22 +65,5 @@ public class ServicePipelineBenchmarks
     }
 
     [Benchmark(OperationsPerInvoke = Packets)]
-    public long Forward()
-    {
-        long forwarded = 0;
-        for (int done = 0; done < Packets; done += _batch.Count)
-        {
-            _source.Receive(_batch);
-            _engine.Process(_batch);
-            var meta = _batch.Meta;
-            for (int i = 0; i < _batch.Count; i++)
-            {
-                if (meta[i].EgressPort < 0) continue;
-                _sink.Transmit(meta[i].EgressPort, _batch.Frame(i), meta[i].Timestamp);
-                forwarded++;
-            }
-        }
-        if (forwarded == 0) throw new InvalidOperationException($"{Traffic}: nothing forwarded");
-        return forwarded;
-    }
+    public long Forward() => EngineLoop.Forward(_source, _engine, _sink, _batch, Packets, Traffic.ToString());
 }

@@ -168,7 +168,7 @@ public class ServiceKernelDifferentialTests(ITestOutputHelper output)
 
     private Outcome Get()
     {
-        SkipUnlessKernelToolsAvailable();
+        KernelLab.SkipUnlessAvailable("ip", "nft", "tcpdump", "timeout");
         var o = Shared.Value;
         output.WriteLine(o.Log);
         return o;
@@ -239,15 +239,6 @@ public class ServiceKernelDifferentialTests(ITestOutputHelper output)
         Assert.Equal(Convert.ToHexString(kernelFrame), Convert.ToHexString(fastpathFrame));
     }
 
-    private static void SkipUnlessKernelToolsAvailable()
-    {
-        if (!OperatingSystem.IsLinux()) Assert.Skip("network namespaces need Linux");
-        if (!Environment.IsPrivilegedProcess) Assert.Skip("not root: creating network namespaces needs root");
-        foreach (var tool in new[] { "ip", "nft", "tcpdump", "timeout" })
-            if (!OnPath(tool)) Assert.Skip($"{tool} is not on PATH (scripts/install-deps.sh installs iproute2, nftables and tcpdump)");
-        if (!File.Exists("/usr/bin/python3") || Run("/usr/bin/python3", ["-c", "import scapy.all"], TimeSpan.FromSeconds(20)).Exit != 0)
-            Assert.Skip("/usr/bin/python3 has no scapy: apt-get install python3-scapy");
-    }
 
     private static Outcome RunBoth()
     {
@@ -267,17 +258,17 @@ public class ServiceKernelDifferentialTests(ITestOutputHelper output)
             Script(log, "down", id);
         }
 
-        var kernel = new Deliveries(ReadPcap(tmp.File("kernel-backend.pcap")), ReadPcap(tmp.File("kernel-client.pcap")),
-            ReadPcap(tmp.File("kernel-outside.pcap")));
+        var kernel = new Deliveries(KernelLab.ReadPcap(tmp.File("kernel-backend.pcap")), KernelLab.ReadPcap(tmp.File("kernel-client.pcap")),
+            KernelLab.ReadPcap(tmp.File("kernel-outside.pcap")));
         var fastpath = Replay(tmp,
             ["default/client=" + tmp.File("in-client.pcap"), "default/backend=" + tmp.File("in-backend.pcap"), "uplink=" + tmp.File("in-outside.pcap")]);
-        var sent = ReadPcap(tmp.File("in-client.pcap")).Concat(ReadPcap(tmp.File("in-backend.pcap"))).Concat(ReadPcap(tmp.File("in-outside.pcap"))).ToList();
+        var sent = KernelLab.ReadPcap(tmp.File("in-client.pcap")).Concat(KernelLab.ReadPcap(tmp.File("in-backend.pcap"))).Concat(KernelLab.ReadPcap(tmp.File("in-outside.pcap"))).ToList();
         return new Outcome(sent, kernel, fastpath, log.ToString().TrimEnd());
     }
 
     private static void Script(StringBuilder log, params string[] args)
     {
-        var (exit, text) = Run("/bin/bash", [Topology, .. args], TimeSpan.FromSeconds(20));
+        var (exit, text) = KernelLab.Run("/bin/bash", [Topology, .. args], TimeSpan.FromSeconds(20));
         if (text.Length > 0) log.AppendLine($"service-topology.sh {string.Join(' ', args)}: {text.Trim()}");
         Assert.True(exit == 0, $"service-topology.sh {string.Join(' ', args)} exited {exit}: {text}");
     }
@@ -293,32 +284,10 @@ public class ServiceKernelDifferentialTests(ITestOutputHelper output)
         Assert.True(exit == 0, stderr.ToString());
         string drops = File.ReadAllText(Path.Combine(outDir, "drops.jsonl"));
         Assert.True(drops.Trim().Length == 0, $"FastPath dropped: {drops}");
-        List<byte[]> Port(string file) => File.Exists(Path.Combine(outDir, file)) ? ReadPcap(Path.Combine(outDir, file)) : [];
+        List<byte[]> Port(string file) => File.Exists(Path.Combine(outDir, file)) ? KernelLab.ReadPcap(Path.Combine(outDir, file)) : [];
         return new Deliveries(Port("default_backend.pcap"), Port("default_client.pcap"), Port("uplink.pcap"));
     }
 
-    /// <summary>Frames of a classic pcap (tcpdump -w, scapy wrpcap, FastPath's writer), either byte order.</summary>
-    private static List<byte[]> ReadPcap(string path)
-    {
-        Assert.True(File.Exists(path), $"{path} was not written");
-        var data = File.ReadAllBytes(path);
-        Assert.True(data.Length >= 24, $"{path}: no pcap header");
-        uint magic = BinaryPrimitives.ReadUInt32LittleEndian(data);
-        bool little = magic is 0xA1B2C3D4 or 0xA1B23C4D;
-        Assert.True(little || magic is 0xD4C3B2A1 or 0x4D3CB2A1, $"{path}: not a pcap (magic {magic:x8})");
-        uint U32(int at) => little ? BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(at)) : BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(at));
-        Assert.Equal(1u, U32(20)); // LINKTYPE_ETHERNET
-        var frames = new List<byte[]>();
-        for (int at = 24; at + 16 <= data.Length;)
-        {
-            int captured = (int)U32(at + 8);
-            frames.Add(data.AsSpan(at + 16, captured).ToArray());
-            at += 16 + captured;
-        }
-        return frames;
-    }
-
-    private static string Mac(ReadOnlySpan<byte> b) => string.Join(':', b[..6].ToArray().Select(x => x.ToString("x2")));
 
     /// <summary>An Ethernet/IPv4 frame carrying TCP or UDP, every header field named.</summary>
     private sealed record Packet(string Dst, string Src, ushort EtherType, byte VersionIhl, byte Tos, ushort TotalLength,
@@ -340,7 +309,7 @@ public class ServiceKernelDifferentialTests(ITestOutputHelper output)
             Assert.True(proto is 6 or 17, $"unexpected protocol {proto}");
             bool tcp = proto == 6;
             int header = tcp ? (l4[12] >> 4) * 4 : 8;
-            return new Packet(Mac(s), Mac(s[6..]), BinaryPrimitives.ReadUInt16BigEndian(s[12..]), ip[0], ip[1], total,
+            return new Packet(KernelLab.Mac(s), KernelLab.Mac(s[6..]), BinaryPrimitives.ReadUInt16BigEndian(s[12..]), ip[0], ip[1], total,
                 BinaryPrimitives.ReadUInt16BigEndian(ip[4..]), (flagsFrag & 0x4000) != 0, flagsFrag & 0x1FFF, ip[8], proto,
                 BinaryPrimitives.ReadUInt16BigEndian(ip[10..]), TestFrames.SlowChecksum(ip[..ihl]) == 0,
                 new IPAddress(ip.Slice(12, 4)).ToString(), new IPAddress(ip.Slice(16, 4)).ToString(),
@@ -350,24 +319,5 @@ public class ServiceKernelDifferentialTests(ITestOutputHelper output)
                 tcp ? l4[20..header].ToArray() : [],
                 BinaryPrimitives.ReadUInt16BigEndian(l4[(tcp ? 16 : 6)..]), l4[header..].ToArray());
         }
-    }
-
-    private static bool OnPath(string name) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
-            .Any(dir => dir.Length > 0 && File.Exists(Path.Combine(dir, name)));
-
-    private static (int Exit, string Output) Run(string exe, string[] args, TimeSpan timeout)
-    {
-        var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {exe}");
-        var stderr = p.StandardError.ReadToEndAsync();
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        if (!p.WaitForExit(timeout))
-        {
-            p.Kill(entireProcessTree: true);
-            return (-1, $"{exe} timed out after {timeout.TotalSeconds} s");
-        }
-        return (p.ExitCode, stdout.GetAwaiter().GetResult() + stderr.GetAwaiter().GetResult());
     }
 }

@@ -78,12 +78,12 @@ public class VxlanKernelDifferentialTests(ITestOutputHelper output)
     [Fact]
     public void EncapsulationMatchesTheKernel()
     {
-        SkipUnlessKernelToolsAvailable();
+        KernelLab.SkipUnlessAvailable("ip", "bridge", "tcpdump", "timeout");
         using var tmp = new TempFolder();
         RunKernel("encap", tmp.Path);
 
-        var sent = ReadPcap(tmp.File("encap-in.pcap"));
-        var kernel = ReadPcap(tmp.File("kernel-encap.pcap"));
+        var sent = KernelLab.ReadPcap(tmp.File("encap-in.pcap"));
+        var kernel = KernelLab.ReadPcap(tmp.File("kernel-encap.pcap"));
         var fastpath = Replay(tmp, "default/client=" + tmp.File("encap-in.pcap"), "uplink.pcap");
 
         Assert.Equal(3, sent.Count);
@@ -168,12 +168,12 @@ public class VxlanKernelDifferentialTests(ITestOutputHelper output)
     [Fact]
     public void DecapsulationMatchesTheKernel()
     {
-        SkipUnlessKernelToolsAvailable();
+        KernelLab.SkipUnlessAvailable("ip", "bridge", "tcpdump", "timeout");
         using var tmp = new TempFolder();
         RunKernel("decap", tmp.Path);
 
-        var sent = ReadPcap(tmp.File("decap-in.pcap"));
-        var kernel = ReadPcap(tmp.File("kernel-decap.pcap"));
+        var sent = KernelLab.ReadPcap(tmp.File("decap-in.pcap"));
+        var kernel = KernelLab.ReadPcap(tmp.File("kernel-decap.pcap"));
         var fastpath = Replay(tmp, "uplink=" + tmp.File("decap-in.pcap"), "default_client.pcap");
 
         Assert.Single(sent);
@@ -207,15 +207,6 @@ public class VxlanKernelDifferentialTests(ITestOutputHelper output)
         Assert.Equal(Convert.ToHexString(kernel[0]), Convert.ToHexString(fastpath[0]));
     }
 
-    private static void SkipUnlessKernelToolsAvailable()
-    {
-        if (!OperatingSystem.IsLinux()) Assert.Skip("network namespaces need Linux");
-        if (!Environment.IsPrivilegedProcess) Assert.Skip("not root: creating network namespaces needs root");
-        foreach (var tool in new[] { "ip", "bridge", "tcpdump", "timeout" })
-            if (!OnPath(tool)) Assert.Skip($"{tool} is not on PATH (scripts/install-deps.sh installs iproute2 and tcpdump)");
-        if (!File.Exists("/usr/bin/python3") || Run("/usr/bin/python3", ["-c", "import scapy.all"], TimeSpan.FromSeconds(20)).Exit != 0)
-            Assert.Skip("/usr/bin/python3 has no scapy: apt-get install python3-scapy");
-    }
 
     /// <summary>Builds the namespaces, runs one direction through the kernel, and always deletes the namespaces.</summary>
     private void RunKernel(string direction, string dir)
@@ -237,7 +228,7 @@ public class VxlanKernelDifferentialTests(ITestOutputHelper output)
 
     private void Script(params string[] args)
     {
-        var (exit, text) = Run("/bin/bash", [Topology, .. args], TimeSpan.FromSeconds(20));
+        var (exit, text) = KernelLab.Run("/bin/bash", [Topology, .. args], TimeSpan.FromSeconds(20));
         if (text.Length > 0) output.WriteLine($"vxlan-topology.sh {string.Join(' ', args)}: {text.Trim()}");
         Assert.True(exit == 0, $"vxlan-topology.sh {string.Join(' ', args)} exited {exit}: {text}");
     }
@@ -255,30 +246,9 @@ public class VxlanKernelDifferentialTests(ITestOutputHelper output)
         Assert.True(drops.Trim().Length == 0, $"FastPath dropped: {drops}");
         string path = Path.Combine(outDir, portFile);
         Assert.True(File.Exists(path), $"FastPath wrote no {portFile}");
-        return ReadPcap(path);
+        return KernelLab.ReadPcap(path);
     }
 
-    /// <summary>Frames of a classic pcap (tcpdump -w, scapy wrpcap, FastPath's writer), either byte order.</summary>
-    private static List<byte[]> ReadPcap(string path)
-    {
-        var data = File.ReadAllBytes(path);
-        Assert.True(data.Length >= 24, $"{path}: no pcap header");
-        uint magic = BinaryPrimitives.ReadUInt32LittleEndian(data);
-        bool little = magic is 0xA1B2C3D4 or 0xA1B23C4D;
-        Assert.True(little || magic is 0xD4C3B2A1 or 0x4D3CB2A1, $"{path}: not a pcap (magic {magic:x8})");
-        uint U32(int at) => little ? BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(at)) : BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(at));
-        Assert.Equal(1u, U32(20)); // LINKTYPE_ETHERNET
-        var frames = new List<byte[]>();
-        for (int at = 24; at + 16 <= data.Length;)
-        {
-            int captured = (int)U32(at + 8);
-            frames.Add(data.AsSpan(at + 16, captured).ToArray());
-            at += 16 + captured;
-        }
-        return frames;
-    }
-
-    private static string Mac(ReadOnlySpan<byte> b) => string.Join(':', b[..6].ToArray().Select(x => x.ToString("x2")));
 
     /// <summary>Outer Ethernet/IPv4/UDP/VXLAN of an encapsulated frame (no options: both sides write IHL 5).</summary>
     private sealed record OuterFrame(string Dst, string Src, ushort EtherType, byte VersionIhl, byte Tos, ushort TotalLength,
@@ -303,7 +273,7 @@ public class VxlanKernelDifferentialTests(ITestOutputHelper output)
             uint folded = pseudo;
             while (folded > 0xFFFF) folded = (folded & 0xFFFF) + (folded >> 16);
             return new OuterFrame(
-                Mac(s), Mac(s[6..]), BinaryPrimitives.ReadUInt16BigEndian(s[12..]), ip[0], ip[1], total,
+                KernelLab.Mac(s), KernelLab.Mac(s[6..]), BinaryPrimitives.ReadUInt16BigEndian(s[12..]), ip[0], ip[1], total,
                 BinaryPrimitives.ReadUInt16BigEndian(ip[4..]), (flagsFrag & 0x4000) != 0, flagsFrag & 0x1FFF, ip[8], ip[9],
                 TestFrames.SlowChecksum(ip[..20]) == 0,
                 new IPAddress(ip.Slice(12, 4)).ToString(), new IPAddress(ip.Slice(16, 4)).ToString(),
@@ -333,27 +303,8 @@ public class VxlanKernelDifferentialTests(ITestOutputHelper output)
                 17 => (BinaryPrimitives.ReadUInt16BigEndian(l4), BinaryPrimitives.ReadUInt16BigEndian(l4[2..]), 8),
                 _ => ((ushort)0, (ushort)0, 8), // ICMP echo: type, code, checksum, id, sequence
             };
-            return new InnerPacket(Mac(s), Mac(s[6..]), new IPAddress(ip.Slice(12, 4)).ToString(), new IPAddress(ip.Slice(16, 4)).ToString(),
+            return new InnerPacket(KernelLab.Mac(s), KernelLab.Mac(s[6..]), new IPAddress(ip.Slice(12, 4)).ToString(), new IPAddress(ip.Slice(16, 4)).ToString(),
                 proto, ip[8], sport, dport, l4.ToArray(), l4[header..].ToArray());
         }
-    }
-
-    private static bool OnPath(string name) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
-            .Any(dir => dir.Length > 0 && File.Exists(Path.Combine(dir, name)));
-
-    private static (int Exit, string Output) Run(string exe, string[] args, TimeSpan timeout)
-    {
-        var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {exe}");
-        var stderr = p.StandardError.ReadToEndAsync();
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        if (!p.WaitForExit(timeout))
-        {
-            p.Kill(entireProcessTree: true);
-            return (-1, $"{exe} timed out after {timeout.TotalSeconds} s");
-        }
-        return (p.ExitCode, stdout.GetAwaiter().GetResult() + stderr.GetAwaiter().GetResult());
     }
 }
