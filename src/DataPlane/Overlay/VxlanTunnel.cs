@@ -11,11 +11,11 @@ namespace FastPath.DataPlane.Overlay;
 /// </summary>
 public static class VxlanTunnel
 {
-    /// <summary>Outer Ethernet + IPv4 + UDP + VXLAN.</summary>
+    /// <summary>
+    /// Outer Ethernet + IPv4 + UDP + VXLAN: 50 bytes, which is also what the encapsulation adds to the inner L3 packet
+    /// against the uplink's L3 MTU (outer IPv4 + UDP + VXLAN + the inner Ethernet header).
+    /// </summary>
     public const int Overhead = EthernetHeader.Length + Ipv4Header.MinLength + UdpHeader.Length + VxlanHeader.Length;
-
-    /// <summary>What the encapsulation adds to the inner L3 packet on an L3 MTU budget (inner Ethernet included).</summary>
-    public const int MtuOverhead = Overhead;
 
     private const ushort SourcePortMin = 49152;
     private const byte OuterTtl = 64;

@@ -226,7 +226,7 @@ public sealed class Engine
         // RFC 1812 §5.3.1 and Linux ip_forward: TTL first, then the MTU, then the decrement.
         if (TtlExpires(arena, in m)) return SendError(snap, arena, ref m, ingress, IcmpHeader.TimeExceeded, 0, Icmpv6.TimeExceeded, 0, 0, DropReason.TtlExceeded);
         bool tunnel = nh.Kind == NextHopKind.RemoteNode && snap.Node.Tunnel == TunnelMode.Vxlan;
-        int pathMtu = snap.Node.Mtu - (tunnel ? VxlanTunnel.MtuOverhead : 0);
+        int pathMtu = snap.Node.Mtu - (tunnel ? VxlanTunnel.Overhead : 0);
         if (m.L3Length > pathMtu) return PathMtuExceeded(snap, arena, ref m, ingress, pathMtu);
         DecrementTtl(arena, ref m);
         // Only a pod's own connections are masqueraded; a packet a Service translated (a reply leaving for an external

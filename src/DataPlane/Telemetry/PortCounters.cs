@@ -36,17 +36,4 @@ public sealed class PortCounters
         for (int p = 0; p < PortCount; p++) sum += Drops(p, reason);
         return sum;
     }
-
-    /// <summary>Adds another worker's counters into this one (used when workers report).</summary>
-    public void Add(PortCounters other)
-    {
-        for (int i = 0; i < _rxPackets.Length && i < other._rxPackets.Length; i++)
-        {
-            _rxPackets[i] += other._rxPackets[i];
-            _rxBytes[i] += other._rxBytes[i];
-            _txPackets[i] += other._txPackets[i];
-            _txBytes[i] += other._txBytes[i];
-        }
-        for (int i = 0; i < _drops.Length && i < other._drops.Length; i++) _drops[i] += other._drops[i];
-    }
 }
