@@ -49,6 +49,26 @@ public static class ConntrackNat
         return true;
     }
 
+    /// <summary>
+    /// The step every packet takes once connections are tracked: a packet of a known connection, in either direction,
+    /// is counted into the connection's state and translated (a masqueraded flow's packets and replies, a Service
+    /// flow's packets and replies alike). Returns false when the packet belongs to no connection.
+    /// </summary>
+    public static bool TryTranslateTracked(ConntrackTable table, Span<byte> frame, ref PacketMeta m, long now, out bool malformed)
+    {
+        malformed = false;
+        if (!FlowKey.TryFromPacket(frame, in m, out var key)) return false;
+        int index = table.Lookup(key, now, out bool isReply);
+        if (index < 0) return false;
+        table.Observe(index, isReply, TcpFlags(frame, in m), m.Length, now);
+        malformed = !Translate(frame, ref m, key, table[index], isReply);
+        return true;
+    }
+
+    /// <summary>The TCP flags of a parsed packet, 0 for anything else (conntrack's state machine input).</summary>
+    public static byte TcpFlags(ReadOnlySpan<byte> frame, in PacketMeta m) =>
+        m.IpProtocol == IpProtocol.Tcp && (m.Flags & PacketFlags.HasL4) != 0 ? frame[m.L4Offset + 13] : (byte)0;
+
     /// <summary>Applies a connection's translation to one of its packets, in the direction the lookup found.</summary>
     public static bool Translate(Span<byte> frame, ref PacketMeta m, in FlowKey packet, in ConntrackEntry entry, bool isReply) =>
         Rewrite(frame, ref m, packet, isReply ? entry.Original.Reverse() : entry.Reply.Reverse());

@@ -165,34 +165,29 @@ public sealed class Engine
 
         if (fromPod && snap.LocalAddresses.Lookup(src) != ingress) return DropReason.SpoofedSource;
 
+        // Packets of tracked connections (Service and masquerade flows, both directions, and ICMP errors about them)
+        // are translated by their conntrack entry; a new flow to a Service frontend opens one.
         bool translated = false;
-        if ((m.Flags & PacketFlags.IcmpError) != 0 && Conntrack is { Count: > 0 } errors
-            && ConntrackNat.TranslateIcmpError(errors, arena.AsSpan(m.Offset, m.Length), ref m, m.Timestamp, out bool badError))
+        if (Conntrack is { Count: > 0 } tracked)
         {
-            if (badError) return DropReason.Malformed;
-            translated = true;
-            dst = PacketAddresses.Destination(arena.AsSpan(m.Offset, m.Length), in m);
+            var frame = arena.AsSpan(m.Offset, m.Length);
+            translated = (m.Flags & PacketFlags.IcmpError) != 0
+                ? ConntrackNat.TranslateIcmpError(tracked, frame, ref m, m.Timestamp, out bool bad)
+                : ConntrackNat.TryTranslateTracked(tracked, frame, ref m, m.Timestamp, out bad);
+            if (bad) return DropReason.Malformed;
         }
-        else if (snap.Services.Count > 0 && Conntrack is { } services)
+        if (!translated && (m.Flags & PacketFlags.IcmpError) == 0 && snap.Services.Count > 0 && Conntrack is { } services)
         {
-            var svc = ServiceNat.Translate(snap.Services, services, Affinity, arena, ref m, m.Timestamp,
+            var svc = ServiceNat.Open(snap.Services, services, Affinity, arena, ref m, m.Timestamp,
                 IpAddr.FromV4(snap.UnderlayV4), snap.MasqueradeV6, out translated);
             if (svc is DropReason.NoEndpoints or DropReason.UnknownServicePort)
                 return SendError(snap, arena, ref m, ingress, IcmpHeader.DestinationUnreachable, IcmpHeader.CodePortUnreachable,
                     Icmpv6.DestinationUnreachable, Icmpv6.CodePortUnreachable, 0, svc);
             if (svc != DropReason.None) return svc;
-            dst = PacketAddresses.Destination(arena.AsSpan(m.Offset, m.Length), in m);
         }
+        if (translated) dst = PacketAddresses.Destination(arena.AsSpan(m.Offset, m.Length), in m);
 
         int egress = snap.LocalAddresses.Lookup(dst);
-        if (egress == PortIndex.Host && ingress == PortIndex.Uplink && Conntrack is { Count: > 0 } ct
-            && Masquerade.TryReverse(ct, arena, ref m, m.Timestamp, out var reverseDrop))
-        {
-            if (reverseDrop != DropReason.None) return reverseDrop;
-            dst = PacketAddresses.Destination(arena.AsSpan(m.Offset, m.Length), in m);
-            egress = snap.LocalAddresses.Lookup(dst);
-            if (egress < PortIndex.FirstPod) return DropReason.NotForNode;
-        }
         if (egress >= 0)
         {
             // Delivery to the node's own stack is local input, not forwarding: the TTL is left alone as Linux does
@@ -229,8 +224,8 @@ public sealed class Engine
         int pathMtu = snap.Node.Mtu - (tunnel ? VxlanTunnel.Overhead : 0);
         if (m.L3Length > pathMtu) return PathMtuExceeded(snap, arena, ref m, ingress, pathMtu);
         DecrementTtl(arena, ref m);
-        // Only a pod's own connections are masqueraded; a packet a Service translated (a reply leaving for an external
-        // client, already carrying the node's address) has its translation in its own conntrack entry.
+        // Only a pod's own new connections are masqueraded here; packets of known connections (and a Service's reply
+        // leaving for an external client, already carrying the node's address) were translated above.
         if (nh.Masquerade && fromPod && !translated && Conntrack is { } table)
         {
             // A family the node has no address in is forwarded unmasqueraded (nothing to translate to).
@@ -238,7 +233,7 @@ public sealed class Engine
             var to = v4 ? IpAddr.FromV4(snap.UnderlayV4) : snap.MasqueradeV6;
             if (v4 ? snap.UnderlayV4 != 0 : to.Value != UInt128.Zero)
             {
-                var natDrop = Masquerade.Apply(table, arena, ref m, to, m.Timestamp);
+                var natDrop = Masquerade.Open(table, arena, ref m, to, m.Timestamp);
                 if (natDrop != DropReason.None) return natDrop;
             }
         }

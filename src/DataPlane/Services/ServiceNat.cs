@@ -9,8 +9,8 @@ namespace FastPath.DataPlane.Services;
 /// <summary>
 /// Load-balances connections to Service frontends, as kube-proxy's DNAT does: the first packet of a flow picks a
 /// backend by Maglev and creates a conntrack entry whose reply tuple is backend → client; every later packet of the
-/// flow follows the entry (so a flow keeps its backend when the Maglev table changes), and replies get their source
-/// rewritten back to the Service address and port.
+/// flow, and every reply, is translated by that entry (<see cref="ConntrackNat.TryTranslateTracked"/>), so a flow
+/// keeps its backend when the Maglev table changes.
 /// </summary>
 public static class ServiceNat
 {
@@ -21,29 +21,19 @@ public static class ServiceNat
     private const ulong FlowSeed = MaglevTable.DefaultSeed;
 
     /// <summary>
-    /// Translates the packet if it belongs to a Service connection or opens one. Returns None when the packet may go
-    /// on (<paramref name="translated"/> says whether it was rewritten), <see cref="DropReason.NoEndpoints"/> for a
+    /// Opens a Service connection when a packet that belongs to no connection is addressed to a frontend, and DNATs
+    /// it. Returns None when the packet may go on (<paramref name="translated"/> says whether it was rewritten), <see cref="DropReason.NoEndpoints"/> for a
     /// frontend without backends, <see cref="DropReason.UnknownServicePort"/> for a Service address on a port it does
     /// not serve (both rejected with ICMP port unreachable by the caller, like kube-proxy's REJECT), PolicyDenied for
     /// a client outside loadBalancerSourceRanges (dropped, as kube-proxy does), or ConntrackFull.
     /// </summary>
-    public static DropReason Translate(ServiceTable services, ConntrackTable table, AffinityTable? affinity, Span<byte> arena,
+    public static DropReason Open(ServiceTable services, ConntrackTable table, AffinityTable? affinity, Span<byte> arena,
         ref PacketMeta m, long now, IpAddr nodeV4, IpAddr nodeV6, out bool translated)
     {
         translated = false;
         var frame = arena.Slice(m.Offset, m.Length);
         if (!FlowKey.TryFromPacket(frame, in m, out var key))
             return services.VirtualIps.Lookup(PacketAddresses.Destination(frame, in m)) >= 0 ? DropReason.UnknownServicePort : DropReason.None;
-
-        int index = table.Lookup(key, now, out bool isReply);
-        if (index >= 0)
-        {
-            ref var entry = ref table[index];
-            if (entry.NatKind != NatKind) return DropReason.None; // another translation (masquerade) owns it
-            table.Observe(index, isReply, Masquerade.TcpFlags(frame, in m), m.Length, now);
-            translated = true;
-            return ConntrackNat.Translate(frame, ref m, key, entry, isReply) ? DropReason.None : DropReason.Malformed;
-        }
 
         int frontend = services.Lookup(key.Destination, key.DestinationPort, key.Protocol);
         if (frontend < 0)
@@ -64,12 +54,12 @@ public static class ServiceNat
         // martian (kube-proxy masquerades hairpin traffic for the same reason).
         var node = key.Source.IsV4 ? nodeV4 : nodeV6;
         bool snat = (services.Masquerades(frontend) || backend.Address == key.Source) && node.Value != UInt128.Zero;
-        index = ConntrackNat.InsertUnique(table, key, backend.Address, backend.Port, snat ? node : key.Source, now);
+        int index = ConntrackNat.InsertUnique(table, key, backend.Address, backend.Port, snat ? node : key.Source, now);
         if (index < 0) return DropReason.ConntrackFull;
         ref var created = ref table[index];
         created.NatKind = NatKind;
         created.NatTag = frontend;
-        table.Observe(index, isReply: false, Masquerade.TcpFlags(frame, in m), m.Length, now);
+        table.Observe(index, isReply: false, ConntrackNat.TcpFlags(frame, in m), m.Length, now);
         translated = true;
         return ConntrackNat.Translate(frame, ref m, key, created, isReply: false) ? DropReason.None : DropReason.Malformed;
     }
