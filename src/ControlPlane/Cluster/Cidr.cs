@@ -29,18 +29,14 @@ public readonly record struct Cidr(IpAddr Network, int Length)
         bool v4 = ip.AddressFamily == AddressFamily.InterNetwork;
         if (length > (v4 ? 32 : 128)) return false;
         var addr = IpAddr.From(ip);
-        int bits = v4 ? 96 + length : length;
-        UInt128 mask = bits == 0 ? UInt128.Zero : UInt128.MaxValue << (128 - bits);
-        cidr = new Cidr(new IpAddr(addr.Value & mask), length);
+        cidr = new Cidr(new IpAddr(addr.Value & IpAddr.PrefixMask(v4, length)), length);
         return true;
     }
 
     public bool Contains(IpAddr address)
     {
         if (address.IsV4 != IsV4) return false;
-        int bits = IsV4 ? 96 + Length : Length;
-        UInt128 mask = bits == 0 ? UInt128.Zero : UInt128.MaxValue << (128 - bits);
-        return (address.Value & mask) == Network.Value;
+        return (address.Value & IpAddr.PrefixMask(IsV4, Length)) == Network.Value;
     }
 
     public override string ToString() => $"{Network}/{Length.ToString(CultureInfo.InvariantCulture)}";

@@ -20,6 +20,16 @@ public readonly record struct IpAddr(UInt128 Value)
     public bool IsV4 => (Value & V4MappedMask) == V4MappedPrefix;
     public uint V4 => (uint)Value;
 
+    /// <summary>
+    /// The 128-bit mask of a prefix of <paramref name="length"/> bits in the family's own terms (0–32 for IPv4, whose
+    /// addresses sit in the low 32 bits of the mapped form, 0–128 for IPv6).
+    /// </summary>
+    public static UInt128 PrefixMask(bool v4, int length)
+    {
+        int bits = v4 ? 96 + length : length;
+        return bits == 0 ? UInt128.Zero : UInt128.MaxValue << (128 - bits);
+    }
+
     public void WriteV6(Span<byte> s) => BinaryPrimitives.WriteUInt128BigEndian(s, Value);
 
     /// <summary>A 64-bit mix of the address for open-addressing tables (not cryptographic).</summary>

@@ -103,11 +103,6 @@ public sealed class RouteTable
             return _hopIndex[hop] = _hops.Count - 1;
         }
 
-        private static IpAddr Normalize(IpAddr prefix, int length)
-        {
-            int bits = prefix.IsV4 ? 96 + length : length;
-            UInt128 mask = bits == 0 ? UInt128.Zero : UInt128.MaxValue << (128 - bits);
-            return new IpAddr(prefix.Value & mask);
-        }
+        private static IpAddr Normalize(IpAddr prefix, int length) => new(prefix.Value & IpAddr.PrefixMask(prefix.IsV4, length));
     }
 }

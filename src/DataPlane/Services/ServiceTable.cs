@@ -64,8 +64,7 @@ public sealed class ServiceTable
         _allBackends = Frontends.SelectMany(f => f.Backends.Select(b => (b.Address, b.Port, f.Protocol))).ToHashSet();
         _sourceRanges = Frontends.Select(f => f.SourceRanges.Select(r =>
         {
-            int bits = r.Prefix.IsV4 ? 96 + r.Length : r.Length;
-            var mask = bits == 0 ? UInt128.Zero : UInt128.MaxValue << (128 - bits);
+            var mask = IpAddr.PrefixMask(r.Prefix.IsV4, r.Length);
             return (r.Prefix.Value & mask, mask);
         }).ToArray()).ToArray();
         var builder = new MaglevTable.Builder();
