@@ -3,9 +3,11 @@ using System.Runtime.CompilerServices;
 using CsCheck;
 using FastPath.DataPlane.Conntrack;
 using FastPath.DataPlane.Packets;
+using FastPath.Tests.Support;
 
 namespace FastPath.Tests.Conntrack;
 
+[Collection(AllocationCollection.Name)]
 public class ConntrackTableTests
 {
     private const long Second = 1_000_000_000L;

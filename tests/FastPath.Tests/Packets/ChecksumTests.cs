@@ -2,9 +2,11 @@ using System.Buffers.Binary;
 using CsCheck;
 using FastPath.DataPlane.Packets;
 using Xunit;
+using FastPath.Tests.Support;
 
 namespace FastPath.Tests.Packets;
 
+[Collection(AllocationCollection.Name)]
 public class ChecksumTests
 {
     // Property iterations: "a few thousand" per property, enough to hit every SIMD/tail split many times.

@@ -5,6 +5,7 @@ using static FastPath.Tests.Support.TestFrames;
 
 namespace FastPath.Tests.Pipeline;
 
+[Collection(AllocationCollection.Name)]
 public class AllocationTests
 {
     /// <summary>

@@ -7,6 +7,7 @@ using FastPath.Tests.Support;
 
 namespace FastPath.Tests.Ports;
 
+[Collection(AllocationCollection.Name)]
 public sealed class CaptureSourceTests
 {
     /// <summary>A 60-byte frame whose last byte identifies it.</summary>

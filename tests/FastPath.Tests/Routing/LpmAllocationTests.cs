@@ -1,7 +1,9 @@
 using FastPath.DataPlane.Routing;
+using FastPath.Tests.Support;
 
 namespace FastPath.Tests.Routing;
 
+[Collection(AllocationCollection.Name)]
 public class LpmAllocationTests
 {
     /// <summary>1M single and 1M batched lookups per family move the thread's allocation counter by 0 bytes.</summary>

@@ -1,9 +1,11 @@
 using System.Globalization;
 using CsCheck;
 using FastPath.DataPlane.Services;
+using FastPath.Tests.Support;
 
 namespace FastPath.Tests.Services;
 
+[Collection(AllocationCollection.Name)]
 public class MaglevTableTests
 {
     private const int M = MaglevTable.DefaultSize;
