@@ -27,7 +27,8 @@ BACKEND_MAC=02:42:0a:f4:01:0b
 GATEWAY_MAC=ee:ee:ee:ee:ee:ee   # host side of the pod veths (Calico's), which FastPath also answers ARP with
 NODE_MAC=02:00:00:00:01:01
 OUTSIDE_MAC=02:00:00:00:00:fe
-WAIT=5                           # seconds any capture may take before it is cut off
+WAIT=20                          # seconds any capture may take before it is cut off (python starting scapy on a
+                                 # loaded machine took more than 5)
 
 cmd=${1:?usage: $0 stale|up|run|down ID [DIR]}
 

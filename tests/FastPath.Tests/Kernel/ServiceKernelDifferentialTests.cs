@@ -306,7 +306,7 @@ public partial class ServiceKernelDifferentialTests(ITestOutputHelper output)
 
     private static void Script(StringBuilder log, params string[] args)
     {
-        var (exit, text) = KernelLab.Run("/bin/bash", [Topology, .. args], TimeSpan.FromSeconds(20));
+        var (exit, text) = KernelLab.Run("/bin/bash", [Topology, .. args], TimeSpan.FromSeconds(60));
         if (text.Length > 0) log.AppendLine($"service-topology.sh {string.Join(' ', args)}: {text.Trim()}");
         Assert.True(exit == 0, $"service-topology.sh {string.Join(' ', args)} exited {exit}: {text}");
     }
