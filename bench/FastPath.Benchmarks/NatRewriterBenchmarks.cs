@@ -37,22 +37,16 @@ public class NatRewriterBenchmarks
     }
 
     [Benchmark(OperationsPerInvoke = Batch)]
-    public int RewriteDestinationV4Tcp()
-    {
-        var to = Backends4[_flip ^= 1];
-        int ok = 0;
-        for (int i = 0; i < Batch; i++)
-            if (NatRewriter.RewriteDestination(_v4[i], ref _m4[i], to, 8080)) ok++;
-        return ok;
-    }
+    public int RewriteDestinationV4Tcp() => RewriteAll(_v4, _m4, Backends4[_flip ^= 1], 8080);
 
     [Benchmark(OperationsPerInvoke = Batch)]
-    public int RewriteDestinationV6Udp()
+    public int RewriteDestinationV6Udp() => RewriteAll(_v6, _m6, Backends6[_flip ^= 1], 7007);
+
+    private static int RewriteAll(byte[][] frames, PacketMeta[] metas, IpAddr to, ushort port)
     {
-        var to = Backends6[_flip ^= 1];
         int ok = 0;
         for (int i = 0; i < Batch; i++)
-            if (NatRewriter.RewriteDestination(_v6[i], ref _m6[i], to, 7007)) ok++;
+            if (NatRewriter.RewriteDestination(frames[i], ref metas[i], to, port)) ok++;
         return ok;
     }
 

@@ -265,6 +265,18 @@ def services():
         config=CONFIG.format(extra="") + SERVICES.lstrip("-\n") + "---\n")
 
 
+def endpoint_slices(address_type, slices):
+    """One EndpointSlice of port 8080/TCP per (Service name, YAML lines of its endpoints)."""
+    return "".join(f"""---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: {svc}-1, namespace: default, labels: {{kubernetes.io/service-name: {svc}}}}}
+addressType: {address_type}
+ports: [{{port: 8080, protocol: TCP}}]
+endpoints:
+{eps}""" for svc, eps in slices)
+
+
 EXTERNAL = """\
 apiVersion: v1
 kind: Pod
@@ -307,14 +319,7 @@ apiVersion: v1
 kind: Service
 metadata: {name: term, namespace: default}
 spec: {type: NodePort, clusterIP: 10.96.0.35, externalTrafficPolicy: Local, ports: [{port: 80, targetPort: 8080, nodePort: 30085}]}
-""" + "".join(f"""---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {svc}-1, namespace: default, labels: {{kubernetes.io/service-name: {svc}}}}}
-addressType: IPv4
-ports: [{{port: 8080, protocol: TCP}}]
-endpoints:
-{eps}""" for svc, eps in [
+""" + endpoint_slices("IPv4", [
     ("np", "  - {addresses: [10.244.1.11], nodeName: node-a}\n"),
     ("npl", "  - {addresses: [10.244.1.11], nodeName: node-a}\n  - {addresses: [10.244.2.13], nodeName: node-b}\n"),
     ("npr", "  - {addresses: [10.244.2.13], nodeName: node-b}\n"),
@@ -495,14 +500,7 @@ spec:
                               "  ports: [{port: 443, targetPort: 8080, nodePort: 30443}]\nstatus: {loadBalancer: {ingress: [{ip: \"2001:db8:ff::100\"}]}}\n"),
     ("itp6", "fd00:10:96::34", "  internalTrafficPolicy: Local\n  ports: [{port: 80, targetPort: 8080}]\n"),
     ("term6", "fd00:10:96::35", "  type: NodePort\n  externalTrafficPolicy: Local\n  ports: [{port: 80, targetPort: 8080, nodePort: 30095}]\n"),
-]) + "".join(f"""---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {svc}-1, namespace: default, labels: {{kubernetes.io/service-name: {svc}}}}}
-addressType: IPv6
-ports: [{{port: 8080, protocol: TCP}}]
-endpoints:
-{eps}""" for svc, eps in [
+]) + endpoint_slices("IPv6", [
     ("np6", "  - {addresses: [\"fd00:10:244:1::b\"], nodeName: node-a}\n"),
     ("npl6", "  - {addresses: [\"fd00:10:244:1::b\"], nodeName: node-a}\n  - {addresses: [\"fd00:10:244:2::d\"], nodeName: node-b}\n"),
     ("npr6", "  - {addresses: [\"fd00:10:244:2::d\"], nodeName: node-b}\n"),

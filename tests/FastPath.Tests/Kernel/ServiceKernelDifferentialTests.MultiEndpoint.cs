@@ -33,6 +33,17 @@ public partial class ServiceKernelDifferentialTests
 
     private static string MultiFrames => Path.Combine(KernelDir, "service_multi_frames.py");
 
+    // The pods of the second and third endpoint (default/backend is in ClusterYaml), as the namespaces wire them.
+    private static string MoreEndpointPodsYaml => string.Concat(Enumerable.Range(1, Endpoints.Length - 1).Select(e => $$$"""
+
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: backend-{{{e + 1}}}, namespace: default, annotations: {fastpath.io/mac: "{{{EndpointMacs[e]}}}"}}
+        spec: {nodeName: node-a, containers: [{name: web, image: nginx}]}
+        status: {podIP: {{{Endpoints[e]}}}, podIPs: [{ip: {{{Endpoints[e]}}}}]}
+        """));
+
     private static readonly Lazy<MultiOutcome> SharedMulti = new(RunBothMulti, LazyThreadSafetyMode.ExecutionAndPublication);
 
     /// <summary>Per side: the frames each endpoint received (index = endpoint) and the client's, in arrival order.</summary>

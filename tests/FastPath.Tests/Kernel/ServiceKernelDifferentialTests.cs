@@ -94,24 +94,6 @@ public partial class ServiceKernelDifferentialTests(ITestOutputHelper output)
         status: {podIP: 10.244.1.11, podIPs: [{ip: 10.244.1.11}]}
         ---
         apiVersion: v1
-        kind: Pod
-        metadata:
-          name: backend-2
-          namespace: default
-          annotations: {fastpath.io/mac: "02:42:0a:f4:01:0c"}
-        spec: {nodeName: node-a, containers: [{name: web, image: nginx}]}
-        status: {podIP: 10.244.1.12, podIPs: [{ip: 10.244.1.12}]}
-        ---
-        apiVersion: v1
-        kind: Pod
-        metadata:
-          name: backend-3
-          namespace: default
-          annotations: {fastpath.io/mac: "02:42:0a:f4:01:0d"}
-        spec: {nodeName: node-a, containers: [{name: web, image: nginx}]}
-        status: {podIP: 10.244.1.13, podIPs: [{ip: 10.244.1.13}]}
-        ---
-        apiVersion: v1
         kind: Service
         metadata: {name: multi, namespace: default}
         spec:
@@ -323,7 +305,7 @@ public partial class ServiceKernelDifferentialTests(ITestOutputHelper output)
     {
         string cluster = tmp.File("cluster");
         Directory.CreateDirectory(cluster);
-        File.WriteAllText(Path.Combine(cluster, "cluster.yaml"), ClusterYaml);
+        File.WriteAllText(Path.Combine(cluster, "cluster.yaml"), ClusterYaml + MoreEndpointPodsYaml);
         string outDir = tmp.File(name);
         var stderr = new StringWriter();
         int exit = FastPath.Program.Run(["replay", .. captures, "--cluster", cluster, "--node", "node-a", "--out", outDir, "--quiet"], TextWriter.Null, stderr);
