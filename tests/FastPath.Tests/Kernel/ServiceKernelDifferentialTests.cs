@@ -96,11 +96,7 @@ public partial class ServiceKernelDifferentialTests(ITestOutputHelper output)
         apiVersion: v1
         kind: Service
         metadata: {name: multi, namespace: default}
-        spec:
-          clusterIP: 10.96.0.20
-          clusterIPs: [10.96.0.20]
-          ipFamilies: [IPv4]
-          ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}, {name: echo, port: 7000, targetPort: 7007, protocol: UDP}]
+        spec: {clusterIP: 10.96.0.20, ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}, {name: echo, port: 7000, targetPort: 7007, protocol: UDP}]}
         ---
         apiVersion: discovery.k8s.io/v1
         kind: EndpointSlice
