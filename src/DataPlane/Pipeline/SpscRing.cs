@@ -3,6 +3,14 @@ using System.Runtime.InteropServices;
 
 namespace FastPath.DataPlane.Pipeline;
 
+/// <summary>A counter alone on its cache line, so producer and consumer do not invalidate each other's line.</summary>
+/// <remarks>Outside <see cref="SpscRing{T}"/>: a struct nested in a generic type cannot have explicit layout.</remarks>
+[StructLayout(LayoutKind.Explicit, Size = 128)]
+internal struct PaddedCounter
+{
+    [FieldOffset(64)] public long Value;
+}
+
 /// <summary>
 /// A fixed-size single-producer / single-consumer ring of references (batches handed between a port thread and a
 /// worker): one thread only enqueues, one only dequeues, so a volatile write of each side's counter is all the
@@ -10,13 +18,6 @@ namespace FastPath.DataPlane.Pipeline;
 /// </summary>
 public sealed class SpscRing<T> where T : class
 {
-    /// <summary>A counter alone on its cache line, so producer and consumer do not invalidate each other's line.</summary>
-    [StructLayout(LayoutKind.Explicit, Size = 128)]
-    private struct PaddedCounter
-    {
-        [FieldOffset(64)] public long Value;
-    }
-
     private readonly T?[] _items;
     private readonly int _mask;
     private PaddedCounter _head; // next slot to dequeue; written by the consumer only

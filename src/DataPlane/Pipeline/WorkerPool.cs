@@ -21,6 +21,7 @@ public sealed class WorkerPool : IDisposable
         public readonly Stack<PacketBatch> Free = new(batches);
         public PacketBatch? Filling;
         public int InFlight;
+        public long Allocated;
         public Thread? Thread;
     }
 
@@ -49,6 +50,20 @@ public sealed class WorkerPool : IDisposable
 
     /// <summary>Worker <paramref name="index"/>'s engine (read its counters once the pool is flushed).</summary>
     public Engine Engine(int index) => _workers[index].Engine;
+
+    /// <summary>
+    /// Bytes the worker threads have allocated since they started, as of their last batch (their own counters, read
+    /// after <see cref="Flush"/>): the steady state adds nothing.
+    /// </summary>
+    public long AllocatedBytes
+    {
+        get
+        {
+            long sum = 0;
+            foreach (var worker in _workers) sum += Volatile.Read(ref worker.Allocated);
+            return sum;
+        }
+    }
 
     /// <summary>Spreads a received batch over the workers; hands back whatever batches they finished meanwhile.</summary>
     public void Dispatch(PacketBatch received)
@@ -133,11 +148,13 @@ public sealed class WorkerPool : IDisposable
     private void Run(Worker worker)
     {
         var spin = new SpinWait();
+        long start = GC.GetAllocatedBytesForCurrentThread();
         while (true)
         {
             if (worker.ToWorker.TryDequeue(out var batch))
             {
                 worker.Engine.Process(batch);
+                Volatile.Write(ref worker.Allocated, GC.GetAllocatedBytesForCurrentThread() - start);
                 worker.FromWorker.TryEnqueue(batch);
                 spin.Reset();
             }

@@ -33,7 +33,7 @@ public sealed record BenchResult(BenchOptions Options, long Packets, long Forwar
 
 /// <summary>
 /// Runs a scenario for a duration on N worker threads and counts packets, forwarded and dropped, and the bytes the
-/// process allocated while measuring. Traffic comes from memory (<see cref="MemorySource"/>: one copy into the batch
+/// packet threads allocated while measuring (their own counters, so nothing else in the process is counted). Traffic comes from memory (<see cref="MemorySource"/>: one copy into the batch
 /// slot per packet, as a NIC ring) and leaves into counters: no I/O in the measured loop.
 /// </summary>
 public static class BenchRunner
@@ -52,18 +52,22 @@ public static class BenchRunner
     private sealed class QueueWorker(MemorySource queue, Engine? engine, int batchSize, int flows)
     {
         private readonly PacketBatch _batch = new(batchSize);
-        public long Packets, Forwarded, Dropped, StartTicks, EndTicks;
-        public readonly ManualResetEventSlim Warm = new();
+        public long Packets, Forwarded, Dropped, StartTicks, EndTicks, Allocated;
+        public readonly ManualResetEventSlim Warm = new(), Measuring = new();
 
         public void Run(Func<int> phase, bool openConnections)
         {
             if (openConnections) Step(flows);
             Warm.Set();
-            while (phase() == Warming) Step(256 * _batch.Capacity);
+            while (phase() == Warming) Step(16 * _batch.Capacity);
             Packets = Forwarded = Dropped = 0;
+            long allocated = GC.GetAllocatedBytesForCurrentThread();
             StartTicks = Stopwatch.GetTimestamp();
-            while (phase() == Measuring) Step(16 * _batch.Capacity);
+            Measuring.Set();
+            do Step(16 * _batch.Capacity);
+            while (phase() == BenchRunner.Measuring);
             EndTicks = Stopwatch.GetTimestamp();
+            Allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
         }
 
         private void Step(int packets)
@@ -91,18 +95,17 @@ public static class BenchRunner
         foreach (var t in threads) t.Start();
         foreach (var w in workers) w.Warm.Wait();
         Thread.Sleep(o.WarmUp);
-        long allocated = GC.GetTotalAllocatedBytes(precise: true);
         Volatile.Write(ref phase, Measuring);
+        foreach (var w in workers) w.Measuring.Wait(); // a worker may still be finishing a warm-up step
         Thread.Sleep(o.Duration);
         Volatile.Write(ref phase, Stopped);
         foreach (var t in threads) t.Join();
-        allocated = GC.GetTotalAllocatedBytes(precise: true) - allocated;
         // Each worker's own interval; the rate is the sum of the workers' rates.
         double seconds = workers.Max(w => Stopwatch.GetElapsedTime(w.StartTicks, w.EndTicks).TotalSeconds);
         double rate = workers.Sum(w => w.Packets / Stopwatch.GetElapsedTime(w.StartTicks, w.EndTicks).TotalSeconds);
         long packets = workers.Sum(w => w.Packets);
         return new BenchResult(o, packets, workers.Sum(w => w.Forwarded), workers.Sum(w => w.Dropped),
-            rate > 0 ? packets / rate : seconds, allocated);
+            rate > 0 ? packets / rate : seconds, workers.Sum(w => w.Allocated));
     }
 
     private static BenchResult RunSoftware(BenchOptions o, GeneratedTraffic traffic, SnapshotHolder holder)
@@ -139,12 +142,12 @@ public static class BenchRunner
         Send(Stopwatch.GetTimestamp() + (long)(o.WarmUp.TotalSeconds * Stopwatch.Frequency));
         pool.Flush();
         packets = forwarded = dropped = 0;
-        long allocated = GC.GetTotalAllocatedBytes(precise: true);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() + pool.AllocatedBytes;
         long start = Stopwatch.GetTimestamp();
         Send(start + (long)(o.Duration.TotalSeconds * Stopwatch.Frequency));
         pool.Flush();
         double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
-        allocated = GC.GetTotalAllocatedBytes(precise: true) - allocated;
+        allocated = GC.GetAllocatedBytesForCurrentThread() + pool.AllocatedBytes - allocated;
         return new BenchResult(o, packets, forwarded, dropped, seconds, allocated);
     }
 

@@ -68,7 +68,7 @@ public static class BenchCommand
     {
         var unknown = names.Where(n => !Scenarios.ContainsKey(n)).ToList();
         if (unknown.Count > 0) return Fail(stderr, $"--scenario {string.Join(", ", unknown)}: unknown (known: {string.Join(", ", Scenarios.Keys)})");
-        if (workers.Length == 0 || workers.Any(w => w is < 1 or > 64)) return Fail(stderr, "--workers: each must be 1-64");
+        if (workers.Length == 0 || workers.Any(w => w is < 1 or > 64)) return Fail(stderr, $"--workers {string.Join(" ", workers)}: each must be 1-64");
         if (duration is <= 0 or > 3600) return Fail(stderr, $"--duration {duration}: must be in (0, 3600] seconds");
         if (warmUp is < 0 or > 600) return Fail(stderr, $"--warmup {warmUp}: must be in [0, 600] seconds");
         if (batch is < 1 or > 4096) return Fail(stderr, $"--batch {batch}: must be between 1 and 4096");

@@ -1,0 +1,65 @@
+using FastPath.Bench;
+using FastPath.DataPlane.Ports;
+using FastPath.Tests.Support;
+
+namespace FastPath.Tests.Bench;
+
+/// <summary>
+/// Every `fastpath bench` scenario runs (a few milliseconds: no timing is asserted), forwards every packet it
+/// generated and allocates nothing on the packet threads while measuring.
+/// </summary>
+[Collection(AllocationCollection.Name)]
+public class BenchRunnerTests
+{
+    private static readonly TrafficParameters Small = new() { Flows = 512, Services = 200, Endpoints = 4, Routes = 16 };
+
+    public static TheoryData<TrafficScenario> Scenarios => new(Enum.GetValues<TrafficScenario>());
+
+    private static BenchResult Run(TrafficScenario s, int workers = 1, BenchDispatch dispatch = BenchDispatch.Rss) =>
+        BenchRunner.Run(new BenchOptions(s, Small, workers, TimeSpan.FromMilliseconds(40), TimeSpan.FromMilliseconds(20), dispatch));
+
+    [Theory]
+    [MemberData(nameof(Scenarios))]
+    public void EveryScenarioForwardsEveryPacketWithoutAllocating(TrafficScenario scenario)
+    {
+        var r = Run(scenario);
+        Assert.Equal(0, r.AllocatedBytes);
+        Assert.True(r.Packets >= 64, $"{r.Packets} packets in {r.Seconds:F3} s");
+        Assert.Equal(0, r.Packets % 64); // whole batches of 64
+        Assert.Equal(0, r.Dropped);
+        Assert.Equal(r.Packets, r.Forwarded);
+        Assert.InRange(r.Seconds, 0.02, 5);
+    }
+
+    [Theory]
+    [InlineData(TrafficScenario.ClusterIpEstablished, BenchDispatch.Rss)]
+    [InlineData(TrafficScenario.ClusterIpEstablished, BenchDispatch.Software)]
+    [InlineData(TrafficScenario.Mixed, BenchDispatch.Software)]
+    public void TwoWorkersForwardEveryPacketWithoutAllocating(TrafficScenario scenario, BenchDispatch dispatch)
+    {
+        var r = Run(scenario, workers: 2, dispatch);
+        Assert.Equal(0, r.AllocatedBytes);
+        Assert.True(r.Packets >= 64, $"{r.Packets} packets");
+        Assert.Equal(0, r.Dropped);
+        Assert.Equal(r.Packets, r.Forwarded);
+        Assert.Equal(dispatch == BenchDispatch.Software ? 3 : 2, r.Cores);
+    }
+
+    [Fact]
+    public void NewFlowsAreNewConnections()
+    {
+        // The new-flow scenario spaces its packets so each tuple's earlier connection has expired when it comes round
+        // again: inserts keep pace with packets instead of stopping after the first round.
+        var traffic = TrafficGenerator.Generate(TrafficScenario.ClusterIpNewFlows, Small);
+        var engine = new DataPlane.Pipeline.Engine(new DataPlane.Pipeline.SnapshotHolder(traffic.Snapshot));
+        var source = traffic.Source();
+        var batch = new DataPlane.Pipeline.PacketBatch(64);
+        for (int i = 0; i < 3 * Small.Flows / 64; i++)
+        {
+            source.Receive(batch);
+            engine.Process(batch);
+        }
+        Assert.Equal(3 * Small.Flows, engine.Conntrack!.Inserts);
+        Assert.InRange(engine.Conntrack.Count, 1, Small.Flows + 64);
+    }
+}
