@@ -153,12 +153,9 @@ public static class BenchRunner
 
     private static void Count(PacketBatch batch, ref long forwarded, ref long dropped)
     {
-        var meta = batch.Meta;
-        for (int i = 0; i < batch.Count; i++)
-        {
-            if (meta[i].EgressPort >= 0) forwarded++;
-            else dropped++;
-        }
+        int emitted = batch.CountEmitted();
+        forwarded += emitted;
+        dropped += batch.Count - emitted;
     }
 
     /// <summary>testpmd's macswap: swap the Ethernet addresses and send back out of the port it came in on.</summary>
