@@ -286,7 +286,7 @@ public sealed class Engine
     private static void DecrementTtl(byte[] arena, ref PacketMeta m)
     {
         int l3 = m.Offset + m.L3Offset;
-        if (m.L3 == L3Kind.Ipv4) new Ipv4Header(arena.AsSpan(l3, Ipv4Header.MinLength)).DecrementTtl();
+        if (m.L3 == L3Kind.Ipv4) Checksum.Ipv4DecrementTtl(arena.AsSpan(l3, Ipv4Header.MinLength));
         else arena[l3 + 7]--;
     }
 

@@ -19,7 +19,9 @@ public sealed record BenchOptions(TrafficScenario Scenario, TrafficParameters Tr
     TimeSpan WarmUp, BenchDispatch Dispatch = BenchDispatch.Rss, int BatchSize = 64);
 
 /// <summary>One measurement. Rates are over the measured interval only (after warm-up, no generation or setup inside).</summary>
-public sealed record BenchResult(BenchOptions Options, long Packets, long Forwarded, long Dropped, double Seconds, long AllocatedBytes)
+/// <param name="CpuSeconds">CPU time the packet threads used while measuring (their own clocks), or null where not measured.</param>
+public sealed record BenchResult(BenchOptions Options, long Packets, long Forwarded, long Dropped, double Seconds, long AllocatedBytes,
+    double? CpuSeconds = null)
 {
     public double Mpps => Seconds > 0 ? Packets / Seconds / 1e6 : 0;
     /// <summary>Wall-clock nanoseconds per packet (all workers together).</summary>
@@ -28,6 +30,11 @@ public sealed record BenchResult(BenchOptions Options, long Packets, long Forwar
     public int Cores => Options.Workers + (Options.Dispatch == BenchDispatch.Software ? 1 : 0);
     /// <summary>CPU time per packet: what one packet costs one core.</summary>
     public double CoreNsPerPacket => NsPerPacket * Cores;
+    /// <summary>
+    /// CPU time per packet from the threads' own clocks, else <see cref="CoreNsPerPacket"/>: on a shared machine the
+    /// steadier of the two, since time a worker spends descheduled is not counted.
+    /// </summary>
+    public double CpuNsPerPacket => CpuSeconds is { } cpu && Packets > 0 ? cpu * 1e9 / Packets : CoreNsPerPacket;
     public double BytesPerPacket => Packets > 0 ? (double)AllocatedBytes / Packets : 0;
 }
 
@@ -52,7 +59,7 @@ public static class BenchRunner
     private sealed class QueueWorker(MemorySource queue, Engine? engine, int batchSize, int flows)
     {
         private readonly PacketBatch _batch = new(batchSize);
-        public long Packets, Forwarded, Dropped, StartTicks, EndTicks, Allocated;
+        public long Packets, Forwarded, Dropped, StartTicks, EndTicks, Allocated, CpuNs;
         public readonly ManualResetEventSlim Warm = new(), Measuring = new();
 
         public void Run(Func<int> phase, bool openConnections)
@@ -61,6 +68,7 @@ public static class BenchRunner
             Warm.Set();
             while (phase() == Warming) Step(16 * _batch.Capacity);
             Packets = Forwarded = Dropped = 0;
+            long cpu = ThreadCpuClock.Now();
             long allocated = GC.GetAllocatedBytesForCurrentThread();
             StartTicks = Stopwatch.GetTimestamp();
             Measuring.Set();
@@ -68,6 +76,7 @@ public static class BenchRunner
             while (phase() == BenchRunner.Measuring);
             EndTicks = Stopwatch.GetTimestamp();
             Allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
+            CpuNs = cpu < 0 ? -1 : ThreadCpuClock.Now() - cpu;
         }
 
         private void Step(int packets)
@@ -105,7 +114,8 @@ public static class BenchRunner
         double rate = workers.Sum(w => w.Packets / Stopwatch.GetElapsedTime(w.StartTicks, w.EndTicks).TotalSeconds);
         long packets = workers.Sum(w => w.Packets);
         return new BenchResult(o, packets, workers.Sum(w => w.Forwarded), workers.Sum(w => w.Dropped),
-            rate > 0 ? packets / rate : seconds, workers.Sum(w => w.Allocated));
+            rate > 0 ? packets / rate : seconds, workers.Sum(w => w.Allocated),
+            workers.All(w => w.CpuNs >= 0) ? workers.Sum(w => w.CpuNs) / 1e9 : null);
     }
 
     private static BenchResult RunSoftware(BenchOptions o, GeneratedTraffic traffic, SnapshotHolder holder)
