@@ -37,6 +37,7 @@ public static class BenchCommand
         var flows = new Option<int>("--flows") { Description = "Distinct 5-tuples", DefaultValueFactory = _ => defaults.Flows };
         var services = new Option<int>("--services") { Description = "ClusterIP Services", DefaultValueFactory = _ => defaults.Services };
         var endpoints = new Option<int>("--endpoints") { Description = "Endpoints per Service", DefaultValueFactory = _ => defaults.Endpoints };
+        var maglev = new Option<int>("--maglev-size") { Description = "Maglev slots per Service (a prime)", DefaultValueFactory = _ => defaults.MaglevTableSize };
         var routes = new Option<int>("--routes") { Description = "Other nodes' pod CIDRs in the route table", DefaultValueFactory = _ => defaults.Routes };
         var workers = new Option<int[]>("--workers", "-w") { Description = "Forwarding threads (several values: one run each)", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [1] };
         var duration = new Option<double>("--duration") { Description = "Measured seconds per run", DefaultValueFactory = _ => 2 };
@@ -47,7 +48,7 @@ public static class BenchCommand
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table" };
         var cmd = new Command("bench", "Measure the engine on generated in-memory traffic (Mpps, ns/packet, bytes allocated)")
         {
-            scenario, frameSize, flows, services, endpoints, routes, workers, duration, warmUp, dispatch, batch, json,
+            scenario, frameSize, flows, services, endpoints, maglev, routes, workers, duration, warmUp, dispatch, batch, json,
         };
         cmd.SetAction(r =>
         {
@@ -55,7 +56,7 @@ public static class BenchCommand
             var traffic = new TrafficParameters
             {
                 FrameLength = r.GetValue(frameSize), Flows = r.GetValue(flows), Services = r.GetValue(services),
-                Endpoints = r.GetValue(endpoints), Routes = r.GetValue(routes),
+                Endpoints = r.GetValue(endpoints), Routes = r.GetValue(routes), MaglevTableSize = r.GetValue(maglev),
             };
             return Run(names, traffic, r.GetValue(workers)!, r.GetValue(duration), r.GetValue(warmUp),
                 r.GetValue(dispatch) == "software" ? BenchDispatch.Software : BenchDispatch.Rss, r.GetValue(batch), r.GetValue(json), stdout, stderr);
@@ -137,6 +138,7 @@ public static class BenchCommand
                 w.WriteNumber("services", t.Services);
                 w.WriteNumber("endpoints", t.Endpoints);
                 w.WriteNumber("routes", t.Routes);
+                w.WriteNumber("maglev_size", t.MaglevTableSize);
                 w.WriteNumber("batch", r.Options.BatchSize);
                 w.WriteNumber("packets", r.Packets);
                 w.WriteNumber("forwarded", r.Forwarded);
