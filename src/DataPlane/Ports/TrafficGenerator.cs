@@ -45,21 +45,25 @@ public sealed record TrafficParameters
 
 /// <summary>A generated node (its snapshot) and the frames it receives, built once before anything is measured.</summary>
 public sealed class GeneratedTraffic(TrafficScenario scenario, ForwardingSnapshot snapshot, IReadOnlyList<byte[]> frames,
-    short ingressPort, long intervalNs)
+    short ingressPort)
 {
     public TrafficScenario Scenario { get; } = scenario;
     public ForwardingSnapshot Snapshot { get; } = snapshot;
     public IReadOnlyList<byte[]> Frames { get; } = frames;
     /// <summary>The port every frame enters on (<see cref="PortIndex.Auto"/> for the mixed scenario).</summary>
     public short IngressPort { get; } = ingressPort;
-    /// <summary>Capture-clock time between packets: new-flow traffic spaces them so a connection has expired when its tuple comes round again.</summary>
-    public long IntervalNs { get; } = intervalNs;
+    /// <summary>
+    /// Capture-clock time between the packets of a queue of <paramref name="frames"/> frames. A SYN_SENT connection
+    /// expires after 60 s (ConntrackTimeouts): the new-flow scenario spaces its packets so one round of a queue takes
+    /// longer, so every packet is a new connection, in steady state at the table's fill.
+    /// </summary>
+    public long IntervalNs(int frames) => Scenario == TrafficScenario.ClusterIpNewFlows ? 61_000_000_000L / frames + 1 : 1_000;
 
     /// <summary>Tracked scenarios: one round over every flow opens the connections before measuring.</summary>
     public bool OpensConnections => Scenario is TrafficScenario.ClusterIpEstablished or TrafficScenario.NodePortSnat or TrafficScenario.Mixed;
 
     /// <summary>All frames, repeated without end.</summary>
-    public MemorySource Source() => new(Frames, int.MaxValue, IngressPort, intervalNs: IntervalNs);
+    public MemorySource Source() => new(Frames, int.MaxValue, IngressPort, intervalNs: IntervalNs(Frames.Count));
 
     /// <summary>
     /// The frames split into one endless source per worker by <see cref="SymmetricFlowHash"/>, as a NIC's RSS fills
@@ -76,7 +80,7 @@ public sealed class GeneratedTraffic(TrafficScenario scenario, ForwardingSnapsho
             queues[SymmetricFlowHash.Worker(SymmetricFlowHash.Compute(frame, in m), workers)].Add(frame);
         }
         if (queues.Any(q => q.Count == 0)) throw new ArgumentException($"{Frames.Count} flows do not reach {workers} workers; use more flows");
-        return queues.Select(q => new MemorySource(q, int.MaxValue, IngressPort, intervalNs: IntervalNs)).ToArray();
+        return queues.Select(q => new MemorySource(q, int.MaxValue, IngressPort, intervalNs: IntervalNs(q.Count))).ToArray();
     }
 }
 
@@ -107,10 +111,7 @@ public static class TrafficGenerator
             TrafficScenario.Mixed => PortIndex.Auto,
             _ => PortIndex.FirstPod, // the client pod
         };
-        // A SYN_SENT connection expires after 60 s (ConntrackTimeouts): spacing the packets so one round takes longer
-        // makes every packet of the new-flow scenario a new connection, in steady state at the table's fill.
-        long interval = scenario == TrafficScenario.ClusterIpNewFlows ? 61_000_000_000L / p.Flows + 1 : 1_000;
-        return new GeneratedTraffic(scenario, snapshot, frames, ingress, interval);
+        return new GeneratedTraffic(scenario, snapshot, frames, ingress);
     }
 
     private static void Validate(TrafficParameters p)
