@@ -1,22 +1,15 @@
 using System.Text.Json;
+using FastPath.Tests.Support;
 
 namespace FastPath.Tests.Bench;
 
 /// <summary>`fastpath bench` on the command line: JSON fields, the table, and bad arguments.</summary>
 public class BenchCommandTests
 {
-    private static (int Exit, string Out, string Err) Fastpath(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int exit = FastPath.Program.Run(args, stdout, stderr);
-        return (exit, stdout.ToString(), stderr.ToString());
-    }
-
     [Fact]
     public void JsonHasOneResultPerScenarioAndWorkerCount()
     {
-        var (exit, stdout, stderr) = Fastpath("bench", "--scenario", "l2-forward", "pod-to-pod", "--workers", "1", "2",
+        var (exit, stdout, stderr) = FastpathCli.Run("bench", "--scenario", "l2-forward", "pod-to-pod", "--workers", "1", "2",
             "--duration", "0.02", "--warmup", "0.01", "--flows", "64", "--json");
         Assert.True(exit == 0, stderr);
         var results = JsonDocument.Parse(stdout).RootElement.GetProperty("results").EnumerateArray().ToList();
@@ -36,7 +29,7 @@ public class BenchCommandTests
     [Fact]
     public void TablePrintsEveryScenario()
     {
-        var (exit, stdout, stderr) = Fastpath("bench", "-s", "vxlan-decap", "--duration", "0.02", "--warmup", "0", "--flows", "64");
+        var (exit, stdout, stderr) = FastpathCli.Run("bench", "-s", "vxlan-decap", "--duration", "0.02", "--warmup", "0", "--flows", "64");
         Assert.True(exit == 0, stderr);
         Assert.Contains("vxlan-decap", stdout);
         Assert.Contains("Mpps", stdout);
@@ -51,7 +44,7 @@ public class BenchCommandTests
     public void BadArgumentsExitTwoWithAMessage(string option, string value)
     {
         string[] args = option == "--duration" ? ["bench", option, value] : ["bench", option, value, "--duration", "0.01"];
-        var (exit, _, stderr) = Fastpath(args);
+        var (exit, _, stderr) = FastpathCli.Run(args);
         Assert.Equal(2, exit);
         Assert.Contains(value, stderr);
     }

@@ -10,9 +10,8 @@ public class ReplayRepeatTests
 
     private static JsonElement Replay(string outDir, params string[] extra)
     {
-        var stderr = new StringWriter();
-        string[] args = ["replay", Demo("demo.pcapng"), "--cluster", Demo("cluster"), "--node", "node-a", "--out", outDir, "--quiet", .. extra];
-        Assert.True(FastPath.Program.Run(args, new StringWriter(), stderr) == 0, stderr.ToString());
+        var (exit, _, stderr) = FastpathCli.Run(["replay", Demo("demo.pcapng"), "--cluster", Demo("cluster"), "--node", "node-a", "--out", outDir, "--quiet", .. extra]);
+        Assert.True(exit == 0, stderr);
         return JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json"))).RootElement;
     }
 
@@ -43,10 +42,8 @@ public class ReplayRepeatTests
     public void RepeatMustBePositive()
     {
         using var tmp = new TempFolder();
-        var stderr = new StringWriter();
-        int exit = FastPath.Program.Run(["replay", Demo("demo.pcapng"), "--cluster", Demo("cluster"), "--node", "node-a", "--out", tmp.Path, "--repeat", "0"],
-            new StringWriter(), stderr);
+        var (exit, _, stderr) = FastpathCli.Run("replay", Demo("demo.pcapng"), "--cluster", Demo("cluster"), "--node", "node-a", "--out", tmp.Path, "--repeat", "0");
         Assert.Equal(2, exit);
-        Assert.Contains("--repeat 0", stderr.ToString());
+        Assert.Contains("--repeat 0", stderr);
     }
 }
