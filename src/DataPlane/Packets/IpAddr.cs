@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 
 namespace FastPath.DataPlane.Packets;
 
@@ -15,11 +16,16 @@ public readonly record struct IpAddr(UInt128 Value)
     // both as separate hot functions); as constants they fold into the callers (docs/BENCHMARKS.md).
     private const ulong V4MappedLow = 0x0000_FFFF_0000_0000UL;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static IpAddr FromV4(uint address) => new(new UInt128(0, V4MappedLow | address));
     public static IpAddr ReadV4(ReadOnlySpan<byte> s) => FromV4(BinaryPrimitives.ReadUInt32BigEndian(s));
     public static IpAddr ReadV6(ReadOnlySpan<byte> s) => new(BinaryPrimitives.ReadUInt128BigEndian(s));
 
-    public bool IsV4 => (ulong)(Value >> 64) == 0 && ((ulong)Value & 0xFFFF_FFFF_0000_0000UL) == V4MappedLow;
+    public bool IsV4
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => (ulong)(Value >> 64) == 0 && ((ulong)Value & 0xFFFF_FFFF_0000_0000UL) == V4MappedLow;
+    }
     public uint V4 => (uint)Value;
 
     /// <summary>
