@@ -32,8 +32,6 @@ public sealed class SpscRing<T> where T : class
         _mask = capacity - 1;
     }
 
-    public int Capacity => _items.Length;
-
     /// <summary>Producer side: false when the ring is full.</summary>
     public bool TryEnqueue(T item)
     {

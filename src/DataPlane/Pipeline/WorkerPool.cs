@@ -46,8 +46,6 @@ public sealed class WorkerPool : IDisposable
         foreach (var worker in _workers) worker.Thread!.Start();
     }
 
-    public int Count => _workers.Length;
-
     /// <summary>Worker <paramref name="index"/>'s engine (read its counters once the pool is flushed).</summary>
     public Engine Engine(int index) => _workers[index].Engine;
 

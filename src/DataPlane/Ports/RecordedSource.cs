@@ -44,9 +44,6 @@ public sealed class RecordedSource : IPacketSource
         return new RecordedSource(data.ToArray(), records.ToArray(), repeat);
     }
 
-    /// <summary>Packets per round.</summary>
-    public int Count => _records.Length;
-
     /// <summary>Packets delivered so far, over all rounds (the last input index).</summary>
     public long Delivered => _inputIndex;
 

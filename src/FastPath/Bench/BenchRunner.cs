@@ -28,7 +28,7 @@ public sealed record BenchResult(BenchOptions Options, long Packets, long Forwar
     public double NsPerPacket => Packets > 0 ? Seconds * 1e9 / Packets : 0;
     /// <summary>Threads busy with packets: the workers, plus the port thread when it dispatches in software.</summary>
     public int Cores => Options.Workers + (Options.Dispatch == BenchDispatch.Software ? 1 : 0);
-    /// <summary>CPU time per packet: what one packet costs one core.</summary>
+    /// <summary>Wall-clock time per packet times the busy threads: CPU time per packet if nothing else ran.</summary>
     public double CoreNsPerPacket => NsPerPacket * Cores;
     /// <summary>
     /// CPU time per packet from the threads' own clocks, else <see cref="CoreNsPerPacket"/>: on a shared machine the
@@ -40,8 +40,9 @@ public sealed record BenchResult(BenchOptions Options, long Packets, long Forwar
 
 /// <summary>
 /// Runs a scenario for a duration on N worker threads and counts packets, forwarded and dropped, and the bytes the
-/// packet threads allocated while measuring (their own counters, so nothing else in the process is counted). Traffic comes from memory (<see cref="MemorySource"/>: one copy into the batch
-/// slot per packet, as a NIC ring) and leaves into counters: no I/O in the measured loop.
+/// packet threads allocated while measuring (their own counters, so nothing else in the process is counted). Traffic
+/// comes from memory (<see cref="MemorySource"/>: one copy into the batch slot per packet, as a NIC ring) and leaves
+/// into counters: no I/O in the measured loop.
 /// </summary>
 public static class BenchRunner
 {

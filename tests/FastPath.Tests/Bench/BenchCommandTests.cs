@@ -10,7 +10,7 @@ public class BenchCommandTests
     public void JsonHasOneResultPerScenarioAndWorkerCount()
     {
         var (exit, stdout, stderr) = FastpathCli.Run("bench", "--scenario", "l2-forward", "pod-to-pod", "--workers", "1", "2",
-            "--duration", "0.02", "--warmup", "0.01", "--flows", "64", "--json");
+            "--duration", "0.02", "--warmup", "0.01", "--flows", "64", "--services", "100", "--json");
         Assert.True(exit == 0, stderr);
         var results = JsonDocument.Parse(stdout).RootElement.GetProperty("results").EnumerateArray().ToList();
         Assert.Equal(["l2-forward", "pod-to-pod", "l2-forward", "pod-to-pod"], results.Select(r => r.GetProperty("scenario").GetString()));
@@ -21,6 +21,7 @@ public class BenchCommandTests
             Assert.Equal(r.GetProperty("packets").GetInt64(), r.GetProperty("forwarded").GetInt64());
             Assert.True(r.GetProperty("mpps").GetDouble() > 0);
             Assert.Equal(64, r.GetProperty("frame_size").GetInt32());
+            Assert.Equal(100, r.GetProperty("services").GetInt32());
             Assert.True(r.TryGetProperty("bytes_per_packet", out _));
         }
         Assert.Equal(1.0, results[0].GetProperty("vs_l2_forward").GetDouble());
@@ -29,7 +30,7 @@ public class BenchCommandTests
     [Fact]
     public void TablePrintsEveryScenario()
     {
-        var (exit, stdout, stderr) = FastpathCli.Run("bench", "-s", "vxlan-decap", "--duration", "0.02", "--warmup", "0", "--flows", "64");
+        var (exit, stdout, stderr) = FastpathCli.Run("bench", "-s", "vxlan-decap", "--duration", "0.02", "--warmup", "0", "--flows", "64", "--services", "100");
         Assert.True(exit == 0, stderr);
         Assert.Contains("vxlan-decap", stdout);
         Assert.Contains("Mpps", stdout);
