@@ -2,6 +2,7 @@ using BenchmarkDotNet.Attributes;
 using FastPath.DataPlane.Nat;
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Pipeline;
+using FastPath.DataPlane.Ports;
 
 namespace FastPath.Benchmarks;
 
@@ -29,8 +30,8 @@ public class NatRewriterBenchmarks
     {
         for (int i = 0; i < Batch; i++)
         {
-            _v4[i] = SampleFrames.Ipv4Tcp((ushort)(40000 + i), 80, 64, dst: 0x0A60_000A);
-            _v6[i] = SampleFrames.Ipv6Udp((ushort)(40000 + i), 7000, 64);
+            _v4[i] = SyntheticFrames.Ipv4Tcp((ushort)(40000 + i), 80, 64, dst: 0x0A60_000A);
+            _v6[i] = SyntheticFrames.Ipv6Udp((ushort)(40000 + i), 7000, 64);
             if (PacketParser.Parse(_v4[i], ref _m4[i]) != default || PacketParser.Parse(_v6[i], ref _m6[i]) != default)
                 throw new InvalidOperationException("sample frame does not parse");
         }
