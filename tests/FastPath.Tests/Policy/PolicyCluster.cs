@@ -54,6 +54,7 @@ public sealed class PolicyCluster : IDisposable
 
     private readonly TempCluster _dir = new();
     private readonly Dictionary<string, Engine> _engines = [];
+    private readonly Dictionary<string, SnapshotHolder> _holders = [];
     private readonly Dictionary<string, PacketBatch> _batches = [];
     private long _clock = 1_000_000_000L;
 
@@ -63,20 +64,33 @@ public sealed class PolicyCluster : IDisposable
     {
         _dir.Write("cluster.yaml", Nodes);
         _dir.Write("pods.yaml", string.Join("---\n", PodNames.Select(PodManifest)));
-        if (policies.Length > 0) _dir.Write("policies.yaml", policies);
+        _dir.Write("policies.yaml", policies);
         if (extra.Length > 0) _dir.Write("extra.yaml", extra);
-        var load = ClusterDirectory.Load(_dir.Path);
-        Assert.Empty(load.Errors);
-        State = load.State;
+        State = Load();
         foreach (var node in (string[])["node-a", "node-b"])
         {
-            var snapshot = SnapshotCompiler.Compile(State, node, 1).Snapshot!;
-            _engines[node] = new Engine(new SnapshotHolder(snapshot), conntrackSeed: 1);
+            _holders[node] = new SnapshotHolder(SnapshotCompiler.Compile(State, node, 1).Snapshot!);
+            _engines[node] = new Engine(_holders[node], conntrackSeed: 1);
             _batches[node] = new PacketBatch(1);
         }
     }
 
-    public ClusterState State { get; }
+    /// <summary>Replaces the policies and publishes the new snapshots to the running engines (their conntrack stays).</summary>
+    public void ChangePolicies(string policies)
+    {
+        _dir.Write("policies.yaml", policies);
+        State = Load();
+        foreach (var (node, holder) in _holders) holder.Publish(SnapshotCompiler.Compile(State, node, holder.Current.Generation + 1).Snapshot!);
+    }
+
+    private ClusterState Load()
+    {
+        var load = ClusterDirectory.Load(_dir.Path);
+        Assert.Empty(load.Errors);
+        return load.State;
+    }
+
+    public ClusterState State { get; private set; }
     public Engine EngineOf(string node) => _engines[node];
 
     public static string NodeOf(string pod) => Placement[pod].Node;
