@@ -42,11 +42,12 @@ public static class PolicyCompiler
         var namespaces = PolicySelectors.NamespaceLabels(state);
         var all = Pods(state);
         var podByName = all.ToDictionary(p => p.QualifiedName, StringComparer.Ordinal);
+        var byNamespace = all.GroupBy(p => p.Namespace, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
         var names = state.NetworkPolicies.Select(p => p.QualifiedName).ToList();
         var rules = new Dictionary<(int Policy, PolicyDirection Direction), List<Rule>>();
         List<Rule> RulesOf(int id, PolicyDirection d)
         {
-            if (!rules.TryGetValue((id, d), out var list)) rules[(id, d)] = list = Rules(state.NetworkPolicies[id], d, all, namespaces);
+            if (!rules.TryGetValue((id, d), out var list)) rules[(id, d)] = list = Rules(state.NetworkPolicies[id], d, byNamespace, namespaces);
             return list;
         }
 
@@ -123,7 +124,7 @@ public static class PolicyCompiler
     }
 
     /// <summary>The rules of one direction with their peers resolved (empty when the policy does not apply that way).</summary>
-    private static List<Rule> Rules(ClusterObject<V1NetworkPolicy> policy, PolicyDirection direction, List<PolicyPod> pods,
+    private static List<Rule> Rules(ClusterObject<V1NetworkPolicy> policy, PolicyDirection direction, Dictionary<string, List<PolicyPod>> pods,
         Dictionary<string, IDictionary<string, string>> namespaces)
     {
         var spec = policy.Value.Spec;
@@ -142,7 +143,7 @@ public static class PolicyCompiler
         return result;
     }
 
-    private static Peer ResolvePeer(V1NetworkPolicyPeer peer, string policyNamespace, List<PolicyPod> pods,
+    private static Peer ResolvePeer(V1NetworkPolicyPeer peer, string policyNamespace, Dictionary<string, List<PolicyPod>> pods,
         Dictionary<string, IDictionary<string, string>> namespaces)
     {
         if (peer.IpBlock is { } block)
@@ -157,11 +158,17 @@ public static class PolicyCompiler
             }
             return new Peer(false, [], ranges);
         }
-        var selected = pods.Where(p =>
-            (peer.NamespaceSelector is { } nsSelector
-                ? namespaces.TryGetValue(p.Namespace, out var nsLabels) && PolicySelectors.Matches(nsSelector, nsLabels)
-                : p.Namespace == policyNamespace)
-            && (peer.PodSelector is not { } podSelector || PolicySelectors.Matches(podSelector, p.Labels))).ToList();
+        // Namespaces first (few), then the pods of the matching ones.
+        var selected = new List<PolicyPod>();
+        foreach (var (ns, nsPods) in pods)
+        {
+            bool nsMatches = peer.NamespaceSelector is { } nsSelector
+                ? namespaces.TryGetValue(ns, out var nsLabels) && PolicySelectors.Matches(nsSelector, nsLabels)
+                : ns == policyNamespace;
+            if (!nsMatches) continue;
+            foreach (var p in nsPods)
+                if (peer.PodSelector is not { } podSelector || PolicySelectors.Matches(podSelector, p.Labels)) selected.Add(p);
+        }
         return new Peer(false, selected, []);
     }
 
