@@ -40,10 +40,9 @@ public sealed class PolicyEnforcer
         var policy = snap.Policy;
         if (!ReferenceEquals(snap, _sizedSnapshot)) Resize(snap);
         var frame = arena.AsSpan(m.Offset, m.Length);
-        bool tuple = FlowKey.TryFromPacket(frame, in m, out var key);
-        // Non-first fragments carry no ports (not reassembled here): judged as port 0 of their protocol, so only
-        // rules that allow every port of it let them through.
-        if (!tuple) key = new FlowKey(PacketAddresses.Source(frame, in m), PacketAddresses.Destination(frame, in m), 0, 0, m.IpProtocol);
+        // Non-first fragments carry no ports and are not reassembled here: they pass, as with stateless filters —
+        // their first fragment, which carries the ports, was judged, and without it the datagram cannot be reassembled.
+        if (!FlowKey.TryFromPacket(frame, in m, out var key)) return DropReason.None;
         uint portKey = PolicyRuleSet.Key(key.Protocol, key.Protocol is IpProtocol.Tcp or IpProtocol.Udp or IpProtocol.Sctp ? key.DestinationPort : (ushort)0);
 
         var peer = key.Source;
@@ -61,7 +60,7 @@ public sealed class PolicyEnforcer
         if (to >= PortIndex.FirstPod && policy.For(to, PolicyDirection.Ingress) is { } ingressRules && !ingressRules.Allows(peer, portKey))
             return Deny(table, serviceEntry, ingressRules, to, PolicyDirection.Ingress);
 
-        if (serviceOpened || !tuple || (m.Flags & PacketFlags.IcmpError) != 0) return DropReason.None;
+        if (serviceOpened || (m.Flags & PacketFlags.IcmpError) != 0) return DropReason.None;
         if (!policy.IsIsolated(from) && !policy.IsIsolated(to)) return DropReason.None;
         if (to < 0 && !RoutedWithoutNat(snap, key.Destination)) return DropReason.None;
         int index = table.Insert(key, key.Reverse(), m.Timestamp);
