@@ -74,17 +74,21 @@ public class PolicyCompileBenchmarks
 
 /// <summary>
 /// The established-flow cost of policy through the whole loop: 1024 pod-to-pod TCP flows into 10 local pods, with
-/// policy off (no pod isolated) or on (every destination isolated, the client allowed by a pod selector among 1,000
-/// policies of a 10,000-pod cluster: the flows are tracked and pass by their conntrack entry). With Services (as on
-/// any kube-proxy node) conntrack is probed for every packet either way; without, policy adds the only probe.
+/// no policy, with 1,000 policies of a 10,000-pod cluster none of which isolates these pods (every packet of the
+/// untracked flows asks the enforcer, which finds both ends open), or with every destination isolated and the client
+/// allowed (the flows are tracked and pass by their conntrack entry). With Services (as on any kube-proxy node)
+/// conntrack is probed for every packet anyway; without, a tracked flow adds the only probe.
 /// </summary>
 [MemoryDiagnoser]
 public class PolicyPipelineBenchmarks
 {
     private const int Packets = 64 * 1024;
 
-    [Params(false, true)]
-    public bool Policy { get; set; }
+    /// <summary>No policy; policies loaded but none isolates the flows' pods; every destination isolated.</summary>
+    public enum PolicyMode { Off, OtherPodsIsolated, DestinationsIsolated }
+
+    [Params(PolicyMode.Off, PolicyMode.OtherPodsIsolated, PolicyMode.DestinationsIsolated)]
+    public PolicyMode Policy { get; set; }
 
     [Params(false, true)]
     public bool Services { get; set; }
@@ -101,10 +105,11 @@ public class PolicyPipelineBenchmarks
         var pods = new List<PortDefinition> { new("default/client", PortKind.Pod, SampleFrames.Client, [IpAddr.FromV4(0x0AF4_010A)]) };
         for (int e = 0; e < 10; e++)
             pods.Add(new PortDefinition($"default/web-{e}", PortKind.Pod, new MacAddress(0x0242_0AF4_0114UL + (ulong)e), [IpAddr.FromV4(0x0AF4_0114u + (uint)e)]));
+        pods.Add(new PortDefinition("default/zzz-0", PortKind.Pod, new MacAddress(0x0242_0AF4_0130UL), [IpAddr.FromV4(0x0AF4_0130u)]));
         var services = Services
             ? new ServiceTable([new ServiceFrontend("default/dns", IpAddr.FromV4(0x0A60_000A), 53, IpProtocol.Udp, [new ServiceBackend(IpAddr.FromV4(0x0AF4_0114), 53)])], 1021)
             : null;
-        var policy = Policy ? IsolatingTable(pods) : null;
+        var policy = Policy == PolicyMode.Off ? null : IsolatingTable(pods, Policy == PolicyMode.DestinationsIsolated ? "web" : "zzz");
         var snapshot = new ForwardingSnapshot(node, pods, services: services, policy: policy);
         _engine = new Engine(new SnapshotHolder(snapshot));
         var frames = new List<byte[]>();
@@ -116,10 +121,10 @@ public class PolicyPipelineBenchmarks
     }
 
     /// <summary>
-    /// The 1,000-policy cluster's table, with the node's own pods (client, web-0..9) labelled so that one of its
-    /// policies isolates web-* and allows client.
+    /// The 1,000-policy cluster's table, with the node's own pods (client, web-0..9, zzz-0) labelled app=cli|web|zzz
+    /// and one more policy isolating the pods labelled <paramref name="isolated"/>, allowing client.
     /// </summary>
-    private static PolicyTable IsolatingTable(List<PortDefinition> ports)
+    private static PolicyTable IsolatingTable(List<PortDefinition> ports, string isolated)
     {
         var state = PolicyCluster.Build(namespaces: 100, podsPerNamespace: 100, policiesPerNamespace: 10);
         var local = ports.Select(p => new ClusterObject<V1Pod>(new V1Pod
@@ -133,7 +138,7 @@ public class PolicyPipelineBenchmarks
             Metadata = new V1ObjectMeta { Name = "web", NamespaceProperty = "default" },
             Spec = new V1NetworkPolicySpec
             {
-                PodSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string> { ["app"] = "web" } },
+                PodSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string> { ["app"] = isolated } },
                 Ingress = [new V1NetworkPolicyIngressRule { FromProperty = [new V1NetworkPolicyPeer { PodSelector = new V1LabelSelector { MatchLabels = new Dictionary<string, string> { ["app"] = "cli" } } }] }],
             },
         };
