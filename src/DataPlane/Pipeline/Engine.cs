@@ -194,7 +194,7 @@ public sealed class Engine
         // NetworkPolicy judges new flows only, on the post-DNAT, pre-masquerade tuple; established ones passed above.
         if (!established && !snap.Policy.IsEmpty && Conntrack is { } policyTable)
         {
-            var verdict = Policy.Admit(snap, policyTable, arena, ref m, ingress, serviceOpened: translated);
+            var verdict = Policy.Admit(snap, policyTable, arena, ref m, ingress, dst, serviceOpened: translated);
             if (verdict != DropReason.None) return verdict;
         }
 

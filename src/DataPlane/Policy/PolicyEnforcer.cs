@@ -31,13 +31,18 @@ public sealed class PolicyEnforcer
     private long[] _deniedByPort = [];
 
     /// <summary>
-    /// Decides a packet that belongs to no tracked connection. <paramref name="serviceOpened"/>: the Service stage
+    /// Decides a packet that belongs to no tracked connection, addressed (after DNAT) to <paramref name="destination"/>.
+    /// <paramref name="serviceOpened"/>: the Service stage
     /// just created its entry and DNATed the packet (the entry is removed again when policy denies). Returns None to
     /// go on, <see cref="DropReason.PolicyDenied"/>, or <see cref="DropReason.ConntrackFull"/>.
     /// </summary>
-    public DropReason Admit(ForwardingSnapshot snap, ConntrackTable table, byte[] arena, ref PacketMeta m, int ingress, bool serviceOpened)
+    public DropReason Admit(ForwardingSnapshot snap, ConntrackTable table, byte[] arena, ref PacketMeta m, int ingress, IpAddr destination,
+        bool serviceOpened)
     {
         var policy = snap.Policy;
+        int from = ingress >= PortIndex.FirstPod ? ingress : -1;
+        int to = snap.LocalAddresses.Lookup(destination);
+        if (!policy.IsIsolated(from) && !policy.IsIsolated(to)) return DropReason.None; // nothing to judge or track
         if (!ReferenceEquals(snap, _sizedSnapshot)) Resize(snap);
         var frame = arena.AsSpan(m.Offset, m.Length);
         // Non-first fragments carry no ports and are not reassembled here: they pass, as with stateless filters —
@@ -52,8 +57,6 @@ public sealed class PolicyEnforcer
             serviceEntry = table.Lookup(key.Reverse(), m.Timestamp, out _);
             if (serviceEntry >= 0) peer = table[serviceEntry].Original.Source;
         }
-        int from = ingress >= PortIndex.FirstPod ? ingress : -1;
-        int to = snap.LocalAddresses.Lookup(key.Destination);
 
         if (policy.For(from, PolicyDirection.Egress) is { } egress && !egress.Allows(key.Destination, portKey))
             return Deny(table, serviceEntry, egress, from, PolicyDirection.Egress);
@@ -61,7 +64,6 @@ public sealed class PolicyEnforcer
             return Deny(table, serviceEntry, ingressRules, to, PolicyDirection.Ingress);
 
         if (serviceOpened || (m.Flags & PacketFlags.IcmpError) != 0) return DropReason.None;
-        if (!policy.IsIsolated(from) && !policy.IsIsolated(to)) return DropReason.None;
         if (to < 0 && !RoutedWithoutNat(snap, key.Destination)) return DropReason.None;
         int index = table.Insert(key, key.Reverse(), m.Timestamp);
         if (index == ConntrackTable.Full) return DropReason.ConntrackFull;
