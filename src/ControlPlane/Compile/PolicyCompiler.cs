@@ -41,7 +41,8 @@ public static class PolicyCompiler
         if (state.NetworkPolicies.IsEmpty) return PolicyTable.Empty;
         var namespaces = PolicySelectors.NamespaceLabels(state);
         var all = Pods(state);
-        var podByName = all.ToDictionary(p => p.QualifiedName, StringComparer.Ordinal);
+        var podByName = new Dictionary<string, PolicyPod>(StringComparer.Ordinal);
+        foreach (var p in all) podByName.TryAdd(p.QualifiedName, p); // a duplicate is a validation error, not a crash
         var byNamespace = all.GroupBy(p => p.Namespace, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
         var names = state.NetworkPolicies.Select(p => p.QualifiedName).ToList();
         var rules = new Dictionary<(int Policy, PolicyDirection Direction), List<Rule>>();
