@@ -79,6 +79,30 @@ public class PolicyEnforcementTests
     }
 
     [Fact]
+    public void ANodePortFlowThatIsMasqueradedIsJudgedOnTheClientsAddress_NotTheNodes()
+    {
+        const string Policy = """
+            apiVersion: networking.k8s.io/v1
+            kind: NetworkPolicy
+            metadata: {name: from-doc-net, namespace: x}
+            spec:
+              podSelector: {matchLabels: {pod: a}}
+              ingress: [{from: [{ipBlock: {cidr: 203.0.113.0/24}}]}]
+            """;
+        var nodePort = WebService.Replace("spec: {clusterIP: 10.96.0.10, ports: [{port: 8080, targetPort: 80}]}",
+            "spec: {type: NodePort, clusterIP: 10.96.0.10, ports: [{port: 8080, targetPort: 80, nodePort: 30080}]}");
+        using var cluster = new PolicyCluster(Policy, nodePort);
+        byte[] FromOutside(string client) => Ethernet(Mac("02:00:00:00:01:01"), Mac("02:00:00:00:00:fe"), 0x0800,
+            Ipv4(client, "192.168.56.11", 6, Tcp(50000, 30080)));
+
+        var (allowed, egress, frame) = cluster.Run("node-a", PortIndex.Uplink, FromOutside("203.0.113.5"));
+        Assert.Equal(DropReason.None, allowed);
+        Assert.Equal(cluster.PortOf("x/a"), egress);
+        Assert.Equal(Ip("192.168.56.11"), frame.AsSpan(14 + 12, 4).ToArray()); // SNATed to the node (eTP Cluster)
+        Assert.Equal(DropReason.PolicyDenied, cluster.Run("node-a", PortIndex.Uplink, FromOutside("198.51.100.7")).Drop);
+    }
+
+    [Fact]
     public void TheNodeItselfReachesIsolatedPods_AndIsolatedPodsReachTheNode()
     {
         const string DenyAll = """
