@@ -102,7 +102,7 @@ public class PolicyPipelineBenchmarks
     public void Setup()
     {
         var node = new NodeSettings { NodeName = "node-a", UplinkMac = new MacAddress(0x0200_0000_0101UL), HostAddresses = [IpAddr.FromV4(0xC0A8_380B)], ConntrackCapacity = 1 << 16 };
-        var pods = new List<PortDefinition> { new("default/client", PortKind.Pod, SampleFrames.Client, [IpAddr.FromV4(0x0AF4_010A)]) };
+        var pods = new List<PortDefinition> { new("default/client", PortKind.Pod, SyntheticFrames.Client, [IpAddr.FromV4(0x0AF4_010A)]) };
         for (int e = 0; e < 10; e++)
             pods.Add(new PortDefinition($"default/web-{e}", PortKind.Pod, new MacAddress(0x0242_0AF4_0114UL + (ulong)e), [IpAddr.FromV4(0x0AF4_0114u + (uint)e)]));
         pods.Add(new PortDefinition("default/zzz-0", PortKind.Pod, new MacAddress(0x0242_0AF4_0130UL), [IpAddr.FromV4(0x0AF4_0130u)]));
@@ -113,7 +113,7 @@ public class PolicyPipelineBenchmarks
         var snapshot = new ForwardingSnapshot(node, pods, services: services, policy: policy);
         _engine = new Engine(new SnapshotHolder(snapshot));
         var frames = new List<byte[]>();
-        for (int i = 0; i < 1024; i++) frames.Add(SampleFrames.Ipv4Tcp((ushort)(1024 + i), 80, 64, dst: 0x0AF4_0114u + (uint)(i % 10)));
+        for (int i = 0; i < 1024; i++) frames.Add(SyntheticFrames.Ipv4Tcp((ushort)(1024 + i), 80, 64, dst: 0x0AF4_0114u + (uint)(i % 10)));
         _source = new MemorySource(frames, repeat: int.MaxValue, ingressPort: (short)snapshot.FindPort("default/client"));
         _sink = new NullSink();
         _batch = new PacketBatch(64);
