@@ -36,3 +36,6 @@ public sealed record ClusterLoadResult(ClusterState State, ImmutableArray<Cluste
 {
     public bool IsValid => Errors.IsEmpty;
 }
+
+/// <summary>What one manifest file holds: the objects read without error, and the problems found in it.</summary>
+public sealed record ManifestFile(string Path, IReadOnlyList<IClusterObject> Objects, IReadOnlyList<ClusterError> Errors, IReadOnlyList<ClusterError> Warnings);

@@ -65,18 +65,37 @@ public static class ServiceNat
     }
 
     /// <summary>
-    /// Removes the UDP connections whose backend no Service has any more, at once: a UDP client keeps sending to
-    /// the same tuple, and a stale entry would keep steering it to an endpoint that is gone — the kube-proxy bug
-    /// (kubernetes#59368 and others) fixed there by conntrack -D on endpoint removal. Control path: walks the table.
+    /// Brings tracked Service connections in line with a new <paramref name="services"/> table, as kube-proxy does on
+    /// an endpoint or Service change. Control path (the worker calls it when its snapshot's Services change): walks
+    /// the table.
+    /// <list type="bullet">
+    /// <item>The frontend is gone (Service deleted or port removed): the connection is released, any protocol.</item>
+    /// <item>UDP whose backend is no longer ready: flushed at once — a UDP client keeps sending to the same tuple, and a
+    /// stale entry would keep steering it to an endpoint that is gone (kubernetes#59368; kube-proxy's conntrack -D).</item>
+    /// <item>TCP whose backend the Service no longer lists at all: released, so its next segment is a new flow that a
+    /// live backend answers with a reset (or, with no backend left, ICMP port unreachable) instead of a black hole.
+    /// A TCP connection to a terminating endpoint the Service still lists is kept (graceful termination).</item>
+    /// </list>
+    /// Affinity memories pointing at a removed frontend or backend are released too.
     /// </summary>
-    public static int FlushStaleUdp(ServiceTable services, ConntrackTable table)
+    /// <returns>The connections released.</returns>
+    public static int FlushStale(ServiceTable services, ConntrackTable table, AffinityTable? affinity)
     {
+        affinity?.Release(services);
         int flushed = 0;
         for (int i = 0; i < table.Capacity; i++)
         {
             ref var e = ref table[i];
-            if (!e.InUse || e.NatKind != NatKind || e.Original.Protocol != IpProtocol.Udp) continue;
-            if (services.HasBackend(e.Reply.Source, e.Reply.SourcePort, IpProtocol.Udp)) continue;
+            if (!e.InUse || e.NatKind != NatKind) continue;
+            byte protocol = e.Original.Protocol;
+            int frontend = services.Lookup(e.Original.Destination, e.Original.DestinationPort, protocol);
+            var backend = new ServiceBackend(e.Reply.Source, e.Reply.SourcePort);
+            bool keep = frontend >= 0 && protocol switch
+            {
+                IpProtocol.Udp => services.Contains(frontend, backend),
+                _ => services.Lists(frontend, backend),
+            };
+            if (keep) continue;
             table.Remove(i);
             flushed++;
         }

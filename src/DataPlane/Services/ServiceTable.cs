@@ -21,6 +21,48 @@ public sealed record ServiceFrontend(string Name, IpAddr Address, ushort Port, b
 
     /// <summary>loadBalancerSourceRanges: the client prefixes allowed; empty allows everyone.</summary>
     public IReadOnlyList<(IpAddr Prefix, int Length)> SourceRanges { get; init; } = [];
+
+    /// <summary>Endpoints the Service still lists that take no new connections (not ready, terminating): their
+    /// established connections are kept.</summary>
+    public IReadOnlyList<ServiceBackend> Retained { get; init; } = [];
+}
+
+/// <summary>
+/// One frontend with everything the packet path needs from it, built once on the control path: a live update that
+/// does not touch a Service reuses its frontends' entries (and their Maglev tables) in the next <see cref="ServiceTable"/>.
+/// </summary>
+public sealed class CompiledFrontend
+{
+    public CompiledFrontend(ServiceFrontend frontend, MaglevTable maglev)
+    {
+        Frontend = frontend;
+        Maglev = maglev;
+        Backends = frontend.Backends.ToArray();
+        Retained = frontend.Retained.ToArray();
+        SourceRanges = frontend.SourceRanges.Select(r =>
+        {
+            var mask = IpAddr.PrefixMask(r.Prefix.IsV4, r.Length);
+            return (r.Prefix.Value & mask, mask);
+        }).ToArray();
+    }
+
+    /// <summary>Builds the frontend's Maglev table with <paramref name="builder"/>'s scratch.</summary>
+    public static CompiledFrontend Build(ServiceFrontend frontend, int maglevTableSize, MaglevTable.Builder builder) =>
+        new(frontend, BuildMaglev(frontend.Backends, maglevTableSize, builder));
+
+    /// <summary>The Maglev table for a backend list (several frontends of one Service port share the same list).</summary>
+    public static MaglevTable BuildMaglev(IReadOnlyList<ServiceBackend> backends, int maglevTableSize, MaglevTable.Builder builder)
+    {
+        var members = new MaglevBackend[backends.Count];
+        for (int b = 0; b < members.Length; b++) members[b] = MaglevBackend.Named($"{backends[b].Address}:{backends[b].Port}", b);
+        return builder.Build(members, members.Length == 0 ? MaglevTable.MinSize : maglevTableSize);
+    }
+
+    public ServiceFrontend Frontend { get; }
+    public MaglevTable Maglev { get; }
+    internal ServiceBackend[] Backends { get; }
+    internal ServiceBackend[] Retained { get; }
+    internal (UInt128 Network, UInt128 Mask)[] SourceRanges { get; }
 }
 
 /// <summary>
@@ -40,49 +82,39 @@ public sealed class ServiceTable
 
     private readonly Slot[] _slots;
     private readonly int _mask;
-    private readonly MaglevTable[] _maglev;
-    private readonly ServiceBackend[][] _backends;
-    private readonly bool[] _masquerade;
-    private readonly bool[] _localPolicy;
-    private readonly long[] _affinity;
-    private readonly HashSet<(IpAddr, ushort, byte)> _allBackends;
-    private readonly (UInt128 Network, UInt128 Mask)[][] _sourceRanges;
+    private readonly CompiledFrontend[] _entries;
 
     public ServiceTable(IReadOnlyList<ServiceFrontend> frontends, int maglevTableSize = MaglevTable.DefaultSize)
+        : this(Compile(frontends, maglevTableSize))
     {
-        Frontends = frontends.ToArray();
+    }
+
+    /// <summary>A table over frontends compiled earlier (their Maglev tables are reused as they are).</summary>
+    public ServiceTable(IReadOnlyList<CompiledFrontend> entries)
+    {
+        _entries = entries.ToArray();
+        Frontends = _entries.Select(e => e.Frontend).ToArray();
         int size = 8;
-        while (size < Frontends.Length * 2) size <<= 1;
+        while (size < _entries.Length * 2) size <<= 1;
         _slots = new Slot[size];
         _mask = size - 1;
-        _maglev = new MaglevTable[Frontends.Length];
-        _backends = new ServiceBackend[Frontends.Length][];
-        _masquerade = Frontends.Select(f => f.Masquerade).ToArray();
-        _localPolicy = Frontends.Select(f => f.LocalPolicy).ToArray();
-        _affinity = Frontends.Select(f => f.AffinityTimeout).ToArray();
-        HasAffinity = _affinity.Any(t => t > 0);
-        _allBackends = Frontends.SelectMany(f => f.Backends.Select(b => (b.Address, b.Port, f.Protocol))).ToHashSet();
-        _sourceRanges = Frontends.Select(f => f.SourceRanges.Select(r =>
-        {
-            var mask = IpAddr.PrefixMask(r.Prefix.IsV4, r.Length);
-            return (r.Prefix.Value & mask, mask);
-        }).ToArray()).ToArray();
-        var builder = new MaglevTable.Builder();
-        var vips = new List<(IpAddr, int)>();
-        for (int f = 0; f < Frontends.Length; f++)
+        HasAffinity = Frontends.Any(f => f.AffinityTimeout > 0);
+        var vips = new List<(IpAddr, int)>(_entries.Length);
+        for (int f = 0; f < _entries.Length; f++)
         {
             var fe = Frontends[f];
             int i = (int)Hash(fe.Address, fe.Port, fe.Protocol) & _mask;
             while (_slots[i].Frontend != 0) i = (i + 1) & _mask;
             _slots[i] = new Slot { Address = fe.Address.Value, Port = fe.Port, Protocol = fe.Protocol, Frontend = f + 1 };
-            _backends[f] = fe.Backends.ToArray();
-            var members = new MaglevBackend[_backends[f].Length];
-            for (int b = 0; b < members.Length; b++)
-                members[b] = MaglevBackend.Named($"{_backends[f][b].Address}:{_backends[f][b].Port}", b);
-            _maglev[f] = builder.Build(members, members.Length == 0 ? MaglevTable.MinSize : maglevTableSize);
             vips.Add((fe.Address, f));
         }
         VirtualIps = new Routing.AddressTable(vips);
+    }
+
+    private static List<CompiledFrontend> Compile(IReadOnlyList<ServiceFrontend> frontends, int maglevTableSize)
+    {
+        var builder = new MaglevTable.Builder();
+        return frontends.Select(f => CompiledFrontend.Build(f, maglevTableSize, builder)).ToList();
     }
 
     public static ServiceTable Empty { get; } = new([]);
@@ -111,8 +143,9 @@ public sealed class ServiceTable
     /// <summary>Picks a backend for a new flow by Maglev (same flow hash, same backend, on every node); false when the frontend has none.</summary>
     public bool TrySelect(int frontend, ulong flowHash, out ServiceBackend backend)
     {
-        int b = _maglev[frontend].Lookup(flowHash);
-        var backends = _backends[frontend];
+        var entry = _entries[frontend];
+        int b = entry.Maglev.Lookup(flowHash);
+        var backends = entry.Backends;
         if ((uint)b >= (uint)backends.Length)
         {
             backend = default;
@@ -123,32 +156,36 @@ public sealed class ServiceTable
     }
 
     /// <summary>Whether new connections to this frontend are SNATed to the node's address.</summary>
-    public bool Masquerades(int frontend) => _masquerade[frontend];
+    public bool Masquerades(int frontend) => Frontends[frontend].Masquerade;
 
     /// <summary>Some frontend has session affinity (the engine then keeps an <see cref="AffinityTable"/>).</summary>
     public bool HasAffinity { get; }
 
     /// <summary>The frontend's ClientIP affinity timeout in nanoseconds, 0 for none.</summary>
-    public long AffinityTimeout(int frontend) => _affinity[frontend];
+    public long AffinityTimeout(int frontend) => Frontends[frontend].AffinityTimeout;
 
     /// <summary>Whether <paramref name="backend"/> is still one of the frontend's backends (affinity may outlive an endpoint).</summary>
-    public bool Contains(int frontend, ServiceBackend backend) => Array.IndexOf(_backends[frontend], backend) >= 0;
+    public bool Contains(int frontend, ServiceBackend backend) => Array.IndexOf(_entries[frontend].Backends, backend) >= 0;
+
+    /// <summary>
+    /// Whether the Service still lists <paramref name="backend"/> for this frontend, ready or not: a terminating
+    /// endpoint takes no new connections but keeps its established ones (graceful termination, KEP-1672).
+    /// </summary>
+    public bool Lists(int frontend, ServiceBackend backend) =>
+        Contains(frontend, backend) || Array.IndexOf(_entries[frontend].Retained, backend) >= 0;
 
     /// <summary>Whether the frontend has traffic policy Local.</summary>
-    public bool IsLocalPolicy(int frontend) => _localPolicy[frontend];
+    public bool IsLocalPolicy(int frontend) => Frontends[frontend].LocalPolicy;
 
     /// <summary>loadBalancerSourceRanges: true when <paramref name="client"/> may open a connection.</summary>
     public bool SourceAllowed(int frontend, IpAddr client)
     {
-        var ranges = _sourceRanges[frontend];
+        var ranges = _entries[frontend].SourceRanges;
         if (ranges.Length == 0) return true;
         foreach (var (network, mask) in ranges)
             if ((client.Value & mask) == network) return true;
         return false;
     }
-
-    /// <summary>Whether any frontend has this backend (control path: flushing connections to removed endpoints).</summary>
-    public bool HasBackend(IpAddr address, ushort port, byte protocol) => _allBackends.Contains((address, port, protocol));
 
     private static ulong Hash(IpAddr address, ushort port, byte protocol) =>
         address.Hash() ^ ((ulong)port << 8 | protocol) * 0x9E37_79B9_7F4A_7C15UL;
