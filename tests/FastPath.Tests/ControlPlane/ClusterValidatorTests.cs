@@ -120,6 +120,16 @@ public class ClusterValidatorTests
         Assert.Equal([expected], Errors(("s.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: api}\n" + body + "\n")));
 
     [Fact]
+    public void DuplicateClusterIpsAndNodePorts_AreAllReportedAtOnce() =>
+        Assert.Equal(
+        [
+            "b.yaml: Service default/b: spec.clusterIP: \"10.96.0.10\" is already allocated to Service default/a (a.yaml)",
+            "b.yaml: Service default/b: spec.ports[0].nodePort: 30080/TCP is already allocated to Service default/a (a.yaml)",
+        ], Errors(
+            ("a.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {type: NodePort, clusterIP: 10.96.0.10, ports: [{name: http, port: 80, nodePort: 30080}, {name: dns, port: 53, protocol: UDP, nodePort: 30081}]}\n"),
+            ("b.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: b}\nspec: {type: NodePort, clusterIP: 10.96.0.10, ports: [{name: http, port: 80, nodePort: 30080}, {name: dns, port: 53, protocol: UDP, nodePort: 30082}]}\n")));
+
+    [Fact]
     public void Service_HeadlessAndNamedTargetPortsAreValid() =>
         Assert.Empty(Errors(("s.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: api}\nspec: {clusterIP: None, clusterIPs: [None], ports: [{port: 80, targetPort: http, protocol: UDP}]}\n")));
 
