@@ -117,22 +117,34 @@ internal sealed class ControllerHarness : IDisposable
     public sealed record Sent(DropReason Drop, string? Egress, string? Destination, ushort DestinationPort, byte[] Frame);
 
     /// <summary>Sends one IPv4 frame from the client pod through the engine (one batch) and decodes where it went.</summary>
-    public Sent FromClient(byte proto, string dst, byte[] l4)
+    public Sent FromClient(byte proto, string dst, byte[] l4) => Run(ClientFrame(proto, dst, l4))[0];
+
+    public static byte[] ClientFrame(byte proto, string dst, byte[] l4) =>
+        Ethernet(GatewayMac, Mac("02:42:0a:f4:01:0a"), 0x0800, Ipv4("10.244.1.10", dst, proto, l4));
+
+    /// <summary>Runs the frames as one batch (ingress resolved by source address) and decodes each verdict.</summary>
+    public List<Sent> Run(params byte[][] frames)
     {
-        var frame = Ethernet(GatewayMac, Mac("02:42:0a:f4:01:0a"), 0x0800, Ipv4("10.244.1.10", dst, proto, l4));
-        var batch = new PacketBatch(1);
-        frame.CopyTo(batch.ReceiveArea(0));
-        batch.SetReceived(0, frame.Length, _clock += 1_000_000, 1, PortIndex.Auto);
-        batch.Count = 1;
+        var batch = new PacketBatch(frames.Length);
+        for (int i = 0; i < frames.Length; i++)
+        {
+            frames[i].CopyTo(batch.ReceiveArea(i));
+            batch.SetReceived(i, frames[i].Length, _clock += 1_000_000_000, i + 1, PortIndex.Auto);
+        }
+        batch.Count = frames.Length;
         Engine.Process(batch);
-        var m = batch.Meta[0];
-        if (m.EgressPort < 0) return new Sent(m.Drop, null, null, 0, []);
-        var f = batch.Frame(0).ToArray();
-        string egress = Engine.Snapshot.Ports[m.EgressPort].Name;
-        if (f.Length < 38) return new Sent(m.Drop, egress, null, 0, f);
-        // Uplink frames to another node carry VXLAN: the inner IPv4 header starts 50 bytes later.
-        int ip = egress == "uplink" && f.Length > 50 + 38 && f[14 + 9] == 17 && ((f[36] << 8) | f[37]) == 8472 ? 14 + 50 : 14;
-        return new Sent(m.Drop, egress, new IPAddress(f[(ip + 16)..(ip + 20)]).ToString(), (ushort)((f[ip + 22] << 8) | f[ip + 23]), f);
+        var sent = new List<Sent>(frames.Length);
+        for (int i = 0; i < frames.Length; i++)
+        {
+            var m = batch.Meta[i];
+            if (m.EgressPort < 0) { sent.Add(new Sent(m.Drop, null, null, 0, [])); continue; }
+            var f = batch.Frame(i).ToArray();
+            string egress = Engine.Snapshot.Ports[m.EgressPort].Name;
+            // Uplink frames to another node carry VXLAN: the inner IPv4 header starts 50 bytes later.
+            int ip = egress == "uplink" && f.Length > 50 + 38 && f[14 + 9] == 17 && ((f[36] << 8) | f[37]) == 8472 ? 14 + 50 : 14;
+            sent.Add(new Sent(m.Drop, egress, new IPAddress(f[(ip + 16)..(ip + 20)]).ToString(), (ushort)((f[ip + 22] << 8) | f[ip + 23]), f));
+        }
+        return sent;
     }
 
     public Sent Tcp(ushort sport, byte flags = 0x02) => FromClient(6, "10.96.0.10", TestFrames.Tcp(sport, 80, flags));
