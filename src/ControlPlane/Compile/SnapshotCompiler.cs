@@ -30,12 +30,7 @@ public static class SnapshotCompiler
     public static CompileResult Compile(ClusterState state, string nodeName, long generation, RouteTable.Builder routes)
     {
         var compiler = new IncrementalCompiler(nodeName, routes);
-        compiler.Upsert(new ClusterObject<FastPathConfiguration>(state.Configuration, FastPathConfiguration.KindName, null, "",
-            state.ConfigurationFile ?? state.Source, 1));
-        foreach (var o in state.Nodes) compiler.Upsert(o);
-        foreach (var o in state.Pods) compiler.Upsert(o);
-        foreach (var o in state.Services) compiler.Upsert(o);
-        foreach (var o in state.EndpointSlices) compiler.Upsert(o);
+        foreach (var o in state.Objects()) compiler.Upsert(o);
         return compiler.Compile(generation, state.Source);
     }
 

@@ -1,7 +1,10 @@
 using System.CommandLine;
 using System.Diagnostics;
 using FastPath.ControlPlane.Cluster;
+using FastPath.ControlPlane.Cluster.Sources;
 using FastPath.ControlPlane.Compile;
+using FastPath.ControlPlane.Live;
+using FastPath.ControlPlane.Publish;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Ports;
 using FastPath.Replay;
@@ -27,13 +30,22 @@ public static class ReplayCommand
         var output = new Option<string>("--out") { Description = "Directory for <port>.pcap, drops.jsonl and summary.json", Required = true };
         var batchSize = new Option<int>("--batch") { Description = "Packets per batch", DefaultValueFactory = _ => 256 };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print only errors" };
-        var cmd = new Command("replay", "Replay captures through a node's data plane") { captures, cluster, node, output, batchSize, quiet };
+        var changes = new Option<string?>("--changes")
+        {
+            Description = "Directory of cluster changes applied during the replay: <seconds>-<name>.yaml (added or replaced) and "
+                + "<seconds>-<name>.delete.yaml (deleted), at that many seconds of capture time after the first packet",
+        };
+        var cmd = new Command("replay", "Replay captures through a node's data plane") { captures, cluster, node, output, batchSize, quiet, changes };
         cmd.SetAction(r => Run(new ReplayOptions(r.GetValue(captures)!, r.GetValue(cluster)!, r.GetValue(node)!,
-            r.GetValue(output)!, r.GetValue(batchSize), r.GetValue(quiet)), stdout, stderr));
+            r.GetValue(output)!, r.GetValue(batchSize), r.GetValue(quiet)) { Changes = r.GetValue(changes) }, stdout, stderr));
         return cmd;
     }
 
-    public sealed record ReplayOptions(string[] Captures, string Cluster, string Node, string Out, int BatchSize, bool Quiet);
+    public sealed record ReplayOptions(string[] Captures, string Cluster, string Node, string Out, int BatchSize, bool Quiet)
+    {
+        /// <summary>--changes DIR, or null.</summary>
+        public string? Changes { get; init; }
+    }
 
     public static int Run(ReplayOptions o, TextWriter stdout, TextWriter stderr)
     {
@@ -44,6 +56,14 @@ public static class ReplayCommand
         if (!load.IsValid) return Fail(stderr, load.Errors.Select(e => e.ToString()));
         var compiled = SnapshotCompiler.Compile(load.State, o.Node, 1);
         if (compiled.Snapshot is not { } snapshot) return Fail(stderr, compiled.Errors.Select(e => e.ToString()));
+
+        var schedule = new List<ScheduledChange>();
+        if (o.Changes is { } changesDir)
+        {
+            var problems = new List<string>();
+            schedule = ChangeSchedule.Read(changesDir, problems);
+            if (problems.Count > 0) return Fail(stderr, problems);
+        }
 
         var inputs = new List<CaptureInput>();
         bool nanosecond = false;
@@ -74,9 +94,20 @@ public static class ReplayCommand
         }
 
         var holder = new SnapshotHolder(snapshot);
+        // Changes are applied between packets, so a replay with changes forwards packet by packet: each change then
+        // lands exactly at its capture time, and every packet sees the state of its own time.
+        ClusterController? controller = null;
+        if (schedule.Count > 0)
+        {
+            var logger = new TextWriterLogger(o.Quiet ? TextWriter.Null : stderr, "fastpath replay: ");
+            controller = new ClusterController(o.Node, new SnapshotPublisher(o.Node, holder), logger);
+            controller.Apply(new ClusterChangeBatch(load.State.Objects().Select(ClusterChange.Upsert).ToList(), [], []));
+        }
         // A fixed conntrack hash seed keeps replays deterministic even when the table fills.
         var engine = new Engine(holder, conntrackSeed: 0x5EED_F00D);
-        var batch = new PacketBatch(o.BatchSize);
+        var batch = new PacketBatch(controller is null ? o.BatchSize : 1);
+        long? start = null;
+        int next = 0;
         using var source = new CaptureSource(inputs, name => (short)snapshot.FindPort(name));
         using var sink = new ReplayOutput(o.Out, snapshot, nanosecond);
         var clock = Stopwatch.StartNew();
@@ -85,8 +116,17 @@ public static class ReplayCommand
         {
             while (source.Receive(batch) > 0)
             {
+                if (controller is not null)
+                {
+                    start ??= batch.Meta[0].Timestamp;
+                    for (; next < schedule.Count && start + schedule[next].Offset <= batch.Meta[0].Timestamp; next++)
+                    {
+                        if (!o.Quiet) stderr.WriteLine($"fastpath replay: at packet {batch.Meta[0].InputIndex}: {schedule[next].File}");
+                        controller.Apply(schedule[next].Batch);
+                    }
+                }
                 engine.Process(batch);
-                sink.Write(batch);
+                sink.Write(batch, engine.Snapshot);
                 progress.Report(source.Delivered, clock.Elapsed);
             }
         }
@@ -97,9 +137,11 @@ public static class ReplayCommand
         }
         clock.Stop();
         progress.Done();
+        if (next < schedule.Count)
+            stderr.WriteLine($"fastpath replay: warning: {schedule.Count - next} change file(s) after the last packet were not applied ({schedule[next].File}, ...)");
 
-        var summary = new ReplaySummary(o.Node, inputs.Select(i => i.Path).ToArray(), snapshot, engine.Counters,
-            source.Delivered, sink.Emitted, clock.Elapsed);
+        var summary = new ReplaySummary(o.Node, inputs.Select(i => i.Path).ToArray(), engine.Snapshot, engine.Counters,
+            source.Delivered, sink.Emitted, clock.Elapsed) { Retired = engine.TakeRetiredPorts() };
         sink.Finish(summary);
         if (!o.Quiet) summary.Print(stdout, o.Out, sink.Files);
         return 0;
