@@ -35,13 +35,14 @@ public sealed class IncrementalCompiler
     private ClusterObject<FastPathConfiguration>? _declared;
 
     private readonly SortedDictionary<string, PortDefinition> _localPorts = new(StringComparer.Ordinal);
-    private readonly SortedDictionary<string, CompiledFrontend[]> _frontends = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, CompiledFrontend[]> _frontends = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<Route>> _nodeRoutes = new(StringComparer.Ordinal);
     private readonly HashSet<string> _dirtyServices = new(StringComparer.Ordinal);
     private readonly HashSet<string> _dirtyNodes = new(StringComparer.Ordinal);
     private bool _allDirty = true;
     private bool _portsDirty = true;
-    private bool _servicesDirty = true;
+    private readonly List<CompiledFrontend> _removedFrontends = [];
+    private readonly List<CompiledFrontend> _addedFrontends = [];
     private List<Route> _globalRoutes = [];
     private RouteTable? _routes;
     private ServiceTable? _serviceTable;
@@ -175,7 +176,7 @@ public sealed class IncrementalCompiler
             _frontends.Clear();
             foreach (var name in _services.Keys) CompileService(name);
             _routes = null;
-            _servicesDirty = true;
+            _serviceTable = null;
         }
         else
         {
@@ -199,7 +200,6 @@ public sealed class IncrementalCompiler
                 _routes = null;
             }
             foreach (var name in _dirtyServices) CompileService(name);
-            if (_dirtyServices.Count > 0) _servicesDirty = true;
         }
 
         if (_routes is null)
@@ -209,15 +209,21 @@ public sealed class IncrementalCompiler
             _routes = _routeBuilder.Apply(all);
             LastRouteChanges = _routeBuilder.LastChanges;
         }
-        if (_servicesDirty || _serviceTable is null)
+        if (_serviceTable is null)
         {
             var entries = new List<CompiledFrontend>(_frontends.Count * 2);
             foreach (var compiled in _frontends.Values) entries.AddRange(compiled);
             _serviceTable = new ServiceTable(entries);
         }
+        else if (_removedFrontends.Count + _addedFrontends.Count > 0)
+        {
+            _serviceTable = _serviceTable.Update(_removedFrontends, _addedFrontends); // only the touched shards are rebuilt
+        }
+        _removedFrontends.Clear();
+        _addedFrontends.Clear();
         if (_portsDirty || _ports is null) _ports = _localPorts.Values.ToArray();
 
-        _allDirty = _portsDirty = _servicesDirty = false;
+        _allDirty = _portsDirty = false;
         _dirtyNodes.Clear();
         _dirtyServices.Clear();
         return new CompileResult(new ForwardingSnapshot(_settings!, _ports, generation, _routes, _serviceTable), []);
@@ -226,11 +232,8 @@ public sealed class IncrementalCompiler
     private void CompileService(string name)
     {
         LastServicesCompiled++;
-        if (!_services.TryGetValue(name, out var service))
-        {
-            _frontends.Remove(name);
-            return;
-        }
+        if (_frontends.Remove(name, out var old)) _removedFrontends.AddRange(old);
+        if (!_services.TryGetValue(name, out var service)) return;
         IReadOnlyList<ClusterObject<V1EndpointSlice>> slices = _slicesByService.TryGetValue(name, out var s)
             ? s.Values.OrderBy(x => x.Name, StringComparer.Ordinal).ToList()
             : [];
@@ -250,8 +253,9 @@ public sealed class IncrementalCompiler
             }
             compiled[i] = new CompiledFrontend(f, table);
         }
-        if (compiled.Length == 0) _frontends.Remove(name);
-        else _frontends[name] = compiled;
+        if (compiled.Length == 0) return;
+        _frontends[name] = compiled;
+        _addedFrontends.AddRange(compiled);
     }
 
     /// <summary>The objects in force as a <see cref="ClusterState"/> (sorted by name; for checks and tests, O(objects)).</summary>

@@ -37,6 +37,7 @@ public sealed class Engine
     public PortCounters Counters { get; private set; }
 
     private readonly List<RetiredPort> _retired = [];
+    private StaleServiceSweep _staleSweep;
 
     /// <summary>Counters of ports that left the node since the last call (deleted pods); reading them forgets them.</summary>
     public List<RetiredPort> TakeRetiredPorts()
@@ -67,6 +68,7 @@ public sealed class Engine
         var meta = batch.Meta;
         var arena = batch.Arena;
         int count = batch.Count;
+        if (_staleSweep.Pending && count > 0) _staleSweep.Run(snap.Services, Conntrack, Affinity, meta[0].Timestamp);
 
         for (int i = 0; i < count; i++)
         {
@@ -183,7 +185,7 @@ public sealed class Engine
             var frame = arena.AsSpan(m.Offset, m.Length);
             translated = (m.Flags & PacketFlags.IcmpError) != 0
                 ? ConntrackNat.TranslateIcmpError(tracked, frame, ref m, m.Timestamp, out bool bad)
-                : ConntrackNat.TryTranslateTracked(tracked, frame, ref m, m.Timestamp, out bad);
+                : ConntrackNat.TryTranslateTracked(tracked, snap.Services, frame, ref m, m.Timestamp, out bad);
             if (bad) return DropReason.Malformed;
         }
         if (!translated && (m.Flags & PacketFlags.IcmpError) == 0 && snap.Services.Count > 0 && Conntrack is { } services)
@@ -358,8 +360,7 @@ public sealed class Engine
         _learnedMacs = learned;
         _sized = snap;
         if (snap.NeedsConntrack && Conntrack is null) Conntrack = new ConntrackTable(snap.Node.ConntrackCapacity, seed: _conntrackSeed);
-        else if (Conntrack is { Count: > 0 } table && !ReferenceEquals(previous?.Services, snap.Services))
-            ServiceNat.FlushStale(snap.Services, table, Affinity);
+        if (!ReferenceEquals(previous?.Services, snap.Services)) _staleSweep.Pending = true;
         if (snap.Services.HasAffinity && Affinity is null) Affinity = new AffinityTable();
     }
 }
