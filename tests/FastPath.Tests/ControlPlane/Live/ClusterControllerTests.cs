@@ -14,12 +14,7 @@ public class ClusterControllerTests
     public void EndpointSliceChange_RecompilesOnlyThatService_AndNewFlowsFollowIt()
     {
         using var h = new ControllerHarness();
-        Assert.Empty(h.Apply("other.yaml", """
-            apiVersion: v1
-            kind: Service
-            metadata: {name: other}
-            spec: {clusterIP: 10.96.0.20, ports: [{name: http, port: 80}]}
-            """));
+        Assert.Empty(h.Apply("other.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: other}\nspec: {clusterIP: 10.96.0.20, ports: [{name: http, port: 80}]}"));
         Assert.Equal(("default/web-1", "10.244.1.11", 8080), Where(h.Tcp(40000)));
         var before = h.Publisher.Holder.Current;
         var otherBefore = before.Services.Frontends.Single(f => f.Name == "default/other:http");

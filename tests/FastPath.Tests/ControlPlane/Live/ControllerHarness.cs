@@ -18,48 +18,24 @@ namespace FastPath.Tests.ControlPlane.Live;
 /// </summary>
 internal sealed class ControllerHarness : IDisposable
 {
-    public const string Base = """
+    public static readonly string Base = $$$"""
         apiVersion: fastpath.io/v1alpha1
         kind: FastPathConfiguration
         clusterCIDRs: [10.244.0.0/16]
         conntrackMaxEntries: 4096
         maglevTableSize: 251
         ---
-        apiVersion: v1
-        kind: Node
-        metadata: {name: node-a, annotations: {fastpath.io/mac: "02:00:00:00:01:01"}}
-        spec: {podCIDR: 10.244.1.0/24}
-        status: {addresses: [{type: InternalIP, address: 192.168.56.11}]}
+        {{{Node("node-a", "10.244.1.0/24", "192.168.56.11", "02:00:00:00:01:01")}}}
         ---
-        apiVersion: v1
-        kind: Node
-        metadata: {name: node-b, annotations: {fastpath.io/mac: "02:00:00:00:02:01"}}
-        spec: {podCIDR: 10.244.2.0/24}
-        status: {addresses: [{type: InternalIP, address: 192.168.56.12}]}
+        {{{Node("node-b", "10.244.2.0/24", "192.168.56.12", "02:00:00:00:02:01")}}}
         ---
-        apiVersion: v1
-        kind: Pod
-        metadata: {name: client, annotations: {fastpath.io/mac: "02:42:0a:f4:01:0a"}}
-        spec: {nodeName: node-a}
-        status: {podIP: 10.244.1.10}
+        {{{Pod("client", "10.244.1.10", "02:42:0a:f4:01:0a")}}}
         ---
-        apiVersion: v1
-        kind: Pod
-        metadata: {name: web-1, annotations: {fastpath.io/mac: "02:42:0a:f4:01:0b"}}
-        spec: {nodeName: node-a}
-        status: {podIP: 10.244.1.11}
+        {{{Pod("web-1", "10.244.1.11", "02:42:0a:f4:01:0b")}}}
         ---
-        apiVersion: v1
-        kind: Pod
-        metadata: {name: web-2, annotations: {fastpath.io/mac: "02:42:0a:f4:01:0c"}}
-        spec: {nodeName: node-a}
-        status: {podIP: 10.244.1.12}
+        {{{Pod("web-2", "10.244.1.12", "02:42:0a:f4:01:0c")}}}
         ---
-        apiVersion: v1
-        kind: Pod
-        metadata: {name: web-3}
-        spec: {nodeName: node-b}
-        status: {podIP: 10.244.2.13}
+        {{{Pod("web-3", "10.244.2.13", null, "node-b")}}}
         ---
         apiVersion: v1
         kind: Service
@@ -68,6 +44,14 @@ internal sealed class ControllerHarness : IDisposable
           clusterIP: 10.96.0.10
           ports: [{name: http, port: 80, protocol: TCP}, {name: dns, port: 53, protocol: UDP}]
         """;
+
+    private static string Node(string name, string cidr, string ip, string mac) =>
+        $"apiVersion: v1\nkind: Node\nmetadata: {{name: {name}, annotations: {{fastpath.io/mac: \"{mac}\"}}}}\n"
+        + $"spec: {{podCIDR: {cidr}}}\nstatus: {{addresses: [{{type: InternalIP, address: {ip}}}]}}";
+
+    private static string Pod(string name, string ip, string? mac, string node = "node-a") =>
+        $"apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}{(mac is null ? "" : $", annotations: {{fastpath.io/mac: \"{mac}\"}}")}}}\n"
+        + $"spec: {{nodeName: {node}}}\nstatus: {{podIP: {ip}}}";
 
     public static string Slice(string name, string service, params string[] endpoints) => $$$"""
         apiVersion: discovery.k8s.io/v1
