@@ -360,7 +360,7 @@ public sealed class Engine
         _learnedMacs = learned;
         _sized = snap;
         if (snap.NeedsConntrack && Conntrack is null) Conntrack = new ConntrackTable(snap.Node.ConntrackCapacity, seed: _conntrackSeed);
-        if (!ReferenceEquals(previous?.Services, snap.Services)) _staleSweep.Pending = true;
+        if (previous is not null && !ReferenceEquals(previous.Services, snap.Services)) _staleSweep.Pending = true;
         if (snap.Services.HasAffinity && Affinity is null) Affinity = new AffinityTable();
     }
 }

@@ -39,6 +39,7 @@ public sealed class CompiledFrontend
         Maglev = maglev;
         Backends = frontend.Backends.ToArray();
         Retained = frontend.Retained.ToArray();
+        (Masquerade, LocalPolicy, AffinityTimeout) = (frontend.Masquerade, frontend.LocalPolicy, frontend.AffinityTimeout);
         SourceRanges = frontend.SourceRanges.Select(r =>
         {
             var mask = IpAddr.PrefixMask(r.Prefix.IsV4, r.Length);
@@ -60,6 +61,9 @@ public sealed class CompiledFrontend
 
     public ServiceFrontend Frontend { get; }
     public MaglevTable Maglev { get; }
+    // Copied out of the frontend record so a new connection reads them from this one object.
+    internal readonly bool Masquerade, LocalPolicy;
+    internal readonly long AffinityTimeout;
     internal ServiceBackend[] Backends { get; }
     internal ServiceBackend[] Retained { get; }
     internal (UInt128 Network, UInt128 Mask)[] SourceRanges { get; }
@@ -233,13 +237,13 @@ public sealed class ServiceTable
     }
 
     /// <summary>Whether new connections to this frontend are SNATed to the node's address.</summary>
-    public bool Masquerades(int frontend) => Entry(frontend).Frontend.Masquerade;
+    public bool Masquerades(int frontend) => Entry(frontend).Masquerade;
 
     /// <summary>Some frontend has session affinity (the engine then keeps an <see cref="AffinityTable"/>).</summary>
     public bool HasAffinity { get; }
 
     /// <summary>The frontend's ClientIP affinity timeout in nanoseconds, 0 for none.</summary>
-    public long AffinityTimeout(int frontend) => Entry(frontend).Frontend.AffinityTimeout;
+    public long AffinityTimeout(int frontend) => Entry(frontend).AffinityTimeout;
 
     /// <summary>Whether <paramref name="backend"/> is still one of the frontend's backends (affinity may outlive an endpoint).</summary>
     public bool Contains(int frontend, ServiceBackend backend) => Array.IndexOf(Entry(frontend).Backends, backend) >= 0;
@@ -252,7 +256,7 @@ public sealed class ServiceTable
         Contains(frontend, backend) || Array.IndexOf(Entry(frontend).Retained, backend) >= 0;
 
     /// <summary>Whether the frontend has traffic policy Local.</summary>
-    public bool IsLocalPolicy(int frontend) => Entry(frontend).Frontend.LocalPolicy;
+    public bool IsLocalPolicy(int frontend) => Entry(frontend).LocalPolicy;
 
     /// <summary>loadBalancerSourceRanges: true when <paramref name="client"/> may open a connection.</summary>
     public bool SourceAllowed(int frontend, IpAddr client)
