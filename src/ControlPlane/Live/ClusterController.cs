@@ -56,6 +56,10 @@ public sealed class ClusterController : IDisposable
         return controller;
     }
 
+    /// <summary>Like <see cref="Start(IClusterSource, string, SnapshotPublisher, ILogger)"/>, publishing into <paramref name="holder"/>.</summary>
+    public static ClusterController Start(IClusterSource source, string nodeName, SnapshotHolder holder, ILogger logger) =>
+        Start(source, nodeName, new SnapshotPublisher(nodeName, holder), logger);
+
     /// <summary>What the data plane reads.</summary>
     public SnapshotHolder Holder => _publisher.Holder;
 
