@@ -103,6 +103,21 @@ public static class ControlPlaneStats
             what, count, P(0.50), P(0.99), times[^1]));
     }
 
+    /// <summary>A 64-byte TCP ACK from a pod (gateway MAC as destination), checksums correct.</summary>
+    private static byte[] TcpAck(ushort sport, uint src, uint dst)
+    {
+        var f = new byte[64];
+        EthernetHeader.Write(f, new MacAddress(0xEEEE_EEEE_EEEEUL), new MacAddress(0x0242_0A00_0002UL), EtherType.Ipv4);
+        Ipv4Header.Write(f.AsSpan(14), 0, 50, 1, Ipv4Header.FlagDontFragment, 64, IpProtocol.Tcp, src, dst);
+        var tcp = f.AsSpan(34);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(tcp, sport);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(tcp[2..], 80);
+        tcp[12] = 0x50;
+        tcp[13] = TcpHeader.Ack;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], Checksum.TransportV4(src, dst, IpProtocol.Tcp, tcp[..30]));
+        return f;
+    }
+
     /// <summary>Packets per second through one engine for 3 s with no changes, then while 1,000 EndpointSlice changes per second apply.</summary>
     private static void ForwardingUnderChurn(ClusterController controller, SnapshotPublisher publisher, Random random)
     {
@@ -110,7 +125,7 @@ public static class ControlPlaneStats
         short client = (short)snapshot.FindPort("default/pod-0");
         var frames = new List<byte[]>();
         for (int i = 0; i < 1024; i++)
-            frames.Add(SampleFrames.Ipv4Tcp((ushort)(1024 + i), 80, 64, src: 0x0A00_0002, dst: 0x0A60_0000u + (uint)random.Next(LargeCluster.Services)));
+            frames.Add(TcpAck((ushort)(1024 + i), 0x0A00_0002, 0x0A60_0000u + (uint)random.Next(LargeCluster.Services)));
         var engine = new Engine(publisher.Holder);
         var source = new MemorySource(frames, repeat: int.MaxValue, ingressPort: client);
         var sink = new NullSink();

@@ -30,18 +30,23 @@ public static class ReplayCommand
         var output = new Option<string>("--out") { Description = "Directory for <port>.pcap, drops.jsonl and summary.json", Required = true };
         var batchSize = new Option<int>("--batch") { Description = "Packets per batch", DefaultValueFactory = _ => 256 };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print only errors" };
+        var repeat = new Option<int>("--repeat")
+        {
+            Description = "Replay the captures N times from memory (outputs written for the first round, later rounds counted)",
+            DefaultValueFactory = _ => 1,
+        };
         var changes = new Option<string?>("--changes")
         {
             Description = "Directory of cluster changes applied during the replay: <seconds>-<name>.yaml (added or replaced) and "
                 + "<seconds>-<name>.delete.yaml (deleted), at that many seconds of capture time after the first packet",
         };
-        var cmd = new Command("replay", "Replay captures through a node's data plane") { captures, cluster, node, output, batchSize, quiet, changes };
+        var cmd = new Command("replay", "Replay captures through a node's data plane") { captures, cluster, node, output, batchSize, quiet, repeat, changes };
         cmd.SetAction(r => Run(new ReplayOptions(r.GetValue(captures)!, r.GetValue(cluster)!, r.GetValue(node)!,
-            r.GetValue(output)!, r.GetValue(batchSize), r.GetValue(quiet)) { Changes = r.GetValue(changes) }, stdout, stderr));
+            r.GetValue(output)!, r.GetValue(batchSize), r.GetValue(quiet), r.GetValue(repeat)) { Changes = r.GetValue(changes) }, stdout, stderr));
         return cmd;
     }
 
-    public sealed record ReplayOptions(string[] Captures, string Cluster, string Node, string Out, int BatchSize, bool Quiet)
+    public sealed record ReplayOptions(string[] Captures, string Cluster, string Node, string Out, int BatchSize, bool Quiet, int Repeat = 1)
     {
         /// <summary>--changes DIR, or null.</summary>
         public string? Changes { get; init; }
@@ -50,6 +55,7 @@ public static class ReplayCommand
     public static int Run(ReplayOptions o, TextWriter stdout, TextWriter stderr)
     {
         if (o.BatchSize is < 1 or > 4096) return Fail(stderr, $"--batch {o.BatchSize}: must be between 1 and 4096");
+        if (o.Repeat is < 1 or > 1_000_000) return Fail(stderr, $"--repeat {o.Repeat}: must be between 1 and 1000000");
 
         var load = ClusterDirectory.Load(o.Cluster);
         foreach (var w in load.Warnings) stderr.WriteLine($"warning: {w}");
@@ -60,6 +66,7 @@ public static class ReplayCommand
         var schedule = new List<ScheduledChange>();
         if (o.Changes is { } changesDir)
         {
+            if (o.Repeat > 1) return Fail(stderr, "--changes and --repeat cannot be combined (changes happen once, at capture times)");
             var problems = new List<string>();
             schedule = ChangeSchedule.Read(changesDir, problems);
             if (problems.Count > 0) return Fail(stderr, problems);
@@ -108,12 +115,21 @@ public static class ReplayCommand
         var batch = new PacketBatch(controller is null ? o.BatchSize : 1);
         long? start = null;
         int next = 0;
-        using var source = new CaptureSource(inputs, name => (short)snapshot.FindPort(name));
+        using var captureSource = new CaptureSource(inputs, name => (short)snapshot.FindPort(name));
         using var sink = new ReplayOutput(o.Out, snapshot, nanosecond);
         var clock = Stopwatch.StartNew();
         var progress = new ProgressLine(o.Quiet ? TextWriter.Null : stderr);
+        IPacketSource source = captureSource;
+        RecordedSource? recorded = null;
+        long emittedLater = 0;
         try
         {
+            // --repeat: the captures are read into memory first, so the rounds (and the rate) involve no file I/O.
+            if (o.Repeat > 1)
+            {
+                source = recorded = RecordedSource.Record(captureSource, o.Repeat, o.BatchSize);
+                clock.Restart();
+            }
             while (source.Receive(batch) > 0)
             {
                 if (controller is not null)
@@ -126,8 +142,9 @@ public static class ReplayCommand
                     }
                 }
                 engine.Process(batch);
-                sink.Write(batch, engine.Snapshot);
-                progress.Report(source.Delivered, clock.Elapsed);
+                if (recorded is not { Round: > 0 }) sink.Write(batch, engine.Snapshot);
+                else emittedLater += batch.CountEmitted(); // later rounds of --repeat are counted, not written
+                progress.Report(recorded?.Delivered ?? captureSource.Delivered, clock.Elapsed);
             }
         }
         catch (CaptureFormatException e)
@@ -141,7 +158,7 @@ public static class ReplayCommand
             stderr.WriteLine($"fastpath replay: warning: {schedule.Count - next} change file(s) after the last packet were not applied ({schedule[next].File}, ...)");
 
         var summary = new ReplaySummary(o.Node, inputs.Select(i => i.Path).ToArray(), engine.Snapshot, engine.Counters,
-            source.Delivered, sink.Emitted, clock.Elapsed) { Retired = engine.TakeRetiredPorts() };
+            recorded?.Delivered ?? captureSource.Delivered, sink.Emitted + emittedLater, clock.Elapsed) { Retired = engine.TakeRetiredPorts() };
         sink.Finish(summary);
         if (!o.Quiet) summary.Print(stdout, o.Out, sink.Files);
         return 0;
