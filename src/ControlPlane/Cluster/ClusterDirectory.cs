@@ -33,11 +33,42 @@ public static class ClusterDirectory
     }
 
     /// <summary>
+    /// Reads one manifest file on its own, for sources that follow a directory file by file. Objects that carried an
+    /// error are left out of <see cref="ManifestFile.Objects"/> (their error says why); cross-object checks are the
+    /// caller's.
+    /// </summary>
+    public static ManifestFile ReadFile(string file)
+    {
+        var loader = new DocumentLoader();
+        loader.LoadFile(file);
+        return new ManifestFile(file, loader.Objects, [.. loader.Errors], [.. loader.Warnings]);
+    }
+
+    /// <summary>Whether <paramref name="path"/> names a file the directory loader reads (by extension and name).</summary>
+    public static bool IsManifestFile(string path) =>
+        !Path.GetFileName(path).StartsWith('.') && Extensions.Any(x => path.EndsWith(x, StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>
+    /// The configuration in force: the declared one (or the defaults) with clusterCIDRs defaulted to the union of the
+    /// nodes' podCIDRs (what kube-controller-manager allocated them from).
+    /// </summary>
+    public static FastPathConfiguration EffectiveConfiguration(FastPathConfiguration? declared, IEnumerable<ClusterObject<V1Node>> nodes)
+    {
+        var config = declared ?? FastPathConfiguration.Default;
+        if (!config.ClusterCidrs.IsEmpty) return config;
+        var cidrs = ImmutableArray.CreateBuilder<Cidr>();
+        foreach (var node in nodes)
+            foreach (var text in ClusterValidator.PodCidrTexts(node.Value))
+                if (Cidr.TryParse(text, out var c) && !cidrs.Contains(c)) cidrs.Add(c);
+        return config with { ClusterCidrs = cidrs.ToImmutable() };
+    }
+
+    /// <summary>
     /// Manifest files under <paramref name="directory"/>, sorted by path (ordinal) so port numbering and error order
     /// do not depend on the file system. Names starting with '.' are skipped: a ConfigMap mounted as a directory holds
     /// "..data" and timestamped copies of every file, which would load every object twice.
     /// </summary>
-    private static List<string> ManifestFiles(string directory)
+    public static List<string> ManifestFiles(string directory)
     {
         var files = new List<string>();
         var pending = new Stack<string>();
@@ -52,7 +83,7 @@ public static class ClusterDirectory
             {
                 if (Path.GetFileName(entry).StartsWith('.')) continue;
                 if (Directory.Exists(entry)) pending.Push(entry);
-                else if (Extensions.Any(x => entry.EndsWith(x, StringComparison.OrdinalIgnoreCase))) files.Add(entry);
+                else if (IsManifestFile(entry)) files.Add(entry);
             }
         }
         files.Sort(StringComparer.Ordinal);
@@ -62,7 +93,9 @@ public static class ClusterDirectory
     private sealed class DocumentLoader
     {
         public readonly List<ClusterError> Errors = [];
-        private readonly List<ClusterError> _warnings = [];
+        public readonly List<ClusterError> Warnings = [];
+        /// <summary>Every object read without an error, in file order (the FastPathConfiguration included).</summary>
+        public readonly List<IClusterObject> Objects = [];
         private readonly ImmutableArray<ClusterObject<V1Node>>.Builder _nodes = ImmutableArray.CreateBuilder<ClusterObject<V1Node>>();
         private readonly ImmutableArray<ClusterObject<V1Pod>>.Builder _pods = ImmutableArray.CreateBuilder<ClusterObject<V1Pod>>();
         private readonly ImmutableArray<ClusterObject<V1Service>>.Builder _services = ImmutableArray.CreateBuilder<ClusterObject<V1Service>>();
@@ -129,7 +162,9 @@ public static class ClusterDirectory
                     break;
                 case (FastPathConfiguration.ApiVersion, FastPathConfiguration.KindName):
                     string label = name is null ? kind : $"{kind} {name}";
+                    int before = Errors.Count;
                     var config = FastPathConfigurationReader.Read(map, file, label, Errors);
+                    if (Errors.Count == before) Objects.Add(new ClusterObject<FastPathConfiguration>(config, kind, null, name ?? "", file, line));
                     if (_configurationFile is not null)
                         Errors.Add(new ClusterError(file, line, label, null, $"duplicate: a FastPathConfiguration is already defined in {_configurationFile}"));
                     else
@@ -143,7 +178,7 @@ public static class ClusterDirectory
                         $"\"{apiVersion}\" is not supported for {kind} (use {SupportedApiVersion(kind)})"));
                     break;
                 default:
-                    _warnings.Add(new ClusterError(file, line, ObjectLabel(kind, ns, name), null, $"skipped: FastPath does not use kind {kind} ({apiVersion})"));
+                    Warnings.Add(new ClusterError(file, line, ObjectLabel(kind, ns, name), null, $"skipped: FastPath does not use kind {kind} ({apiVersion})"));
                     break;
             }
         }
@@ -189,7 +224,9 @@ public static class ClusterDirectory
             // kubectl puts objects without metadata.namespace into the context's namespace; for a directory that is
             // "default". Written back so later stages read one place.
             if (ns is not null && value.Metadata is { } meta) meta.NamespaceProperty = ns;
-            into.Add(new ClusterObject<T>(value, kind, ns, name, file, line));
+            var read = new ClusterObject<T>(value, kind, ns, name, file, line);
+            into.Add(read);
+            Objects.Add(read);
         }
 
         private T? Deserialize<T>(string file, string text, ManifestMapping map, string label) where T : class
@@ -203,7 +240,7 @@ public static class ClusterDirectory
             }
             catch (YamlException e) when (UnknownProperty(e) is { } property)
             {
-                _warnings.Add(new ClusterError(file, (int)e.Start.Line, label, FieldAt(map, SourceIndex(map, e.Start.Index)) ?? property, "unknown field ignored"));
+                Warnings.Add(new ClusterError(file, (int)e.Start.Line, label, FieldAt(map, SourceIndex(map, e.Start.Index)) ?? property, "unknown field ignored"));
             }
             catch (Exception e)
             {
@@ -245,16 +282,7 @@ public static class ClusterDirectory
         public ClusterLoadResult Finish(string source)
         {
             var nodes = _nodes.ToImmutable();
-            var config = _configuration ?? FastPathConfiguration.Default;
-            if (config.ClusterCidrs.IsEmpty)
-            {
-                // Default pod ranges: the union of the nodes' podCIDRs (what kube-controller-manager allocated them from).
-                var cidrs = ImmutableArray.CreateBuilder<Cidr>();
-                foreach (var node in nodes)
-                    foreach (var text in ClusterValidator.PodCidrTexts(node.Value))
-                        if (Cidr.TryParse(text, out var c) && !cidrs.Contains(c)) cidrs.Add(c);
-                config = config with { ClusterCidrs = cidrs.ToImmutable() };
-            }
+            var config = EffectiveConfiguration(_configuration, nodes);
             var state = new ClusterState
             {
                 Source = source,
@@ -268,7 +296,7 @@ public static class ClusterDirectory
                 ConfigurationFile = _configurationFile,
             };
             ClusterValidator.Validate(state, Errors);
-            return new ClusterLoadResult(state, [.. Errors], [.. _warnings]);
+            return new ClusterLoadResult(state, [.. Errors], [.. Warnings]);
         }
     }
 

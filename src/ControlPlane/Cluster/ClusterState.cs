@@ -22,6 +22,18 @@ public sealed record ClusterState
     /// <summary>The file the FastPathConfiguration came from, or null when the defaults apply.</summary>
     public string? ConfigurationFile { get; init; }
 
+    /// <summary>Every object, the configuration in force first (as a FastPathConfiguration object), for feeding a live compiler.</summary>
+    public IEnumerable<IClusterObject> Objects()
+    {
+        yield return new ClusterObject<FastPathConfiguration>(Configuration, FastPathConfiguration.KindName, null, "", ConfigurationFile ?? Source, 1);
+        foreach (var o in Namespaces) yield return o;
+        foreach (var o in Nodes) yield return o;
+        foreach (var o in Pods) yield return o;
+        foreach (var o in Services) yield return o;
+        foreach (var o in EndpointSlices) yield return o;
+        foreach (var o in NetworkPolicies) yield return o;
+    }
+
     public ClusterObject<V1Node>? FindNode(string name)
     {
         foreach (var n in Nodes)
@@ -36,3 +48,6 @@ public sealed record ClusterLoadResult(ClusterState State, ImmutableArray<Cluste
 {
     public bool IsValid => Errors.IsEmpty;
 }
+
+/// <summary>What one manifest file holds: the objects read without error, and the problems found in it.</summary>
+public sealed record ManifestFile(string Path, IReadOnlyList<IClusterObject> Objects, IReadOnlyList<ClusterError> Errors, IReadOnlyList<ClusterError> Warnings);

@@ -20,15 +20,69 @@ public static partial class ClusterValidator
         CheckDuplicates(state.Namespaces, errors);
         CheckDuplicates(state.NetworkPolicies, errors);
 
-        var nodeCidrs = new Dictionary<string, List<Cidr>>(StringComparer.Ordinal);
-        foreach (var node in state.Nodes) nodeCidrs[node.Name] = ValidateNode(node, errors);
-
-        var podByIp = new Dictionary<IpAddr, ClusterObject<V1Pod>>();
-        foreach (var pod in state.Pods) ValidatePod(pod, nodeCidrs, podByIp, errors);
-        foreach (var service in state.Services) ValidateService(service, errors);
+        // Objects claim pod IPs, ClusterIPs and NodePorts in file order; a later claim on the same value is the error.
+        var index = new ClusterIndex(state.Configuration);
+        foreach (var node in state.Nodes) { ValidateNode(node, errors); index.Add(node); }
+        foreach (var pod in state.Pods) { ValidatePod(pod, index, errors); index.Add(pod); }
+        foreach (var service in state.Services) { ValidateService(service, index, errors); index.Add(service); }
         foreach (var slice in state.EndpointSlices) ValidateEndpointSlice(slice, errors);
         foreach (var policy in state.NetworkPolicies) ValidateNetworkPolicy(policy, errors);
     }
+
+    /// <summary>
+    /// Checks one object against the others in <paramref name="index"/> (which may hold an older version of it), as
+    /// the API server checks an update. Returns every problem; empty when the object may replace its old version.
+    /// </summary>
+    public static List<ClusterError> ValidateObject(IClusterObject o, ClusterIndex index)
+    {
+        var errors = new List<ClusterError>();
+        switch (o)
+        {
+            case ClusterObject<V1Node> node: ValidateNode(node, errors); break;
+            case ClusterObject<V1Pod> pod: ValidatePod(pod, index, errors); break;
+            case ClusterObject<V1Service> service: ValidateService(service, index, errors); break;
+            case ClusterObject<V1EndpointSlice> slice: ValidateEndpointSlice(slice, errors); break;
+            case ClusterObject<V1NetworkPolicy> policy: ValidateNetworkPolicy(policy, errors); break;
+        }
+        return errors;
+    }
+
+    /// <summary>The Node's valid podCIDRs (at most one per family), as validation reads them.</summary>
+    internal static List<Cidr> NodePodCidrs(ClusterObject<V1Node> node) => ValidateNode(node, []);
+
+    /// <summary>The pod's own addresses (none for hostNetwork pods: they carry the node's).</summary>
+    internal static IEnumerable<IpAddr> PodIps(V1Pod pod)
+    {
+        if (pod.Spec?.HostNetwork == true) yield break;
+        if (pod.Status?.PodIPs is { Count: > 0 } podIps)
+        {
+            foreach (var p in podIps)
+                if (IpAddr.TryParse(p?.Ip, out var ip)) yield return ip;
+        }
+        else if (IpAddr.TryParse(pod.Status?.PodIP, out var ip)) yield return ip;
+    }
+
+    internal static IEnumerable<IpAddr> ClusterIps(V1Service service)
+    {
+        var spec = service.Spec;
+        if (spec is null) yield break;
+        foreach (var text in spec.ClusterIPs is { Count: > 0 } ips ? ips : spec.ClusterIP is { } one ? [one] : [])
+            if (IpAddr.TryParse(text, out var ip)) yield return ip;
+    }
+
+    internal static IEnumerable<(int Port, byte Protocol)> NodePorts(V1Service service)
+    {
+        foreach (var p in service.Spec?.Ports ?? [])
+            if (p.NodePort is int np and > 0) yield return (np, ProtocolNumber(p.Protocol));
+    }
+
+    /// <summary>The IANA number of a Kubernetes protocol name (TCP when unset, the API default).</summary>
+    internal static byte ProtocolNumber(string? name) => name switch
+    {
+        "UDP" => IpProtocol.Udp,
+        "SCTP" => IpProtocol.Sctp,
+        _ => IpProtocol.Tcp,
+    };
 
     /// <summary>The node's pod CIDRs as written: spec.podCIDRs, or the legacy single spec.podCIDR.</summary>
     public static IEnumerable<string> PodCidrTexts(V1Node node)
@@ -91,8 +145,7 @@ public static partial class ClusterValidator
         return cidrs;
     }
 
-    private static void ValidatePod(ClusterObject<V1Pod> pod, Dictionary<string, List<Cidr>> nodeCidrs,
-        Dictionary<IpAddr, ClusterObject<V1Pod>> podByIp, List<ClusterError> errors)
+    private static void ValidatePod(ClusterObject<V1Pod> pod, ClusterIndex index, List<ClusterError> errors)
     {
         void Error(string field, string message) => errors.Add(new ClusterError(pod.File, null, pod.Label, field, message));
         var status = pod.Value.Status;
@@ -126,7 +179,7 @@ public static partial class ClusterValidator
 
         if (nodeName is { Length: > 0 })
         {
-            if (!nodeCidrs.TryGetValue(nodeName, out var cidrs))
+            if (index.NodePodCidrs(nodeName) is not { } cidrs)
                 Error("spec.nodeName", $"no Node named \"{nodeName}\"");
             else if (!hostNetwork && cidrs.Count > 0)
             {
@@ -145,15 +198,14 @@ public static partial class ClusterValidator
         {
             foreach (var (ip, field) in ips)
             {
-                if (podByIp.TryGetValue(ip, out var other))
+                if (index.PodWithIp(ip, pod.Key) is { } other)
                     Error(field, $"\"{ip}\" is also the IP of {other.Label} ({other.File})");
-                else podByIp.Add(ip, pod);
             }
         }
         CheckMacAnnotation(pod.Value.Metadata, e => Error($"metadata.annotations[{FastPathAnnotations.Mac}]", e));
     }
 
-    private static void ValidateService(ClusterObject<V1Service> service, List<ClusterError> errors)
+    private static void ValidateService(ClusterObject<V1Service> service, ClusterIndex index, List<ClusterError> errors)
     {
         void Error(string field, string message) => errors.Add(new ClusterError(service.File, null, service.Label, field, message));
         var spec = service.Value.Spec;
@@ -168,6 +220,10 @@ public static partial class ClusterValidator
             if (IpAddr.TryParse(cip, out var ip)) clusterIp = ip;
             else Error("spec.clusterIP", $"\"{cip}\" is not an IP address");
         }
+        // The ClusterIP allocator hands an address to one Service only ("provided IP is already allocated").
+        foreach (var ip in ClusterIps(service.Value))
+            if (index.ServiceWithClusterIp(ip, service.Key) is { } holder)
+                Error("spec.clusterIP", $"\"{ip}\" is already allocated to {holder.Label} ({holder.File})");
         if (spec.ClusterIPs is { Count: > 0 } cips)
         {
             var families = new List<bool>();
@@ -189,7 +245,14 @@ public static partial class ClusterValidator
                 var p = ports[i];
                 string f = $"spec.ports[{i}]";
                 if (p.Port is < 1 or > 65535) Error($"{f}.port", $"{p.Port} is out of range (1-65535)");
-                if (p.NodePort is int np && np != 0 && np is < 1 or > 65535) Error($"{f}.nodePort", $"{np} is out of range (1-65535)");
+                if (p.NodePort is int np && np != 0)
+                {
+                    var range = index.Configuration.NodePortRange;
+                    if (!range.Contains(np))
+                        Error($"{f}.nodePort", $"{np} is not in the NodePort range {range} (FastPathConfiguration nodePortRange)");
+                    else if (index.ServiceWithNodePort(np, ProtocolNumber(p.Protocol), service.Key) is { } holder)
+                        Error($"{f}.nodePort", $"{np}/{p.Protocol ?? "TCP"} is already allocated to {holder.Label} ({holder.File})");
+                }
                 if (p.Protocol is { } proto && !IsProtocol(proto)) Error($"{f}.protocol", $"\"{proto}\" is not a protocol (TCP | UDP | SCTP)");
                 if (p.TargetPort?.Value is { } tp && int.TryParse(tp, out int tpn) && tpn is < 1 or > 65535)
                     Error($"{f}.targetPort", $"{tpn} is out of range (1-65535)");

@@ -207,14 +207,14 @@ public static class PolicyCompiler
         var result = new List<ProtocolPortRange>();
         foreach (var p in ports)
         {
-            byte protocol = ServiceCompiler.Protocol(p?.Protocol);
+            byte protocol = ClusterValidator.ProtocolNumber(p?.Protocol);
             string? value = p?.Port?.Value;
             if (value is null) result.Add(ProtocolPortRange.AnyPort(protocol));
             else if (int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int number))
                 result.Add(ProtocolPortRange.Of(protocol, (ushort)number, (ushort)(p!.EndPort is int end && end >= number ? end : number)));
             else if (target is not null)
                 foreach (var cp in target.ContainerPorts)
-                    if (cp.Name == value && ServiceCompiler.Protocol(cp.Protocol) == protocol)
+                    if (cp.Name == value && ClusterValidator.ProtocolNumber(cp.Protocol) == protocol)
                         result.Add(ProtocolPortRange.Of(protocol, (ushort)cp.ContainerPort, (ushort)cp.ContainerPort));
         }
         return result;

@@ -17,11 +17,10 @@ namespace FastPath.ControlPlane.Compile;
 /// </summary>
 public static class RouteCompiler
 {
-    public static List<Route> Routes(ClusterState state, string nodeName)
+    /// <summary>The routes no Node contributes: cluster and service CIDRs, the default routes.</summary>
+    public static List<Route> GlobalRoutes(FastPathConfiguration config)
     {
-        var config = state.Configuration;
         var routes = new List<Route>();
-
         foreach (var cidr in config.ClusterCidrs)
             routes.Add(new Route(cidr.Network, cidr.Length, Unreachable(IcmpHeader.CodeNetUnreachable)));
         foreach (var cidr in config.ServiceCidrs)
@@ -33,24 +32,27 @@ public static class RouteCompiler
             routes.Add(new Route(IpAddr.FromV4(0), 0, hop));
             routes.Add(new Route(new IpAddr(UInt128.Zero), 0, hop));
         }
+        return routes;
+    }
 
-        foreach (var node in state.Nodes)
+    /// <summary>The routes one Node contributes (its podCIDRs and addresses), as seen from <paramref name="nodeName"/>.</summary>
+    public static List<Route> NodeRoutes(ClusterObject<k8s.Models.V1Node> node, string nodeName, FastPathConfiguration config)
+    {
+        var routes = new List<Route>();
+        var cidrs = PodCidrs(node.Value);
+        if (node.Name == nodeName)
         {
-            var cidrs = PodCidrs(node.Value);
-            if (node.Name == nodeName)
-            {
-                foreach (var cidr in cidrs) routes.Add(new Route(cidr.Network, cidr.Length, Unreachable(IcmpHeader.CodeHostUnreachable)));
-                continue;
-            }
-            var addresses = SnapshotCompiler.HostAddresses(node.Value);
-            var mac = SnapshotCompiler.AnnotatedMac(node.Value.Metadata);
-            // The VXLAN underlay is IPv4, for IPv6 pod CIDRs too (one tunnel carries both families).
-            var underlay = addresses.FirstOrDefault(a => a.IsV4);
-            var remote = new NextHop(NextHopKind.RemoteNode, underlay, mac);
-            foreach (var cidr in cidrs) routes.Add(new Route(cidr.Network, cidr.Length, remote));
-            foreach (var a in addresses)
-                routes.Add(new Route(a, a.IsV4 ? 32 : 128, new NextHop(NextHopKind.Uplink, a, mac, Masquerade: config.MasqueradeOffCluster)));
+            foreach (var cidr in cidrs) routes.Add(new Route(cidr.Network, cidr.Length, Unreachable(IcmpHeader.CodeHostUnreachable)));
+            return routes;
         }
+        var addresses = SnapshotCompiler.HostAddresses(node.Value);
+        var mac = SnapshotCompiler.AnnotatedMac(node.Value.Metadata);
+        // The VXLAN underlay is IPv4, for IPv6 pod CIDRs too (one tunnel carries both families).
+        var underlay = addresses.FirstOrDefault(a => a.IsV4);
+        var remote = new NextHop(NextHopKind.RemoteNode, underlay, mac);
+        foreach (var cidr in cidrs) routes.Add(new Route(cidr.Network, cidr.Length, remote));
+        foreach (var a in addresses)
+            routes.Add(new Route(a, a.IsV4 ? 32 : 128, new NextHop(NextHopKind.Uplink, a, mac, Masquerade: config.MasqueradeOffCluster)));
         return routes;
     }
 

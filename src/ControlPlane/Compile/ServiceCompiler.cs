@@ -26,57 +26,61 @@ public static class ServiceCompiler
 {
     public const string ServiceNameLabel = "kubernetes.io/service-name";
 
-    public static List<ServiceFrontend> Frontends(ClusterState state, string nodeName, IReadOnlyList<IpAddr> nodeAddresses)
+    /// <summary>The Service an EndpointSlice belongs to (its kubernetes.io/service-name label), or null.</summary>
+    public static string? ServiceOf(ClusterObject<V1EndpointSlice> slice) =>
+        slice.Value.Metadata?.Labels is { } l && l.TryGetValue(ServiceNameLabel, out var name) ? name : null;
+
+    /// <summary>One Service's frontends, from its EndpointSlices (those labelled with its name, in its namespace).</summary>
+    public static List<ServiceFrontend> ServiceFrontends(ClusterObject<V1Service> svc, IReadOnlyList<ClusterObject<V1EndpointSlice>> slices,
+        string nodeName, IReadOnlyList<IpAddr> nodeAddresses)
     {
         var frontends = new List<ServiceFrontend>();
-        foreach (var svc in state.Services)
+        var spec = svc.Value.Spec;
+        if (spec is null || spec.Type == "ExternalName") return frontends;
+        var clusterIps = Addresses(spec.ClusterIPs is { Count: > 0 } ips ? ips : spec.ClusterIP is { } one ? [one] : []);
+        if (clusterIps.Count == 0) return frontends; // headless ("None") or not allocated
+        bool internalLocal = spec.InternalTrafficPolicy == "Local";
+        bool externalLocal = spec.ExternalTrafficPolicy == "Local";
+        var sourceRanges = (spec.LoadBalancerSourceRanges ?? []).Select(r => Cidr.TryParse(r, out var c) ? ((IpAddr, int)?)(c.Network, c.Length) : null)
+            .OfType<(IpAddr, int)>().ToList();
+        var lbIps = spec.Type == "LoadBalancer"
+            ? Addresses((svc.Value.Status?.LoadBalancer?.Ingress ?? []).Select(i => i.Ip).OfType<string>())
+            : [];
+        var externalIps = Addresses(spec.ExternalIPs ?? []);
+        // sessionAffinity: ClientIP, idle timeout from sessionAffinityConfig (API default 10800 s).
+        long affinity = spec.SessionAffinity == "ClientIP"
+            ? (spec.SessionAffinityConfig?.ClientIP?.TimeoutSeconds ?? 10800) * 1_000_000_000L
+            : 0;
+
+        foreach (var port in spec.Ports ?? [])
         {
-            var spec = svc.Value.Spec;
-            if (spec is null || spec.Type == "ExternalName") continue;
-            var clusterIps = Addresses(spec.ClusterIPs is { Count: > 0 } ips ? ips : spec.ClusterIP is { } one ? [one] : []);
-            if (clusterIps.Count == 0) continue; // headless ("None") or not allocated
-            var slices = state.EndpointSlices.Where(s => s.Namespace == svc.Namespace
-                && s.Value.Metadata?.Labels is { } l && l.TryGetValue(ServiceNameLabel, out var name) && name == svc.Name).ToList();
-            bool internalLocal = spec.InternalTrafficPolicy == "Local";
-            bool externalLocal = spec.ExternalTrafficPolicy == "Local";
-            var sourceRanges = (spec.LoadBalancerSourceRanges ?? []).Select(r => Cidr.TryParse(r, out var c) ? ((IpAddr, int)?)(c.Network, c.Length) : null)
-                .OfType<(IpAddr, int)>().ToList();
-            var lbIps = spec.Type == "LoadBalancer"
-                ? Addresses((svc.Value.Status?.LoadBalancer?.Ingress ?? []).Select(i => i.Ip).OfType<string>())
-                : [];
-            var externalIps = Addresses(spec.ExternalIPs ?? []);
-            // sessionAffinity: ClientIP, idle timeout from sessionAffinityConfig (API default 10800 s).
-            long affinity = spec.SessionAffinity == "ClientIP"
-                ? (spec.SessionAffinityConfig?.ClientIP?.TimeoutSeconds ?? 10800) * 1_000_000_000L
-                : 0;
+            byte protocol = Protocol(port.Protocol);
+            string name = $"{svc.QualifiedName}:{port.Name ?? port.Port.ToString(CultureInfo.InvariantCulture)}";
+            List<ServiceBackend> listedV4 = Listed(slices, port, v4: true), listedV6 = Listed(slices, port, v4: false);
+            List<ServiceBackend> Backends(bool v4, bool local) => BackendsFor(slices, port, v4, local ? nodeName : null);
 
-            foreach (var port in spec.Ports ?? [])
-            {
-                byte protocol = Protocol(port.Protocol);
-                string name = $"{svc.QualifiedName}:{port.Name ?? port.Port.ToString(CultureInfo.InvariantCulture)}";
-                List<ServiceBackend> Backends(bool v4, bool local) => BackendsFor(slices, port, v4, local ? nodeName : null);
+            foreach (var vip in clusterIps)
+                frontends.Add(new ServiceFrontend(name, vip, (ushort)port.Port, protocol, Backends(vip.IsV4, internalLocal))
+                {
+                    LocalPolicy = internalLocal,
+                    AffinityTimeout = affinity,
+                    Retained = vip.IsV4 ? listedV4 : listedV6,
+                });
 
-                foreach (var vip in clusterIps)
-                    frontends.Add(new ServiceFrontend(name, vip, (ushort)port.Port, protocol, Backends(vip.IsV4, internalLocal))
-                    {
-                        LocalPolicy = internalLocal,
-                        AffinityTimeout = affinity,
-                    });
+            ServiceFrontend External(IpAddr address, int number, bool ranges) =>
+                new(name, address, (ushort)number, protocol, Backends(address.IsV4, externalLocal))
+                {
+                    Retained = address.IsV4 ? listedV4 : listedV6,
+                    Masquerade = !externalLocal,
+                    LocalPolicy = externalLocal,
+                    AffinityTimeout = affinity,
+                    SourceRanges = ranges ? sourceRanges : [],
+                };
 
-                ServiceFrontend External(IpAddr address, int number, bool ranges) =>
-                    new(name, address, (ushort)number, protocol, Backends(address.IsV4, externalLocal))
-                    {
-                        Masquerade = !externalLocal,
-                        LocalPolicy = externalLocal,
-                        AffinityTimeout = affinity,
-                        SourceRanges = ranges ? sourceRanges : [],
-                    };
-
-                if (spec.Type is "NodePort" or "LoadBalancer" && port.NodePort is int nodePort and > 0)
-                    foreach (var address in nodeAddresses) frontends.Add(External(address, nodePort, ranges: false));
-                foreach (var ip in lbIps) frontends.Add(External(ip, port.Port, ranges: true));
-                foreach (var ip in externalIps) frontends.Add(External(ip, port.Port, ranges: false));
-            }
+            if (spec.Type is "NodePort" or "LoadBalancer" && port.NodePort is int nodePort and > 0)
+                foreach (var address in nodeAddresses) frontends.Add(External(address, nodePort, ranges: false));
+            foreach (var ip in lbIps) frontends.Add(External(ip, port.Port, ranges: true));
+            foreach (var ip in externalIps) frontends.Add(External(ip, port.Port, ranges: false));
         }
         return frontends;
     }
@@ -84,8 +88,24 @@ public static class ServiceCompiler
     private static List<IpAddr> Addresses(IEnumerable<string> texts) =>
         texts.Select(t => IpAddr.TryParse(t, out var a) ? (IpAddr?)a : null).OfType<IpAddr>().Distinct().ToList();
 
+    /// <summary>Every endpoint the slices list for the port, ready or not (what established connections may keep using).</summary>
+    private static List<ServiceBackend> Listed(IReadOnlyList<ClusterObject<V1EndpointSlice>> slices, V1ServicePort port, bool v4) =>
+        Candidates(slices, port, v4, null).Select(c => new ServiceBackend(c.Address, c.Port)).Distinct().ToList();
+
     /// <param name="localNode">Only endpoints on this node (traffic policy Local), or null for all.</param>
-    private static List<ServiceBackend> BackendsFor(List<ClusterObject<V1EndpointSlice>> slices, V1ServicePort port, bool v4, string? localNode)
+    private static List<ServiceBackend> BackendsFor(IReadOnlyList<ClusterObject<V1EndpointSlice>> slices, V1ServicePort port, bool v4, string? localNode)
+    {
+        var candidates = Candidates(slices, port, v4, localNode);
+        var ready = candidates.Where(c => c.Endpoint.Conditions?.Ready != false).ToList();
+        // KEP-1669: under a Local policy, when no local endpoint is ready, keep serving through the terminating
+        // ones that still serve, rather than black-holing the node's traffic during a rolling update.
+        if (ready.Count == 0 && localNode is not null)
+            ready = candidates.Where(c => c.Endpoint.Conditions is { Serving: true, Terminating: true }).ToList();
+        return ready.Select(c => new ServiceBackend(c.Address, c.Port)).Distinct().ToList();
+    }
+
+    private static List<(V1Endpoint Endpoint, IpAddr Address, ushort Port)> Candidates(IReadOnlyList<ClusterObject<V1EndpointSlice>> slices,
+        V1ServicePort port, bool v4, string? localNode)
     {
         var candidates = new List<(V1Endpoint Endpoint, IpAddr Address, ushort Port)>();
         foreach (var slice in slices)
@@ -100,18 +120,8 @@ public static class ServiceCompiler
                     if (IpAddr.TryParse(a, out var ip) && ip.IsV4 == v4) candidates.Add((endpoint, ip, (ushort)target));
             }
         }
-        var ready = candidates.Where(c => c.Endpoint.Conditions?.Ready != false).ToList();
-        // KEP-1669: under a Local policy, when no local endpoint is ready, keep serving through the terminating
-        // ones that still serve, rather than black-holing the node's traffic during a rolling update.
-        if (ready.Count == 0 && localNode is not null)
-            ready = candidates.Where(c => c.Endpoint.Conditions is { Serving: true, Terminating: true }).ToList();
-        return ready.Select(c => new ServiceBackend(c.Address, c.Port)).Distinct().ToList();
+        return candidates;
     }
 
-    internal static byte Protocol(string? name) => name switch
-    {
-        "UDP" => IpProtocol.Udp,
-        "SCTP" => IpProtocol.Sctp,
-        _ => IpProtocol.Tcp, // the API default
-    };
+    private static byte Protocol(string? name) => ClusterValidator.ProtocolNumber(name);
 }

@@ -29,52 +29,47 @@ public static class SnapshotCompiler
     /// </summary>
     public static CompileResult Compile(ClusterState state, string nodeName, long generation, RouteTable.Builder routes)
     {
-        var node = state.FindNode(nodeName);
-        if (node is null)
-        {
-            string known = state.Nodes.Length == 0 ? "no Nodes defined" : "Nodes: " + string.Join(", ", state.Nodes.Select(n => n.Name));
-            return new CompileResult(null,
-                [new ClusterError(null, null, null, $"--node {nodeName}", $"no Node named {nodeName} in {state.Source} ({known})")]);
-        }
-
-        var config = state.Configuration;
-        var settings = new NodeSettings
-        {
-            NodeName = node.Name,
-            GatewayMac = config.GatewayMac,
-            UplinkMac = AnnotatedMac(node.Value.Metadata),
-            Mtu = config.Mtu,
-            HostAddresses = HostAddresses(node.Value),
-            Tunnel = config.Tunnel == Cluster.TunnelMode.Direct ? DataPlane.Pipeline.TunnelMode.Direct : DataPlane.Pipeline.TunnelMode.Vxlan,
-            VxlanPort = (ushort)config.VxlanPort,
-            Vni = (uint)config.Vni,
-            ConntrackCapacity = config.ConntrackMaxEntries,
-        };
-        var table = routes.Apply(RouteCompiler.Routes(state, node.Name));
-        var services = new ServiceTable(ServiceCompiler.Frontends(state, node.Name, settings.HostAddresses), config.MaglevTableSize);
-        var pods = PodPorts(state, node.Name);
-        var policy = PolicyCompiler.Compile(state, pods, settings.HostAddresses);
-        return new CompileResult(new ForwardingSnapshot(settings, pods, generation, table, services, policy), []);
+        var compiler = new IncrementalCompiler(nodeName, routes);
+        foreach (var o in state.Objects()) compiler.Upsert(o);
+        return compiler.Compile(generation, state.Source);
     }
 
+    /// <summary>The data plane's view of this node's Node object and the configuration.</summary>
+    public static NodeSettings Settings(ClusterObject<V1Node> node, FastPathConfiguration config) => new()
+    {
+        NodeName = node.Name,
+        GatewayMac = config.GatewayMac,
+        UplinkMac = AnnotatedMac(node.Value.Metadata),
+        Mtu = config.Mtu,
+        HostAddresses = HostAddresses(node.Value),
+        Tunnel = config.Tunnel == Cluster.TunnelMode.Direct ? DataPlane.Pipeline.TunnelMode.Direct : DataPlane.Pipeline.TunnelMode.Vxlan,
+        VxlanPort = (ushort)config.VxlanPort,
+        Vni = (uint)config.Vni,
+        ConntrackCapacity = config.ConntrackMaxEntries,
+    };
+
     /// <summary>
-    /// One port per pod running on this node with its own network namespace. hostNetwork pods share the host port;
-    /// pods without an IP have no sandbox network yet and receive nothing. Ordered by "namespace/name" (ordinal) so
-    /// port numbers do not depend on file order.
+    /// The pod's port when it runs on <paramref name="nodeName"/> in its own network namespace with an IP, else null:
+    /// hostNetwork pods share the host port; pods without an IP have no sandbox network yet and receive nothing.
+    /// Ports are ordered by "namespace/name" (ordinal) so port numbers do not depend on file order.
     /// </summary>
+    /// <summary>Every port <see cref="PodPort"/> gives for <paramref name="state"/>'s pods, ordered by name.</summary>
     public static List<PortDefinition> PodPorts(ClusterState state, string nodeName)
     {
         var ports = new List<PortDefinition>();
         foreach (var pod in state.Pods)
-        {
-            if (!string.Equals(pod.Value.Spec?.NodeName, nodeName, StringComparison.Ordinal)) continue;
-            if (pod.Value.Spec?.HostNetwork == true) continue;
-            var addresses = PodAddresses(pod.Value);
-            if (addresses.Count == 0) continue;
-            ports.Add(new PortDefinition(pod.QualifiedName, PortKind.Pod, AnnotatedMac(pod.Value.Metadata), addresses));
-        }
+            if (PodPort(pod, nodeName) is { } port) ports.Add(port);
         ports.Sort((a, b) => string.CompareOrdinal(a.Name, b.Name));
         return ports;
+    }
+
+    public static PortDefinition? PodPort(ClusterObject<V1Pod> pod, string nodeName)
+    {
+        if (!string.Equals(pod.Value.Spec?.NodeName, nodeName, StringComparison.Ordinal)) return null;
+        if (pod.Value.Spec?.HostNetwork == true) return null;
+        var addresses = PodAddresses(pod.Value);
+        if (addresses.Count == 0) return null;
+        return new PortDefinition(pod.QualifiedName, PortKind.Pod, AnnotatedMac(pod.Value.Metadata), addresses);
     }
 
     /// <summary>status.podIPs (one per family, podIPs[0] == podIP), falling back to the older single status.podIP.</summary>

@@ -43,12 +43,19 @@ public sealed class SnapshotPublisher
         load.IsValid ? Publish(load.State) : load.Errors;
 
     /// <summary>Compiles <paramref name="state"/> (assumed validated) and publishes it with the next generation.</summary>
-    public IReadOnlyList<ClusterError> Publish(ClusterState state)
+    public IReadOnlyList<ClusterError> Publish(ClusterState state) =>
+        Publish(generation => SnapshotCompiler.Compile(state, NodeName, generation, _routes));
+
+    /// <summary>
+    /// Publishes what <paramref name="compile"/> builds for the next generation (the live controller compiles
+    /// incrementally); nothing is published when it fails.
+    /// </summary>
+    public IReadOnlyList<ClusterError> Publish(Func<long, CompileResult> compile)
     {
         // Serialized so generations increase in publish order even when a watcher and a manual reload race.
         lock (_gate)
         {
-            var result = SnapshotCompiler.Compile(state, NodeName, _generation + 1, _routes);
+            var result = compile(_generation + 1);
             if (result.Snapshot is null) return result.Errors;
             _generation++;
             Holder.Publish(result.Snapshot);

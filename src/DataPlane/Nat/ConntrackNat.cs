@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using FastPath.DataPlane.Conntrack;
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Pipeline;
+using FastPath.DataPlane.Services;
 
 namespace FastPath.DataPlane.Nat;
 
@@ -54,12 +55,14 @@ public static class ConntrackNat
     /// is counted into the connection's state and translated (a masqueraded flow's packets and replies, a Service
     /// flow's packets and replies alike). Returns false when the packet belongs to no connection.
     /// </summary>
-    public static bool TryTranslateTracked(ConntrackTable table, Span<byte> frame, ref PacketMeta m, long now, out bool malformed)
+    /// <param name="services">The snapshot's Services: a Service connection opened under an older table is checked
+    /// against it first (<see cref="ServiceNat.StillValid"/>) and released when its frontend or backend is gone.</param>
+    public static bool TryTranslateTracked(ConntrackTable table, ServiceTable services, Span<byte> frame, ref PacketMeta m, long now, out bool malformed)
     {
         malformed = false;
         if (!FlowKey.TryFromPacket(frame, in m, out var key)) return false;
         int index = table.Lookup(key, now, out bool isReply);
-        if (index < 0) return false;
+        if (index < 0 || !ServiceNat.StillValid(services, table, index)) return false;
         table.Observe(index, isReply, TcpFlags(frame, in m), m.Length, now);
         malformed = !Translate(frame, ref m, key, table[index], isReply);
         return true;

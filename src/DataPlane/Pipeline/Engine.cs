@@ -37,6 +37,17 @@ public sealed class Engine
 
     public PortCounters Counters { get; private set; }
 
+    private readonly List<RetiredPort> _retired = [];
+    private StaleServiceSweep _staleSweep;
+
+    /// <summary>Counters of ports that left the node since the last call (deleted pods); reading them forgets them.</summary>
+    public List<RetiredPort> TakeRetiredPorts()
+    {
+        var taken = _retired.ToList();
+        _retired.Clear();
+        return taken;
+    }
+
     /// <summary>This worker's connection tracking table, created once a snapshot needs one; kept across snapshots.</summary>
     public ConntrackTable? Conntrack { get; private set; }
 
@@ -61,6 +72,7 @@ public sealed class Engine
         var meta = batch.Meta;
         var arena = batch.Arena;
         int count = batch.Count;
+        if (_staleSweep.Pending && count > 0) _staleSweep.Run(snap.Services, Conntrack, Affinity, meta[0].Timestamp);
 
         for (int i = 0; i < count; i++)
         {
@@ -177,7 +189,7 @@ public sealed class Engine
             var frame = arena.AsSpan(m.Offset, m.Length);
             translated = (m.Flags & PacketFlags.IcmpError) != 0
                 ? ConntrackNat.TranslateIcmpError(tracked, frame, ref m, m.Timestamp, out bool bad)
-                : ConntrackNat.TryTranslateTracked(tracked, frame, ref m, m.Timestamp, out bad);
+                : ConntrackNat.TryTranslateTracked(tracked, snap.Services, frame, ref m, m.Timestamp, out bad);
             if (bad) return DropReason.Malformed;
         }
         bool established = translated;
@@ -342,20 +354,27 @@ public sealed class Engine
 
     private void Resize(ForwardingSnapshot snap)
     {
+        var previous = _sized;
         int ports = snap.PortCount;
-        if (Counters.PortCount != ports) Counters = new PortCounters(ports);
-        // Learned MACs follow the port name across snapshots; a pod that was re-created will announce itself again.
+        // Counters and learned MACs follow the port name across snapshots; a pod that was re-created will announce
+        // itself again. A deleted pod's counters wait in RetiredPorts until read.
         var learned = new ulong[ports];
-        if (_sized is not null)
+        if (previous is null) Counters = new PortCounters(ports);
+        else
+        {
+            var oldNames = previous.Ports.Select(p => p.Name).ToArray();
+            var newNames = snap.Ports.Select(p => p.Name).ToArray();
+            if (!oldNames.SequenceEqual(newNames)) Counters = Counters.CarryOver(oldNames, newNames, _retired);
             for (int p = 0; p < ports; p++)
             {
-                int old = _sized.FindPort(snap.Ports[p].Name);
+                int old = Array.IndexOf(oldNames, newNames[p]);
                 if (old >= 0 && old < _learnedMacs.Length) learned[p] = _learnedMacs[old];
             }
+        }
         _learnedMacs = learned;
         _sized = snap;
         if (snap.NeedsConntrack && Conntrack is null) Conntrack = new ConntrackTable(snap.Node.ConntrackCapacity, seed: _conntrackSeed);
-        else if (Conntrack is { Count: > 0 } table) ServiceNat.FlushStaleUdp(snap.Services, table);
+        if (previous is not null && !ReferenceEquals(previous.Services, snap.Services)) _staleSweep.Pending = true;
         if (snap.Services.HasAffinity && Affinity is null) Affinity = new AffinityTable();
     }
 }

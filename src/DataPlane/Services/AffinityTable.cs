@@ -74,4 +74,19 @@ public sealed class AffinityTable
 
     private int Slot(IpAddr client, IpAddr service, ushort port, byte protocol) =>
         (int)((client.Hash() * 31 ^ service.Hash() ^ ((ulong)port << 8 | protocol)) & (ulong)_mask);
+
+    /// <summary>
+    /// Forgets every memory whose Service port is no longer a frontend of <paramref name="services"/> or whose
+    /// backend it no longer has (a deleted Service releases its affinity state). Control path: walks the table.
+    /// </summary>
+    public void Release(ServiceTable services)
+    {
+        for (int i = 0; i < _entries.Length; i++)
+        {
+            ref var e = ref _entries[i];
+            if (e.Expires == 0) continue;
+            int frontend = services.Lookup(new IpAddr(e.Service), e.ServicePort, e.Protocol);
+            if (frontend < 0 || !services.Contains(frontend, new ServiceBackend(new IpAddr(e.Backend), e.BackendPort))) e = default;
+        }
+    }
 }

@@ -33,11 +33,11 @@ public static class ServiceNat
         translated = false;
         var frame = arena.Slice(m.Offset, m.Length);
         if (!FlowKey.TryFromPacket(frame, in m, out var key))
-            return services.VirtualIps.Lookup(PacketAddresses.Destination(frame, in m)) >= 0 ? DropReason.UnknownServicePort : DropReason.None;
+            return services.IsVirtualIp(PacketAddresses.Destination(frame, in m)) ? DropReason.UnknownServicePort : DropReason.None;
 
         int frontend = services.Lookup(key.Destination, key.DestinationPort, key.Protocol);
         if (frontend < 0)
-            return services.VirtualIps.Lookup(key.Destination) >= 0 ? DropReason.UnknownServicePort : DropReason.None;
+            return services.IsVirtualIp(key.Destination) ? DropReason.UnknownServicePort : DropReason.None;
         if (!services.SourceAllowed(frontend, key.Source)) return DropReason.PolicyDenied;
         long stickiness = services.AffinityTimeout(frontend);
         if (stickiness <= 0 || affinity is null
@@ -58,28 +58,61 @@ public static class ServiceNat
         if (index < 0) return DropReason.ConntrackFull;
         ref var created = ref table[index];
         created.NatKind = NatKind;
-        created.NatTag = frontend;
+        created.NatTag = services.Version;
         table.Observe(index, isReply: false, ConntrackNat.TcpFlags(frame, in m), m.Length, now);
         translated = true;
         return ConntrackNat.Translate(frame, ref m, key, created, isReply: false) ? DropReason.None : DropReason.Malformed;
     }
 
     /// <summary>
-    /// Removes the UDP connections whose backend no Service has any more, at once: a UDP client keeps sending to
-    /// the same tuple, and a stale entry would keep steering it to an endpoint that is gone — the kube-proxy bug
-    /// (kubernetes#59368 and others) fixed there by conntrack -D on endpoint removal. Control path: walks the table.
+    /// Brings tracked Service connections in line with a new <paramref name="services"/> table, as kube-proxy does on
+    /// an endpoint or Service change:
+    /// <list type="bullet">
+    /// <item>The frontend is gone (Service deleted or port removed): the connection is released, any protocol.</item>
+    /// <item>UDP whose backend is no longer ready: flushed at once — a UDP client keeps sending to the same tuple, and a
+    /// stale entry would keep steering it to an endpoint that is gone (kubernetes#59368; kube-proxy's conntrack -D).</item>
+    /// <item>TCP whose backend the Service no longer lists at all: released, so its next segment is a new flow that a
+    /// live backend answers with a reset (or, with no backend left, ICMP port unreachable) instead of a black hole.
+    /// A TCP connection to a terminating endpoint the Service still lists is kept (graceful termination).</item>
+    /// </list>
+    /// Applied lazily and exactly: every connection remembers the table (<see cref="ServiceTable.Version"/>) it was
+    /// last checked against in <see cref="ConntrackEntry.NatTag"/>, and its first packet under a newer table checks it
+    /// (one compare per packet otherwise). <see cref="FlushStale"/> sweeps the rest to release their memory.
     /// </summary>
-    public static int FlushStaleUdp(ServiceTable services, ConntrackTable table)
+    /// <returns>False when the connection was released (the packet then counts as a new flow).</returns>
+    public static bool StillValid(ServiceTable services, ConntrackTable table, int index)
     {
+        ref var e = ref table[index];
+        if (e.NatKind != NatKind || e.NatTag == services.Version) return true;
+        if (Keep(services, in e))
+        {
+            e.NatTag = services.Version;
+            return true;
+        }
+        table.Remove(index);
+        return false;
+    }
+
+    private static bool Keep(ServiceTable services, in ConntrackEntry e)
+    {
+        byte protocol = e.Original.Protocol;
+        int frontend = services.Lookup(e.Original.Destination, e.Original.DestinationPort, protocol);
+        var backend = new ServiceBackend(e.Reply.Source, e.Reply.SourcePort);
+        return frontend >= 0 && (protocol == IpProtocol.Udp ? services.Contains(frontend, backend) : services.Lists(frontend, backend));
+    }
+
+    /// <summary>
+    /// Applies <see cref="StillValid"/> to every connection (and releases affinity memories of removed frontends or
+    /// backends), so connections of a deleted Service free their slots without waiting for a packet or a timeout.
+    /// Control path: walks the table; the engine runs it at most once per second of capture time.
+    /// </summary>
+    /// <returns>The connections released.</returns>
+    public static int FlushStale(ServiceTable services, ConntrackTable table, AffinityTable? affinity)
+    {
+        affinity?.Release(services);
         int flushed = 0;
         for (int i = 0; i < table.Capacity; i++)
-        {
-            ref var e = ref table[i];
-            if (!e.InUse || e.NatKind != NatKind || e.Original.Protocol != IpProtocol.Udp) continue;
-            if (services.HasBackend(e.Reply.Source, e.Reply.SourcePort, IpProtocol.Udp)) continue;
-            table.Remove(i);
-            flushed++;
-        }
+            if (table[i].InUse && !StillValid(services, table, i)) flushed++;
         return flushed;
     }
 }

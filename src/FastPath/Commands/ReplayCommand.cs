@@ -1,7 +1,10 @@
 using System.CommandLine;
 using System.Diagnostics;
 using FastPath.ControlPlane.Cluster;
+using FastPath.ControlPlane.Cluster.Sources;
 using FastPath.ControlPlane.Compile;
+using FastPath.ControlPlane.Live;
+using FastPath.ControlPlane.Publish;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Ports;
 using FastPath.Replay;
@@ -32,13 +35,22 @@ public static class ReplayCommand
             Description = "Replay the captures N times from memory (outputs written for the first round, later rounds counted)",
             DefaultValueFactory = _ => 1,
         };
-        var cmd = new Command("replay", "Replay captures through a node's data plane") { captures, cluster, node, output, batchSize, quiet, repeat };
+        var changes = new Option<string?>("--changes")
+        {
+            Description = "Directory of cluster changes applied during the replay: <seconds>-<name>.yaml (added or replaced) and "
+                + "<seconds>-<name>.delete.yaml (deleted), at that many seconds of capture time after the first packet",
+        };
+        var cmd = new Command("replay", "Replay captures through a node's data plane") { captures, cluster, node, output, batchSize, quiet, repeat, changes };
         cmd.SetAction(r => Run(new ReplayOptions(r.GetValue(captures)!, r.GetValue(cluster)!, r.GetValue(node)!,
-            r.GetValue(output)!, r.GetValue(batchSize), r.GetValue(quiet), r.GetValue(repeat)), stdout, stderr));
+            r.GetValue(output)!, r.GetValue(batchSize), r.GetValue(quiet), r.GetValue(repeat)) { Changes = r.GetValue(changes) }, stdout, stderr));
         return cmd;
     }
 
-    public sealed record ReplayOptions(string[] Captures, string Cluster, string Node, string Out, int BatchSize, bool Quiet, int Repeat = 1);
+    public sealed record ReplayOptions(string[] Captures, string Cluster, string Node, string Out, int BatchSize, bool Quiet, int Repeat = 1)
+    {
+        /// <summary>--changes DIR, or null.</summary>
+        public string? Changes { get; init; }
+    }
 
     public static int Run(ReplayOptions o, TextWriter stdout, TextWriter stderr)
     {
@@ -50,6 +62,15 @@ public static class ReplayCommand
         if (!load.IsValid) return Fail(stderr, load.Errors.Select(e => e.ToString()));
         var compiled = SnapshotCompiler.Compile(load.State, o.Node, 1);
         if (compiled.Snapshot is not { } snapshot) return Fail(stderr, compiled.Errors.Select(e => e.ToString()));
+
+        var schedule = new List<ScheduledChange>();
+        if (o.Changes is { } changesDir)
+        {
+            if (o.Repeat > 1) return Fail(stderr, "--changes and --repeat cannot be combined (changes happen once, at capture times)");
+            var problems = new List<string>();
+            schedule = ChangeSchedule.Read(changesDir, problems);
+            if (problems.Count > 0) return Fail(stderr, problems);
+        }
 
         var inputs = new List<CaptureInput>();
         bool nanosecond = false;
@@ -80,9 +101,20 @@ public static class ReplayCommand
         }
 
         var holder = new SnapshotHolder(snapshot);
+        // Changes are applied between packets, so a replay with changes forwards packet by packet: each change then
+        // lands exactly at its capture time, and every packet sees the state of its own time.
+        ClusterController? controller = null;
+        if (schedule.Count > 0)
+        {
+            var logger = new TextWriterLogger(o.Quiet ? TextWriter.Null : stderr, "fastpath replay: ");
+            controller = new ClusterController(o.Node, new SnapshotPublisher(o.Node, holder), logger);
+            controller.Apply(new ClusterChangeBatch(load.State.Objects().Select(ClusterChange.Upsert).ToList(), [], []));
+        }
         // A fixed conntrack hash seed keeps replays deterministic even when the table fills.
         var engine = new Engine(holder, conntrackSeed: 0x5EED_F00D);
-        var batch = new PacketBatch(o.BatchSize);
+        var batch = new PacketBatch(controller is null ? o.BatchSize : 1);
+        long? start = null;
+        int next = 0;
         using var captureSource = new CaptureSource(inputs, name => (short)snapshot.FindPort(name));
         using var sink = new ReplayOutput(o.Out, snapshot, nanosecond);
         var clock = Stopwatch.StartNew();
@@ -100,8 +132,17 @@ public static class ReplayCommand
             }
             while (source.Receive(batch) > 0)
             {
+                if (controller is not null)
+                {
+                    start ??= batch.Meta[0].Timestamp;
+                    for (; next < schedule.Count && start + schedule[next].Offset <= batch.Meta[0].Timestamp; next++)
+                    {
+                        if (!o.Quiet) stderr.WriteLine($"fastpath replay: at packet {batch.Meta[0].InputIndex}: {schedule[next].File}");
+                        controller.Apply(schedule[next].Batch);
+                    }
+                }
                 engine.Process(batch);
-                if (recorded is not { Round: > 0 }) sink.Write(batch);
+                if (recorded is not { Round: > 0 }) sink.Write(batch, engine.Snapshot);
                 else emittedLater += batch.CountEmitted(); // later rounds of --repeat are counted, not written
                 progress.Report(recorded?.Delivered ?? captureSource.Delivered, clock.Elapsed);
             }
@@ -113,9 +154,11 @@ public static class ReplayCommand
         }
         clock.Stop();
         progress.Done();
+        if (next < schedule.Count)
+            stderr.WriteLine($"fastpath replay: warning: {schedule.Count - next} change file(s) after the last packet were not applied ({schedule[next].File}, ...)");
 
-        var summary = new ReplaySummary(o.Node, inputs.Select(i => i.Path).ToArray(), snapshot, engine.Counters,
-            recorded?.Delivered ?? captureSource.Delivered, sink.Emitted + emittedLater, clock.Elapsed);
+        var summary = new ReplaySummary(o.Node, inputs.Select(i => i.Path).ToArray(), engine.Snapshot, engine.Counters,
+            recorded?.Delivered ?? captureSource.Delivered, sink.Emitted + emittedLater, clock.Elapsed) { Retired = engine.TakeRetiredPorts() };
         sink.Finish(summary);
         if (!o.Quiet) summary.Print(stdout, o.Out, sink.Files);
         return 0;

@@ -13,20 +13,21 @@ namespace FastPath.Replay;
 public sealed class ReplayOutput : IDisposable
 {
     private readonly string _directory;
-    private readonly ForwardingSnapshot _snapshot;
     private readonly bool _nanosecond;
-    private readonly PcapWriter?[] _writers;
-    private readonly string[] _portJson;
+    private readonly Dictionary<string, PcapWriter> _byName = new(StringComparer.Ordinal);
+    // Per snapshot: ports are numbered by the snapshot, files are named by the port (a cluster change renumbers).
+    private ForwardingSnapshot _snapshot;
+    private PcapWriter?[] _writers;
+    private string[] _portJson;
     private readonly string[] _reasonJson;
     private readonly StreamWriter _drops;
 
     public ReplayOutput(string directory, ForwardingSnapshot snapshot, bool nanosecond)
     {
         _directory = directory;
-        _snapshot = snapshot;
         _nanosecond = nanosecond;
-        _writers = new PcapWriter?[snapshot.PortCount];
-        _portJson = snapshot.Ports.Select(p => JsonSerializer.Serialize(p.Name)).ToArray();
+        (_snapshot, _writers, _portJson) = (snapshot, [], []);
+        Bind(snapshot);
         _reasonJson = Enumerable.Range(0, DropReasons.Count).Select(r => JsonSerializer.Serialize(DropReasons.Name((DropReason)r))).ToArray();
         // Stale outputs of an earlier replay into the same directory would read as this run's packets.
         foreach (var old in Directory.EnumerateFiles(directory, "*.pcap")) File.Delete(old);
@@ -37,21 +38,38 @@ public sealed class ReplayOutput : IDisposable
 
     /// <summary>The files written so far, for the human summary.</summary>
     public IEnumerable<string> Files =>
-        _writers.Select((w, p) => w is null ? null : FileName(p)).OfType<string>().Append("drops.jsonl").Append("summary.json");
+        _byName.Keys.Order(StringComparer.Ordinal).Select(FileName).Append("drops.jsonl").Append("summary.json");
 
     public static string FileName(string portName) => portName.Replace('/', '_') + ".pcap";
 
-    private string FileName(int port) => FileName(_snapshot.Ports[port].Name);
-
-    /// <summary>Writes every packet of a processed batch: its emitted frame, its drop line, or both (a drop that was answered with an ICMP error).</summary>
-    public void Write(PacketBatch batch)
+    private void Bind(ForwardingSnapshot snapshot)
     {
+        _snapshot = snapshot;
+        _writers = snapshot.Ports.Select(p => _byName.GetValueOrDefault(p.Name)).ToArray();
+        _portJson = snapshot.Ports.Select(p => JsonSerializer.Serialize(p.Name)).ToArray();
+    }
+
+    private PcapWriter Open(int port)
+    {
+        string name = _snapshot.Ports[port].Name;
+        var writer = new PcapWriter(Path.Combine(_directory, FileName(name)), _nanosecond);
+        _byName[name] = writer;
+        return writer;
+    }
+
+    /// <summary>
+    /// Writes every packet of a batch processed against <paramref name="snapshot"/>: its emitted frame, its drop line,
+    /// or both (a drop that was answered with an ICMP error).
+    /// </summary>
+    public void Write(PacketBatch batch, ForwardingSnapshot snapshot)
+    {
+        if (!ReferenceEquals(snapshot, _snapshot)) Bind(snapshot);
         for (int i = 0; i < batch.Count; i++)
         {
             ref var m = ref batch.Meta[i];
             if (m.EgressPort >= 0)
             {
-                var writer = _writers[m.EgressPort] ??= new PcapWriter(Path.Combine(_directory, FileName(m.EgressPort)), _nanosecond);
+                var writer = _writers[m.EgressPort] ??= Open(m.EgressPort);
                 writer.Write(batch.Frame(i), m.Timestamp);
                 Emitted++;
             }
@@ -71,7 +89,7 @@ public sealed class ReplayOutput : IDisposable
     /// <summary>Flushes every file and writes summary.json.</summary>
     public void Finish(ReplaySummary summary)
     {
-        foreach (var w in _writers) w?.Flush();
+        foreach (var w in _byName.Values) w.Flush();
         _drops.Flush();
         using var stream = File.Create(Path.Combine(_directory, "summary.json"));
         using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
@@ -80,7 +98,7 @@ public sealed class ReplayOutput : IDisposable
 
     public void Dispose()
     {
-        foreach (var w in _writers) w?.Dispose();
+        foreach (var w in _byName.Values) w.Dispose();
         _drops.Dispose();
     }
 }

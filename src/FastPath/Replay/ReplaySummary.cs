@@ -9,9 +9,14 @@ namespace FastPath.Replay;
 public sealed record ReplaySummary(string Node, string[] Inputs, ForwardingSnapshot Snapshot, PortCounters Counters,
     long PacketsIn, long PacketsOut, TimeSpan Elapsed)
 {
+    /// <summary>Ports that left the node during the replay (pods deleted by --changes), with their last counts.</summary>
+    public IReadOnlyList<RetiredPort> Retired { get; init; } = [];
+
     public double PacketsPerSecond => Elapsed.TotalSeconds > 0 ? PacketsIn / Elapsed.TotalSeconds : 0;
 
-    public long Dropped => Enumerable.Range(1, DropReasons.Count - 1).Sum(r => Counters.Drops((DropReason)r));
+    public long Dropped => Enumerable.Range(1, DropReasons.Count - 1).Sum(r => Drops((DropReason)r));
+
+    private long Drops(DropReason reason) => Counters.Drops(reason) + Retired.Sum(p => p.Drops[(int)reason]);
 
     public void WriteJson(Utf8JsonWriter w)
     {
@@ -37,10 +42,24 @@ public sealed record ReplaySummary(string Node, string[] Inputs, ForwardingSnaps
             w.WriteEndObject();
             w.WriteEndObject();
         }
+        foreach (var retired in Retired)
+        {
+            w.WriteStartObject(retired.Name);
+            w.WriteNumber("rx_packets", retired.RxPackets);
+            w.WriteNumber("rx_bytes", retired.RxBytes);
+            w.WriteNumber("tx_packets", retired.TxPackets);
+            w.WriteNumber("tx_bytes", retired.TxBytes);
+            w.WriteStartObject("drops");
+            for (int r = 1; r < DropReasons.Count; r++)
+                if (retired.Drops[r] is var n and > 0) w.WriteNumber(DropReasons.Name((DropReason)r), n);
+            w.WriteEndObject();
+            w.WriteBoolean("removed", true);
+            w.WriteEndObject();
+        }
         w.WriteEndObject();
         w.WriteStartObject("drops");
         for (int r = 1; r < DropReasons.Count; r++)
-            if (Counters.Drops((DropReason)r) is var n and > 0) w.WriteNumber(DropReasons.Name((DropReason)r), n);
+            if (Drops((DropReason)r) is var n and > 0) w.WriteNumber(DropReasons.Name((DropReason)r), n);
         w.WriteEndObject();
         w.WriteNumber("elapsed_seconds", Math.Round(Elapsed.TotalSeconds, 6));
         w.WriteNumber("packets_per_second", Math.Round(PacketsPerSecond, 1));
@@ -60,7 +79,7 @@ public sealed record ReplaySummary(string Node, string[] Inputs, ForwardingSnaps
             o.WriteLine(string.Format(ci, "  {0}  {1,10:N0}  {2,10:N0}", Snapshot.Ports[p].Name.PadRight(width), Counters.RxPackets(p), Counters.TxPackets(p)));
         }
         var drops = Enumerable.Range(1, DropReasons.Count - 1)
-            .Select(r => (Name: DropReasons.Name((DropReason)r), Count: Counters.Drops((DropReason)r)))
+            .Select(r => (Name: DropReasons.Name((DropReason)r), Count: Drops((DropReason)r)))
             .Where(d => d.Count > 0).ToList();
         o.WriteLine(drops.Count == 0 ? "  drops: none" : "  drops: " + string.Join(", ", drops.Select(d => $"{d.Name} {d.Count:N0}")));
         o.WriteLine($"  wrote {outDir}: {string.Join(", ", files)}");

@@ -114,10 +114,20 @@ public class ClusterValidatorTests
     [InlineData("spec: {ports: [{port: 0}]}", "s.yaml: Service default/api: spec.ports[0].port: 0 is out of range (1-65535)")]
     [InlineData("spec: {ports: [{port: 80, targetPort: 70000}]}", "s.yaml: Service default/api: spec.ports[0].targetPort: 70000 is out of range (1-65535)")]
     [InlineData("spec: {ports: [{port: 80, protocol: ICMP}]}", "s.yaml: Service default/api: spec.ports[0].protocol: \"ICMP\" is not a protocol (TCP | UDP | SCTP)")]
-    [InlineData("spec: {type: NodePort, ports: [{port: 80, nodePort: 65536}]}", "s.yaml: Service default/api: spec.ports[0].nodePort: 65536 is out of range (1-65535)")]
+    [InlineData("spec: {type: NodePort, ports: [{port: 80, nodePort: 65536}]}", "s.yaml: Service default/api: spec.ports[0].nodePort: 65536 is not in the NodePort range 30000-32767 (FastPathConfiguration nodePortRange)")]
     [InlineData("spec: {ports: [{name: a, port: 80}, {port: 81}]}", "s.yaml: Service default/api: spec.ports[1].name: required when a Service has more than one port")]
     public void Service(string body, string expected) =>
         Assert.Equal([expected], Errors(("s.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: api}\n" + body + "\n")));
+
+    [Fact]
+    public void DuplicateClusterIpsAndNodePorts_AreAllReportedAtOnce() =>
+        Assert.Equal(
+        [
+            "b.yaml: Service default/b: spec.clusterIP: \"10.96.0.10\" is already allocated to Service default/a (a.yaml)",
+            "b.yaml: Service default/b: spec.ports[0].nodePort: 30080/TCP is already allocated to Service default/a (a.yaml)",
+        ], Errors(
+            ("a.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {type: NodePort, clusterIP: 10.96.0.10, ports: [{name: http, port: 80, nodePort: 30080}, {name: dns, port: 53, protocol: UDP, nodePort: 30081}]}\n"),
+            ("b.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: b}\nspec: {type: NodePort, clusterIP: 10.96.0.10, ports: [{name: http, port: 80, nodePort: 30080}, {name: dns, port: 53, protocol: UDP, nodePort: 30082}]}\n")));
 
     [Fact]
     public void Service_HeadlessAndNamedTargetPortsAreValid() =>

@@ -1,0 +1,289 @@
+using System.Collections.Immutable;
+using FastPath.ControlPlane.Cluster;
+using FastPath.DataPlane.Pipeline;
+using FastPath.DataPlane.Policy;
+using FastPath.DataPlane.Routing;
+using FastPath.DataPlane.Services;
+using k8s.Models;
+
+namespace FastPath.ControlPlane.Compile;
+
+/// <summary>
+/// One node's snapshot kept compiled part by part, so a change recompiles only what depends on it:
+/// <list type="bullet">
+/// <item>a Service or EndpointSlice → that Service's frontends and Maglev tables (the others are reused as they are);</item>
+/// <item>another Node → its routes, applied to the kept <see cref="RouteTable.Builder"/> (only its prefixes are rewritten);</item>
+/// <item>a Pod on this node → the port list; a Pod elsewhere → nothing;</item>
+/// <item>this node's Node object or the FastPathConfiguration → settings, routes and every Service (NodePorts follow
+/// the node's addresses; the Maglev size and traffic settings come from the configuration);</item>
+/// <item>a NetworkPolicy, a Namespace or any Pod while NetworkPolicies exist → the whole policy table (selectors
+/// range over every pod and namespace label; <see cref="PolicyCompiler"/> has no incremental form yet).</item>
+/// </list>
+/// Parts that did not change are shared with the previous snapshot (the route table, the Service table), so a
+/// snapshot stays immutable while the next one is built. Objects are assumed valid (the controller validates them).
+/// Not thread-safe: one writer.
+/// </summary>
+public sealed class IncrementalCompiler
+{
+    private readonly string _nodeName;
+    private readonly RouteTable.Builder _routeBuilder;
+    private readonly MaglevTable.Builder _maglev = new();
+
+    private readonly Dictionary<string, ClusterObject<V1Node>> _nodes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ClusterObject<V1Pod>> _pods = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ClusterObject<V1Service>> _services = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ClusterObject<V1EndpointSlice>> _slices = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Dictionary<string, ClusterObject<V1EndpointSlice>>> _slicesByService = new(StringComparer.Ordinal);
+    private readonly Dictionary<ObjectKey, IClusterObject> _others = [];
+    private ClusterObject<FastPathConfiguration>? _declared;
+
+    private readonly SortedDictionary<string, PortDefinition> _localPorts = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, CompiledFrontend[]> _frontends = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<Route>> _nodeRoutes = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _dirtyServices = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _dirtyNodes = new(StringComparer.Ordinal);
+    private bool _allDirty = true;
+    private bool _portsDirty = true;
+    private bool _policyDirty = true;
+    private PolicyTable _policy = PolicyTable.Empty;
+    private readonly List<CompiledFrontend> _removedFrontends = [];
+    private readonly List<CompiledFrontend> _addedFrontends = [];
+    private List<Route> _globalRoutes = [];
+    private RouteTable? _routes;
+    private ServiceTable? _serviceTable;
+    private IReadOnlyList<PortDefinition>? _ports;
+    private NodeSettings? _settings;
+
+    /// <param name="routes">A builder kept across compilations; a fresh one by default.</param>
+    public IncrementalCompiler(string nodeName, RouteTable.Builder? routes = null)
+    {
+        _nodeName = nodeName;
+        _routeBuilder = routes ?? new RouteTable.Builder();
+    }
+
+    /// <summary>The configuration in force (declared, with clusterCIDRs defaulted to the nodes' podCIDRs).</summary>
+    public FastPathConfiguration Configuration { get; private set; } = ClusterDirectory.EffectiveConfiguration(null, []);
+
+    /// <summary>Routes rewritten by the last compilation (0 when routes were reused).</summary>
+    public int LastRouteChanges { get; private set; }
+
+    /// <summary>Services whose frontends the last compilation rebuilt.</summary>
+    public int LastServicesCompiled { get; private set; }
+
+    /// <summary>The version in force of an object, or null.</summary>
+    public IClusterObject? Find(ObjectKey key)
+    {
+        string qualified = key.Namespace is null ? key.Name : $"{key.Namespace}/{key.Name}";
+        return key.Kind switch
+        {
+            "Node" => _nodes.GetValueOrDefault(key.Name),
+            "Pod" => _pods.GetValueOrDefault(qualified),
+            "Service" => _services.GetValueOrDefault(qualified),
+            "EndpointSlice" => _slices.GetValueOrDefault(qualified),
+            FastPathConfiguration.KindName => _declared,
+            _ => _others.GetValueOrDefault(key),
+        };
+    }
+
+    /// <summary>Adds or replaces an object.</summary>
+    public void Upsert(IClusterObject o) => Change(o.Key, o);
+
+    /// <summary>Removes an object (nothing happens when it is unknown).</summary>
+    public void Delete(ObjectKey key) => Change(key, null);
+
+    private void Change(ObjectKey key, IClusterObject? now)
+    {
+        var before = Find(key);
+        switch (now ?? before)
+        {
+            case null:
+                return;
+            case ClusterObject<FastPathConfiguration>:
+                _declared = now as ClusterObject<FastPathConfiguration>;
+                _allDirty = true;
+                break;
+            case ClusterObject<V1Node> node:
+                Set(_nodes, node.Name, now as ClusterObject<V1Node>);
+                if (node.Name == _nodeName) _allDirty = true; // settings, own podCIDR routes, NodePort addresses
+                _dirtyNodes.Add(node.Name);
+                break;
+            case ClusterObject<V1Pod> pod:
+                Set(_pods, pod.QualifiedName, now as ClusterObject<V1Pod>);
+                _policyDirty = true; // pod labels and addresses are policy peers
+                if (_localPorts.Remove(pod.QualifiedName)) _portsDirty = true;
+                if (now is ClusterObject<V1Pod> added && SnapshotCompiler.PodPort(added, _nodeName) is { } port)
+                {
+                    _localPorts[pod.QualifiedName] = port;
+                    _portsDirty = true;
+                }
+                break;
+            case ClusterObject<V1Service> service:
+                Set(_services, service.QualifiedName, now as ClusterObject<V1Service>);
+                _dirtyServices.Add(service.QualifiedName);
+                break;
+            case ClusterObject<V1EndpointSlice> slice:
+                if (before is ClusterObject<V1EndpointSlice> old) MoveSlice(old, remove: true);
+                Set(_slices, slice.QualifiedName, now as ClusterObject<V1EndpointSlice>);
+                if (now is ClusterObject<V1EndpointSlice> added2) MoveSlice(added2, remove: false);
+                break;
+            default:
+                if (now is null) _others.Remove(key);
+                else _others[key] = now;
+                _policyDirty |= now is ClusterObject<V1NetworkPolicy> or ClusterObject<V1Namespace>
+                    || before is ClusterObject<V1NetworkPolicy> or ClusterObject<V1Namespace>;
+                break;
+        }
+    }
+
+    private static void Set<T>(Dictionary<string, T> map, string key, T? value) where T : class
+    {
+        if (value is null) map.Remove(key);
+        else map[key] = value;
+    }
+
+    private void MoveSlice(ClusterObject<V1EndpointSlice> slice, bool remove)
+    {
+        if (ServiceCompiler.ServiceOf(slice) is not { } service) return;
+        string owner = $"{slice.Namespace}/{service}";
+        _dirtyServices.Add(owner);
+        if (!_slicesByService.TryGetValue(owner, out var slices))
+        {
+            if (remove) return;
+            _slicesByService[owner] = slices = new Dictionary<string, ClusterObject<V1EndpointSlice>>(StringComparer.Ordinal);
+        }
+        if (remove)
+        {
+            slices.Remove(slice.Name);
+            if (slices.Count == 0) _slicesByService.Remove(owner);
+        }
+        else slices[slice.Name] = slice;
+    }
+
+    /// <summary>
+    /// Builds the snapshot of the objects in force, recompiling only the dirty parts. Fails (leaving every part as
+    /// it was, ready for the next attempt) when this node has no Node object.
+    /// </summary>
+    public CompileResult Compile(long generation, string source = "the cluster")
+    {
+        if (!_nodes.TryGetValue(_nodeName, out var node))
+        {
+            string known = _nodes.Count == 0 ? "no Nodes defined" : "Nodes: " + string.Join(", ", _nodes.Keys.Order(StringComparer.Ordinal));
+            return new CompileResult(null,
+                [new ClusterError(null, null, null, $"--node {_nodeName}", $"no Node named {_nodeName} in {source} ({known})")]);
+        }
+
+        LastRouteChanges = 0;
+        LastServicesCompiled = 0;
+        if (_allDirty)
+        {
+            Configuration = ClusterDirectory.EffectiveConfiguration(_declared?.Value, _nodes.Values);
+            _settings = SnapshotCompiler.Settings(node, Configuration);
+            _globalRoutes = RouteCompiler.GlobalRoutes(Configuration);
+            _nodeRoutes.Clear();
+            foreach (var n in _nodes.Values) _nodeRoutes[n.Name] = RouteCompiler.NodeRoutes(n, _nodeName, Configuration);
+            _frontends.Clear();
+            foreach (var name in _services.Keys) CompileService(name);
+            _routes = null;
+            _serviceTable = null;
+        }
+        else
+        {
+            if (_dirtyNodes.Count > 0)
+            {
+                foreach (var name in _dirtyNodes)
+                {
+                    if (_nodes.TryGetValue(name, out var n)) _nodeRoutes[name] = RouteCompiler.NodeRoutes(n, _nodeName, Configuration);
+                    else _nodeRoutes.Remove(name);
+                }
+                // Without declared clusterCIDRs the cluster range is the union of the nodes' podCIDRs.
+                if (_declared?.Value.ClusterCidrs is not { IsEmpty: false })
+                {
+                    var config = ClusterDirectory.EffectiveConfiguration(_declared?.Value, _nodes.Values);
+                    if (!config.ClusterCidrs.SequenceEqual(Configuration.ClusterCidrs))
+                    {
+                        Configuration = config;
+                        _globalRoutes = RouteCompiler.GlobalRoutes(Configuration);
+                    }
+                }
+                _routes = null;
+            }
+            foreach (var name in _dirtyServices) CompileService(name);
+        }
+
+        if (_routes is null)
+        {
+            var all = new List<Route>(_globalRoutes);
+            foreach (var routes in _nodeRoutes.Values) all.AddRange(routes);
+            _routes = _routeBuilder.Apply(all);
+            LastRouteChanges = _routeBuilder.LastChanges;
+        }
+        if (_serviceTable is null)
+        {
+            var entries = new List<CompiledFrontend>(_frontends.Count * 2);
+            foreach (var compiled in _frontends.Values) entries.AddRange(compiled);
+            _serviceTable = new ServiceTable(entries);
+        }
+        else if (_removedFrontends.Count + _addedFrontends.Count > 0)
+        {
+            _serviceTable = _serviceTable.Update(_removedFrontends, _addedFrontends); // only the touched shards are rebuilt
+        }
+        _removedFrontends.Clear();
+        _addedFrontends.Clear();
+        if (_portsDirty || _ports is null) _ports = _localPorts.Values.ToArray();
+        if (_policyDirty || _allDirty || _portsDirty)
+            _policy = _others.Values.Any(o => o is ClusterObject<V1NetworkPolicy>)
+                ? PolicyCompiler.Compile(State(source), _ports, _settings!.HostAddresses)
+                : PolicyTable.Empty;
+
+        _allDirty = _portsDirty = _policyDirty = false;
+        _dirtyNodes.Clear();
+        _dirtyServices.Clear();
+        return new CompileResult(new ForwardingSnapshot(_settings!, _ports, generation, _routes, _serviceTable, _policy), []);
+    }
+
+    private void CompileService(string name)
+    {
+        LastServicesCompiled++;
+        if (_frontends.Remove(name, out var old)) _removedFrontends.AddRange(old);
+        if (!_services.TryGetValue(name, out var service)) return;
+        IReadOnlyList<ClusterObject<V1EndpointSlice>> slices = _slicesByService.TryGetValue(name, out var s)
+            ? s.Values.OrderBy(x => x.Name, StringComparer.Ordinal).ToList()
+            : [];
+        var frontends = ServiceCompiler.ServiceFrontends(service, slices, _nodeName, _settings!.HostAddresses);
+        // Frontends of one Service port (ClusterIP, NodePort per node address, LoadBalancer IPs) usually have the
+        // same backends: one Maglev table serves them all.
+        var tables = new List<(IReadOnlyList<ServiceBackend> Backends, MaglevTable Table)>();
+        var compiled = new CompiledFrontend[frontends.Count];
+        for (int i = 0; i < frontends.Count; i++)
+        {
+            var f = frontends[i];
+            var table = tables.FirstOrDefault(t => t.Backends.SequenceEqual(f.Backends)).Table;
+            if (table is null)
+            {
+                table = CompiledFrontend.BuildMaglev(f.Backends, Configuration.MaglevTableSize, _maglev);
+                tables.Add((f.Backends, table));
+            }
+            compiled[i] = new CompiledFrontend(f, table);
+        }
+        if (compiled.Length == 0) return;
+        _frontends[name] = compiled;
+        _addedFrontends.AddRange(compiled);
+    }
+
+    /// <summary>The objects in force as a <see cref="ClusterState"/> (sorted by name; for checks and tests, O(objects)).</summary>
+    public ClusterState State(string source) => new()
+    {
+        Source = source,
+        Nodes = Sorted(_nodes.Values),
+        Pods = Sorted(_pods.Values),
+        Services = Sorted(_services.Values),
+        EndpointSlices = Sorted(_slices.Values),
+        Namespaces = Sorted(_others.Values.OfType<ClusterObject<V1Namespace>>()),
+        NetworkPolicies = Sorted(_others.Values.OfType<ClusterObject<V1NetworkPolicy>>()),
+        Configuration = Configuration,
+        ConfigurationFile = _declared?.File,
+    };
+
+    private static ImmutableArray<ClusterObject<T>> Sorted<T>(IEnumerable<ClusterObject<T>> objects) where T : class =>
+        [.. objects.OrderBy(o => o.QualifiedName, StringComparer.Ordinal)];
+}
