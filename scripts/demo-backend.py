@@ -3,7 +3,7 @@
 
   demo-backend.py NAME IPV4
 
-TCP 8080 (HTTP, IPv4 and IPv6): answers every GET with "NAME CLIENT-ADDRESS", the address the pod saw the
+TCP 8080 (HTTP/1.1 with keep-alive, IPv4 and IPv6): answers every GET with "NAME CLIENT-ADDRESS", the address the pod saw the
 connection come from (so tests can check Service SNAT and source preservation).
 UDP 5353: a DNS query gets a DNS response with one A record, IPV4 (so `dig` shows which backend answered); any
 other datagram is answered with "NAME CLIENT-ADDRESS".
@@ -24,6 +24,8 @@ def peer(address):
 
 
 class Http(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: several requests on one connection must reach one backend
+
     def do_GET(self):
         body = f"{NAME} {peer(self.client_address)}\n".encode()
         self.send_response(200)
