@@ -17,11 +17,13 @@
 # sha1("namespace/pod"), as `fastpath run` names them.
 #
 # Environment: FP_DEMO (namespace prefix, default fpd), FP_DEMO_DIR (manifests, logs, pids; default /tmp/$FP_DEMO),
+# FP_DEMO_TUNNEL (vxlan, the default, or direct: pod frames cross the underlay unencapsulated, to the peer node's MAC),
 # FASTPATH (the command; default: dotnet on the Release build, built when missing).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 P=${FP_DEMO:-fpd}
+TUNNEL=${FP_DEMO_TUNNEL:-vxlan}
 DIR=${FP_DEMO_DIR:-/tmp/$P}
 PY=/usr/bin/python3
 GATEWAY_MAC=ee:ee:ee:ee:ee:ee
@@ -54,13 +56,13 @@ fastpath_cmd() {
 write_manifests() {
   mkdir -p "$DIR/cluster"
   {
-    cat <<'EOF'
+    cat <<EOF
 # Written by scripts/demo-cluster.sh: the demo cluster both FastPath processes run.
 apiVersion: fastpath.io/v1alpha1
 kind: FastPathConfiguration
 clusterCIDRs: [10.244.0.0/16, "fd00:10:244::/56"]
 serviceCIDRs: [10.96.0.0/12, "fd00:10:96::/112"]
-tunnel: vxlan
+tunnel: $TUNNEL
 mtu: 1500
 gatewayMAC: "ee:ee:ee:ee:ee:ee"
 uplinkGatewayMAC: "02:00:00:00:00:fe"

@@ -43,6 +43,20 @@ public class LiveClusterTests(DemoCluster cluster, ITestOutputHelper output)
         Assert.Contains("3 received", text);
     }
 
+    [Fact]
+    public void PodPacketsCrossTheUnderlayInVxlan()
+    {
+        cluster.Require();
+        string seen = cluster.UnderlayDuring("icmp or udp port 8472", 4, "client", "ping", "-c", "2", "-i", "0.2", "-W", "2", "10.244.2.11");
+        Assert.Contains("192.168.56.11.", seen); // node-a's VTEP, a flow-hash source port ...
+        Assert.Contains("> 192.168.56.12.8472:", seen); // ... to node-b's, Flannel's port
+        // tcpdump prints the inner packet on the line after its outer headers; a pod packet never travels bare.
+        var lines = seen.Split('\n');
+        for (int i = 0; i < lines.Length; i++)
+            if (lines[i].StartsWith("IP 10.244.", StringComparison.Ordinal))
+                Assert.True(i > 0 && lines[i - 1].Contains(".8472: ", StringComparison.Ordinal), seen);
+    }
+
     [Theory]
     [InlineData("client", "10.244.1.10", "10.244.1.11", "web-a")]             // same node
     [InlineData("client", "10.244.1.10", "10.244.2.11", "web-b")]             // across nodes
