@@ -53,6 +53,25 @@ fastpath_cmd() {
   echo "dotnet $dll"
 }
 
+HTTP='{name: http, port: 8080, protocol: TCP}'
+
+# endpoint_slice NAME SERVICE ADDRESS-TYPE PORTS ADDRESS@NODE...: a shop EndpointSlice with ready endpoints, one line
+# each (the live tests remove web-b from web-v4 by deleting its line).
+endpoint_slice() {
+  local name=$1 service=$2 type=$3 ports=$4 e
+  shift 4
+  cat <<EOF
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: $name, namespace: shop, labels: {kubernetes.io/service-name: $service}}
+addressType: $type
+ports: [$ports]
+endpoints:
+EOF
+  for e in "$@"; do echo "  - {addresses: [\"${e%@*}\"], conditions: {ready: true}, nodeName: ${e#*@}}"; done
+}
+
 write_manifests() {
   mkdir -p "$DIR/cluster"
   {
@@ -112,24 +131,6 @@ spec:
   selector: {app: web}
   ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}, {name: dns, port: 53, targetPort: 5353, protocol: UDP}]
 ---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-v4, namespace: shop, labels: {kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{name: http, port: 8080, protocol: TCP}, {name: dns, port: 5353, protocol: UDP}]
-endpoints:
-  - {addresses: [10.244.1.11], conditions: {ready: true}, nodeName: node-a}
-  - {addresses: [10.244.2.11], conditions: {ready: true}, nodeName: node-b}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: web-v6, namespace: shop, labels: {kubernetes.io/service-name: web}}
-addressType: IPv6
-ports: [{name: http, port: 8080, protocol: TCP}, {name: dns, port: 5353, protocol: UDP}]
-endpoints:
-  - {addresses: ["fd00:10:244:1::b"], conditions: {ready: true}, nodeName: node-a}
-  - {addresses: ["fd00:10:244:2::b"], conditions: {ready: true}, nodeName: node-b}
----
 # iperf3 through a ClusterIP whose only backend is on the other node from the client.
 apiVersion: v1
 kind: Service
@@ -137,15 +138,11 @@ metadata: {name: iperf, namespace: shop}
 spec:
   clusterIP: 10.96.0.30
   ports: [{name: iperf, port: 5201, targetPort: 5201, protocol: TCP}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: iperf-v4, namespace: shop, labels: {kubernetes.io/service-name: iperf}}
-addressType: IPv4
-ports: [{name: iperf, port: 5201, protocol: TCP}]
-endpoints:
-  - {addresses: [10.244.2.11], conditions: {ready: true}, nodeName: node-b}
 EOF
+    local dns='{name: dns, port: 5353, protocol: UDP}'
+    endpoint_slice web-v4 web IPv4 "$HTTP, $dns" 10.244.1.11@node-a 10.244.2.11@node-b
+    endpoint_slice web-v6 web IPv6 "$HTTP, $dns" fd00:10:244:1::b@node-a fd00:10:244:2::b@node-b
+    endpoint_slice iperf-v4 iperf IPv4 '{name: iperf, port: 5201, protocol: TCP}' 10.244.2.11@node-b
     # NodePort and LoadBalancer Services over the web pods: Cluster (client SNATed to the node) and Local (client
     # address kept, only the receiving node's endpoints).
     local name cip np lb policy
@@ -164,16 +161,8 @@ spec:
   selector: {app: web}
   ports: [{name: http, port: 80, targetPort: 8080, nodePort: $np, protocol: TCP}]
 $status
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: $name-v4, namespace: shop, labels: {kubernetes.io/service-name: $name}}
-addressType: IPv4
-ports: [{name: http, port: 8080, protocol: TCP}]
-endpoints:
-  - {addresses: [10.244.1.11], conditions: {ready: true}, nodeName: node-a}
-  - {addresses: [10.244.2.11], conditions: {ready: true}, nodeName: node-b}
 EOF
+      endpoint_slice "$name-v4" "$name" IPv4 "$HTTP" 10.244.1.11@node-a 10.244.2.11@node-b
     done <<'EOF'
 web-nodeport 10.96.0.40 30080 - Cluster
 web-nodeport-local 10.96.0.41 30081 - Local

@@ -64,6 +64,31 @@ public class DemoCluster : IDisposable
     public (int Exit, string Output) In(string pod, TimeSpan timeout, params string[] command) =>
         KernelLab.Run("ip", ["netns", "exec", $"{Prefix}-{pod}", .. command], timeout);
 
+    /// <summary>Three pings from <paramref name="pod"/> to <paramref name="to"/> all come back.</summary>
+    public void AssertPing(string pod, string to)
+    {
+        Require();
+        var (exit, text) = In(pod, TimeSpan.FromSeconds(20), "ping", "-c", "3", "-i", "0.2", "-W", "2", to);
+        Assert.True(exit == 0, $"{text}\n{Logs()}");
+        Assert.Contains("3 received", text);
+    }
+
+    /// <summary>
+    /// An HTTP GET (curl, <paramref name="protocol"/> "tcp") or a UDP datagram (nc, "udp") from <paramref name="pod"/>
+    /// to a web pod's <paramref name="to"/> address is answered with <paramref name="expected"/>: "BACKEND
+    /// CLIENT-ADDRESS-IT-SAW".
+    /// </summary>
+    public void AssertSeenBy(string pod, string to, string protocol, string expected)
+    {
+        Require();
+        string url = to.Contains(':') ? $"http://[{to}]:8080/" : $"http://{to}:8080/";
+        var (exit, text) = protocol == "tcp"
+            ? In(pod, TimeSpan.FromSeconds(20), "curl", "-sS", "-m", "5", url)
+            : In(pod, TimeSpan.FromSeconds(20), "sh", "-c", $"echo hi | nc -u -w 1 {to} 5353");
+        Assert.True(exit == 0, $"{text}\n{Logs()}");
+        Assert.Equal(expected, text.Trim());
+    }
+
     /// <summary>The FastPath logs of both nodes (status lines, TAPs, reloads), for failure messages.</summary>
     public string Logs() => string.Join("\n", new[] { "node-a", "node-b" }
         .Select(n => Path.Combine(Directory, n + ".log"))
