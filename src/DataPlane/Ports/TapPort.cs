@@ -12,7 +12,7 @@ namespace FastPath.DataPlane.Ports;
 /// </summary>
 public sealed partial class TapPort : IPacketSource, IPacketSink
 {
-    private const short PollIn = 0x001;
+    private const short PollIn = 0x001, PollErr = 0x008, PollHup = 0x010, PollNval = 0x020;
 
     [StructLayout(LayoutKind.Sequential)]
     private struct PollFd
@@ -45,6 +45,9 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
     public long TransmitErrors { get; private set; }
     /// <summary>Reads that failed with an error other than "nothing waiting".</summary>
     public long ReceiveErrors { get; private set; }
+    /// <summary>Devices that went away under the port since <see cref="Attach"/> (reported by poll as an error); no
+    /// longer polled.</summary>
+    public int FailedDevices { get; private set; }
 
     /// <summary>
     /// Sets which device serves which engine port (index = port; null = none). Control path: call it between batches,
@@ -65,6 +68,7 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
         }
         _next = 0;
         _lastFull = false;
+        FailedDevices = 0;
     }
 
     /// <summary>
@@ -103,7 +107,17 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
             {
                 int i = _next + k < devices ? _next + k : _next + k - devices;
                 ref var fd = ref _poll[i];
-                if ((fd.Revents & PollIn) == 0) continue;
+                if ((fd.Revents & PollIn) == 0)
+                {
+                    // The device is gone (its namespace was deleted, or it was removed): poll would report it at once
+                    // forever. A negative descriptor is ignored by poll(2); writes to the port fail and are counted.
+                    if ((fd.Revents & (PollErr | PollHup | PollNval)) != 0 && fd.Fd >= 0)
+                    {
+                        fd.Fd = -1;
+                        FailedDevices++;
+                    }
+                    continue;
+                }
                 short port = _pollPort[i];
                 int length = _byPort[port]!.Read(batch.ReceiveArea(count));
                 if (length <= 0)

@@ -50,6 +50,7 @@ public sealed class StatusLine(TextWriter output, TimeSpan interval)
         }
         if (dropped == 0) line.Append(" 0");
         line.Append(ci, $", tx errors {taps.TransmitErrors - _lastTxErrors}");
+        if (taps.FailedDevices > 0) line.Append(ci, $", {taps.FailedDevices} TAP device(s) gone");
         _lastRx = rx;
         _lastTx = tx;
         _lastTxErrors = taps.TransmitErrors;

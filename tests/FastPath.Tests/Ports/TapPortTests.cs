@@ -52,6 +52,9 @@ internal sealed class TapLab : IDisposable
         Ethernet(_kernelMacs[device], Mac(PeerMac), 0x0800,
             Ipv4($"10.7{7 + device}.0.2", $"10.7{7 + device}.0.1", 1, IcmpEcho(8, 0x77, sequence)));
 
+    /// <summary>Deletes the namespace while the devices are still open: the kernel unregisters them under us.</summary>
+    public void DeleteNamespace() => Ip("netns", "del", _namespace);
+
     public bool Exists(string name) =>
         KernelLab.Run("ip", ["-n", _namespace, "link", "show", name], TimeSpan.FromSeconds(10)).Exit == 0;
 
@@ -116,6 +119,21 @@ public class TapPortTests
         foreach (var d in lab.Devices) d.Dispose();
         // Created, not persistent: closing the descriptor removed each device from the namespace it was moved to.
         Assert.All(lab.Names, n => Assert.False(lab.Exists(n), $"{n} still exists"));
+    }
+
+    [Fact]
+    public void DevicesThatGoAwayAreNoLongerPolledAndWritesToThemAreCounted()
+    {
+        using var lab = new TapLab();
+        lab.DeleteNamespace();
+        var batch = new PacketBatch(8);
+        // poll reports the dead devices as errors at once; each is dropped from the poll set after one report, so
+        // these calls return (each after at most the 50 ms timeout) instead of spinning.
+        for (int i = 0; i < 3; i++) Assert.Equal(0, lab.Port.Receive(batch));
+        Assert.Equal(2, lab.Port.FailedDevices);
+        lab.Port.Transmit(0, lab.EchoRequest(0, 1), 0);
+        Assert.Equal(1, lab.Port.TransmitErrors);
+        Assert.Equal(0, lab.Port.Transmitted);
     }
 
     [Fact]
