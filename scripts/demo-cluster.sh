@@ -291,6 +291,9 @@ demo_test() {
 
 case "${1:-}" in
   up)
+    [ "$(id -u)" = 0 ] || { echo "demo-cluster: needs root (network namespaces, TAP devices)" >&2; exit 1; }
+    [ -e /dev/net/tun ] || { echo "demo-cluster: /dev/net/tun is missing (modprobe tun)" >&2; exit 1; }
+    "$ROOT/scripts/install-deps.sh"
     down
     trap 'echo "demo-cluster: up failed, tearing down" >&2; down' ERR
     up
