@@ -119,9 +119,10 @@ public class LiveClusterTests(DemoCluster cluster, ITestOutputHelper output)
         string original = File.ReadAllText(cluster.Manifest);
         try
         {
-            // One UDP flow (one source port) that starts on web-b, through the ClusterIP, for 6 s.
-            var flow = Task.Run(() => cluster.In("client", TimeSpan.FromSeconds(30), "/usr/bin/python3", DemoCluster.Clients,
-                "udp-flow", "10.96.0.20", "53", WebB, "6"));
+            // One UDP flow (one source port) that starts on web-b, through the ClusterIP, for 10 s (room for a slow
+            // reload on a loaded machine).
+            var flow = Task.Run(() => cluster.In("client", TimeSpan.FromSeconds(40), "/usr/bin/python3", DemoCluster.Clients,
+                "udp-flow", "10.96.0.20", "53", WebB, "10"));
             await Task.Delay(2500, TestContext.Current.CancellationToken);
 
             // web-b leaves the Service's IPv4 EndpointSlice (the first line naming it); both nodes reload.
