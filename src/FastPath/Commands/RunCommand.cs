@@ -78,6 +78,7 @@ public static class RunCommand
         var batch = new PacketBatch(o.BatchSize);
         var status = new StatusLine(stdout, TimeSpan.FromSeconds(o.StatusInterval));
         var clock = Stopwatch.StartNew();
+        var retryAt = TimeSpan.Zero;
         stdout.WriteLine($"forwarding: node {o.Node}, {snapshot.PortCount} ports, generation {snapshot.Generation}; SIGINT/SIGTERM stops, SIGHUP reloads");
         stdout.Flush();
         while (!stop.IsCancellationRequested)
@@ -88,7 +89,7 @@ public static class RunCommand
                 port.TransmitBatch(batch);
             }
             var current = publisher.Holder.Current;
-            if (!ReferenceEquals(current, snapshot))
+            if (!ReferenceEquals(current, snapshot) && clock.Elapsed >= retryAt)
             {
                 try
                 {
@@ -97,9 +98,9 @@ public static class RunCommand
                 }
                 catch (Exception e) when (e is IOException or ArgumentException)
                 {
-                    // Retried on the next loop; the ports that work keep forwarding.
+                    // Retried a second later; meanwhile the ports that work keep forwarding.
                     stderr.WriteLine($"fastpath run: {e.Message}");
-                    Thread.Sleep(1000);
+                    retryAt = clock.Elapsed + TimeSpan.FromSeconds(1);
                 }
             }
             if (o.StatusInterval > 0) status.Report(clock.Elapsed, engine.Snapshot, engine.Counters, port);
