@@ -74,7 +74,10 @@ public static class RunCommand
             return Fail(stderr, e.Message);
         }
 
-        var engine = new Engine(publisher.Holder);
+        // The engine reads its own holder, advanced by this loop only once the TAPs match the new snapshot: a batch is
+        // always received and processed under the same port numbering (ports are renumbered when pods come and go).
+        var forwarding = new SnapshotHolder(snapshot);
+        var engine = new Engine(forwarding);
         var batch = new PacketBatch(o.BatchSize);
         var status = new StatusLine(stdout, TimeSpan.FromSeconds(o.StatusInterval));
         var clock = Stopwatch.StartNew();
@@ -94,6 +97,7 @@ public static class RunCommand
                 try
                 {
                     port.Attach(taps.Reconcile(current));
+                    forwarding.Publish(current);
                     snapshot = current;
                 }
                 catch (Exception e) when (e is IOException or ArgumentException)

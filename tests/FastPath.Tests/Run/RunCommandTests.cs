@@ -49,28 +49,35 @@ public class RunCommandTests(ITestOutputHelper output)
         Assert.Contains("not-a-cidr", err);
     }
 
+    /// <summary>Also: a pod added to the cluster directory gets its TAP on SIGHUP, and loses it when removed.</summary>
     [Fact]
-    public async Task CreatesTheDocumentedTapsAndRemovesThemOnSigterm()
+    public async Task CreatesTheDocumentedTapsFollowsPodsOnSighupAndRemovesThemOnSigterm()
     {
         if (!OperatingSystem.IsLinux() || !Environment.IsPrivilegedProcess || !File.Exists("/dev/net/tun"))
             Assert.Skip("needs Linux, root and /dev/net/tun");
         string ns = $"fpr-{Random.Shared.Next(0x1000, 0xFFFF):x4}";
+        using var cluster = new TempFolder();
+        File.Copy(Path.Combine(DemoCluster, "cluster.yaml"), Path.Combine(cluster.Path, "cluster.yaml"));
         Assert.Equal(0, KernelLab.Run("ip", ["netns", "add", ns], TimeSpan.FromSeconds(10)).Exit);
         try
         {
             var psi = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var a in new[] { "netns", "exec", ns, "dotnet", Path.Combine(AppContext.BaseDirectory, "fastpath.dll"),
-                         "run", "--cluster", DemoCluster, "--node", "node-a", "--tap", "--duration", "60" })
+                         "run", "--cluster", cluster.Path, "--node", "node-a", "--tap", "--duration", "60" })
                 psi.ArgumentList.Add(a);
             using var run = Process.Start(psi)!;
             var stderr = run.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
             var lines = new List<string>();
             // Bounded by --duration: the process ends (and its output with it) after 60 s at the latest.
-            while (run.StandardOutput.ReadLine() is { } line)
+            void ReadUntil(string prefix)
             {
-                lines.Add(line);
-                if (line.StartsWith("forwarding:", StringComparison.Ordinal)) break;
+                while (run.StandardOutput.ReadLine() is { } line)
+                {
+                    lines.Add(line);
+                    if (line.StartsWith(prefix, StringComparison.Ordinal)) return;
+                }
             }
+            ReadUntil("forwarding:");
             output.WriteLine(string.Join('\n', lines));
             Assert.Contains(lines, l => l.StartsWith("forwarding: node node-a, 5 ports", StringComparison.Ordinal));
             string[] taps = ["fp-uplink", "fpce2a28d0b7b9", TapSet.PodTapName("shop/web-1"), TapSet.PodTapName("shop/web-2")];
@@ -79,6 +86,23 @@ public class RunCommandTests(ITestOutputHelper output)
                 Assert.Contains($"tap {tap} = ", string.Join('\n', lines));
                 Assert.Equal(0, KernelLab.Run("ip", ["-n", ns, "link", "show", tap], TimeSpan.FromSeconds(10)).Exit);
             }
+
+            string extraTap = TapSet.PodTapName("default/extra");
+            File.WriteAllText(Path.Combine(cluster.Path, "extra.yaml"), """
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: extra, namespace: default}
+                spec: {nodeName: node-a, containers: [{name: c, image: busybox}]}
+                status: {podIP: 10.244.1.99, podIPs: [{ip: 10.244.1.99}]}
+                """);
+            Assert.Equal(0, KernelLab.Run("kill", ["-HUP", run.Id.ToString()], TimeSpan.FromSeconds(10)).Exit);
+            ReadUntil($"tap {extraTap} = default/extra (created)");
+            Assert.Equal(0, KernelLab.Run("ip", ["-n", ns, "link", "show", extraTap], TimeSpan.FromSeconds(10)).Exit);
+            File.Delete(Path.Combine(cluster.Path, "extra.yaml"));
+            Assert.Equal(0, KernelLab.Run("kill", ["-HUP", run.Id.ToString()], TimeSpan.FromSeconds(10)).Exit);
+            ReadUntil($"tap {extraTap} = default/extra (closed");
+            Assert.NotEqual(0, KernelLab.Run("ip", ["-n", ns, "link", "show", extraTap], TimeSpan.FromSeconds(10)).Exit);
+            output.WriteLine(string.Join('\n', lines));
 
             Assert.Equal(0, KernelLab.Run("kill", ["-TERM", run.Id.ToString()], TimeSpan.FromSeconds(10)).Exit);
             string rest = run.StandardOutput.ReadToEnd();
