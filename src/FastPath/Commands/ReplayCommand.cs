@@ -27,17 +27,23 @@ public static class ReplayCommand
         var output = new Option<string>("--out") { Description = "Directory for <port>.pcap, drops.jsonl and summary.json", Required = true };
         var batchSize = new Option<int>("--batch") { Description = "Packets per batch", DefaultValueFactory = _ => 256 };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print only errors" };
-        var cmd = new Command("replay", "Replay captures through a node's data plane") { captures, cluster, node, output, batchSize, quiet };
+        var repeat = new Option<int>("--repeat")
+        {
+            Description = "Replay the captures N times from memory (outputs written for the first round, later rounds counted)",
+            DefaultValueFactory = _ => 1,
+        };
+        var cmd = new Command("replay", "Replay captures through a node's data plane") { captures, cluster, node, output, batchSize, quiet, repeat };
         cmd.SetAction(r => Run(new ReplayOptions(r.GetValue(captures)!, r.GetValue(cluster)!, r.GetValue(node)!,
-            r.GetValue(output)!, r.GetValue(batchSize), r.GetValue(quiet)), stdout, stderr));
+            r.GetValue(output)!, r.GetValue(batchSize), r.GetValue(quiet), r.GetValue(repeat)), stdout, stderr));
         return cmd;
     }
 
-    public sealed record ReplayOptions(string[] Captures, string Cluster, string Node, string Out, int BatchSize, bool Quiet);
+    public sealed record ReplayOptions(string[] Captures, string Cluster, string Node, string Out, int BatchSize, bool Quiet, int Repeat = 1);
 
     public static int Run(ReplayOptions o, TextWriter stdout, TextWriter stderr)
     {
         if (o.BatchSize is < 1 or > 4096) return Fail(stderr, $"--batch {o.BatchSize}: must be between 1 and 4096");
+        if (o.Repeat is < 1 or > 1_000_000) return Fail(stderr, $"--repeat {o.Repeat}: must be between 1 and 1000000");
 
         var load = ClusterDirectory.Load(o.Cluster);
         foreach (var w in load.Warnings) stderr.WriteLine($"warning: {w}");
@@ -77,17 +83,27 @@ public static class ReplayCommand
         // A fixed conntrack hash seed keeps replays deterministic even when the table fills.
         var engine = new Engine(holder, conntrackSeed: 0x5EED_F00D);
         var batch = new PacketBatch(o.BatchSize);
-        using var source = new CaptureSource(inputs, name => (short)snapshot.FindPort(name));
+        using var captureSource = new CaptureSource(inputs, name => (short)snapshot.FindPort(name));
         using var sink = new ReplayOutput(o.Out, snapshot, nanosecond);
         var clock = Stopwatch.StartNew();
         var progress = new ProgressLine(o.Quiet ? TextWriter.Null : stderr);
+        IPacketSource source = captureSource;
+        RecordedSource? recorded = null;
+        long emittedLater = 0;
         try
         {
+            // --repeat: the captures are read into memory first, so the rounds (and the rate) involve no file I/O.
+            if (o.Repeat > 1)
+            {
+                source = recorded = RecordedSource.Record(captureSource, o.Repeat, o.BatchSize);
+                clock.Restart();
+            }
             while (source.Receive(batch) > 0)
             {
                 engine.Process(batch);
-                sink.Write(batch);
-                progress.Report(source.Delivered, clock.Elapsed);
+                if (recorded is not { Round: > 0 }) sink.Write(batch);
+                else emittedLater += batch.CountEmitted(); // later rounds of --repeat are counted, not written
+                progress.Report(recorded?.Delivered ?? captureSource.Delivered, clock.Elapsed);
             }
         }
         catch (CaptureFormatException e)
@@ -99,7 +115,7 @@ public static class ReplayCommand
         progress.Done();
 
         var summary = new ReplaySummary(o.Node, inputs.Select(i => i.Path).ToArray(), snapshot, engine.Counters,
-            source.Delivered, sink.Emitted, clock.Elapsed);
+            recorded?.Delivered ?? captureSource.Delivered, sink.Emitted + emittedLater, clock.Elapsed);
         sink.Finish(summary);
         if (!o.Quiet) summary.Print(stdout, o.Out, sink.Files);
         return 0;

@@ -11,14 +11,6 @@ public class RunCommandTests(ITestOutputHelper output)
 {
     private static string DemoCluster => Path.Combine(RepositoryFiles.Root, "pcaps", "demo", "cluster");
 
-    private static (int Exit, string Out, string Err) Fastpath(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int exit = FastPath.Program.Run(args, stdout, stderr);
-        return (exit, stdout.ToString(), stderr.ToString());
-    }
-
     [Fact]
     public void PodTapNamesAreTheDocumentedHash()
     {
@@ -33,7 +25,7 @@ public class RunCommandTests(ITestOutputHelper output)
     [InlineData("--batch", "0", "--batch 0: must be between 1 and 4096")]
     public void BadOptionsExitWithCode2(string option, string value, string message)
     {
-        var (exit, _, err) = Fastpath("run", "--cluster", DemoCluster, "--node", "node-a", "--tap", option, value);
+        var (exit, _, err) = FastpathCli.Run("run", "--cluster", DemoCluster, "--node", "node-a", "--tap", option, value);
         Assert.Equal(2, exit);
         Assert.Contains(message, err);
     }
@@ -43,7 +35,7 @@ public class RunCommandTests(ITestOutputHelper output)
     {
         using var tmp = new TempFolder();
         File.WriteAllText(Path.Combine(tmp.Path, "node.yaml"), "apiVersion: v1\nkind: Node\nmetadata: {name: node-a}\nspec: {podCIDR: not-a-cidr}\n");
-        var (exit, _, err) = Fastpath("run", "--cluster", tmp.Path, "--node", "node-a", "--tap");
+        var (exit, _, err) = FastpathCli.Run("run", "--cluster", tmp.Path, "--node", "node-a", "--tap");
         Assert.Equal(2, exit);
         Assert.Contains("node.yaml", err);
         Assert.Contains("not-a-cidr", err);
