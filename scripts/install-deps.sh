@@ -2,7 +2,9 @@
 # Installs what FastPath's commands and tests need on Debian, only when something is missing:
 # libpcap (SharpPcap, benchmarks), tshark (decodes every emitted packet in the tests),
 # scapy for Debian's /usr/bin/python3 (the conformance runner), iproute2 and tcpdump (live and kernel differential tests),
-# nftables (the Service kernel differential test programs kube-proxy's nftables rules in its namespaces).
+# nftables (the Service kernel differential test programs kube-proxy's nftables rules in its namespaces),
+# the tools the live demo and its end-to-end tests run inside pods (scripts/demo-cluster.sh, tests/FastPath.Tests/Live):
+# ping, curl, nc, dig, iperf3.
 set -euo pipefail
 missing=()
 [ -e /usr/lib/x86_64-linux-gnu/libpcap.so.0.8 ] || ldconfig -p 2>/dev/null | grep -q 'libpcap.so.0.8' || missing+=(libpcap0.8)
@@ -11,6 +13,11 @@ command -v tshark >/dev/null 2>&1 || missing+=(tshark)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v tcpdump >/dev/null 2>&1 || missing+=(tcpdump)
 command -v nft >/dev/null 2>&1 || missing+=(nftables)
+command -v ping >/dev/null 2>&1 || missing+=(iputils-ping)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+nc -h 2>&1 | grep -q OpenBSD || missing+=(netcat-openbsd)
+command -v dig >/dev/null 2>&1 || missing+=(bind9-dnsutils)
+command -v iperf3 >/dev/null 2>&1 || missing+=(iperf3)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   if [ "$(id -u)" != 0 ]; then echo "need root to apt-get install ${missing[*]}" >&2; exit 1; fi

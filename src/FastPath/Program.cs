@@ -17,6 +17,7 @@ public static class Program
         {
             ReplayCommand.Create(stdout, stderr),
             CheckCommand.Create(stdout, stderr),
+            RunCommand.Create(stdout, stderr),
             BenchCommand.Create(stdout, stderr),
         };
         var parsed = root.Parse(args);

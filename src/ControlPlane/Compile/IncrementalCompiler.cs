@@ -180,7 +180,7 @@ public sealed class IncrementalCompiler
             _settings = SnapshotCompiler.Settings(node, Configuration);
             _globalRoutes = RouteCompiler.GlobalRoutes(Configuration);
             _nodeRoutes.Clear();
-            foreach (var n in _nodes.Values) _nodeRoutes[n.Name] = RouteCompiler.NodeRoutes(n, _nodeName, Configuration);
+            foreach (var n in _nodes.Values) _nodeRoutes[n.Name] = RouteCompiler.NodeRoutes(n, _nodeName);
             _frontends.Clear();
             foreach (var name in _services.Keys) CompileService(name);
             _routes = null;
@@ -192,7 +192,7 @@ public sealed class IncrementalCompiler
             {
                 foreach (var name in _dirtyNodes)
                 {
-                    if (_nodes.TryGetValue(name, out var n)) _nodeRoutes[name] = RouteCompiler.NodeRoutes(n, _nodeName, Configuration);
+                    if (_nodes.TryGetValue(name, out var n)) _nodeRoutes[name] = RouteCompiler.NodeRoutes(n, _nodeName);
                     else _nodeRoutes.Remove(name);
                 }
                 // Without declared clusterCIDRs the cluster range is the union of the nodes' podCIDRs.

@@ -8,7 +8,7 @@ namespace FastPath.ControlPlane.Compile;
 /// The node's routing table, in the shape Flannel and kube-proxy leave on a Linux node:
 /// <list type="bullet">
 /// <item>every other node's podCIDRs → that node (VXLAN to its InternalIP, or its MAC with tunnel: direct);</item>
-/// <item>every other node's own addresses → the uplink, straight to that node's MAC (shared L2);</item>
+/// <item>every other node's own addresses → the uplink, straight to that node's MAC (shared L2), not masqueraded;</item>
 /// <item>this node's podCIDRs → unreachable (host) for addresses no local pod holds (local pods match exactly first);</item>
 /// <item>cluster and service CIDRs → unreachable (net): nothing outside a node's podCIDR or a Service lives there;</item>
 /// <item>default routes → the uplink gateway (uplinkGatewayMAC), masqueraded when masqueradeOffCluster is on.</item>
@@ -36,7 +36,7 @@ public static class RouteCompiler
     }
 
     /// <summary>The routes one Node contributes (its podCIDRs and addresses), as seen from <paramref name="nodeName"/>.</summary>
-    public static List<Route> NodeRoutes(ClusterObject<k8s.Models.V1Node> node, string nodeName, FastPathConfiguration config)
+    public static List<Route> NodeRoutes(ClusterObject<k8s.Models.V1Node> node, string nodeName)
     {
         var routes = new List<Route>();
         var cidrs = PodCidrs(node.Value);
@@ -51,8 +51,10 @@ public static class RouteCompiler
         var underlay = addresses.FirstOrDefault(a => a.IsV4);
         var remote = new NextHop(NextHopKind.RemoteNode, underlay, mac);
         foreach (var cidr in cidrs) routes.Add(new Route(cidr.Network, cidr.Length, remote));
+        // Not masqueraded: a peer node is in the cluster, and a backend's reply to a NodePort or LoadBalancer
+        // connection that the peer SNATed to its own address must reach it unchanged for the peer to reverse it.
         foreach (var a in addresses)
-            routes.Add(new Route(a, a.IsV4 ? 32 : 128, new NextHop(NextHopKind.Uplink, a, mac, Masquerade: config.MasqueradeOffCluster)));
+            routes.Add(new Route(a, a.IsV4 ? 32 : 128, new NextHop(NextHopKind.Uplink, a, mac)));
         return routes;
     }
 

@@ -11,7 +11,7 @@ public interface IPacketSource
     /// <summary>
     /// Fills <paramref name="batch"/> from slot 0 (<see cref="PacketBatch.ReceiveArea"/> then
     /// <see cref="PacketBatch.SetReceived"/>), sets <see cref="PacketBatch.Count"/> and returns it; 0 means the
-    /// source is exhausted. A frame that cannot be forwarded as received (truncated by the capture, too large) is
+    /// source is exhausted (for a live source such as <see cref="TapPort"/>: nothing arrived within its wait). A frame that cannot be forwarded as received (truncated by the capture, too large) is
     /// still delivered, with <see cref="PacketMeta.Drop"/> already set, so it is counted and never lost.
     /// </summary>
     int Receive(PacketBatch batch);

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""A demo pod's backend (scripts/demo-cluster.sh starts one per web pod, inside its network namespace).
+
+  demo-backend.py NAME IPV4
+
+TCP 8080 (HTTP/1.1 with keep-alive, IPv4 and IPv6): answers every GET with "NAME CLIENT-ADDRESS", the address the pod saw the
+connection come from (so tests can check Service SNAT and source preservation).
+UDP 5353: a DNS query gets a DNS response with one A record, IPV4 (so `dig` shows which backend answered); any
+other datagram is answered with "NAME CLIENT-ADDRESS".
+"""
+import http.server
+import socket
+import socketserver
+import struct
+import sys
+import threading
+
+NAME, IPV4 = sys.argv[1], sys.argv[2]
+
+
+def peer(address):
+    host = address[0]
+    return host[7:] if host.startswith("::ffff:") else host
+
+
+class Http(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: several requests on one connection must reach one backend
+
+    def do_GET(self):
+        body = f"{NAME} {peer(self.client_address)}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class DualStackHttp(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+    daemon_threads = True
+
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+def dns_answer(query):
+    """A response to a standard query with one question: the question echoed, one A record (TTL 5) for it."""
+    ident, flags, qdcount = struct.unpack("!HHH", query[:6])
+    if flags & 0x8000 or qdcount != 1:
+        return None
+    end = 12
+    while end < len(query) and query[end] != 0:
+        end += query[end] + 1
+    question = query[12:end + 5]
+    if len(question) < 5:
+        return None
+    header = struct.pack("!HHHHHH", ident, 0x8180 | (flags & 0x0100), 1, 1, 0, 0)
+    answer = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 5, 4) + socket.inet_aton(IPV4)
+    return header + question + answer
+
+
+def udp():
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind(("::", 5353))
+    while True:
+        data, address = sock.recvfrom(4096)
+        reply = dns_answer(data) if len(data) >= 17 else None
+        sock.sendto(reply or f"{NAME} {peer(address)}\n".encode(), address)
+
+
+threading.Thread(target=udp, daemon=True).start()
+DualStackHttp(("::", 8080), Http).serve_forever()

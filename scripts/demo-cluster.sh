@@ -1,0 +1,304 @@
+#!/usr/bin/env bash
+# A two-node cluster whose data plane is FastPath, built entirely inside network namespaces this script creates:
+#
+#   scripts/demo-cluster.sh up       build it, start one `fastpath run --tap` per node, start the pods' servers
+#   scripts/demo-cluster.sh test     pods and the external client reach each other and the Services, with real tools
+#   scripts/demo-cluster.sh down     stop FastPath (its TAP devices go with it) and delete every namespace
+#
+#   ext (192.168.56.1, the underlay router and external client; LoadBalancer IPs 192.168.57.0/24 routed via node-a)
+#    │ veth
+#   underlay: bridge br0 ── ul-a (node-a's uplink TAP)  ── fastpath run --node node-a  ── TAPs ── client, web-a
+#                       └── ul-b (node-b's uplink TAP)  ── fastpath run --node node-b  ── TAPs ── web-b, cart
+#
+# Each FastPath runs in its node's namespace and creates its TAPs there; this script then moves every pod's TAP into
+# the pod's namespace (renamed eth0, the pod's MAC, IPv4 /32 and IPv6 /128, default routes via the gateway FastPath
+# answers ARP/ND for, MTU 1450 for the VXLAN overhead) and the uplink TAPs into the underlay namespace. The cluster
+# manifests are written to $FP_DEMO_DIR/cluster. Pod TAP names: "fp" + the first 12 hex digits of
+# sha1("namespace/pod"), as `fastpath run` names them.
+#
+# Environment: FP_DEMO (namespace prefix, default fpd), FP_DEMO_DIR (manifests, logs, pids; default /tmp/$FP_DEMO),
+# FP_DEMO_TUNNEL (vxlan, the default, or direct: pod frames cross the underlay unencapsulated, to the peer node's MAC),
+# FASTPATH (the command; default: dotnet on the Release build, built when missing).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+P=${FP_DEMO:-fpd}
+TUNNEL=${FP_DEMO_TUNNEL:-vxlan}
+DIR=${FP_DEMO_DIR:-/tmp/$P}
+PY=/usr/bin/python3
+GATEWAY_MAC=ee:ee:ee:ee:ee:ee
+EXT_MAC=02:00:00:00:00:fe
+# node  underlay-ip    mac                uplink-tap
+NODES="node-a 192.168.56.11 02:00:00:00:01:01 ul-a
+node-b 192.168.56.12 02:00:00:00:02:01 ul-b"
+# node  namespace pod  ipv4         ipv6               mac                role
+PODS="node-a default client 10.244.1.10 fd00:10:244:1::a 02:42:0a:f4:01:0a client
+node-a shop web-a 10.244.1.11 fd00:10:244:1::b 02:42:0a:f4:01:0b web
+node-b shop web-b 10.244.2.11 fd00:10:244:2::b 02:42:0a:f4:02:0b web
+node-b shop cart 10.244.2.12 fd00:10:244:2::c 02:42:0a:f4:02:0c client"
+
+ns_node() { echo "$P-$1"; }
+ns_pod() { echo "$P-$1"; }
+UL=$P-underlay
+EXT=$P-ext
+
+tap_name() { printf 'fp%s' "$(printf '%s' "$1/$2" | sha1sum | cut -c1-12)"; }
+
+fastpath_cmd() {
+  if [ -n "${FASTPATH:-}" ]; then echo "$FASTPATH"; return; fi
+  local dll=$ROOT/src/FastPath/bin/Release/net10.0/fastpath.dll
+  if [ ! -f "$dll" ]; then
+    dotnet build "$ROOT/src/FastPath/FastPath.csproj" -c Release -nologo -v quiet -clp:ErrorsOnly >&2
+  fi
+  echo "dotnet $dll"
+}
+
+HTTP='{name: http, port: 8080, protocol: TCP}'
+
+# endpoint_slice NAME SERVICE ADDRESS-TYPE PORTS ADDRESS@NODE...: a shop EndpointSlice with ready endpoints, one line
+# each (the live tests remove web-b from web-v4 by deleting its line).
+endpoint_slice() {
+  local name=$1 service=$2 type=$3 ports=$4 e
+  shift 4
+  cat <<EOF
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: $name, namespace: shop, labels: {kubernetes.io/service-name: $service}}
+addressType: $type
+ports: [$ports]
+endpoints:
+EOF
+  for e in "$@"; do echo "  - {addresses: [\"${e%@*}\"], conditions: {ready: true}, nodeName: ${e#*@}}"; done
+}
+
+write_manifests() {
+  mkdir -p "$DIR/cluster"
+  {
+    cat <<EOF
+# Written by scripts/demo-cluster.sh: the demo cluster both FastPath processes run.
+apiVersion: fastpath.io/v1alpha1
+kind: FastPathConfiguration
+clusterCIDRs: [10.244.0.0/16, "fd00:10:244::/56"]
+serviceCIDRs: [10.96.0.0/12, "fd00:10:96::/112"]
+tunnel: $TUNNEL
+mtu: 1500
+gatewayMAC: "ee:ee:ee:ee:ee:ee"
+uplinkGatewayMAC: "02:00:00:00:00:fe"
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+EOF
+    while read -r node ip mac _; do
+      local n=${node#node-} sub=1
+      [ "$n" = b ] && sub=2
+      cat <<EOF
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: $node
+  annotations: {fastpath.io/mac: "$mac"}
+spec: {podCIDR: 10.244.$sub.0/24, podCIDRs: [10.244.$sub.0/24, "fd00:10:244:$sub::/64"]}
+status: {addresses: [{type: InternalIP, address: $ip}]}
+EOF
+    done <<< "$NODES"
+    while read -r node ns pod ip4 ip6 mac role; do
+      cat <<EOF
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $pod
+  namespace: $ns
+  labels: {app: $role}
+  annotations: {fastpath.io/mac: "$mac"}
+spec: {nodeName: $node, containers: [{name: c, image: demo}]}
+status: {podIP: $ip4, podIPs: [{ip: $ip4}, {ip: "$ip6"}]}
+EOF
+    done <<< "$PODS"
+    cat <<'EOF'
+---
+# ClusterIP, dual-stack: web-a on node-a and web-b on node-b.
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  clusterIP: 10.96.0.20
+  clusterIPs: [10.96.0.20, "fd00:10:96::20"]
+  ipFamilies: [IPv4, IPv6]
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}, {name: dns, port: 53, targetPort: 5353, protocol: UDP}]
+---
+# iperf3 through a ClusterIP whose only backend is on the other node from the client.
+apiVersion: v1
+kind: Service
+metadata: {name: iperf, namespace: shop}
+spec:
+  clusterIP: 10.96.0.30
+  ports: [{name: iperf, port: 5201, targetPort: 5201, protocol: TCP}]
+EOF
+    local dns='{name: dns, port: 5353, protocol: UDP}'
+    endpoint_slice web-v4 web IPv4 "$HTTP, $dns" 10.244.1.11@node-a 10.244.2.11@node-b
+    endpoint_slice web-v6 web IPv6 "$HTTP, $dns" fd00:10:244:1::b@node-a fd00:10:244:2::b@node-b
+    endpoint_slice iperf-v4 iperf IPv4 '{name: iperf, port: 5201, protocol: TCP}' 10.244.2.11@node-b
+    # NodePort and LoadBalancer Services over the web pods: Cluster (client SNATed to the node) and Local (client
+    # address kept, only the receiving node's endpoints).
+    local name cip np lb policy
+    while read -r name cip np lb policy; do
+      local type=NodePort status=""
+      if [ "$lb" != - ]; then type=LoadBalancer; status="status: {loadBalancer: {ingress: [{ip: $lb}]}}"; fi
+      cat <<EOF
+---
+apiVersion: v1
+kind: Service
+metadata: {name: $name, namespace: shop}
+spec:
+  type: $type
+  clusterIP: $cip
+  externalTrafficPolicy: $policy
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080, nodePort: $np, protocol: TCP}]
+$status
+EOF
+      endpoint_slice "$name-v4" "$name" IPv4 "$HTTP" 10.244.1.11@node-a 10.244.2.11@node-b
+    done <<'EOF'
+web-nodeport 10.96.0.40 30080 - Cluster
+web-nodeport-local 10.96.0.41 30081 - Local
+web-lb 10.96.0.42 30082 192.168.57.10 Cluster
+web-lb-local 10.96.0.43 30083 192.168.57.11 Local
+EOF
+  } > "$DIR/cluster/cluster.yaml"
+}
+
+# Waits until `ip -n NS link show DEV` succeeds (FastPath created the TAP).
+wait_link() {
+  for _ in $(seq 150); do
+    ip -n "$1" link show "$2" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "demo-cluster: $2 did not appear in $1 (see $DIR/$3.log)" >&2
+  return 1
+}
+
+new_ns() {
+  ip netns add "$1"
+  ip -n "$1" link set lo up
+}
+
+up() {
+  mkdir -p "$DIR"
+  write_manifests
+  local fastpath
+  fastpath=$(fastpath_cmd)
+  $fastpath check --cluster "$DIR/cluster" >/dev/null
+
+  new_ns "$UL"
+  ip netns exec "$UL" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  ip -n "$UL" link add br0 type bridge
+  ip -n "$UL" link set br0 up
+
+  new_ns "$EXT"
+  ip -n "$UL" link add ext type veth peer name eth0 netns "$EXT" address "$EXT_MAC"
+  ip -n "$UL" link set ext master br0 up
+  ip -n "$EXT" addr add 192.168.56.1/24 dev eth0
+  ip -n "$EXT" link set eth0 up
+  # FastPath has no host port here, so nothing answers ARP for the node addresses: pin them. LoadBalancer IPs are
+  # routed to node-a, as a BGP or L2 announcement would.
+  while read -r node ip mac _; do
+    ip -n "$EXT" neigh replace "$ip" lladdr "$mac" dev eth0 nud permanent
+  done <<< "$NODES"
+  ip -n "$EXT" route add 192.168.57.0/24 via 192.168.56.11
+
+  while read -r node ip mac uplink; do
+    local nns
+    nns=$(ns_node "$node")
+    new_ns "$nns"
+    ip netns exec "$nns" setsid $fastpath run --cluster "$DIR/cluster" --node "$node" --tap --uplink-tap "$uplink" \
+      --status-interval 5 > "$DIR/$node.log" 2>&1 < /dev/null &
+    echo $! > "$DIR/$node.pid"
+    wait_link "$nns" "$uplink" "$node"
+    ip -n "$nns" link set "$uplink" netns "$UL"
+    ip -n "$UL" link set "$uplink" master br0 up
+  done <<< "$NODES"
+
+  while read -r node ns pod ip4 ip6 mac role; do
+    local pns nns tap
+    pns=$(ns_pod "$pod") nns=$(ns_node "$node") tap=$(tap_name "$ns" "$pod")
+    new_ns "$pns"
+    wait_link "$nns" "$tap" "$node"
+    ip -n "$nns" link set "$tap" netns "$pns"
+    ip -n "$pns" link set "$tap" name eth0
+    ip -n "$pns" link set eth0 address "$mac" mtu 1450 up
+    ip -n "$pns" addr add "$ip4/32" dev eth0
+    ip -n "$pns" addr add "$ip6/128" dev eth0 nodad
+    ip -n "$pns" route add 169.254.1.1 dev eth0 scope link
+    ip -n "$pns" route add default via 169.254.1.1 dev eth0
+    ip -n "$pns" -6 route add default via fe80::1 dev eth0
+    if [ "$role" = web ]; then
+      ip netns exec "$pns" setsid "$PY" "$ROOT/scripts/demo-backend.py" "$pod" "$ip4" > "$DIR/$pod.log" 2>&1 < /dev/null &
+      echo $! > "$DIR/$pod.pid"
+      ip netns exec "$pns" setsid iperf3 -s -D --logfile "$DIR/$pod-iperf3.log" --pidfile "$DIR/$pod-iperf3.pid"
+    fi
+  done <<< "$PODS"
+  for _ in $(seq 50); do
+    ip netns exec "$(ns_pod web-b)" ss -ltn 2>/dev/null | grep -q ':8080' && \
+      ip netns exec "$(ns_pod web-a)" ss -ltn 2>/dev/null | grep -q ':8080' && break
+    sleep 0.1
+  done
+  echo "demo cluster $P is up: manifests in $DIR/cluster, FastPath logs in $DIR/node-*.log"
+  echo "  try: ip netns exec $(ns_pod client) curl -s http://10.96.0.20/"
+}
+
+down() {
+  for f in "$DIR"/*.pid; do
+    [ -e "$f" ] || continue
+    local pid
+    pid=$(cat "$f")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$f"
+  done
+  while read -r _ _ pod _; do ip netns del "$(ns_pod "$pod")" 2>/dev/null || true; done <<< "$PODS"
+  while read -r node _; do ip netns del "$(ns_node "$node")" 2>/dev/null || true; done <<< "$NODES"
+  ip netns del "$EXT" 2>/dev/null || true
+  ip netns del "$UL" 2>/dev/null || true
+}
+
+in_pod() { local pod=$1; shift; ip netns exec "$(ns_pod "$pod")" "$@"; }
+
+check() {
+  local what=$1; shift
+  if out=$("$@" 2>&1); then echo "ok    $what: $(echo "$out" | tail -1)"; else echo "FAIL  $what: $out"; failures=$((failures + 1)); fi
+}
+
+demo_test() {
+  failures=0
+  check "pod to pod, same node, ping IPv4"       in_pod client ping -c 2 -i 0.2 -W 2 10.244.1.11
+  check "pod to pod, across nodes, ping IPv4"    in_pod client ping -c 2 -i 0.2 -W 2 10.244.2.11
+  check "pod to pod, across nodes, ping IPv6"    in_pod client ping -6 -c 2 -i 0.2 -W 2 fd00:10:244:2::b
+  check "pod to pod, across nodes, HTTP"         in_pod client curl -sS -m 5 http://10.244.2.11:8080/
+  check "pod to Service ClusterIP, HTTP"         in_pod client curl -sS -m 5 http://10.96.0.20/
+  check "pod to Service ClusterIP, IPv6 HTTP"    in_pod client curl -sS -m 5 "http://[fd00:10:96::20]/"
+  check "pod to Service ClusterIP, DNS"          in_pod cart dig +short +time=2 +tries=2 @10.96.0.20 web.shop.svc.cluster.local
+  check "external to NodePort (Cluster)"         ip netns exec "$EXT" curl -sS -m 5 http://192.168.56.11:30080/
+  check "external to LoadBalancer (Local)"       ip netns exec "$EXT" curl -sS -m 5 http://192.168.57.11/
+  echo "$failures failed"
+  [ "$failures" = 0 ]
+}
+
+case "${1:-}" in
+  up)
+    [ "$(id -u)" = 0 ] || { echo "demo-cluster: needs root (network namespaces, TAP devices)" >&2; exit 1; }
+    [ -e /dev/net/tun ] || { echo "demo-cluster: /dev/net/tun is missing (modprobe tun)" >&2; exit 1; }
+    "$ROOT/scripts/install-deps.sh"
+    down
+    trap 'echo "demo-cluster: up failed, tearing down" >&2; down' ERR
+    up
+    ;;
+  down) down ;;
+  test) demo_test ;;
+  *) echo "usage: $0 up|down|test" >&2; exit 2 ;;
+esac

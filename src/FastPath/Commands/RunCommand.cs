@@ -1,0 +1,130 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using FastPath.ControlPlane.Publish;
+using FastPath.DataPlane.Pipeline;
+using FastPath.DataPlane.Ports;
+using FastPath.Live;
+
+namespace FastPath.Commands;
+
+/// <summary>
+/// `fastpath run --cluster PATH --node NAME --tap`: the node's live data plane. One TAP device per local pod and one
+/// for the uplink (created, or attached when they exist), a forwarding loop (receive a batch, Engine.Process, transmit
+/// each packet on its egress port) on the wall clock, a status line, SIGHUP reloads the cluster directory, and
+/// SIGINT/SIGTERM stop it and remove the devices it created.
+/// </summary>
+public static class RunCommand
+{
+    public static Command Create(TextWriter stdout, TextWriter stderr)
+    {
+        var cluster = new Option<string>("--cluster") { Description = "Directory (or file) of cluster manifests", Required = true };
+        var node = new Option<string>("--node") { Description = "The node whose data plane to run", Required = true };
+        var tap = new Option<bool>("--tap") { Description = "Attach to TAP devices (the only live port kind so far)", Required = true };
+        var uplink = new Option<string>("--uplink-tap") { Description = "TAP device of the uplink", DefaultValueFactory = _ => "fp-uplink" };
+        var host = new Option<string?>("--host-tap") { Description = "TAP device of the host port (none by default)" };
+        var batchSize = new Option<int>("--batch") { Description = "Packets per batch", DefaultValueFactory = _ => 64 };
+        var status = new Option<double>("--status-interval") { Description = "Seconds between status lines (0: none)", DefaultValueFactory = _ => 5 };
+        var duration = new Option<double>("--duration") { Description = "Stop after this many seconds (0: run until SIGINT/SIGTERM)" };
+        var cmd = new Command("run", "Run a node's data plane live on TAP devices") { cluster, node, tap, uplink, host, batchSize, status, duration };
+        cmd.SetAction(r => Run(new RunOptions(r.GetValue(cluster)!, r.GetValue(node)!, r.GetValue(tap), r.GetValue(uplink)!,
+            r.GetValue(host), r.GetValue(batchSize), r.GetValue(status), r.GetValue(duration)), stdout, stderr));
+        return cmd;
+    }
+
+    public sealed record RunOptions(string Cluster, string Node, bool Tap, string UplinkTap, string? HostTap, int BatchSize,
+        double StatusInterval, double Duration);
+
+    public static int Run(RunOptions o, TextWriter stdout, TextWriter stderr)
+    {
+        if (!o.Tap) return Fail(stderr, "--tap is required: TAP devices are the only live ports so far");
+        if (o.BatchSize is < 1 or > 4096) return Fail(stderr, $"--batch {o.BatchSize}: must be between 1 and 4096");
+        foreach (var (option, name) in new[] { ("--uplink-tap", o.UplinkTap), ("--host-tap", o.HostTap) })
+            if (name is not null && !TapDevice.IsValidName(name))
+                return Fail(stderr, $"{option} {name}: not a valid interface name (1-{TapDevice.MaxNameLength} characters, no '/', ':' or spaces)");
+        if (!OperatingSystem.IsLinux() || !File.Exists("/dev/net/tun")) return Fail(stderr, "/dev/net/tun is missing: TAP devices need Linux with the tun module");
+
+        var publisher = new SnapshotPublisher(o.Node);
+        var errors = publisher.Reload(o.Cluster);
+        if (errors.Count > 0) return Fail(stderr, errors.Select(e => e.ToString()));
+        // WATCHER: issue 6's ClusterController (src/ControlPlane/Live) attaches here, publishing into `publisher` on
+        // every change of the cluster directory. Until then the directory is loaded once and on SIGHUP.
+
+        using var stop = new CancellationTokenSource();
+        if (o.Duration > 0) stop.CancelAfter(TimeSpan.FromSeconds(o.Duration));
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx =>
+        {
+            ctx.Cancel = true;
+            var problems = publisher.Reload(o.Cluster);
+            foreach (var e in problems) stderr.WriteLine($"fastpath run: reload kept the previous snapshot: {e}");
+            if (problems.Count == 0) stdout.WriteLine($"reloaded {o.Cluster}: generation {publisher.Holder.Current.Generation}");
+        });
+
+        using var taps = new TapSet(o.UplinkTap, o.HostTap, stdout);
+        var port = new TapPort(TimeSpan.FromMilliseconds(100));
+        var snapshot = publisher.Holder.Current;
+        try
+        {
+            port.Attach(taps.Reconcile(snapshot));
+        }
+        catch (Exception e) when (e is IOException or ArgumentException)
+        {
+            return Fail(stderr, e.Message);
+        }
+
+        // The engine reads its own holder, advanced by this loop only once the TAPs match the new snapshot: a batch is
+        // always received and processed under the same port numbering (ports are renumbered when pods come and go).
+        var forwarding = new SnapshotHolder(snapshot);
+        var engine = new Engine(forwarding);
+        var batch = new PacketBatch(o.BatchSize);
+        var status = new StatusLine(stdout, TimeSpan.FromSeconds(o.StatusInterval));
+        var clock = Stopwatch.StartNew();
+        var retryAt = TimeSpan.Zero;
+        stdout.WriteLine($"forwarding: node {o.Node}, {snapshot.PortCount} ports, generation {snapshot.Generation}; SIGINT/SIGTERM stops, SIGHUP reloads");
+        stdout.Flush();
+        while (!stop.IsCancellationRequested)
+        {
+            if (port.Receive(batch) > 0)
+            {
+                engine.Process(batch);
+                port.TransmitBatch(batch);
+            }
+            var current = publisher.Holder.Current;
+            if (!ReferenceEquals(current, snapshot) && clock.Elapsed >= retryAt)
+            {
+                try
+                {
+                    port.Attach(taps.Reconcile(current));
+                    forwarding.Publish(current);
+                    snapshot = current;
+                }
+                catch (Exception e) when (e is IOException or ArgumentException)
+                {
+                    // Retried a second later; meanwhile the ports that work keep forwarding.
+                    stderr.WriteLine($"fastpath run: {e.Message}");
+                    retryAt = clock.Elapsed + TimeSpan.FromSeconds(1);
+                }
+            }
+            if (o.StatusInterval > 0) status.Report(clock.Elapsed, engine.Snapshot, engine.Counters, port);
+        }
+        status.Report(clock.Elapsed, engine.Snapshot, engine.Counters, port, force: true);
+        stdout.WriteLine($"stopped: {port.Received:N0} frames received, {port.Transmitted:N0} sent; removing the TAP devices this process created");
+        return 0;
+
+        void Stop(PosixSignalContext ctx)
+        {
+            ctx.Cancel = true;
+            stop.Cancel();
+        }
+    }
+
+    private static int Fail(TextWriter stderr, string message) => Fail(stderr, [message]);
+
+    private static int Fail(TextWriter stderr, IEnumerable<string> messages)
+    {
+        foreach (var m in messages) stderr.WriteLine($"fastpath run: {m}");
+        return Program.ExitBadInput;
+    }
+}

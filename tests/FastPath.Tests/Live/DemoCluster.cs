@@ -1,0 +1,138 @@
+using FastPath.Tests.Kernel;
+using FastPath.Tests.Support;
+
+namespace FastPath.Tests.Live;
+
+/// <summary>
+/// The live demo cluster (scripts/demo-cluster.sh), built once for the live tests with a namespace prefix of its own and
+/// torn down after them: two `fastpath run --tap` processes (node-a: default/client 10.244.1.10 and shop/web-a
+/// 10.244.1.11; node-b: shop/web-b 10.244.2.11 and shop/cart 10.244.2.12), an underlay bridge and the external client
+/// 192.168.56.1. The web pods run scripts/demo-backend.py (HTTP 8080 and UDP/DNS 5353 answering with their name and
+/// the client address they saw) and an iperf3 server. Pod traffic between the nodes is VXLAN, or routed unencapsulated
+/// on the underlay with <see cref="DirectRoutedDemoCluster"/>.
+/// </summary>
+public class DemoCluster : IDisposable
+{
+    private static readonly string[] Tools = ["ip", "ping", "curl", "nc", "dig", "iperf3", "sha1sum", "setsid"];
+    private readonly Dictionary<string, string> _environment = [];
+
+    public DemoCluster() : this("vxlan")
+    {
+    }
+
+    protected DemoCluster(string tunnel)
+    {
+        Tunnel = tunnel;
+        if (!OperatingSystem.IsLinux()) { SkipReason = "TAP devices and network namespaces need Linux"; return; }
+        if (!Environment.IsPrivilegedProcess) { SkipReason = "not root: TAP devices and network namespaces need root"; return; }
+        if (!File.Exists("/dev/net/tun")) { SkipReason = "/dev/net/tun is missing (modprobe tun)"; return; }
+        var missing = Tools.Where(t => !KernelLab.OnPath(t)).ToList();
+        if (!File.Exists("/usr/bin/python3")) missing.Add("/usr/bin/python3");
+        if (missing.Count > 0) { SetupFailure = $"missing {string.Join(", ", missing)}: run scripts/install-deps.sh"; return; }
+
+        Prefix = "fpe" + Random.Shared.Next(0x1000, 0xFFFF).ToString("x4");
+        Directory = System.IO.Directory.CreateTempSubdirectory("fastpath-live-").FullName;
+        _environment["FP_DEMO"] = Prefix;
+        _environment["FP_DEMO_DIR"] = Directory;
+        _environment["FP_DEMO_TUNNEL"] = tunnel;
+        _environment["FASTPATH"] = $"dotnet {Path.Combine(AppContext.BaseDirectory, "fastpath.dll")}";
+        var (exit, output) = Script("up", TimeSpan.FromSeconds(60));
+        if (exit != 0) SetupFailure = $"demo-cluster.sh up failed ({exit}):\n{output}\n{Logs()}";
+    }
+
+    public string Tunnel { get; }
+    public string? SkipReason { get; }
+    public string? SetupFailure { get; }
+    public string Prefix { get; } = "";
+    public string Directory { get; } = "";
+    public string Manifest => Path.Combine(Directory, "cluster", "cluster.yaml");
+
+    private static string ScriptPath => Path.Combine(RepositoryFiles.Root, "scripts", "demo-cluster.sh");
+    public static string Clients => Path.Combine(RepositoryFiles.Root, "tests", "live", "clients.py");
+
+    /// <summary>Skips without root or /dev/net/tun, fails when the cluster could not be built.</summary>
+    public void Require()
+    {
+        if (SkipReason is not null) Assert.Skip(SkipReason);
+        if (SetupFailure is not null) Assert.Fail(SetupFailure);
+    }
+
+    public (int Exit, string Output) Script(string command, TimeSpan timeout) =>
+        KernelLab.Run("bash", [ScriptPath, command], timeout, _environment);
+
+    /// <summary>Runs a command inside a pod's namespace ("client", "web-a", ...) or "ext" (the external client).</summary>
+    public (int Exit, string Output) In(string pod, TimeSpan timeout, params string[] command) =>
+        KernelLab.Run("ip", ["netns", "exec", $"{Prefix}-{pod}", .. command], timeout);
+
+    /// <summary>Three pings from <paramref name="pod"/> to <paramref name="to"/> all come back.</summary>
+    public void AssertPing(string pod, string to)
+    {
+        Require();
+        var (exit, text) = In(pod, TimeSpan.FromSeconds(20), "ping", "-c", "3", "-i", "0.2", "-W", "2", to);
+        Assert.True(exit == 0, $"{text}\n{Logs()}");
+        Assert.Contains("3 received", text);
+    }
+
+    /// <summary>
+    /// An HTTP GET (curl, <paramref name="protocol"/> "tcp") or a UDP datagram (nc, "udp") from <paramref name="pod"/>
+    /// to a web pod's <paramref name="to"/> address is answered with <paramref name="expected"/>: "BACKEND
+    /// CLIENT-ADDRESS-IT-SAW".
+    /// </summary>
+    public void AssertSeenBy(string pod, string to, string protocol, string expected)
+    {
+        Require();
+        string url = to.Contains(':') ? $"http://[{to}]:8080/" : $"http://{to}:8080/";
+        var (exit, text) = protocol == "tcp"
+            ? In(pod, TimeSpan.FromSeconds(20), "curl", "-sS", "-m", "5", url)
+            : In(pod, TimeSpan.FromSeconds(20), "sh", "-c", $"echo hi | nc -u -w 1 {to} 5353");
+        Assert.True(exit == 0, $"{text}\n{Logs()}");
+        Assert.Equal(expected, text.Trim());
+    }
+
+    /// <summary>The FastPath logs of both nodes (status lines, TAPs, reloads), for failure messages.</summary>
+    public string Logs() => string.Join("\n", new[] { "node-a", "node-b" }
+        .Select(n => Path.Combine(Directory, n + ".log"))
+        .Where(File.Exists)
+        .Select(f => $"--- {Path.GetFileName(f)}\n{File.ReadAllText(f)}"));
+
+    public int NodePid(string node) => int.Parse(File.ReadAllText(Path.Combine(Directory, node + ".pid")).Trim());
+
+    /// <summary>
+    /// Runs <paramref name="command"/> in <paramref name="pod"/> while tcpdump watches the underlay bridge for
+    /// <paramref name="count"/> packets matching <paramref name="filter"/> (6 s at most); returns tcpdump's lines.
+    /// </summary>
+    public string UnderlayDuring(string filter, int count, string pod, params string[] command)
+    {
+        string log = Path.Combine(Directory, "underlay-tcpdump.log");
+        string inPod = string.Join(' ', new[] { "ip", "netns", "exec", $"{Prefix}-{pod}" }.Concat(command));
+        var (exit, text) = KernelLab.Run("ip", ["netns", "exec", $"{Prefix}-underlay", "sh", "-c",
+            $"timeout 6 tcpdump -i br0 -nn -l -c {count} '{filter}' 2>{log} & " +
+            $"for i in $(seq 50); do grep -q listening {log} && break; sleep 0.1; done; {inPod} >/dev/null; wait"], TimeSpan.FromSeconds(20));
+        Assert.True(exit == 0, $"{text}\n{File.ReadAllText(log)}");
+        return text;
+    }
+
+    public void Dispose()
+    {
+        GC.SuppressFinalize(this);
+        if (Prefix.Length == 0) return;
+        Script("down", TimeSpan.FromSeconds(60));
+        try { System.IO.Directory.Delete(Directory, recursive: true); } catch (IOException) { }
+    }
+}
+
+/// <summary>The demo cluster with `tunnel: direct`: pod frames cross the underlay to the peer node's MAC, unencapsulated.</summary>
+public sealed class DirectRoutedDemoCluster() : DemoCluster("direct");
+
+/// <summary>The live tests share one demo cluster and run alone (iperf3 and timing-sensitive flows).</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class DemoClusterCollection : ICollectionFixture<DemoCluster>
+{
+    public const string Name = "live demo cluster";
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class DirectRoutedDemoClusterCollection : ICollectionFixture<DirectRoutedDemoCluster>
+{
+    public const string Name = "live demo cluster, direct routing";
+}
