@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using FastPath.ControlPlane.Cluster.Sources;
+using FastPath.ControlPlane.Live;
 using FastPath.ControlPlane.Publish;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Ports;
@@ -11,8 +13,9 @@ namespace FastPath.Commands;
 /// <summary>
 /// `fastpath run --cluster PATH --node NAME --tap`: the node's live data plane. One TAP device per local pod and one
 /// for the uplink (created, or attached when they exist), a forwarding loop (receive a batch, Engine.Process, transmit
-/// each packet on its egress port) on the wall clock, a status line, SIGHUP reloads the cluster directory, and
-/// SIGINT/SIGTERM stop it and remove the devices it created.
+/// each packet on its egress port) on the wall clock, a status line, the cluster directory watched by a
+/// <see cref="ClusterController"/> (each applied change logged with its compile and publish time), and SIGINT/SIGTERM
+/// stop it and remove the devices it created.
 /// </summary>
 public static class RunCommand
 {
@@ -44,23 +47,20 @@ public static class RunCommand
                 return Fail(stderr, $"{option} {name}: not a valid interface name (1-{TapDevice.MaxNameLength} characters, no '/', ':' or spaces)");
         if (!OperatingSystem.IsLinux() || !File.Exists("/dev/net/tun")) return Fail(stderr, "/dev/net/tun is missing: TAP devices need Linux with the tun module");
 
+        if (!Directory.Exists(o.Cluster) && !File.Exists(o.Cluster)) return Fail(stderr, $"--cluster {o.Cluster}: no such file or directory");
+        // The controller logs from the watcher's thread while the loop below prints status lines.
+        stdout = TextWriter.Synchronized(stdout);
         var publisher = new SnapshotPublisher(o.Node);
-        var errors = publisher.Reload(o.Cluster);
-        if (errors.Count > 0) return Fail(stderr, errors.Select(e => e.ToString()));
-        // WATCHER: issue 6's ClusterController (src/ControlPlane/Live) attaches here, publishing into `publisher` on
-        // every change of the cluster directory. Until then the directory is loaded once and on SIGHUP.
+        using var controller = ClusterController.Start(new DirectorySource(o.Cluster), o.Node, publisher,
+            new TextWriterLogger(stdout, ""));
+        // Like replay, run starts only from a cluster without problems; later bad changes are rejected one object at a
+        // time while the last good version stays in force.
+        if (controller.InitialErrors.Count > 0) return Fail(stderr, controller.InitialErrors.Select(e => e.ToString()));
 
         using var stop = new CancellationTokenSource();
         if (o.Duration > 0) stop.CancelAfter(TimeSpan.FromSeconds(o.Duration));
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
-        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, ctx =>
-        {
-            ctx.Cancel = true;
-            var problems = publisher.Reload(o.Cluster);
-            foreach (var e in problems) stderr.WriteLine($"fastpath run: reload kept the previous snapshot: {e}");
-            if (problems.Count == 0) stdout.WriteLine($"reloaded {o.Cluster}: generation {publisher.Holder.Current.Generation}");
-        });
 
         using var taps = new TapSet(o.UplinkTap, o.HostTap, stdout);
         var port = new TapPort(TimeSpan.FromMilliseconds(100));
@@ -82,7 +82,7 @@ public static class RunCommand
         var status = new StatusLine(stdout, TimeSpan.FromSeconds(o.StatusInterval));
         var clock = Stopwatch.StartNew();
         var retryAt = TimeSpan.Zero;
-        stdout.WriteLine($"forwarding: node {o.Node}, {snapshot.PortCount} ports, generation {snapshot.Generation}; SIGINT/SIGTERM stops, SIGHUP reloads");
+        stdout.WriteLine($"forwarding: node {o.Node}, {snapshot.PortCount} ports, generation {snapshot.Generation}; SIGINT/SIGTERM stops; watching {o.Cluster}");
         stdout.Flush();
         while (!stop.IsCancellationRequested)
         {

@@ -89,7 +89,7 @@ public class DemoCluster : IDisposable
         Assert.Equal(expected, text.Trim());
     }
 
-    /// <summary>The FastPath logs of both nodes (status lines, TAPs, reloads), for failure messages.</summary>
+    /// <summary>The FastPath logs of both nodes (status lines, TAPs, applied changes), for failure messages.</summary>
     public string Logs() => string.Join("\n", new[] { "node-a", "node-b" }
         .Select(n => Path.Combine(Directory, n + ".log"))
         .Where(File.Exists)

@@ -1,8 +1,8 @@
 using Microsoft.Extensions.Logging;
 
-namespace FastPath.Replay;
+namespace FastPath;
 
-/// <summary>Log lines to a <see cref="TextWriter"/> (stderr), one per message, prefixed like every replay message.</summary>
+/// <summary>Log lines to a <see cref="TextWriter"/>, one per message, with the command's prefix (replay: stderr; run: stdout).</summary>
 public sealed class TextWriterLogger(TextWriter writer, string prefix, LogLevel minimum = LogLevel.Information) : ILogger
 {
     public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
