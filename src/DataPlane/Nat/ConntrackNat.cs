@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using FastPath.DataPlane.Conntrack;
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Pipeline;
+using FastPath.DataPlane.Telemetry;
 
 namespace FastPath.DataPlane.Nat;
 
@@ -54,13 +55,19 @@ public static class ConntrackNat
     /// is counted into the connection's state and translated (a masqueraded flow's packets and replies, a Service
     /// flow's packets and replies alike). Returns false when the packet belongs to no connection.
     /// </summary>
-    public static bool TryTranslateTracked(ConntrackTable table, Span<byte> frame, ref PacketMeta m, long now, out bool malformed)
+    public static bool TryTranslateTracked<TObserver>(ConntrackTable table, Span<byte> frame, ref PacketMeta m, long now,
+        out bool malformed, ref TObserver observer) where TObserver : struct, IPacketObserver
     {
         malformed = false;
         if (!FlowKey.TryFromPacket(frame, in m, out var key)) return false;
         int index = table.Lookup(key, now, out bool isReply);
-        if (index < 0) return false;
+        if (index < 0)
+        {
+            observer.OnConntrackMiss(key);
+            return false;
+        }
         table.Observe(index, isReply, TcpFlags(frame, in m), m.Length, now);
+        observer.OnConntrack(table[index], isReply, created: false, related: false);
         malformed = !Translate(frame, ref m, key, table[index], isReply);
         return true;
     }
@@ -79,14 +86,20 @@ public static class ConntrackNat
     /// originally sent and the outer header is translated like any packet of the error's direction. Returns false
     /// when the error is about no tracked connection (the packet is left alone).
     /// </summary>
-    public static bool TranslateIcmpError(ConntrackTable table, Span<byte> frame, ref PacketMeta m, long now, out bool malformed)
+    public static bool TranslateIcmpError<TObserver>(ConntrackTable table, Span<byte> frame, ref PacketMeta m, long now,
+        out bool malformed, ref TObserver observer) where TObserver : struct, IPacketObserver
     {
         malformed = false;
         if (!TryQuotedTuple(frame, in m, out var quoted)) return false;
         // The quote is a packet that went the other way: reversed, it is the tuple the error travels on.
         int index = table.Lookup(quoted.Reverse(), now, out bool isReply);
-        if (index < 0) return false;
+        if (index < 0)
+        {
+            observer.OnConntrackMiss(quoted.Reverse());
+            return false;
+        }
         ref var entry = ref table[index];
+        observer.OnConntrack(entry, isReply, created: false, related: true);
         // What the quoted packet looked like before translation: the opposite direction's pre-NAT tuple.
         var wanted = isReply ? entry.Original : entry.Reply;
         bool ok = true;
