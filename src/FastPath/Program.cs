@@ -17,6 +17,7 @@ public static class Program
         {
             ReplayCommand.Create(stdout, stderr),
             CheckCommand.Create(stdout, stderr),
+            TraceCommand.Create(stdout, stderr),
         };
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)

@@ -122,6 +122,9 @@ public sealed class ServiceTable
         return true;
     }
 
+    /// <summary>The frontend's Maglev table (traces show the slot a flow hashed to).</summary>
+    public MaglevTable Maglev(int frontend) => _maglev[frontend];
+
     /// <summary>Whether new connections to this frontend are SNATed to the node's address.</summary>
     public bool Masquerades(int frontend) => _masquerade[frontend];
 

@@ -1,7 +1,5 @@
 using System.CommandLine;
 using System.Diagnostics;
-using FastPath.ControlPlane.Cluster;
-using FastPath.ControlPlane.Compile;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Ports;
 using FastPath.Replay;
@@ -33,17 +31,16 @@ public static class ReplayCommand
         return cmd;
     }
 
+    /// <summary>A fixed conntrack hash seed keeps replays (and traces of captures) deterministic even when the table fills.</summary>
+    public const ulong ConntrackSeed = 0x5EED_F00D;
+
     public sealed record ReplayOptions(string[] Captures, string Cluster, string Node, string Out, int BatchSize, bool Quiet);
 
     public static int Run(ReplayOptions o, TextWriter stdout, TextWriter stderr)
     {
         if (o.BatchSize is < 1 or > 4096) return Fail(stderr, $"--batch {o.BatchSize}: must be between 1 and 4096");
 
-        var load = ClusterDirectory.Load(o.Cluster);
-        foreach (var w in load.Warnings) stderr.WriteLine($"warning: {w}");
-        if (!load.IsValid) return Fail(stderr, load.Errors.Select(e => e.ToString()));
-        var compiled = SnapshotCompiler.Compile(load.State, o.Node, 1);
-        if (compiled.Snapshot is not { } snapshot) return Fail(stderr, compiled.Errors.Select(e => e.ToString()));
+        if (NodeSnapshot.Load(o.Cluster, o.Node, "replay", stderr) is not { } snapshot) return Program.ExitBadInput;
 
         var inputs = new List<CaptureInput>();
         bool nanosecond = false;
@@ -74,8 +71,7 @@ public static class ReplayCommand
         }
 
         var holder = new SnapshotHolder(snapshot);
-        // A fixed conntrack hash seed keeps replays deterministic even when the table fills.
-        var engine = new Engine(holder, conntrackSeed: 0x5EED_F00D);
+        var engine = new Engine(holder, conntrackSeed: ConntrackSeed);
         var batch = new PacketBatch(o.BatchSize);
         using var source = new CaptureSource(inputs, name => (short)snapshot.FindPort(name));
         using var sink = new ReplayOutput(o.Out, snapshot, nanosecond);
@@ -109,7 +105,7 @@ public static class ReplayCommand
     /// "PORT=FILE" names the ingress port; a plain path (even one containing '=') is taken as a file when it
     /// exists. An unknown port name is an error rather than a silent fallback.
     /// </summary>
-    private static bool TryParseCapture(string arg, ForwardingSnapshot snapshot, out CaptureInput input, out string problem)
+    internal static bool TryParseCapture(string arg, ForwardingSnapshot snapshot, out CaptureInput input, out string problem)
     {
         input = default;
         problem = "";
@@ -137,11 +133,9 @@ public static class ReplayCommand
         return true;
     }
 
-    private static int Fail(TextWriter stderr, string message) => Fail(stderr, [message]);
-
-    private static int Fail(TextWriter stderr, IEnumerable<string> messages)
+    private static int Fail(TextWriter stderr, string message)
     {
-        foreach (var m in messages) stderr.WriteLine($"fastpath replay: {m}");
+        stderr.WriteLine($"fastpath replay: {message}");
         return Program.ExitBadInput;
     }
 }

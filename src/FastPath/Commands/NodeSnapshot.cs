@@ -1,0 +1,28 @@
+using FastPath.ControlPlane.Cluster;
+using FastPath.ControlPlane.Compile;
+using FastPath.DataPlane.Pipeline;
+
+namespace FastPath.Commands;
+
+/// <summary>The first step of every command that forwards: load the cluster directory and compile one node's snapshot.</summary>
+public static class NodeSnapshot
+{
+    /// <summary>
+    /// The compiled snapshot, or null after printing every problem as "fastpath COMMAND: file: Kind ns/name: field:
+    /// message" (warnings go to <paramref name="stderr"/> either way).
+    /// </summary>
+    public static ForwardingSnapshot? Load(string cluster, string node, string command, TextWriter stderr)
+    {
+        var load = ClusterDirectory.Load(cluster);
+        foreach (var w in load.Warnings) stderr.WriteLine($"warning: {w}");
+        IEnumerable<ClusterError> errors = load.Errors;
+        if (load.IsValid)
+        {
+            var compiled = SnapshotCompiler.Compile(load.State, node, 1);
+            if (compiled.Snapshot is { } snapshot) return snapshot;
+            errors = compiled.Errors;
+        }
+        foreach (var e in errors) stderr.WriteLine($"fastpath {command}: {e}");
+        return null;
+    }
+}
