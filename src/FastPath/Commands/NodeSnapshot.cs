@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using FastPath.ControlPlane.Cluster;
 using FastPath.ControlPlane.Compile;
+using FastPath.ControlPlane.Publish;
 using FastPath.DataPlane.Pipeline;
 
 namespace FastPath.Commands;
@@ -11,14 +13,17 @@ public static class NodeSnapshot
     /// The compiled snapshot, or null after printing every problem as "fastpath COMMAND: file: Kind ns/name: field:
     /// message" (warnings go to <paramref name="stderr"/> either way).
     /// </summary>
-    public static ForwardingSnapshot? Load(string cluster, string node, string command, TextWriter stderr)
+    /// <param name="compileLatency">Receives the compile time (summary.json reports it).</param>
+    public static ForwardingSnapshot? Load(string cluster, string node, string command, TextWriter stderr, LatencyHistogram? compileLatency = null)
     {
         var load = ClusterDirectory.Load(cluster);
         foreach (var w in load.Warnings) stderr.WriteLine($"warning: {w}");
         IEnumerable<ClusterError> errors = load.Errors;
         if (load.IsValid)
         {
+            long start = Stopwatch.GetTimestamp();
             var compiled = SnapshotCompiler.Compile(load.State, node, 1);
+            compileLatency?.Record(Stopwatch.GetElapsedTime(start));
             if (compiled.Snapshot is { } snapshot) return snapshot;
             errors = compiled.Errors;
         }

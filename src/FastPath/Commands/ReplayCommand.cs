@@ -1,7 +1,9 @@
 using System.CommandLine;
 using System.Diagnostics;
+using FastPath.ControlPlane.Publish;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Ports;
+using FastPath.Metrics;
 using FastPath.Replay;
 
 namespace FastPath.Commands;
@@ -40,7 +42,8 @@ public static class ReplayCommand
     {
         if (o.BatchSize is < 1 or > 4096) return Fail(stderr, $"--batch {o.BatchSize}: must be between 1 and 4096");
 
-        if (NodeSnapshot.Load(o.Cluster, o.Node, "replay", stderr) is not { } snapshot) return Program.ExitBadInput;
+        var compileLatency = new LatencyHistogram();
+        if (NodeSnapshot.Load(o.Cluster, o.Node, "replay", stderr, compileLatency) is not { } snapshot) return Program.ExitBadInput;
 
         var inputs = new List<CaptureInput>();
         bool nanosecond = false;
@@ -95,7 +98,7 @@ public static class ReplayCommand
         progress.Done();
 
         var summary = new ReplaySummary(o.Node, inputs.Select(i => i.Path).ToArray(), snapshot, engine.Counters,
-            source.Delivered, sink.Emitted, clock.Elapsed);
+            source.Delivered, sink.Emitted, clock.Elapsed) { Metrics = NodeMetrics.Collect(snapshot, [engine], compileLatency) };
         sink.Finish(summary);
         if (!o.Quiet) summary.Print(stdout, o.Out, sink.Files);
         return 0;

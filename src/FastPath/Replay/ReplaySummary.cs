@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Telemetry;
+using FastPath.Metrics;
 
 namespace FastPath.Replay;
 
@@ -9,6 +10,9 @@ namespace FastPath.Replay;
 public sealed record ReplaySummary(string Node, string[] Inputs, ForwardingSnapshot Snapshot, PortCounters Counters,
     long PacketsIn, long PacketsOut, TimeSpan Elapsed)
 {
+    /// <summary>Conntrack, per-Service and control-plane figures (written after drops).</summary>
+    public NodeMetrics? Metrics { get; init; }
+
     public double PacketsPerSecond => Elapsed.TotalSeconds > 0 ? PacketsIn / Elapsed.TotalSeconds : 0;
 
     public long Dropped => Enumerable.Range(1, DropReasons.Count - 1).Sum(r => Counters.Drops((DropReason)r));
@@ -42,6 +46,7 @@ public sealed record ReplaySummary(string Node, string[] Inputs, ForwardingSnaps
         for (int r = 1; r < DropReasons.Count; r++)
             if (Counters.Drops((DropReason)r) is var n and > 0) w.WriteNumber(DropReasons.Name((DropReason)r), n);
         w.WriteEndObject();
+        Metrics?.WriteJson(w);
         w.WriteNumber("elapsed_seconds", Math.Round(Elapsed.TotalSeconds, 6));
         w.WriteNumber("packets_per_second", Math.Round(PacketsPerSecond, 1));
         w.WriteEndObject();
