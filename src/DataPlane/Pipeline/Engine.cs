@@ -78,7 +78,7 @@ public sealed class Engine
         {
             ref var m = ref meta[i];
             int ingress = ResolveIngress(snap, arena, ref m);
-            observer.OnIngress(m, ingress);
+            observer.OnIngress(arena, m, ingress);
             if (ingress < 0) m.Drop = DropReason.UnknownPort;
             else
             {

@@ -23,8 +23,11 @@ public enum BackendChoice : byte
 /// </summary>
 public interface IPacketObserver
 {
-    /// <summary>The packet's parse result (<see cref="PacketMeta.Drop"/> non-None when the parser rejected it) and resolved ingress port.</summary>
-    void OnIngress(in PacketMeta m, int ingress);
+    /// <summary>
+    /// The packet's parse result (<see cref="PacketMeta.Drop"/> non-None when the parser rejected it) and resolved
+    /// ingress port; the frame is <c>arena[m.Offset..(m.Offset + m.Length)]</c>, unmodified yet.
+    /// </summary>
+    void OnIngress(byte[] arena, in PacketMeta m, int ingress);
 
     /// <summary>A VXLAN packet for this node was decapsulated; <paramref name="inner"/> describes the inner frame.</summary>
     void OnDecapsulated(in PacketMeta inner, uint vni);
@@ -61,7 +64,7 @@ public interface IPacketObserver
 /// <summary>The observer of the fast path: every method is empty, so the JIT removes the calls.</summary>
 public struct NoObserver : IPacketObserver
 {
-    public readonly void OnIngress(in PacketMeta m, int ingress) { }
+    public readonly void OnIngress(byte[] arena, in PacketMeta m, int ingress) { }
     public readonly void OnDecapsulated(in PacketMeta inner, uint vni) { }
     public readonly void OnConntrackMiss(in FlowKey key) { }
     public readonly void OnConntrack(in ConntrackEntry entry, bool isReply, bool created, bool related) { }

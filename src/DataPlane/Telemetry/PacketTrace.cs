@@ -55,7 +55,7 @@ public sealed class PacketTrace
 /// <summary>Records every stage of the packets it sees into a <see cref="PacketTrace"/> (trace one packet per trace).</summary>
 public readonly struct TraceObserver(PacketTrace trace) : IPacketObserver
 {
-    public void OnIngress(in PacketMeta m, int ingress)
+    public void OnIngress(byte[] arena, in PacketMeta m, int ingress)
     {
         trace.Parsed = m;
         trace.Ingress = ingress;

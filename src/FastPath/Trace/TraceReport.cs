@@ -239,7 +239,7 @@ public sealed class TraceReport
         _ => $"proto-{protocol}",
     };
 
-    private static string StateName(ConntrackState s) => s switch
+    internal static string StateName(ConntrackState s) => s switch
     {
         ConntrackState.TcpSynSent => "syn-sent",
         ConntrackState.TcpSynRecv => "syn-recv",
