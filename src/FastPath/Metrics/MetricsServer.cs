@@ -94,11 +94,13 @@ public sealed class MetricsServer : IDisposable
         private readonly Gauge _svcConnections = f.CreateGauge("fastpath_service_connections", "Connections tracked now per Service frontend and backend", ["service", "backend"]);
         private readonly Gauge _svcPackets = f.CreateGauge("fastpath_service_packets", "Packets of the tracked connections per Service frontend and backend", ["service", "backend"]);
         private readonly Gauge _svcBytes = f.CreateGauge("fastpath_service_bytes", "Bytes of the tracked connections per Service frontend and backend", ["service", "backend"]);
+        private readonly Counter _icmpLimited = f.CreateCounter("fastpath_icmp_errors_rate_limited_total", "ICMP errors not sent because of the rate limit");
         private readonly Gauge _generation = f.CreateGauge("fastpath_snapshot_generation", "Generation of the forwarding snapshot in use");
 
         public void Update(NodeMetrics m)
         {
             _generation.Set(m.Generation);
+            _icmpLimited.IncTo(m.IcmpErrorsLimited);
             foreach (var p in m.Ports)
             {
                 _rxPackets.WithLabels(p.Name).IncTo(p.RxPackets);

@@ -29,6 +29,8 @@ public sealed class NodeMetrics
     public required IReadOnlyList<PortMetrics> Ports { get; init; }
     public required ConntrackMetrics Conntrack { get; init; }
     public required IReadOnlyList<ServiceMetrics> Services { get; init; }
+    /// <summary>ICMP errors the rate limiter refused (an ICMP-error flood shows here).</summary>
+    public required long IcmpErrorsLimited { get; init; }
     public LatencyHistogram? CompileLatency { get; init; }
     public LatencyHistogram? PublishLatency { get; init; }
 
@@ -83,6 +85,7 @@ public sealed class NodeMetrics
             Ports = ports,
             Conntrack = new ConntrackMetrics(capacity, entries, inserts, evictions, expired, failures, clashes),
             Services = services,
+            IcmpErrorsLimited = workers.Sum(w => w.IcmpLimiter.Limited),
             CompileLatency = compileLatency,
             PublishLatency = publishLatency,
         };
@@ -121,6 +124,7 @@ public sealed class NodeMetrics
             w.WriteEndObject();
         }
         w.WriteEndObject();
+        w.WriteNumber("icmp_errors_limited", IcmpErrorsLimited);
         w.WriteStartObject("control_plane");
         WriteHistogram(w, "compile_seconds", CompileLatency);
         WriteHistogram(w, "publish_seconds", PublishLatency);

@@ -74,6 +74,7 @@ public class MetricsTests
         Assert.Contains("fastpath_drops_total{port=\"default/client\",reason=\"no-route\"} 1", text);
         Assert.Contains("fastpath_conntrack_inserts_total 2", text);
         Assert.Contains("fastpath_conntrack_entries 2", text);
+        Assert.Contains("fastpath_icmp_errors_rate_limited_total 0", text);
         Assert.Contains("fastpath_service_connections{service=\"shop/web:http\",backend=\"10.244.1.11:8080\"} 1", text);
         Assert.Contains("fastpath_service_connections{service=\"shop/web:http\",backend=\"10.244.2.11:8080\"} 0", text);
         Assert.Contains("fastpath_snapshot_compile_seconds_bucket{le=\"0.005\"} 1", text);
