@@ -79,8 +79,8 @@ public static class FuzzTargets
         string file = Path.Combine(dir, "cluster.yaml");
         File.WriteAllBytes(file, input.ToArray());
         var load = ClusterDirectory.Load(file);
-        if (load.IsValid)
-            foreach (var node in load.State.Nodes) SnapshotCompiler.Compile(load.State, node.Name, 1);
+        // One node is enough to run every compiler (routes cover all nodes); Maglev tables make each compile costly.
+        if (load.IsValid && load.State.Nodes.Length > 0) SnapshotCompiler.Compile(load.State, load.State.Nodes[0].Name, 1);
     }
 
     private static ForwardingSnapshot DemoSnapshot()

@@ -34,7 +34,7 @@ public static class Program
         return 0;
     }
 
-    /// <summary>parser/: one frame per file; pipeline/: a few frames of one capture per file; manifest/: the demo cluster and the test manifests.</summary>
+    /// <summary>parser/: one frame per file; pipeline/: a few frames of one capture per file; manifest/: the demo cluster and the test manifests, whole and per document.</summary>
     private static int Seeds(string dir, string[] captures)
     {
         foreach (var t in FuzzTargets.Names) Directory.CreateDirectory(Path.Combine(dir, t));
@@ -64,8 +64,13 @@ public static class Program
         string root = FuzzTargets.RepositoryRoot();
         var manifests = Directory.EnumerateFiles(Path.Combine(root, "pcaps", "demo", "cluster"), "*.yaml")
             .Concat(Directory.EnumerateFiles(Path.Combine(root, "tests", "FastPath.Tests", "ControlPlane", "Data"), "*.yaml", SearchOption.AllDirectories));
+        // Small inputs fuzz faster: besides whole files, every document of a multi-document file on its own.
         foreach (var m in manifests.Where(f => new FileInfo(f).Length < 8192))
+        {
             File.Copy(m, Path.Combine(dir, "manifest", $"{n++:D4}.yaml"));
+            foreach (var doc in File.ReadAllText(m).Split("\n---"))
+                File.WriteAllText(Path.Combine(dir, "manifest", $"{n++:D4}.yaml"), doc.TrimStart('-', '\n'));
+        }
         Console.WriteLine($"{n} seed files in {dir}");
         return 0;
     }
