@@ -79,16 +79,5 @@ public class FloodBenchmarks
     }
 
     [Benchmark(OperationsPerInvoke = Packets)]
-    public long Forward()
-    {
-        for (int done = 0; done < Packets; done += _batch.Count)
-        {
-            _source.Receive(_batch);
-            _engine.Process(_batch);
-            var meta = _batch.Meta;
-            for (int i = 0; i < _batch.Count; i++)
-                if (meta[i].EgressPort >= 0) _sink.Transmit(meta[i].EgressPort, _batch.Frame(i), meta[i].Timestamp);
-        }
-        return _engine.Counters.TxPackets(PortIndex.FirstPod + 1);
-    }
+    public long Forward() => EngineLoop.Forward(_source, _engine, _sink, _batch, Packets, Traffic.ToString(), mayDropAll: true);
 }
