@@ -33,6 +33,20 @@ public class FuzzRegressionTests
         FuzzTargets.Run(target, input);
     }
 
+    /// <summary>The manifest crashes AFL found (YamlDotNet's scanner throwing InvalidOperationException) are now reported as YAML syntax errors naming the file.</summary>
+    [Fact]
+    public void ManifestCrashesAreReportedAsSyntaxErrors()
+    {
+        var files = Directory.EnumerateFiles(Path.Combine(Regressions, "manifest")).ToList();
+        Assert.NotEmpty(files);
+        foreach (var file in files)
+        {
+            var load = FastPath.ControlPlane.Cluster.ClusterDirectory.Load(file);
+            Assert.False(load.IsValid);
+            Assert.Contains(load.Errors, e => e.ToString().StartsWith(file) && e.ToString().Contains("YAML"));
+        }
+    }
+
     [Fact]
     public void TargetsAcceptTheirSeedCorpus()
     {
