@@ -1,42 +1,7 @@
-using System.Runtime.InteropServices;
 using FastPath.DataPlane.Conntrack;
 using FastPath.DataPlane.Pipeline;
 
 namespace FastPath.DataPlane.Telemetry;
-
-/// <summary>What a flow record says happened.</summary>
-public enum FlowEvent : byte
-{
-    /// <summary>A tracked connection was created (its first packet passed).</summary>
-    Start = 1,
-    /// <summary>A tracked connection ended: timed out, evicted or flushed.</summary>
-    End,
-    /// <summary>Still tracked when the log was closed (the end of a replay).</summary>
-    Active,
-    /// <summary>A packet was dropped.</summary>
-    Drop,
-}
-
-/// <summary>One flow-log record: fixed size, no references, so the packet path copies it into the ring and moves on.</summary>
-[StructLayout(LayoutKind.Sequential)]
-public struct FlowRecord
-{
-    public FlowEvent Event;
-    public DropReason Drop;
-    public ConntrackState State;
-    /// <summary><see cref="ConntrackEntry.NatKind"/>: 0 none, 1 masquerade, 2 Service.</summary>
-    public byte NatKind;
-    /// <summary>Service frontend index for NatKind 2.</summary>
-    public int NatTag;
-    public short Ingress;
-    /// <summary>Capture-clock nanoseconds of the first and last packet.</summary>
-    public long Start, End;
-    /// <summary>The connection's (or dropped packet's) tuple as it arrived.</summary>
-    public FlowKey Original;
-    /// <summary>The reply tuple: reversed, it is the original direction after NAT.</summary>
-    public FlowKey Reply;
-    public long PacketsOriginal, BytesOriginal, PacketsReply, BytesReply;
-}
 
 /// <summary>
 /// Single-producer single-consumer ring of <see cref="FlowRecord"/>s between one forwarding worker and the thread
@@ -147,41 +112,5 @@ public sealed class FlowRing
         record = _records[tail & _mask];
         Volatile.Write(ref _tail, tail + 1);
         return true;
-    }
-}
-
-/// <summary>
-/// The flow-log observer: connection starts and dropped packets go into a <see cref="FlowRing"/> (ends come from the
-/// conntrack table, <see cref="ConntrackTable.FlowLog"/>). Runs the packet path with
-/// <see cref="Engine.Process{TObserver}"/>; costs a tuple read per packet only when flow logging is on.
-/// </summary>
-public struct FlowLogObserver(FlowRing ring) : IPacketObserver
-{
-    private FlowKey _key;
-    private int _bytes;
-
-    public void OnIngress(byte[] arena, in PacketMeta m, int ingress)
-    {
-        _bytes = m.Length;
-        if (m.Drop != DropReason.None || !FlowKey.TryFromPacket(arena.AsSpan(m.Offset, m.Length), in m, out _key)) _key = default;
-    }
-
-    public readonly void OnDecapsulated(in PacketMeta inner, uint vni) { }
-    public readonly void OnConntrackMiss(in FlowKey key) { }
-
-    public readonly void OnConntrack(in ConntrackEntry entry, bool isReply, bool created, bool related)
-    {
-        if (created) ring.Started(entry);
-    }
-
-    public readonly void OnServiceFrontend(int frontend) { }
-    public readonly void OnServiceBackend(int frontend, in Services.ServiceBackend backend, BackendChoice choice, ulong flowHash) { }
-    public readonly void OnPolicy(string policy, bool allowed) { }
-    public readonly void OnRoute(Packets.IpAddr destination, int hop) { }
-    public readonly void OnEncapsulated(uint remote, uint vni) { }
-
-    public readonly void OnVerdict(in PacketMeta m)
-    {
-        if (m.Drop != DropReason.None) ring.Dropped(_key, m.Drop, m.IngressPort, m.Timestamp, _bytes);
     }
 }
