@@ -33,7 +33,7 @@ public class FloodBenchmarks
         var node = new NodeSettings { NodeName = "node-a", UplinkMac = new MacAddress(0x0200_0000_0101UL), HostAddresses = [IpAddr.FromV4(0xC0A8_380B)], ConntrackCapacity = 4096 };
         var snapshot = new ForwardingSnapshot(node,
         [
-            new PortDefinition("default/client", PortKind.Pod, SampleFrames.Client, [IpAddr.FromV4(0x0AF4_010A)]),
+            new PortDefinition("default/client", PortKind.Pod, SyntheticFrames.Client, [IpAddr.FromV4(0x0AF4_010A)]),
             new PortDefinition("default/web-1", PortKind.Pod, new MacAddress(0x0242_0AF4_010BUL), [IpAddr.FromV4(0x0AF4_010B)]),
         ], services: new ServiceTable([new ServiceFrontend("default/web:http", IpAddr.FromV4(0x0A60_000A), 80, IpProtocol.Tcp,
             [new ServiceBackend(IpAddr.FromV4(0x0AF4_010B), 8080)])], maglevTableSize: 251));
@@ -45,9 +45,9 @@ public class FloodBenchmarks
             ushort sport = (ushort)(1024 + i);
             frames.Add(Traffic switch
             {
-                Scenario.SameNodePeer => SampleFrames.Ipv4Tcp(sport, 8080, 64),
-                Scenario.SynFloodFullTable => Rewritten(SampleFrames.Ipv4Tcp(sport, 80, 64, dst: 0x0A60_000A), 64, TcpHeader.Syn),
-                Scenario.IcmpErrorFlood => Rewritten(SampleFrames.Ipv4Tcp(sport, 8080, 64), 1, TcpHeader.Ack),
+                Scenario.SameNodePeer => SyntheticFrames.Ipv4Tcp(sport, 8080, 64),
+                Scenario.SynFloodFullTable => SyntheticFrames.Ipv4Tcp(sport, 80, 64, dst: 0x0A60_000A, tcpFlags: TcpHeader.Syn),
+                Scenario.IcmpErrorFlood => WithTtl(SyntheticFrames.Ipv4Tcp(sport, 8080, 64), 1),
                 _ => Garbage(rng, i),
             });
         }
@@ -56,17 +56,12 @@ public class FloodBenchmarks
         _batch = new PacketBatch(64);
     }
 
-    /// <summary>The sample frame with another TTL and TCP flags, checksums recomputed.</summary>
-    private static byte[] Rewritten(byte[] frame, byte ttl, byte tcpFlags)
+    /// <summary>The synthetic frame with another TTL (header checksum recomputed; TTL is not in the TCP pseudo-header).</summary>
+    private static byte[] WithTtl(byte[] frame, byte ttl)
     {
         var ip = frame.AsSpan(14);
-        uint src = BinaryPrimitives.ReadUInt32BigEndian(ip[12..]), dst = BinaryPrimitives.ReadUInt32BigEndian(ip[16..]);
-        int ipLen = frame.Length - 14;
-        Ipv4Header.Write(ip, 0, (ushort)ipLen, 1, Ipv4Header.FlagDontFragment, ttl, IpProtocol.Tcp, src, dst);
-        var tcp = ip[20..];
-        tcp[13] = tcpFlags;
-        tcp[16] = tcp[17] = 0;
-        BinaryPrimitives.WriteUInt16BigEndian(tcp[16..], Checksum.TransportV4(src, dst, IpProtocol.Tcp, tcp[..(ipLen - 20)]));
+        Ipv4Header.Write(ip, 0, (ushort)(frame.Length - 14), 1, Ipv4Header.FlagDontFragment, ttl, IpProtocol.Tcp,
+            BinaryPrimitives.ReadUInt32BigEndian(ip[12..]), BinaryPrimitives.ReadUInt32BigEndian(ip[16..]));
         return frame;
     }
 

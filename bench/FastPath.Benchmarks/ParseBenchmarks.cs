@@ -1,6 +1,7 @@
 using BenchmarkDotNet.Attributes;
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Pipeline;
+using FastPath.DataPlane.Ports;
 using FastPath.DataPlane.Telemetry;
 using PacketDotNet;
 
@@ -35,9 +36,9 @@ public class ParseBenchmarks
             ushort sport = (ushort)rng.Next(1024, 65535);
             _frames[i] = Kind switch
             {
-                FrameKind.Ipv4Tcp => SampleFrames.Ipv4Tcp(sport, 8080, 64),
-                FrameKind.Ipv6Udp => SampleFrames.Ipv6Udp(sport, 53, 64),
-                _ => SampleFrames.Vxlan(SampleFrames.Ipv4Tcp(sport, 8080, 64)),
+                FrameKind.Ipv4Tcp => SyntheticFrames.Ipv4Tcp(sport, 8080, 64),
+                FrameKind.Ipv6Udp => SyntheticFrames.Ipv6Udp(sport, 53, 64),
+                _ => SyntheticFrames.Vxlan(SyntheticFrames.Ipv4Tcp(sport, 8080, 64)),
             };
         }
     }
@@ -58,7 +59,7 @@ public class ParseBenchmarks
     {
         m = default;
         if (PacketParser.Parse(frame, ref m) != DropReason.None) return default;
-        if (m.IpProtocol == IpProtocol.Udp && m.DestinationPort == SampleFrames.VxlanPort)
+        if (m.IpProtocol == IpProtocol.Udp && m.DestinationPort == SyntheticFrames.VxlanPort)
         {
             int inner = m.L4Offset + UdpHeader.Length + VxlanHeader.Length;
             m = default;
@@ -84,7 +85,7 @@ public class ParseBenchmarks
         {
             var packet = Packet.ParsePacket(LinkLayers.Ethernet, _frames[i]);
             var udp = packet.Extract<UdpPacket>();
-            if (udp is not null && udp.DestinationPort == SampleFrames.VxlanPort)
+            if (udp is not null && udp.DestinationPort == SyntheticFrames.VxlanPort)
                 packet = Packet.ParsePacket(LinkLayers.Ethernet, udp.PayloadData.AsSpan(VxlanHeader.Length).ToArray());
             var ip = packet.Extract<IPPacket>();
             var transport = packet.Extract<TransportPacket>();

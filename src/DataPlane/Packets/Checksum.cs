@@ -293,6 +293,7 @@ public static class Checksum
     /// incrementally (RFC 1624; RFC 1812 §5.3.1 allows it). Returns false and leaves the header untouched when
     /// the TTL is 0 or 1: the packet must be dropped with ICMP Time Exceeded instead.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool Ipv4DecrementTtl(Span<byte> header)
     {
         byte ttl = header[8];

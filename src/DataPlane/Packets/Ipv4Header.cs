@@ -30,17 +30,6 @@ public readonly ref struct Ipv4Header(Span<byte> bytes)
     public uint Destination { get => BinaryPrimitives.ReadUInt32BigEndian(_b[16..]); set => BinaryPrimitives.WriteUInt32BigEndian(_b[16..], value); }
     public Span<byte> Options => _b[MinLength..HeaderLength];
 
-    /// <summary>
-    /// Decrements the TTL and patches the header checksum incrementally (RFC 1624): TTL is the high byte of the
-    /// 16-bit word it shares with the protocol.
-    /// </summary>
-    public void DecrementTtl()
-    {
-        ushort oldWord = BinaryPrimitives.ReadUInt16BigEndian(_b[8..]);
-        _b[8]--;
-        HeaderChecksum = Checksum.Update16(HeaderChecksum, oldWord, BinaryPrimitives.ReadUInt16BigEndian(_b[8..]));
-    }
-
     /// <summary>Writes a 20-byte header without options and computes its checksum.</summary>
     public static void Write(Span<byte> b, byte tos, ushort totalLength, ushort id, ushort flags, byte ttl, byte protocol, uint source, uint destination)
     {

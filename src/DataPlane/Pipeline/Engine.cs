@@ -260,6 +260,7 @@ public sealed class Engine
         return DropReason.None;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ulong PortMac(ForwardingSnapshot snap, int port)
     {
         ulong mac = snap.PortMacs[port];
@@ -295,13 +296,15 @@ public sealed class Engine
     }
 
     /// <summary>RFC 1812 §5.3.1 / RFC 8200 §3: a router must not forward a packet whose TTL / hop limit it would take to zero.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool TtlExpires(byte[] arena, in PacketMeta m) =>
         arena[m.Offset + m.L3Offset + (m.L3 == L3Kind.Ipv4 ? 8 : 7)] <= 1;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void DecrementTtl(byte[] arena, ref PacketMeta m)
     {
         int l3 = m.Offset + m.L3Offset;
-        if (m.L3 == L3Kind.Ipv4) new Ipv4Header(arena.AsSpan(l3, Ipv4Header.MinLength)).DecrementTtl();
+        if (m.L3 == L3Kind.Ipv4) Checksum.Ipv4DecrementTtl(arena.AsSpan(l3, Ipv4Header.MinLength));
         else arena[l3 + 7]--;
     }
 

@@ -61,4 +61,13 @@ public sealed class PacketBatch
     public Span<byte> Slot(int index) => _arena.AsSpan(index * SlotSize, SlotSize);
 
     public int SlotStart(int index) => index * SlotSize;
+
+    /// <summary>Packets of the processed batch that leave through a port (the rest were dropped).</summary>
+    public int CountEmitted()
+    {
+        int emitted = 0;
+        for (int i = 0; i < Count; i++)
+            if (Meta[i].EgressPort >= 0) emitted++;
+        return emitted;
+    }
 }

@@ -28,23 +28,29 @@ public static class ReplayCommand
         var output = new Option<string>("--out") { Description = "Directory for <port>.pcap, drops.jsonl and summary.json", Required = true };
         var batchSize = new Option<int>("--batch") { Description = "Packets per batch", DefaultValueFactory = _ => 256 };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "Print only errors" };
+        var repeat = new Option<int>("--repeat")
+        {
+            Description = "Replay the captures N times from memory (outputs written for the first round, later rounds counted)",
+            DefaultValueFactory = _ => 1,
+        };
         var flowLog = new Option<string?>("--flow-log") { Description = "Write JSON-lines flow records (connection start/end, drops) to this file" };
         var flowSample = new Option<int>("--flow-log-sample") { Description = "Keep 1 flow in N (by tuple hash)", DefaultValueFactory = _ => 1 };
-        var cmd = new Command("replay", "Replay captures through a node's data plane") { captures, cluster, node, output, batchSize, quiet, flowLog, flowSample };
+        var cmd = new Command("replay", "Replay captures through a node's data plane") { captures, cluster, node, output, batchSize, quiet, repeat, flowLog, flowSample };
         cmd.SetAction(r => Run(new ReplayOptions(r.GetValue(captures)!, r.GetValue(cluster)!, r.GetValue(node)!,
-            r.GetValue(output)!, r.GetValue(batchSize), r.GetValue(quiet), r.GetValue(flowLog), r.GetValue(flowSample)), stdout, stderr));
+            r.GetValue(output)!, r.GetValue(batchSize), r.GetValue(quiet), r.GetValue(repeat), r.GetValue(flowLog), r.GetValue(flowSample)), stdout, stderr));
         return cmd;
     }
 
     /// <summary>A fixed conntrack hash seed keeps replays (and traces of captures) deterministic even when the table fills.</summary>
     public const ulong ConntrackSeed = 0x5EED_F00D;
 
-    public sealed record ReplayOptions(string[] Captures, string Cluster, string Node, string Out, int BatchSize, bool Quiet,
+    public sealed record ReplayOptions(string[] Captures, string Cluster, string Node, string Out, int BatchSize, bool Quiet, int Repeat = 1,
         string? FlowLog = null, int FlowLogSample = 1);
 
     public static int Run(ReplayOptions o, TextWriter stdout, TextWriter stderr)
     {
         if (o.BatchSize is < 1 or > 4096) return Fail(stderr, $"--batch {o.BatchSize}: must be between 1 and 4096");
+        if (o.Repeat is < 1 or > 1_000_000) return Fail(stderr, $"--repeat {o.Repeat}: must be between 1 and 1000000");
         if (o.FlowLogSample < 1) return Fail(stderr, $"--flow-log-sample {o.FlowLogSample}: must be at least 1");
 
         var compileLatency = new LatencyHistogram();
@@ -81,19 +87,29 @@ public static class ReplayCommand
         var holder = new SnapshotHolder(snapshot);
         var engine = new Engine(holder, conntrackSeed: ConntrackSeed);
         var batch = new PacketBatch(o.BatchSize);
-        using var source = new CaptureSource(inputs, name => (short)snapshot.FindPort(name));
+        using var captureSource = new CaptureSource(inputs, name => (short)snapshot.FindPort(name));
         using var sink = new ReplayOutput(o.Out, snapshot, nanosecond);
         using var flows = o.FlowLog is null ? null : new FlowLogSession(o.FlowLog, o.FlowLogSample, engine, holder);
         var clock = Stopwatch.StartNew();
         var progress = new ProgressLine(o.Quiet ? TextWriter.Null : stderr);
+        IPacketSource source = captureSource;
+        RecordedSource? recorded = null;
+        long emittedLater = 0;
         try
         {
+            // --repeat: the captures are read into memory first, so the rounds (and the rate) involve no file I/O.
+            if (o.Repeat > 1)
+            {
+                source = recorded = RecordedSource.Record(captureSource, o.Repeat, o.BatchSize);
+                clock.Restart();
+            }
             while (source.Receive(batch) > 0)
             {
                 if (flows is null) engine.Process(batch);
                 else flows.Process(batch);
-                sink.Write(batch);
-                progress.Report(source.Delivered, clock.Elapsed);
+                if (recorded is not { Round: > 0 }) sink.Write(batch);
+                else emittedLater += batch.CountEmitted(); // later rounds of --repeat are counted, not written
+                progress.Report(recorded?.Delivered ?? captureSource.Delivered, clock.Elapsed);
             }
         }
         catch (CaptureFormatException e)
@@ -106,7 +122,7 @@ public static class ReplayCommand
         flows?.Complete();
 
         var summary = new ReplaySummary(o.Node, inputs.Select(i => i.Path).ToArray(), snapshot, engine.Counters,
-            source.Delivered, sink.Emitted, clock.Elapsed) { Metrics = NodeMetrics.Collect(snapshot, [engine], compileLatency) };
+            recorded?.Delivered ?? captureSource.Delivered, sink.Emitted + emittedLater, clock.Elapsed) { Metrics = NodeMetrics.Collect(snapshot, [engine], compileLatency) };
         sink.Finish(summary);
         if (!o.Quiet) summary.Print(stdout, o.Out, sink.Files);
         if (!o.Quiet && flows is not null) stdout.WriteLine($"  flow log {o.FlowLog}: {flows.Written:N0} records, {flows.Lost:N0} lost");

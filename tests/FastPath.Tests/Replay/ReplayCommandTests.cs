@@ -6,13 +6,7 @@ namespace FastPath.Tests.Replay;
 /// <summary>`fastpath replay` end to end, in process: the demo capture, the real captures nobody here wrote, and bad input.</summary>
 public class ReplayCommandTests
 {
-    private static (int Exit, string Out, string Err) Fastpath(params string[] args)
-    {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int exit = FastPath.Program.Run(args, stdout, stderr);
-        return (exit, stdout.ToString(), stderr.ToString());
-    }
+    private static (int Exit, string Out, string Err) Fastpath(params string[] args) => FastpathCli.Run(args);
 
     private static string Demo(string name) => Path.Combine(RepositoryFiles.Root, "pcaps", "demo", name);
 

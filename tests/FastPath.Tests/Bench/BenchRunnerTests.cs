@@ -1,0 +1,69 @@
+using FastPath.Bench;
+using FastPath.DataPlane.Ports;
+using FastPath.Tests.Support;
+
+namespace FastPath.Tests.Bench;
+
+/// <summary>
+/// Every `fastpath bench` scenario runs (a few milliseconds: no timing is asserted), forwards every packet it
+/// generated and allocates nothing on the packet threads while measuring.
+/// </summary>
+[Collection(AllocationCollection.Name)]
+public class BenchRunnerTests
+{
+    private static readonly TrafficParameters Small = new() { Flows = 512, Services = 200, Endpoints = 4, Routes = 16 };
+
+    public static TheoryData<TrafficScenario> Scenarios => new(Enum.GetValues<TrafficScenario>());
+
+    private static BenchResult Run(TrafficScenario s, int workers = 1, BenchDispatch dispatch = BenchDispatch.Rss) =>
+        BenchRunner.Run(new BenchOptions(s, Small, workers, TimeSpan.FromMilliseconds(40), TimeSpan.FromMilliseconds(20), dispatch));
+
+    [Theory]
+    [MemberData(nameof(Scenarios))]
+    public void EveryScenarioForwardsEveryPacketWithoutAllocating(TrafficScenario scenario)
+    {
+        var r = Run(scenario);
+        Assert.Equal(0, r.AllocatedBytes);
+        Assert.True(r.Packets >= 64, $"{r.Packets} packets in {r.Seconds:F3} s");
+        Assert.Equal(0, r.Packets % 64); // whole batches of 64
+        Assert.Equal(0, r.Dropped);
+        Assert.Equal(r.Packets, r.Forwarded);
+        Assert.InRange(r.Seconds, 0.02, 5);
+    }
+
+    [Theory]
+    [InlineData(TrafficScenario.ClusterIpEstablished, BenchDispatch.Rss)]
+    [InlineData(TrafficScenario.ClusterIpEstablished, BenchDispatch.Software)]
+    [InlineData(TrafficScenario.Mixed, BenchDispatch.Software)]
+    public void TwoWorkersForwardEveryPacketWithoutAllocating(TrafficScenario scenario, BenchDispatch dispatch)
+    {
+        var r = Run(scenario, workers: 2, dispatch);
+        Assert.Equal(0, r.AllocatedBytes);
+        Assert.True(r.Packets >= 64, $"{r.Packets} packets");
+        Assert.Equal(0, r.Dropped);
+        Assert.Equal(r.Packets, r.Forwarded);
+        Assert.Equal(dispatch == BenchDispatch.Software ? 3 : 2, r.Cores);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void NewFlowsAreNewConnections(int workers)
+    {
+        // The new-flow scenario spaces each queue's packets so a tuple's earlier connection has expired when it comes
+        // round again: inserts keep pace with packets instead of stopping after the first round.
+        var traffic = TrafficGenerator.Generate(TrafficScenario.ClusterIpNewFlows, Small);
+        var batch = new DataPlane.Pipeline.PacketBatch(1);
+        foreach (var queue in workers == 1 ? [traffic.Source()] : traffic.Queues(workers))
+        {
+            var engine = new DataPlane.Pipeline.Engine(new DataPlane.Pipeline.SnapshotHolder(traffic.Snapshot));
+            for (int i = 0; i < 3 * Small.Flows / workers; i++)
+            {
+                queue.Receive(batch);
+                engine.Process(batch);
+            }
+            Assert.Equal(3 * Small.Flows / workers, engine.Conntrack!.Inserts);
+            Assert.InRange(engine.Conntrack.Count, 1, Small.Flows);
+        }
+    }
+}
