@@ -82,7 +82,7 @@ public class MaglevBuildBenchmarks
     [Params(10, 100, 1000)]
     public int Backends { get; set; }
 
-    [Params(16381, 131071)]
+    [Params(16381, 65537, 131071)]
     public int TableSize { get; set; }
 
     [GlobalSetup]

@@ -8,7 +8,7 @@ import json, os
 
 from scapy.all import ARP, ICMP, IP, IPv6, TCP, UDP, Dot1Q, Dot1AD, Ether, Raw, wrpcap
 from scapy.layers.vxlan import VXLAN
-from scapy.layers.inet6 import ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr, IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment
+from scapy.layers.inet6 import ICMPv6DestUnreach, ICMPv6ND_NS, ICMPv6NDOptSrcLLAddr, IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GW = "ee:ee:ee:ee:ee:ee"
@@ -176,6 +176,10 @@ def main():
     external_services()
     icmp_errors_about_nat()
     affinity()
+    services_ipv6()
+    external_services_ipv6()
+    icmp_errors_about_nat_ipv6()
+    affinity_ipv6()
 
 
 SERVICES = """\
@@ -261,6 +265,18 @@ def services():
         config=CONFIG.format(extra="") + SERVICES.lstrip("-\n") + "---\n")
 
 
+def endpoint_slices(address_type, slices):
+    """One EndpointSlice of port 8080/TCP per (Service name, YAML lines of its endpoints)."""
+    return "".join(f"""---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: {svc}-1, namespace: default, labels: {{kubernetes.io/service-name: {svc}}}}}
+addressType: {address_type}
+ports: [{{port: 8080, protocol: TCP}}]
+endpoints:
+{eps}""" for svc, eps in slices)
+
+
 EXTERNAL = """\
 apiVersion: v1
 kind: Pod
@@ -303,14 +319,7 @@ apiVersion: v1
 kind: Service
 metadata: {name: term, namespace: default}
 spec: {type: NodePort, clusterIP: 10.96.0.35, externalTrafficPolicy: Local, ports: [{port: 80, targetPort: 8080, nodePort: 30085}]}
-""" + "".join(f"""---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {svc}-1, namespace: default, labels: {{kubernetes.io/service-name: {svc}}}}}
-addressType: IPv4
-ports: [{{port: 8080, protocol: TCP}}]
-endpoints:
-{eps}""" for svc, eps in [
+""" + endpoint_slices("IPv4", [
     ("np", "  - {addresses: [10.244.1.11], nodeName: node-a}\n"),
     ("npl", "  - {addresses: [10.244.1.11], nodeName: node-a}\n  - {addresses: [10.244.2.13], nodeName: node-b}\n"),
     ("npr", "  - {addresses: [10.244.2.13], nodeName: node-b}\n"),
@@ -395,6 +404,186 @@ def affinity():
         [{"packet": i, "emits": [{"port": ["default/web-1", "default/web-2"], "same_backend_as": 1}]} for i in range(2, 11)],
         config=CONFIG.format(extra="") + sticky.lstrip("-\n") + "---\n")
 
+
+
+# IPv6 twins of the Service cases above: single-stack IPv6 Services (ipFamilies [IPv6]) over IPv6 EndpointSlices, so
+# every behaviour of issue 5's golden list has a v4 and a v6 case. UDP uses unassigned ports with a text payload so
+# tshark has no protocol to misread it as.
+SERVICES6 = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: web-2, namespace: default, annotations: {fastpath.io/mac: "02:42:0a:f4:01:0c"}}
+spec: {nodeName: node-a, containers: [{name: web, image: nginx}]}
+status: {podIP: 10.244.1.12, podIPs: [{ip: 10.244.1.12}, {ip: "fd00:10:244:1::c"}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web6, namespace: default}
+spec:
+  clusterIP: "fd00:10:96::20"
+  clusterIPs: ["fd00:10:96::20"]
+  ipFamilies: [IPv6]
+  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}, {name: echo, port: 7000, targetPort: 7007, protocol: UDP}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web6-1, namespace: default, labels: {kubernetes.io/service-name: web6}}
+addressType: IPv6
+ports: [{name: http, port: 8080, protocol: TCP}, {name: echo, port: 7007, protocol: UDP}]
+endpoints:
+  - addresses: ["fd00:10:244:1::b"]
+    conditions: {ready: true}
+  - addresses: ["fd00:10:244:1::c"]
+  - addresses: ["fd00:10:244:2::d"]
+    conditions: {ready: false}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: empty6, namespace: default}
+spec: {clusterIP: "fd00:10:96::21", clusterIPs: ["fd00:10:96::21"], ipFamilies: [IPv6], ports: [{port: 443, targetPort: 8443}]}
+"""
+
+
+def client6(dst, l4):
+    return client(IPv6(src="fd00:10:244:1::a", dst=dst) / l4)
+
+
+def services_ipv6():
+    backends = ["fd00:10:244:1::b:8080", "fd00:10:244:1::c:8080"]
+    local = ["default/web-1", "default/web-2"]
+    vip = "fd00:10:96::20"
+    write_case(
+        "clusterip-ipv6", "service clusterip ipv6 udp",
+        "An IPv6 ClusterIP is DNATed to a ready IPv6 endpoint chosen by Maglev (a not-ready one never), later packets of "
+        "the flow keep it, replies are reverse-NATed to the ClusterIP; a Service without endpoints or a port it lacks "
+        "is rejected with ICMPv6 port unreachable (kube-proxy's REJECT).",
+        [client6(vip, TCP(sport=43000, dport=80, flags="S", seq=1000)),
+         client6(vip, TCP(sport=43000, dport=80, flags="A", seq=1001, ack=5001)),
+         client6(vip, UDP(sport=43001, dport=7000) / Raw(b"fastpath-echo")),
+         client6(vip, UDP(sport=43001, dport=7000) / Raw(b"fastpath-echo")),
+         client6("fd00:10:96::21", TCP(sport=43002, dport=443, flags="S")),
+         client6(vip, TCP(sport=43003, dport=8080, flags="S"))] +
+        [client6(vip, TCP(sport=43010 + i, dport=80, flags="S")) for i in range(6)] +
+        [Ether(src=WEB1_MAC, dst=GW) / IPv6(src="fd00:10:244:1::b", dst="fd00:10:244:1::a") / TCP(sport=8080, dport=43000, flags="SA", seq=5000, ack=1001)],
+        [{"packet": 1, "emits": [{"port": local, "backend_in": backends, "checks": {"ip.src": "fd00:10:244:1::a", "l4.sport": 43000, "ip.ttl": 63}}]},
+         {"packet": 2, "emits": [{"port": local, "same_backend_as": 1}]},
+         {"packet": 3, "emits": [{"port": local, "backend_in": ["fd00:10:244:1::b:7007", "fd00:10:244:1::c:7007"]}]},
+         {"packet": 4, "emits": [{"port": local, "same_backend_as": 3}]},
+         {"packet": 5, "drop": "no-endpoints", "emits": [{"port": "default/client", "checks": {
+             "ip.src": "fd00:56::11", "icmp.type": 1, "icmp.code": 4, "icmp.inner.ip.dst": "fd00:10:96::21", "icmp.inner.l4.dport": 443}}]},
+         {"packet": 6, "drop": "unknown-service-port", "emits": [{"port": "default/client", "checks": {"icmp.type": 1, "icmp.code": 4}}]}] +
+        [{"packet": 7 + i, "emits": [{"port": local, "backend_in": backends}]} for i in range(6)] +
+        [{"packet": 13, "emits": [{"port": "default/client", "checks": {
+            "ip.src": vip, "ip.dst": "fd00:10:244:1::a", "l4.sport": 80, "l4.dport": 43000, "tcp.flags": "SA"}}]}],
+        config=CONFIG.format(extra="") + SERVICES6 + "---\n")
+
+
+EXTERNAL6 = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: web-3, namespace: default}
+spec: {nodeName: node-b, containers: [{name: web, image: nginx}]}
+status: {podIP: 10.244.2.13, podIPs: [{ip: 10.244.2.13}, {ip: "fd00:10:244:2::d"}]}
+""" + "".join(f"""---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: default}}
+spec:
+  clusterIP: "{vip}"
+  clusterIPs: ["{vip}"]
+  ipFamilies: [IPv6]
+{spec}""" for name, vip, spec in [
+    ("np6", "fd00:10:96::30", "  type: NodePort\n  ports: [{port: 80, targetPort: 8080, nodePort: 30090}]\n"),
+    ("npl6", "fd00:10:96::31", "  type: NodePort\n  externalTrafficPolicy: Local\n  ports: [{port: 80, targetPort: 8080, nodePort: 30091}]\n"),
+    ("npr6", "fd00:10:96::32", "  type: NodePort\n  externalTrafficPolicy: Local\n  ports: [{port: 80, targetPort: 8080, nodePort: 30092}]\n"),
+    ("lb6", "fd00:10:96::33", "  type: LoadBalancer\n  loadBalancerSourceRanges: [\"2001:db8:100::/64\"]\n  externalIPs: [\"2001:db8:ff::101\"]\n"
+                              "  ports: [{port: 443, targetPort: 8080, nodePort: 30443}]\nstatus: {loadBalancer: {ingress: [{ip: \"2001:db8:ff::100\"}]}}\n"),
+    ("itp6", "fd00:10:96::34", "  internalTrafficPolicy: Local\n  ports: [{port: 80, targetPort: 8080}]\n"),
+    ("term6", "fd00:10:96::35", "  type: NodePort\n  externalTrafficPolicy: Local\n  ports: [{port: 80, targetPort: 8080, nodePort: 30095}]\n"),
+]) + endpoint_slices("IPv6", [
+    ("np6", "  - {addresses: [\"fd00:10:244:1::b\"], nodeName: node-a}\n"),
+    ("npl6", "  - {addresses: [\"fd00:10:244:1::b\"], nodeName: node-a}\n  - {addresses: [\"fd00:10:244:2::d\"], nodeName: node-b}\n"),
+    ("npr6", "  - {addresses: [\"fd00:10:244:2::d\"], nodeName: node-b}\n"),
+    ("lb6", "  - {addresses: [\"fd00:10:244:1::b\"], nodeName: node-a}\n"),
+    ("itp6", "  - {addresses: [\"fd00:10:244:2::d\"], nodeName: node-b}\n"),
+    ("term6", "  - {addresses: [\"fd00:10:244:1::b\"], nodeName: node-a, conditions: {ready: false, serving: true, terminating: true}}\n"
+              "  - {addresses: [\"fd00:10:244:2::d\"], nodeName: node-b, conditions: {ready: false, serving: true, terminating: true}}\n"),
+])
+
+
+def external_services_ipv6():
+    node6, web1 = "fd00:56::11", "fd00:10:244:1::b"
+    ext, denied = "2001:db8:100::7", "2001:db8:200::9"
+
+    def from_outside(src, dst, dport, sport=50000, flags="S", seq=1000, ack=0):
+        return Ether(src=ROUTER_MAC, dst=NODE_A_MAC) / IPv6(src=src, dst=dst) / TCP(sport=sport, dport=dport, flags=flags, seq=seq, ack=ack)
+
+    write_case(
+        "service-external-policies-ipv6", "service nodeport loadbalancer externalip policy hairpin ipv6",
+        "The IPv6 twin of service-external-policies: NodePort on the node's IPv6 address with externalTrafficPolicy "
+        "Cluster SNATs the client to the node's IPv6 address and reverse-NATs the reply; Local keeps the client address, "
+        "uses only this node's endpoints (terminating ones when no ready one is left, KEP-1669) and drops when there is "
+        "none; LoadBalancer ingress honours IPv6 loadBalancerSourceRanges; externalIPs work; internalTrafficPolicy "
+        "Local; a pod reaching itself through its Service is SNATed (hairpin).",
+        [from_outside(ext, node6, 30090),
+         Ether(src=WEB1_MAC, dst=GW) / IPv6(src=web1, dst=node6) / TCP(sport=8080, dport=50000, flags="SA", seq=5000, ack=1001),
+         from_outside(ext, node6, 30091, sport=50001),
+         from_outside(ext, node6, 30092, sport=50002),
+         from_outside(ext, "2001:db8:ff::100", 443, sport=50003),
+         from_outside(denied, "2001:db8:ff::100", 443, sport=50004),
+         from_outside(denied, "2001:db8:ff::101", 443, sport=50005),
+         client6("fd00:10:96::34", TCP(sport=41000, dport=80, flags="S")),
+         from_outside(ext, node6, 30095, sport=50006),
+         Ether(src=WEB1_MAC, dst=GW) / IPv6(src=web1, dst="fd00:10:96::30") / TCP(sport=41001, dport=80, flags="S"),
+         from_outside(ext, node6, 30090, sport=50000, flags="A", seq=1001, ack=5001)],
+        [{"packet": 1, "emits": [{"port": "default/web-1", "checks": {
+            "ip.src": node6, "ip.dst": web1, "l4.dport": 8080, "l4.sport": 50000, "ip.ttl": 63}}]},
+         {"packet": 2, "emits": [{"port": "uplink", "checks": {
+             "eth.dst": ROUTER_MAC, "ip.src": node6, "l4.sport": 30090, "ip.dst": ext, "l4.dport": 50000, "tcp.flags": "SA"}}]},
+         {"packet": 3, "emits": [{"port": "default/web-1", "checks": {"ip.src": ext, "ip.dst": web1, "l4.sport": 50001}}]},
+         {"packet": 4, "drop": "no-local-endpoints"},
+         {"packet": 5, "emits": [{"port": "default/web-1", "checks": {"ip.src": node6, "ip.dst": web1, "l4.dport": 8080}}]},
+         {"packet": 6, "drop": "policy-denied"},
+         {"packet": 7, "emits": [{"port": "default/web-1", "checks": {"ip.dst": web1, "l4.dport": 8080}}]},
+         {"packet": 8, "drop": "no-local-endpoints"},
+         {"packet": 9, "emits": [{"port": "default/web-1", "checks": {"ip.src": ext, "ip.dst": web1}}]},
+         {"packet": 10, "emits": [{"port": "default/web-1", "checks": {"ip.src": node6, "ip.dst": web1, "l4.dport": 8080}}]},
+         {"packet": 11, "emits": [{"port": "default/web-1", "checks": {"ip.src": node6, "ip.dst": web1, "l4.sport": 50000, "tcp.flags": "A"}}]}],
+        config=CONFIG.format(extra="") + EXTERNAL6 + "---\n")
+
+
+def icmp_errors_about_nat_ipv6():
+    ext = "2001:db8::5"
+    vip = "fd00:10:96::20"
+    web1, me = "fd00:10:244:1::b", "fd00:10:244:1::a"
+    query = IPv6(src=me, dst=web1) / UDP(sport=43100, dport=7007) / Raw(b"fastpath-echo")
+    write_case(
+        "icmp-error-revnat-ipv6", "icmp nat service ipv6",
+        "The IPv6 twin of icmp-error-revnat for Services: a backend's ICMPv6 port unreachable about a DNATed datagram "
+        "reaches the client from the Service address, quoting the Service address and port (RFC 5508 §4.2 applied to "
+        "ICMPv6, as Linux's nf_nat_icmpv6_reply_translation does); an error about no connection passes unchanged.",
+        [client6(vip, UDP(sport=43100, dport=7000) / Raw(b"fastpath-echo")),
+         Ether(src=WEB1_MAC, dst=GW) / IPv6(src=web1, dst=me) / ICMPv6DestUnreach(code=4) / bytes(query)],
+        [{"packet": 1, "emits": [{"port": ["default/web-1", "default/web-2"], "checks": {"l4.dport": 7007}}]},
+         {"packet": 2, "emits": [{"port": "default/client", "checks": {
+             "ip.src": vip, "ip.dst": me, "icmp.type": 1, "icmp.code": 4,
+             "icmp.inner.ip.src": me, "icmp.inner.ip.dst": vip, "icmp.inner.l4.dport": 7000, "icmp.inner.l4.sport": 43100}}]}],
+        config=CONFIG.format(extra="") + SERVICES6 + "---\n")
+
+
+def affinity_ipv6():
+    sticky = SERVICES6.replace("  ipFamilies: [IPv6]\n  ports: [{name: http",
+                               "  ipFamilies: [IPv6]\n  sessionAffinity: ClientIP\n"
+                               "  sessionAffinityConfig: {clientIP: {timeoutSeconds: 600}}\n  ports: [{name: http", 1)
+    assert sticky != SERVICES6
+    write_case(
+        "session-affinity-ipv6", "service affinity ipv6",
+        "sessionAffinity: ClientIP on an IPv6 Service sends every new connection of a client to the backend it used "
+        "last (Maglev alone would spread these ten connections over both backends).",
+        [client6("fd00:10:96::20", TCP(sport=44000 + i, dport=80, flags="S")) for i in range(10)],
+        [{"packet": 1, "emits": [{"port": ["default/web-1", "default/web-2"], "backend_in": ["fd00:10:244:1::b:8080", "fd00:10:244:1::c:8080"]}]}] +
+        [{"packet": i, "emits": [{"port": ["default/web-1", "default/web-2"], "same_backend_as": 1}]} for i in range(2, 11)],
+        config=CONFIG.format(extra="") + sticky + "---\n")
 
 def vxlan_from(node_ip, inner, vni=1, dport=8472):
     return (Ether(src=NODE_B_MAC, dst=NODE_A_MAC) / IP(src=NODE_B, dst=node_ip) /

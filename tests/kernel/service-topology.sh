@@ -5,13 +5,17 @@
 # test hands to `fastpath replay`; traffic never leaves the four namespaces.
 #
 #   service-topology.sh stale            delete fpsk-* namespaces left by a crashed run
-#   service-topology.sh up ID            fpsk-ID-client, fpsk-ID-backend, fpsk-ID-node, fpsk-ID-outside
+#   service-topology.sh up ID            fpsk-ID-client, fpsk-ID-backend, -backend2, -backend3, fpsk-ID-node, fpsk-ID-outside
 #   service-topology.sh run ID DIR       send the frames of service_frames.py (DIR/in-<sender>.pcap); the kernel's
 #                                        deliveries are DIR/kernel-backend.pcap, kernel-client.pcap, kernel-outside.pcap
+#   service-topology.sh run-multi ID DIR connections to the three-endpoint Service, by service_multi_frames.py send:
+#                                        DIR/in-<sender>.pcap as sent, DIR/kernel-<receiver>.pcap as delivered
 #   service-topology.sh down ID          delete the namespaces (their veths go with them)
 #
 #   client  (pod 10.244.1.10/32, eth0 02:42:0a:f4:01:0a) ==veth== node pod0 ee:ee:ee:ee:ee:ee, proxy_arp
 #   backend (pod 10.244.1.11/32, eth0 02:42:0a:f4:01:0b) ==veth== node pod1 ee:ee:ee:ee:ee:ee, proxy_arp
+#   backend2 (10.244.1.12/32, 02:42:0a:f4:01:0c) on pod2, backend3 (10.244.1.13/32, 02:42:0a:f4:01:0d) on pod3: the
+#   other endpoints of the three-endpoint Service
 #   node: ip_forward, nft rules, uplink 192.168.56.11/24 02:00:00:00:01:01, default via 192.168.56.1
 #   node uplink ==veth== outside (eth0 02:00:00:00:00:fe: 192.168.56.1/24 the router, 203.0.113.5/32 the external host)
 set -euo pipefail
@@ -23,7 +27,8 @@ BACKEND_MAC=02:42:0a:f4:01:0b
 GATEWAY_MAC=ee:ee:ee:ee:ee:ee   # host side of the pod veths (Calico's), which FastPath also answers ARP with
 NODE_MAC=02:00:00:00:01:01
 OUTSIDE_MAC=02:00:00:00:00:fe
-WAIT=5                           # seconds any capture may take before it is cut off
+WAIT=20                          # seconds any capture may take before it is cut off (python starting scapy on a
+                                 # loaded machine took more than 5)
 
 cmd=${1:?usage: $0 stale|up|run|down ID [DIR]}
 
@@ -33,7 +38,7 @@ if [ "$cmd" = stale ]; then
 fi
 
 id=${2:?ID required}
-C=fpsk-$id-client B=fpsk-$id-backend N=fpsk-$id-node O=fpsk-$id-outside
+C=fpsk-$id-client B=fpsk-$id-backend B2=fpsk-$id-backend2 B3=fpsk-$id-backend3 N=fpsk-$id-node O=fpsk-$id-outside
 
 # Starts tcpdump in namespace $1 on eth0 writing $2 until $3 IPv4 packets arrived (or WAIT seconds passed), and returns
 # once it is listening so nothing sent afterwards is missed. Appends its pid to CAPTURE_PIDS.
@@ -78,7 +83,7 @@ pod() {
 
 case "$cmd" in
   up)
-    for ns in "$C" "$B" "$N" "$O"; do
+    for ns in "$C" "$B" "$B2" "$B3" "$N" "$O"; do
       ip netns add "$ns"
       ip -n "$ns" link set lo up
       # No IPv6 autoconfiguration chatter (router/neighbor solicitations) on the links this test captures.
@@ -87,6 +92,8 @@ case "$cmd" in
     ip netns exec "$N" sysctl -qw net.ipv4.ip_forward=1
     pod "$C" pod0 10.244.1.10 "$CLIENT_MAC"
     pod "$B" pod1 10.244.1.11 "$BACKEND_MAC"
+    pod "$B2" pod2 10.244.1.12 02:42:0a:f4:01:0c
+    pod "$B3" pod3 10.244.1.13 02:42:0a:f4:01:0d
 
     # The uplink: the outside namespace is both the underlay router (192.168.56.1) and the external host 203.0.113.5.
     ip -n "$N" link add uplink address "$NODE_MAC" type veth peer name eth0 netns "$O" address "$OUTSIDE_MAC"
@@ -112,8 +119,12 @@ case "$cmd" in
     echo "node conntrack after the run:"
     ip netns exec "$N" conntrack -L 2>/dev/null || ip netns exec "$N" cat /proc/net/nf_conntrack 2>/dev/null || true
     ;;
+  run-multi)
+    dir=${3:?DIR required}
+    "$PY" "$HERE/service_multi_frames.py" send "$dir" "$C" "$B" "$B2" "$B3"
+    ;;
   down)
-    for ns in "$C" "$B" "$N" "$O"; do ip netns del "$ns" 2>/dev/null || true; done
+    for ns in "$C" "$B" "$B2" "$B3" "$N" "$O"; do ip netns del "$ns" 2>/dev/null || true; done
     ;;
   *) echo "unknown command $cmd" >&2; exit 2 ;;
 esac

@@ -42,15 +42,16 @@ def frames():
     ]
 
 
-def socket_in(netns):
-    """An AF_PACKET socket bound to eth0 of network namespace `netns` (sockets keep the namespace they were made in)."""
+def socket_in(netns, protocol=0):
+    """An AF_PACKET socket bound to eth0 of network namespace `netns` (sockets keep the namespace they were made in);
+    protocol 0 only sends, socket.htons(ETH_P_ALL) also receives every frame."""
     libc = ctypes.CDLL(None, use_errno=True)
     fd = os.open(f"/var/run/netns/{netns}", os.O_RDONLY)
     try:
         if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
             raise OSError(ctypes.get_errno(), f"setns {netns}")
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-        s.bind(("eth0", 0))
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, protocol)
+        s.bind(("eth0", socket.ntohs(protocol)))  # the address takes host order, socket() network order
         return s
     finally:
         os.close(fd)

@@ -20,7 +20,8 @@ NODE_A_MAC=02:00:00:00:01:01
 NODE_B_MAC=02:00:00:00:02:01
 POD_MAC=02:42:0a:f4:01:0a
 GATEWAY_MAC=ee:ee:ee:ee:ee:ee   # Calico's host-side veth MAC, which FastPath also answers ARP with
-WAIT=5                           # seconds any capture may take before it is cut off
+WAIT=20                          # seconds any capture may take before it is cut off (python starting scapy on a
+                                 # loaded machine took more than 5)
 
 cmd=${1:?usage: $0 stale|up|encap|decap|down ID [DIR]}
 

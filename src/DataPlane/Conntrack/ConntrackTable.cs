@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 using FastPath.DataPlane.Packets;
 
 namespace FastPath.DataPlane.Conntrack;
@@ -114,12 +115,14 @@ public sealed class ConntrackTable
     /// The connection whose original or reply tuple is <paramref name="key"/>, or -1. <paramref name="isReply"/>
     /// says which tuple matched. An expired connection is reclaimed on the spot and reported absent.
     /// </summary>
-    public int Lookup(in FlowKey key, long now, out bool isReply)
+    public int Lookup(in FlowKey key, long now, out bool isReply) => Find(key, (uint)key.Hash(_seed), now, out isReply);
+
+    /// <summary>Lookup with the key's hash already computed (<paramref name="tag"/> = its low 32 bits).</summary>
+    private int Find(in FlowKey key, uint tag, long now, out bool isReply)
     {
         isReply = false;
         var slots = _slots;
         var entries = _entries;
-        uint tag = (uint)key.Hash(_seed);
         int i = (int)tag & _mask;
         while (true)
         {
@@ -147,6 +150,89 @@ public sealed class ConntrackTable
     }
 
     /// <summary>
+    /// <see cref="Lookup"/> for a batch of keys, with the same results: <paramref name="results"/>[i] is the
+    /// connection of <paramref name="keys"/>[i] or -1, <paramref name="isReply"/>[i] which tuple matched.
+    /// </summary>
+    /// <remarks>
+    /// A hit in a large table is two dependent cache misses (index slot, then the entry), so one lookup at a time
+    /// waits for DRAM twice. Here, as in DPDK's rte_hash_lookup_bulk, the batch goes through three passes over
+    /// groups of <see cref="LookupGroup"/> keys: hash every key and prefetch its home slot; walk each probe sequence
+    /// to its first fingerprint match and prefetch that entry's expiry and tuples; then compare. The misses of a
+    /// group overlap instead of adding up (ConntrackBenchmarks: TableLookupHit vs TableLookupHitBatch). A key whose
+    /// first fingerprint match is another tuple, or whose connection expired, takes the single-key path.
+    /// </remarks>
+    public void LookupBatch(ReadOnlySpan<FlowKey> keys, long now, Span<int> results, Span<bool> isReply)
+    {
+        if (results.Length < keys.Length || isReply.Length < keys.Length) throw new ArgumentException("result spans shorter than the keys");
+        var slots = _slots;
+        var entries = _entries;
+        Span<uint> tags = stackalloc uint[LookupGroup];
+        Span<int> candidates = stackalloc int[LookupGroup];
+        for (int start = 0; start < keys.Length; start += LookupGroup)
+        {
+            int n = Math.Min(LookupGroup, keys.Length - start);
+            var group = keys.Slice(start, n);
+            for (int j = 0; j < n; j++)
+            {
+                uint tag = (uint)group[j].Hash(_seed);
+                tags[j] = tag;
+                Prefetch(ref Unsafe.As<Slot, byte>(ref slots[(int)tag & _mask]));
+            }
+            for (int j = 0; j < n; j++)
+            {
+                uint tag = tags[j];
+                int i = (int)tag & _mask, candidate = -1;
+                while (true)
+                {
+                    ref Slot s = ref slots[i];
+                    if (s.Ref == 0) break;
+                    if (s.Tag == tag)
+                    {
+                        candidate = s.Ref - 1;
+                        ref byte e = ref Unsafe.As<ConntrackEntry, byte>(ref entries[candidate >> 1]);
+                        // Expires and both tuples are bytes 0–87: at most three cache lines, whatever the alignment.
+                        Prefetch(ref e);
+                        Prefetch(ref Unsafe.Add(ref e, 64));
+                        Prefetch(ref Unsafe.Add(ref e, 87));
+                        break;
+                    }
+                    i = (i + 1) & _mask;
+                }
+                candidates[j] = candidate;
+            }
+            for (int j = 0; j < n; j++)
+            {
+                int candidate = candidates[j], at = start + j;
+                if (candidate < 0)
+                {
+                    results[at] = -1;
+                    isReply[at] = false;
+                    continue;
+                }
+                ref ConntrackEntry e = ref entries[candidate >> 1];
+                bool reply = (candidate & 1) != 0;
+                if (now < e.Expires && (reply ? e.Reply : e.Original).Equals(group[j]))
+                {
+                    results[at] = candidate >> 1;
+                    isReply[at] = reply;
+                }
+                else results[at] = Find(group[j], tags[j], now, out isReply[at]);
+            }
+        }
+    }
+
+    /// <summary>Keys whose cache misses <see cref="LookupBatch"/> overlaps: enough to cover DRAM latency, few enough that the prefetched lines stay in L1.</summary>
+    public const int LookupGroup = 16;
+
+    // A hint only: the address comes from a managed reference without pinning, and a prefetch of an address the GC
+    // has since moved away from does no harm (prefetches never fault).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Prefetch(ref byte at)
+    {
+        if (Sse.IsSupported) Sse.Prefetch0(Unsafe.AsPointer(ref at));
+    }
+
+    /// <summary>
     /// Tracks a new connection whose packets look like <paramref name="original"/> one way and
     /// <paramref name="reply"/> the other (pass <c>original.Reverse()</c> when no NAT applies). Returns the entry
     /// index, <see cref="Full"/>, or <see cref="Clash"/> when a live connection already uses either tuple or the two
@@ -155,12 +241,13 @@ public sealed class ConntrackTable
     /// </summary>
     public int Insert(in FlowKey original, in FlowKey reply, long now)
     {
-        if (original.Equals(reply) || Lookup(original, now, out _) >= 0 || Lookup(reply, now, out _) >= 0)
+        // Each tuple is hashed once for both the clash check and its placement.
+        uint tagO = (uint)original.Hash(_seed), tagR = (uint)reply.Hash(_seed);
+        if (original.Equals(reply) || Find(original, tagO, now, out _) >= 0 || Find(reply, tagR, now, out _) >= 0)
         {
             Clashes++;
             return Clash;
         }
-        uint tagO = (uint)original.Hash(_seed);
         if (_freeCount == 0 && !MakeRoom((int)tagO & _mask, now))
         {
             InsertFailures++;
@@ -185,7 +272,7 @@ public sealed class ConntrackTable
             Expires = now + _timeout[(int)first],
         };
         Place(tagO, index << 1);
-        Place((uint)reply.Hash(_seed), index << 1 | 1);
+        Place(tagR, index << 1 | 1);
         Inserts++;
         return index;
     }

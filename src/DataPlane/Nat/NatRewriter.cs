@@ -84,31 +84,38 @@ public static class NatRewriter
         // RFC 768: a zero UDP checksum over IPv4 was never computed, and must not become one.
         bool updateL4 = !(udp && csum == 0);
 
+        // Every change the transport checksum sees is summed first and folded once (RFC 1624 eqn. 3 over all
+        // rewritten words): one fold per checksum instead of one per field (NatRewriterBenchmarks).
+        ulong l4Delta;
         if (v4)
         {
             uint oldA = BinaryPrimitives.ReadUInt32BigEndian(frame[addrAt..]);
             uint newA = addr.V4;
+            ulong delta = Checksum.Delta32(oldA, newA);
             ushort ipc = BinaryPrimitives.ReadUInt16BigEndian(frame[(l3 + 10)..]);
-            BinaryPrimitives.WriteUInt16BigEndian(frame[(l3 + 10)..], Checksum.Update32(ipc, oldA, newA));
+            BinaryPrimitives.WriteUInt16BigEndian(frame[(l3 + 10)..], Checksum.UpdateBy(ipc, delta));
             BinaryPrimitives.WriteUInt32BigEndian(frame[addrAt..], newA);
-            if (pseudo && updateL4) csum = Checksum.Update32(csum, oldA, newA);
+            l4Delta = pseudo ? delta : 0;
         }
         else
         {
             UInt128 oldA = BinaryPrimitives.ReadUInt128BigEndian(frame[addrAt..]);
             BinaryPrimitives.WriteUInt128BigEndian(frame[addrAt..], addr.Value);
-            if (updateL4) csum = Checksum.Update128(csum, oldA, addr.Value);
+            l4Delta = Checksum.Delta128(oldA, addr.Value);
         }
 
         if (portAt >= 0)
         {
             ushort oldP = BinaryPrimitives.ReadUInt16BigEndian(frame[portAt..]);
             BinaryPrimitives.WriteUInt16BigEndian(frame[portAt..], port);
-            if (updateL4) csum = Checksum.Update16(csum, oldP, port);
+            l4Delta += Checksum.Delta16(oldP, port);
         }
 
-        if (updateL4)
+        if (updateL4 && l4Delta != 0)
+        {
+            csum = Checksum.UpdateBy(csum, l4Delta);
             BinaryPrimitives.WriteUInt16BigEndian(frame[csumAt..], udp ? Checksum.UdpTransmitted(csum) : csum);
+        }
 
         if (proto is IpProtocol.Tcp or IpProtocol.Udp)
         {

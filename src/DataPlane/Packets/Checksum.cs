@@ -265,20 +265,36 @@ public static class Checksum
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ushort Update32(ushort checksum, uint oldValue, uint newValue)
-    {
-        ulong acc = (ulong)(ushort)~checksum
-            + (ushort)~(oldValue >> 16) + (ushort)~oldValue
-            + (newValue >> 16) + (newValue & 0xFFFF);
-        return Fold(Fold64(acc));
-    }
+        => UpdateBy(checksum, Delta32(oldValue, newValue));
 
     /// <summary>RFC 1624 eqn. 3 for a 128-bit field, i.e. an IPv6 address in the TCP/UDP/ICMPv6 pseudo-header.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ushort Update128(ushort checksum, UInt128 oldValue, UInt128 newValue)
-    {
+        => UpdateBy(checksum, Delta128(oldValue, newValue));
+
+    /// <summary>
+    /// RFC 1624 eqn. 3 for several rewritten fields at once: <paramref name="delta"/> is the sum of their
+    /// <see cref="Delta16"/>/<see cref="Delta32"/>/<see cref="Delta128"/> terms (Σ ~m + m'), folded once. One's
+    /// complement addition is associative, so this is bit for bit the result of one update per field (and of a full
+    /// recomputation), at one fold instead of one per field.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ushort UpdateBy(ushort checksum, ulong delta) => Fold(Fold64((ulong)(ushort)~checksum + delta));
+
+    /// <summary>The ~m + m' term of one 16-bit field for <see cref="UpdateBy"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Delta16(ushort oldWord, ushort newWord) => (ulong)(ushort)~oldWord + newWord;
+
+    /// <summary>The ~m + m' terms of a 32-bit field (an IPv4 address) for <see cref="UpdateBy"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Delta32(uint oldValue, uint newValue)
+        => (ulong)(ushort)~(oldValue >> 16) + (ushort)~oldValue + (newValue >> 16) + (newValue & 0xFFFF);
+
+    /// <summary>The ~m + m' terms of a 128-bit field (an IPv6 address) for <see cref="UpdateBy"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Delta128(UInt128 oldValue, UInt128 newValue)
         // Σ ~m_i over eight words = 8·0xFFFF − Σ m_i; both sides are small enough for 64-bit integers.
-        ulong acc = (ulong)(ushort)~checksum + 8 * 0xFFFFul - Words128(oldValue) + Words128(newValue);
-        return Fold(Fold64(acc));
-    }
+        => 8 * 0xFFFFul - Words128(oldValue) + Words128(newValue);
 
     /// <summary>
     /// RFC 1624 eqn. 3 for a TTL change. TTL shares a 16-bit word with the protocol (RFC 791 §3.1, bytes 8–9);

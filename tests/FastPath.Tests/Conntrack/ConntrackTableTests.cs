@@ -267,6 +267,57 @@ public class ConntrackTableTests
     }
 
     [Fact]
+    public void LookupBatchAgreesWithLookupAndAllocatesNothing()
+    {
+        // Two tables built by the same operations (same seed): one answers key by key, the other in batches, and
+        // both must give the same answers and reclaim the same expired connections.
+        var rng = new Random(77);
+        var keys = new FlowKey[5000];
+        for (int k = 0; k < keys.Length; k++)
+            keys[k] = new FlowKey(IpAddr.FromV4((uint)rng.Next()), IpAddr.FromV4((uint)rng.Next()),
+                (ushort)rng.Next(65536), (ushort)rng.Next(65536), k % 3 == 0 ? IpProtocol.Udp : IpProtocol.Tcp);
+        ConntrackTable Build()
+        {
+            var t = new ConntrackTable(4096, seed: 31);
+            for (int k = 0; k < 3000; k++)
+            {
+                // Every third connection is NATed (its reply tuple is not the reverse); some expire at t = 100 s.
+                var reply = k % 3 == 0 ? keys[k + 2000 - k % 7] : keys[k].Reverse();
+                int e = t.Insert(keys[k], reply, k % 5 == 0 ? 0 : 200 * Second);
+                if (e >= 0 && k % 11 == 0) t.Remove(e);
+            }
+            return t;
+        }
+        var single = Build();
+        var batched = Build();
+        var queries = new FlowKey[keys.Length * 2 + 7]; // not a multiple of the group size
+        for (int q = 0; q < queries.Length; q++)
+        {
+            var k = keys[rng.Next(keys.Length)];
+            queries[q] = q % 2 == 0 ? k : k.Reverse();
+        }
+        var results = new int[queries.Length];
+        var isReply = new bool[queries.Length];
+        long now = 250 * Second;
+        batched.LookupBatch(queries, now, results, isReply);
+        int hits = 0;
+        for (int q = 0; q < queries.Length; q++)
+        {
+            int want = single.Lookup(queries[q], now, out bool wantReply);
+            Assert.True(want == results[q] && (want < 0 || wantReply == isReply[q]), $"query {q} ({queries[q]}): batch {results[q]}/{isReply[q]}, single {want}/{wantReply}");
+            if (want >= 0) hits++;
+        }
+        Assert.True(hits > queries.Length / 4, $"only {hits} hits");
+        Assert.True(batched.Expired > 0);
+        Assert.Equal(single.Expired, batched.Expired);
+        Assert.Equal(single.Count, batched.Count);
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int r = 0; r < 200; r++) batched.LookupBatch(queries, now, results, isReply);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
     public void LookupInsertObserveAllocateNothing()
     {
         var t = new ConntrackTable(1 << 16, seed: 13);

@@ -26,7 +26,8 @@ namespace FastPath.Tests.Kernel;
 /// because it is free), and the external host's SYN-ACK back to the client.</item>
 /// </list>
 /// One endpoint only, so kube-proxy's `numgen random mod 1` and FastPath's Maglev both have one choice and the
-/// comparison is exact. IPv4 only: kube-proxy programs IPv6 Services in a separate `table ip6 kube-proxy` over an IPv6
+/// comparison is exact; a Service with three endpoints is compared with the backend choice excepted
+/// (ServiceKernelDifferentialTests.MultiEndpoint.cs). IPv4 only: kube-proxy programs IPv6 Services in a separate `table ip6 kube-proxy` over an IPv6
 /// topology this test does not build.
 /// </summary>
 /// <remarks>
@@ -44,7 +45,7 @@ namespace FastPath.Tests.Kernel;
 /// file), TCP sequence/acknowledgement numbers, flags, window and options, payload, and both checksums (each side's
 /// are also verified on their own, so a shared wrong checksum would still fail).
 /// </remarks>
-public class ServiceKernelDifferentialTests(ITestOutputHelper output)
+public partial class ServiceKernelDifferentialTests(ITestOutputHelper output)
 {
     private const string ClientMac = "02:42:0a:f4:01:0a", BackendMac = "02:42:0a:f4:01:0b", GatewayMac = "ee:ee:ee:ee:ee:ee";
     private const string NodeMac = "02:00:00:00:01:01", OutsideMac = "02:00:00:00:00:fe";
@@ -91,6 +92,21 @@ public class ServiceKernelDifferentialTests(ITestOutputHelper output)
           annotations: {fastpath.io/mac: "02:42:0a:f4:01:0b"}
         spec: {nodeName: node-a, containers: [{name: web, image: nginx}]}
         status: {podIP: 10.244.1.11, podIPs: [{ip: 10.244.1.11}]}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: multi, namespace: default}
+        spec: {clusterIP: 10.96.0.20, ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}, {name: echo, port: 7000, targetPort: 7007, protocol: UDP}]}
+        ---
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata: {name: multi-abcde, namespace: default, labels: {kubernetes.io/service-name: multi}}
+        addressType: IPv4
+        ports: [{name: http, port: 8080, protocol: TCP}, {name: echo, port: 7007, protocol: UDP}]
+        endpoints:
+          - {addresses: [10.244.1.11], conditions: {ready: true}, nodeName: node-a}
+          - {addresses: [10.244.1.12], conditions: {ready: true}, nodeName: node-a}
+          - {addresses: [10.244.1.13], conditions: {ready: true}, nodeName: node-a}
         ---
         apiVersion: v1
         kind: Service
@@ -268,25 +284,35 @@ public class ServiceKernelDifferentialTests(ITestOutputHelper output)
 
     private static void Script(StringBuilder log, params string[] args)
     {
-        var (exit, text) = KernelLab.Run("/bin/bash", [Topology, .. args], TimeSpan.FromSeconds(20));
+        var (exit, text) = KernelLab.Run("/bin/bash", [Topology, .. args], TimeSpan.FromSeconds(60));
         if (text.Length > 0) log.AppendLine($"service-topology.sh {string.Join(' ', args)}: {text.Trim()}");
         Assert.True(exit == 0, $"service-topology.sh {string.Join(' ', args)} exited {exit}: {text}");
     }
 
     private static Deliveries Replay(TempFolder tmp, string[] captures)
     {
+        string outDir = ReplayInto(tmp, "fastpath-out", captures);
+        List<byte[]> Port(string file) => ReplayedPort(outDir, file);
+        return new Deliveries(Port("default_backend.pcap"), Port("default_client.pcap"), Port("uplink.pcap"));
+    }
+
+    /// <summary>Replays <paramref name="captures"/> through `fastpath replay` over <see cref="ClusterYaml"/> into tmp/<paramref name="name"/>; no drops allowed.</summary>
+    private static string ReplayInto(TempFolder tmp, string name, string[] captures)
+    {
         string cluster = tmp.File("cluster");
         Directory.CreateDirectory(cluster);
-        File.WriteAllText(Path.Combine(cluster, "cluster.yaml"), ClusterYaml);
-        string outDir = tmp.File("fastpath-out");
+        File.WriteAllText(Path.Combine(cluster, "cluster.yaml"), ClusterYaml + MoreEndpointPodsYaml);
+        string outDir = tmp.File(name);
         var stderr = new StringWriter();
         int exit = FastPath.Program.Run(["replay", .. captures, "--cluster", cluster, "--node", "node-a", "--out", outDir, "--quiet"], TextWriter.Null, stderr);
         Assert.True(exit == 0, stderr.ToString());
         string drops = File.ReadAllText(Path.Combine(outDir, "drops.jsonl"));
         Assert.True(drops.Trim().Length == 0, $"FastPath dropped: {drops}");
-        List<byte[]> Port(string file) => File.Exists(Path.Combine(outDir, file)) ? KernelLab.ReadPcap(Path.Combine(outDir, file)) : [];
-        return new Deliveries(Port("default_backend.pcap"), Port("default_client.pcap"), Port("uplink.pcap"));
+        return outDir;
     }
+
+    private static List<byte[]> ReplayedPort(string outDir, string file) =>
+        File.Exists(Path.Combine(outDir, file)) ? KernelLab.ReadPcap(Path.Combine(outDir, file)) : [];
 
 
     /// <summary>An Ethernet/IPv4 frame carrying TCP or UDP, every header field named.</summary>

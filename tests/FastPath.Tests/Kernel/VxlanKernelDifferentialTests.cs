@@ -228,7 +228,7 @@ public class VxlanKernelDifferentialTests(ITestOutputHelper output)
 
     private void Script(params string[] args)
     {
-        var (exit, text) = KernelLab.Run("/bin/bash", [Topology, .. args], TimeSpan.FromSeconds(20));
+        var (exit, text) = KernelLab.Run("/bin/bash", [Topology, .. args], TimeSpan.FromSeconds(60));
         if (text.Length > 0) output.WriteLine($"vxlan-topology.sh {string.Join(' ', args)}: {text.Trim()}");
         Assert.True(exit == 0, $"vxlan-topology.sh {string.Join(' ', args)} exited {exit}: {text}");
     }
