@@ -180,6 +180,7 @@ def main():
     external_services_ipv6()
     icmp_errors_about_nat_ipv6()
     affinity_ipv6()
+    network_policy()
 
 
 SERVICES = """\
@@ -682,6 +683,41 @@ def cross_node():
          {"packet": 5, "emits": [{"port": "default/client", "checks": {"ip.dst": "10.244.1.10", "icmp.type": 0}}]},
          {"packet": 6, "emits": [{"port": "host", "checks": {"ip.dst": NODE_A, "l4.dport": 40001}}]}],
         inputs=["input.pcap"], config=CONFIG.format(extra=""))
+
+
+POLICY = """\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: only-client-8080, namespace: default}
+spec:
+  podSelector: {}
+  ingress: [{from: [{ipBlock: {cidr: 10.244.1.10/32}}], ports: [{port: 8080}]}]
+---
+"""
+
+
+def network_policy():
+    web1 = lambda l3: Ether(src=WEB1_MAC, dst=GW) / l3
+    write_case(
+        "network-policy", "networkpolicy ingress stateful",
+        "Every pod of the namespace is isolated for ingress and only client may reach TCP 8080 (ipBlock, IPv4 only): "
+        "other ports, UDP, IPv6 and web-1's own new connections are dropped with policy-denied; the reply of the "
+        "allowed connection passes by connection tracking although client is isolated too.",
+        [client(IP(src="10.244.1.10", dst="10.244.1.11") / TCP(sport=40000, dport=8080, flags="S", seq=1)),
+         web1(IP(src="10.244.1.11", dst="10.244.1.10") / TCP(sport=8080, dport=40000, flags="SA", seq=9, ack=2)),
+         client(IP(src="10.244.1.10", dst="10.244.1.11") / TCP(sport=40001, dport=9090, flags="S")),
+         client(IP(src="10.244.1.10", dst="10.244.1.11") / UDP(sport=40002, dport=8080) / Raw(b"q" * 8)),
+         web1(IP(src="10.244.1.11", dst="10.244.1.10") / TCP(sport=40003, dport=22, flags="S")),
+         client(IPv6(src="fd00:10:244:1::a", dst="fd00:10:244:1::b") / TCP(sport=40004, dport=8080, flags="S")),
+         client(IP(src="10.244.1.10", dst="10.244.1.11") / TCP(sport=40000, dport=8080, flags="A", seq=2, ack=10))],
+        [{"packet": 1, "emits": [{"port": "default/web-1", "checks": {"ip.src": "10.244.1.10", "l4.dport": 8080, "ip.ttl": 63}}]},
+         {"packet": 2, "emits": [{"port": "default/client", "checks": {"ip.src": "10.244.1.11", "tcp.flags": "SA"}}]},
+         {"packet": 3, "drop": "policy-denied"},
+         {"packet": 4, "drop": "policy-denied"},
+         {"packet": 5, "drop": "policy-denied"},
+         {"packet": 6, "drop": "policy-denied"},
+         {"packet": 7, "emits": [{"port": "default/web-1", "checks": {"l4.dport": 8080, "tcp.flags": "A"}}]}],
+        config=CONFIG.format(extra="") + POLICY)
 
 
 if __name__ == "__main__":

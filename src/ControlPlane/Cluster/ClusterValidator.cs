@@ -233,36 +233,7 @@ public static partial class ClusterValidator
         }
     }
 
-    private static void ValidateNetworkPolicy(ClusterObject<V1NetworkPolicy> policy, List<ClusterError> errors)
-    {
-        void Error(string field, string message) => errors.Add(new ClusterError(policy.File, null, policy.Label, field, message));
-        void Peers(IList<V1NetworkPolicyPeer>? peers, string field)
-        {
-            if (peers is null) return;
-            for (int i = 0; i < peers.Count; i++)
-            {
-                if (peers[i]?.IpBlock is not { } block) continue;
-                if (!Cidr.TryParse(block.Cidr, out _)) Error($"{field}[{i}].ipBlock.cidr", $"\"{block.Cidr}\" is not a CIDR");
-                if (block.Except is { } except)
-                    for (int j = 0; j < except.Count; j++)
-                        if (!Cidr.TryParse(except[j], out _)) Error($"{field}[{i}].ipBlock.except[{j}]", $"\"{except[j]}\" is not a CIDR");
-            }
-        }
-        void Ports(IList<V1NetworkPolicyPort>? ports, string field)
-        {
-            if (ports is null) return;
-            for (int i = 0; i < ports.Count; i++)
-                if (ports[i]?.Protocol is { } proto && !IsProtocol(proto)) Error($"{field}[{i}].protocol", $"\"{proto}\" is not a protocol (TCP | UDP | SCTP)");
-        }
-        var spec = policy.Value.Spec;
-        if (spec is null) return;
-        if (spec.Ingress is { } ingress)
-            for (int i = 0; i < ingress.Count; i++) { Peers(ingress[i]?.FromProperty, $"spec.ingress[{i}].from"); Ports(ingress[i]?.Ports, $"spec.ingress[{i}].ports"); }
-        if (spec.Egress is { } egress)
-            for (int i = 0; i < egress.Count; i++) { Peers(egress[i]?.To, $"spec.egress[{i}].to"); Ports(egress[i]?.Ports, $"spec.egress[{i}].ports"); }
-    }
-
-    private static bool IsProtocol(string p) => p is "TCP" or "UDP" or "SCTP";
+    internal static bool IsProtocol(string p) => p is "TCP" or "UDP" or "SCTP";
 
     private static void CheckMacAnnotation(V1ObjectMeta? metadata, Action<string> error)
     {

@@ -108,7 +108,7 @@ public static class ServiceCompiler
         return ready.Select(c => new ServiceBackend(c.Address, c.Port)).Distinct().ToList();
     }
 
-    private static byte Protocol(string? name) => name switch
+    internal static byte Protocol(string? name) => name switch
     {
         "UDP" => IpProtocol.Udp,
         "SCTP" => IpProtocol.Sctp,

@@ -52,7 +52,9 @@ public static class SnapshotCompiler
         };
         var table = routes.Apply(RouteCompiler.Routes(state, node.Name));
         var services = new ServiceTable(ServiceCompiler.Frontends(state, node.Name, settings.HostAddresses), config.MaglevTableSize);
-        return new CompileResult(new ForwardingSnapshot(settings, PodPorts(state, node.Name), generation, table, services), []);
+        var pods = PodPorts(state, node.Name);
+        var policy = PolicyCompiler.Compile(state, pods, settings.HostAddresses);
+        return new CompileResult(new ForwardingSnapshot(settings, pods, generation, table, services, policy), []);
     }
 
     /// <summary>
@@ -76,7 +78,7 @@ public static class SnapshotCompiler
     }
 
     /// <summary>status.podIPs (one per family, podIPs[0] == podIP), falling back to the older single status.podIP.</summary>
-    private static List<IpAddr> PodAddresses(V1Pod pod)
+    internal static List<IpAddr> PodAddresses(V1Pod pod)
     {
         var addresses = new List<IpAddr>();
         if (pod.Status?.PodIPs is { Count: > 0 } podIps)

@@ -5,6 +5,7 @@ using FastPath.DataPlane.Icmp;
 using FastPath.DataPlane.Nat;
 using FastPath.DataPlane.Overlay;
 using FastPath.DataPlane.Packets;
+using FastPath.DataPlane.Policy;
 using FastPath.DataPlane.Routing;
 using FastPath.DataPlane.Services;
 using FastPath.DataPlane.Telemetry;
@@ -41,6 +42,9 @@ public sealed class Engine
 
     /// <summary>This worker's ClientIP session-affinity memory, created once a snapshot has a Service that needs it.</summary>
     public AffinityTable? Affinity { get; private set; }
+
+    /// <summary>This worker's NetworkPolicy verdicts for new flows and its denial counters.</summary>
+    public PolicyEnforcer Policy { get; } = new();
 
     /// <summary>Limits the ICMP errors this worker sends (capture clock).</summary>
     public IcmpRateLimiter IcmpLimiter { get; } = new();
@@ -189,6 +193,7 @@ public sealed class Engine
                 : ConntrackNat.TryTranslateTracked(tracked, frame, ref m, m.Timestamp, out bad, ref observer);
             if (bad) return DropReason.Malformed;
         }
+        bool established = translated;
         if (!translated && (m.Flags & PacketFlags.IcmpError) == 0 && snap.Services.Count > 0 && Conntrack is { } services)
         {
             var svc = ServiceNat.Open(snap.Services, services, Affinity, arena, ref m, m.Timestamp,
@@ -199,6 +204,12 @@ public sealed class Engine
             if (svc != DropReason.None) return svc;
         }
         if (translated) dst = PacketAddresses.Destination(arena.AsSpan(m.Offset, m.Length), in m);
+        // NetworkPolicy judges new flows only, on the post-DNAT, pre-masquerade tuple; established ones passed above.
+        if (!established && !snap.Policy.IsEmpty && Conntrack is { } policyTable)
+        {
+            var verdict = Policy.Admit(snap, policyTable, arena, ref m, ingress, dst, serviceOpened: translated);
+            if (verdict != DropReason.None) return verdict;
+        }
 
         int egress = snap.LocalAddresses.Lookup(dst);
         if (egress >= 0)

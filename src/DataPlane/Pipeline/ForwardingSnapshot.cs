@@ -1,4 +1,5 @@
 using FastPath.DataPlane.Packets;
+using FastPath.DataPlane.Policy;
 using FastPath.DataPlane.Routing;
 using FastPath.DataPlane.Services;
 
@@ -44,14 +45,17 @@ public enum TunnelMode : byte { Vxlan, Direct }
 public sealed class ForwardingSnapshot
 {
     public ForwardingSnapshot(NodeSettings node, IReadOnlyList<PortDefinition> pods, long generation = 0, RouteTable? routes = null,
-        ServiceTable? services = null)
+        ServiceTable? services = null, PolicyTable? policy = null)
     {
         Node = node;
         Routes = routes ?? RouteTable.Empty;
         Services = services ?? ServiceTable.Empty;
+        Policy = policy ?? PolicyTable.Empty;
+        if (!Policy.IsEmpty && Policy.PortCount != PortIndex.FirstPod + pods.Count)
+            throw new ArgumentException($"policy table has {Policy.PortCount} ports, the snapshot {PortIndex.FirstPod + pods.Count}", nameof(policy));
         UnderlayV4 = node.HostAddresses.FirstOrDefault(a => a.IsV4, default).V4;
         MasqueradeV6 = node.HostAddresses.FirstOrDefault(a => !a.IsV4, default);
-        NeedsConntrack = Services.Count > 0 || Routes.NextHops.Any(h => h.Masquerade);
+        NeedsConntrack = Services.Count > 0 || Routes.NextHops.Any(h => h.Masquerade) || !Policy.IsEmpty;
         Generation = generation;
         var hostAddresses = new List<IpAddr>();
         var ports = new PortDefinition[PortIndex.FirstPod + pods.Count];
@@ -89,13 +93,16 @@ public sealed class ForwardingSnapshot
     /// <summary>Service frontends and their backends.</summary>
     public ServiceTable Services { get; }
 
+    /// <summary>Compiled NetworkPolicies: the rule sets isolating local pods, per port and direction.</summary>
+    public PolicyTable Policy { get; }
+
     /// <summary>This node's IPv4 underlay address (its first IPv4 InternalIP), the VXLAN tunnel endpoint; 0 if none.</summary>
     public uint UnderlayV4 { get; }
 
     /// <summary>The node's IPv6 address pod traffic is masqueraded to (default when the node has none: no IPv6 SNAT).</summary>
     public IpAddr MasqueradeV6 { get; }
 
-    /// <summary>Some route needs connection tracking (masquerade; later Services).</summary>
+    /// <summary>Connection tracking is needed: masquerade routes, Services or isolated pods.</summary>
     public bool NeedsConntrack { get; }
 
     /// <summary>Pod and node addresses → the port they live behind.</summary>
