@@ -18,6 +18,7 @@ public static class Program
             ReplayCommand.Create(stdout, stderr),
             CheckCommand.Create(stdout, stderr),
             RunCommand.Create(stdout, stderr),
+            TraceCommand.Create(stdout, stderr),
             BenchCommand.Create(stdout, stderr),
         };
         var parsed = root.Parse(args);

@@ -61,6 +61,13 @@ internal static class ManifestReader
         {
             syntaxError = e;
         }
+        catch (InvalidOperationException e)
+        {
+            // YamlDotNet's scanner throws this instead of a YamlException on some broken plain scalars (found by
+            // fuzzing: tests/FastPath.Tests/Fuzz/regressions/manifest); it is still a syntax error in the file.
+            var at = parser.Current?.Start ?? Mark.Empty;
+            syntaxError = new YamlException(at, at, $"unreadable YAML ({e.Message})");
+        }
         return documents;
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using FastPath.ControlPlane.Cluster;
 using FastPath.ControlPlane.Compile;
 using FastPath.DataPlane.Pipeline;
@@ -34,6 +35,12 @@ public sealed class SnapshotPublisher
     /// <summary>Routes added, replaced or removed by the last successful publish.</summary>
     public int LastRouteChanges => _routes.LastChanges;
 
+    /// <summary>How long <see cref="SnapshotCompiler.Compile(ClusterState, string, long, RouteTable.Builder)"/> took, per publish.</summary>
+    public LatencyHistogram CompileLatency { get; } = new();
+
+    /// <summary>From a publish request to the swap (waiting for a concurrent publish, compiling, swapping).</summary>
+    public LatencyHistogram PublishLatency { get; } = new();
+
     /// <summary>What the data plane reads; hand this to the pipeline.</summary>
     public SnapshotHolder Holder { get; }
 
@@ -53,12 +60,16 @@ public sealed class SnapshotPublisher
     public IReadOnlyList<ClusterError> Publish(Func<long, CompileResult> compile)
     {
         // Serialized so generations increase in publish order even when a watcher and a manual reload race.
+        long start = Stopwatch.GetTimestamp();
         lock (_gate)
         {
+            long compileStart = Stopwatch.GetTimestamp();
             var result = compile(_generation + 1);
+            CompileLatency.Record(Stopwatch.GetElapsedTime(compileStart));
             if (result.Snapshot is null) return result.Errors;
             _generation++;
             Holder.Publish(result.Snapshot);
+            PublishLatency.Record(Stopwatch.GetElapsedTime(start));
             return [];
         }
     }

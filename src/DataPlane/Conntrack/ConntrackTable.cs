@@ -105,6 +105,9 @@ public sealed class ConntrackTable
     /// <summary>Inserts refused because a tuple was already tracked.</summary>
     public long Clashes { get; private set; }
 
+    /// <summary>Receives every connection as it ends (expired, evicted or removed), for flow logs; null when off.</summary>
+    public Telemetry.FlowRing? FlowLog { get; set; }
+
     /// <summary>The connection record; valid for indices returned by <see cref="Lookup"/>/<see cref="Insert"/> until it is removed.</summary>
     public ref ConntrackEntry this[int index] => ref _entries[index];
 
@@ -403,6 +406,7 @@ public sealed class ConntrackTable
     private void Release(int index)
     {
         ref ConntrackEntry e = ref _entries[index];
+        FlowLog?.Ended(e);
         Unindex((uint)e.Original.Hash(_seed), (index << 1) + 1);
         Unindex((uint)e.Reply.Hash(_seed), (index << 1 | 1) + 1);
         e.Status = ConntrackStatus.None;

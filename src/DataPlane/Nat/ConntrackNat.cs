@@ -3,6 +3,7 @@ using FastPath.DataPlane.Conntrack;
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Services;
+using FastPath.DataPlane.Telemetry;
 
 namespace FastPath.DataPlane.Nat;
 
@@ -57,13 +58,19 @@ public static class ConntrackNat
     /// </summary>
     /// <param name="services">The snapshot's Services: a Service connection opened under an older table is checked
     /// against it first (<see cref="ServiceNat.StillValid"/>) and released when its frontend or backend is gone.</param>
-    public static bool TryTranslateTracked(ConntrackTable table, ServiceTable services, Span<byte> frame, ref PacketMeta m, long now, out bool malformed)
+    public static bool TryTranslateTracked<TObserver>(ConntrackTable table, ServiceTable services, Span<byte> frame, ref PacketMeta m, long now,
+        out bool malformed, ref TObserver observer) where TObserver : struct, IPacketObserver
     {
         malformed = false;
         if (!FlowKey.TryFromPacket(frame, in m, out var key)) return false;
         int index = table.Lookup(key, now, out bool isReply);
-        if (index < 0 || !ServiceNat.StillValid(services, table, index)) return false;
+        if (index < 0 || !ServiceNat.StillValid(services, table, index))
+        {
+            observer.OnConntrackMiss(key);
+            return false;
+        }
         table.Observe(index, isReply, TcpFlags(frame, in m), m.Length, now);
+        observer.OnConntrack(table[index], isReply, created: false, related: false);
         malformed = !Translate(frame, ref m, key, table[index], isReply);
         return true;
     }
@@ -82,14 +89,20 @@ public static class ConntrackNat
     /// originally sent and the outer header is translated like any packet of the error's direction. Returns false
     /// when the error is about no tracked connection (the packet is left alone).
     /// </summary>
-    public static bool TranslateIcmpError(ConntrackTable table, Span<byte> frame, ref PacketMeta m, long now, out bool malformed)
+    public static bool TranslateIcmpError<TObserver>(ConntrackTable table, Span<byte> frame, ref PacketMeta m, long now,
+        out bool malformed, ref TObserver observer) where TObserver : struct, IPacketObserver
     {
         malformed = false;
         if (!TryQuotedTuple(frame, in m, out var quoted)) return false;
         // The quote is a packet that went the other way: reversed, it is the tuple the error travels on.
         int index = table.Lookup(quoted.Reverse(), now, out bool isReply);
-        if (index < 0) return false;
+        if (index < 0)
+        {
+            observer.OnConntrackMiss(quoted.Reverse());
+            return false;
+        }
         ref var entry = ref table[index];
+        observer.OnConntrack(entry, isReply, created: false, related: true);
         // What the quoted packet looked like before translation: the opposite direction's pre-NAT tuple.
         var wanted = isReply ? entry.Original : entry.Reply;
         bool ok = true;

@@ -19,7 +19,8 @@ public static class Masquerade
     /// translated by <see cref="ConntrackNat.TryTranslateTracked"/>, replies included) and rewrites its source to
     /// <paramref name="nodeAddress"/>; the source port is kept unless it is taken (<see cref="ConntrackNat.InsertUnique"/>).
     /// </summary>
-    public static DropReason Open(ConntrackTable table, Span<byte> arena, ref PacketMeta m, IpAddr nodeAddress, long now)
+    public static DropReason Open<TObserver>(ConntrackTable table, Span<byte> arena, ref PacketMeta m, IpAddr nodeAddress, long now,
+        ref TObserver observer) where TObserver : struct, IPacketObserver
     {
         var frame = arena.Slice(m.Offset, m.Length);
         // Without ports (non-first fragments, ICMP errors) the flow cannot be told apart after rewriting.
@@ -29,6 +30,7 @@ public static class Masquerade
         ref var entry = ref table[index];
         entry.NatKind = NatKind;
         table.Observe(index, isReply: false, ConntrackNat.TcpFlags(frame, in m), m.Length, now);
+        observer.OnConntrack(entry, isReply: false, created: true, related: false);
         return ConntrackNat.Translate(frame, ref m, original, entry, isReply: false) ? DropReason.None : DropReason.Malformed;
     }
 }

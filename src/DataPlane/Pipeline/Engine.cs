@@ -64,8 +64,18 @@ public sealed class Engine
     public ForwardingSnapshot Snapshot => _sized!;
 
     /// <summary>Processes every packet of <paramref name="batch"/>, leaving a verdict in each packet's metadata.</summary>
-    [SkipLocalsInit]
     public void Process(PacketBatch batch)
+    {
+        var none = default(NoObserver);
+        Process(batch, ref none);
+    }
+
+    /// <summary>
+    /// Processes the batch and tells <paramref name="observer"/> every stage's decision (<c>fastpath trace</c>). One
+    /// copy of this code is compiled per observer type, so <see cref="NoObserver"/> costs nothing.
+    /// </summary>
+    [SkipLocalsInit]
+    public void Process<TObserver>(PacketBatch batch, ref TObserver observer) where TObserver : struct, IPacketObserver
     {
         var snap = _snapshots.Current; // one read per batch: the whole batch sees one snapshot
         if (!ReferenceEquals(snap, _sized)) Resize(snap);
@@ -84,15 +94,16 @@ public sealed class Engine
         {
             ref var m = ref meta[i];
             int ingress = ResolveIngress(snap, arena, ref m);
-            if (ingress < 0)
+            observer.OnIngress(arena, m, ingress);
+            if (ingress < 0) m.Drop = DropReason.UnknownPort;
+            else
             {
-                m.Drop = DropReason.UnknownPort;
-                continue;
+                Counters.CountRx(ingress, m.Length);
+                if (m.Drop == DropReason.None) m.Drop = Forward(snap, arena, ref m, ingress, ref observer);
+                if (m.Drop != DropReason.None) Counters.CountDrop(ingress, m.Drop);
+                if (m.EgressPort >= 0) Counters.CountTx(m.EgressPort, m.Length);
             }
-            Counters.CountRx(ingress, m.Length);
-            if (m.Drop == DropReason.None) m.Drop = Forward(snap, arena, ref m, ingress);
-            if (m.Drop != DropReason.None) Counters.CountDrop(ingress, m.Drop);
-            if (m.EgressPort >= 0) Counters.CountTx(m.EgressPort, m.Length);
+            observer.OnVerdict(m);
         }
     }
 
@@ -137,7 +148,8 @@ public sealed class Engine
         };
     }
 
-    private DropReason Forward(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int ingress)
+    private DropReason Forward<TObserver>(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int ingress, ref TObserver observer)
+        where TObserver : struct, IPacketObserver
     {
         bool fromPod = ingress >= PortIndex.FirstPod;
         if (fromPod)
@@ -157,6 +169,7 @@ public sealed class Engine
         {
             var inner = VxlanTunnel.Decapsulate(arena, ref m, snap.Node.Vni);
             if (inner != DropReason.None) return inner;
+            observer.OnDecapsulated(m, snap.Node.Vni);
             if (m.L3 is not (L3Kind.Ipv4 or L3Kind.Ipv6)) return DropReason.UnsupportedProtocol;
         }
 
@@ -188,15 +201,15 @@ public sealed class Engine
         {
             var frame = arena.AsSpan(m.Offset, m.Length);
             translated = (m.Flags & PacketFlags.IcmpError) != 0
-                ? ConntrackNat.TranslateIcmpError(tracked, frame, ref m, m.Timestamp, out bool bad)
-                : ConntrackNat.TryTranslateTracked(tracked, snap.Services, frame, ref m, m.Timestamp, out bad);
+                ? ConntrackNat.TranslateIcmpError(tracked, frame, ref m, m.Timestamp, out bool bad, ref observer)
+                : ConntrackNat.TryTranslateTracked(tracked, snap.Services, frame, ref m, m.Timestamp, out bad, ref observer);
             if (bad) return DropReason.Malformed;
         }
         bool established = translated;
         if (!translated && (m.Flags & PacketFlags.IcmpError) == 0 && snap.Services.Count > 0 && Conntrack is { } services)
         {
             var svc = ServiceNat.Open(snap.Services, services, Affinity, arena, ref m, m.Timestamp,
-                IpAddr.FromV4(snap.UnderlayV4), snap.MasqueradeV6, out translated);
+                IpAddr.FromV4(snap.UnderlayV4), snap.MasqueradeV6, out translated, ref observer);
             if (svc is DropReason.NoEndpoints or DropReason.UnknownServicePort)
                 return SendError(snap, arena, ref m, ingress, IcmpHeader.DestinationUnreachable, IcmpHeader.CodePortUnreachable,
                     Icmpv6.DestinationUnreachable, Icmpv6.CodePortUnreachable, 0, svc);
@@ -206,7 +219,7 @@ public sealed class Engine
         // NetworkPolicy judges new flows only, on the post-DNAT, pre-masquerade tuple; established ones passed above.
         if (!established && !snap.Policy.IsEmpty && Conntrack is { } policyTable)
         {
-            var verdict = Policy.Admit(snap, policyTable, arena, ref m, ingress, dst, serviceOpened: translated);
+            var verdict = Policy.Admit(snap, policyTable, arena, ref m, ingress, dst, serviceOpened: translated, ref observer);
             if (verdict != DropReason.None) return verdict;
         }
 
@@ -227,6 +240,7 @@ public sealed class Engine
         // The node forwards its pods' traffic and its Services' (a NodePort connection to a backend on another node);
         // it is not a transit router for the underlay.
         if (ingress == PortIndex.Uplink && !translated) return DropReason.NotForNode;
+        observer.OnRoute(dst, hop);
         if (hop < 0)
             return SendError(snap, arena, ref m, ingress, IcmpHeader.DestinationUnreachable, IcmpHeader.CodeNetUnreachable,
                 Icmpv6.DestinationUnreachable, Icmpv6.CodeNoRoute, 0, DropReason.NoRoute);
@@ -256,7 +270,7 @@ public sealed class Engine
             var to = v4 ? IpAddr.FromV4(snap.UnderlayV4) : snap.MasqueradeV6;
             if (v4 ? snap.UnderlayV4 != 0 : to.Value != UInt128.Zero)
             {
-                var natDrop = Masquerade.Open(table, arena, ref m, to, m.Timestamp);
+                var natDrop = Masquerade.Open(table, arena, ref m, to, m.Timestamp, ref observer);
                 if (natDrop != DropReason.None) return natDrop;
             }
         }
@@ -265,6 +279,7 @@ public sealed class Engine
         var drop = RewriteL2(arena, ref m, PortIndex.Uplink, nh.Mac.Value, uplinkMac);
         if (drop != DropReason.None || !tunnel) return drop;
         VxlanTunnel.Encapsulate(arena, ref m, snap.UnderlayV4, nh.Underlay.V4, uplinkMac, nh.Mac, snap.Node.VxlanPort, snap.Node.Vni, _ipId++);
+        observer.OnEncapsulated(nh.Underlay.V4, snap.Node.Vni);
         return DropReason.None;
     }
 

@@ -36,8 +36,8 @@ public sealed class PolicyEnforcer
     /// just created its entry and DNATed the packet (the entry is removed again when policy denies). Returns None to
     /// go on, <see cref="DropReason.PolicyDenied"/>, or <see cref="DropReason.ConntrackFull"/>.
     /// </summary>
-    public DropReason Admit(ForwardingSnapshot snap, ConntrackTable table, byte[] arena, ref PacketMeta m, int ingress, IpAddr destination,
-        bool serviceOpened)
+    public DropReason Admit<TObserver>(ForwardingSnapshot snap, ConntrackTable table, byte[] arena, ref PacketMeta m, int ingress, IpAddr destination,
+        bool serviceOpened, ref TObserver observer) where TObserver : struct, IPacketObserver
     {
         var policy = snap.Policy;
         int from = ingress >= PortIndex.FirstPod ? ingress : -1;
@@ -58,10 +58,18 @@ public sealed class PolicyEnforcer
             if (serviceEntry >= 0) peer = table[serviceEntry].Original.Source;
         }
 
-        if (policy.For(from, PolicyDirection.Egress) is { } egress && !egress.Allows(key.Destination, portKey))
-            return Deny(table, serviceEntry, egress, from, PolicyDirection.Egress);
-        if (to >= PortIndex.FirstPod && policy.For(to, PolicyDirection.Ingress) is { } ingressRules && !ingressRules.Allows(peer, portKey))
-            return Deny(table, serviceEntry, ingressRules, to, PolicyDirection.Ingress);
+        if (policy.For(from, PolicyDirection.Egress) is { } egress)
+        {
+            bool allowed = egress.Allows(key.Destination, portKey);
+            Report(policy, egress, allowed, ref observer);
+            if (!allowed) return Deny(table, serviceEntry, egress, from, PolicyDirection.Egress);
+        }
+        if (to >= PortIndex.FirstPod && policy.For(to, PolicyDirection.Ingress) is { } ingressRules)
+        {
+            bool allowed = ingressRules.Allows(peer, portKey);
+            Report(policy, ingressRules, allowed, ref observer);
+            if (!allowed) return Deny(table, serviceEntry, ingressRules, to, PolicyDirection.Ingress);
+        }
 
         if (serviceOpened || (m.Flags & PacketFlags.IcmpError) != 0) return DropReason.None;
         if (to < 0 && !RoutedWithoutNat(snap, key.Destination)) return DropReason.None;
@@ -87,6 +95,14 @@ public sealed class PolicyEnforcer
     {
         int i = port * 2 + (int)direction;
         return (uint)i < (uint)_deniedByPort.Length ? _deniedByPort[i] : 0;
+    }
+
+    /// <summary>Tells a tracing observer which policies isolate the pod and what their union decided (compiled out for <see cref="NoObserver"/>).</summary>
+    private static void Report<TObserver>(PolicyTable policy, PolicyRuleSet set, bool allowed, ref TObserver observer)
+        where TObserver : struct, IPacketObserver
+    {
+        if (typeof(TObserver) == typeof(NoObserver)) return;
+        foreach (int id in set.Policies) observer.OnPolicy(policy.PolicyNames[id], allowed);
     }
 
     private DropReason Deny(ConntrackTable table, int serviceEntry, PolicyRuleSet set, int port, PolicyDirection direction)

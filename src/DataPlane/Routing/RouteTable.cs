@@ -37,17 +37,20 @@ public sealed class RouteTable
     {
         var builder = new Builder();
         var built = builder.Apply(routes);
-        (_v4, _v6, NextHops) = (built._v4, built._v6, built.NextHops);
+        (_v4, _v6, NextHops, Routes) = (built._v4, built._v6, built.NextHops, built.Routes);
     }
 
-    private RouteTable(LpmTable4 v4, LpmTable6 v6, NextHop[] nextHops)
+    private RouteTable(LpmTable4 v4, LpmTable6 v6, NextHop[] nextHops, Route[] routes)
     {
-        (_v4, _v6, NextHops) = (v4, v6, nextHops);
+        (_v4, _v6, NextHops, Routes) = (v4, v6, nextHops, routes);
     }
 
     public static RouteTable Empty { get; } = new([]);
 
     public NextHop[] NextHops { get; }
+
+    /// <summary>The routes as stated, for explaining a lookup (<c>fastpath trace</c> names the matched prefix); control path.</summary>
+    public IReadOnlyList<Route> Routes { get; }
 
     /// <summary>Index into <see cref="NextHops"/> of the longest matching prefix, or -1.</summary>
     public int Lookup(IpAddr destination) =>
@@ -93,7 +96,8 @@ public sealed class RouteTable
             _current.Clear();
             foreach (var (key, hop) in desired) _current[key] = hop;
             LastChanges = changes;
-            return new RouteTable(_v4.ToTable(), _v6.ToTable(), _hops.ToArray());
+            return new RouteTable(_v4.ToTable(), _v6.ToTable(), _hops.ToArray(),
+                desired.Select(d => new Route(d.Key.Item1, d.Key.Item2, d.Value)).ToArray());
         }
 
         private int HopIndex(NextHop hop)

@@ -43,6 +43,9 @@ public sealed class MaglevTable
         return slots[(int)(flowHash % (ulong)slots.Length)];
     }
 
+    /// <summary>The slot <see cref="Lookup"/> reads for a flow (traces name it).</summary>
+    public int SlotOf(ulong flowHash) => (int)(flowHash % (ulong)_slots.Length);
+
     /// <summary>Builds a table with a one-off <see cref="Builder"/>; control path.</summary>
     public static MaglevTable Build(ReadOnlySpan<MaglevBackend> backends, int tableSize = DefaultSize, ulong seed = DefaultSeed) =>
         new Builder().Build(backends, tableSize, seed);

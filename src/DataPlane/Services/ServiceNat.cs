@@ -27,8 +27,9 @@ public static class ServiceNat
     /// not serve (both rejected with ICMP port unreachable by the caller, like kube-proxy's REJECT), PolicyDenied for
     /// a client outside loadBalancerSourceRanges (dropped, as kube-proxy does), or ConntrackFull.
     /// </summary>
-    public static DropReason Open(ServiceTable services, ConntrackTable table, AffinityTable? affinity, Span<byte> arena,
-        ref PacketMeta m, long now, IpAddr nodeV4, IpAddr nodeV6, out bool translated)
+    public static DropReason Open<TObserver>(ServiceTable services, ConntrackTable table, AffinityTable? affinity, Span<byte> arena,
+        ref PacketMeta m, long now, IpAddr nodeV4, IpAddr nodeV6, out bool translated, ref TObserver observer)
+        where TObserver : struct, IPacketObserver
     {
         translated = false;
         var frame = arena.Slice(m.Offset, m.Length);
@@ -38,15 +39,25 @@ public static class ServiceNat
         int frontend = services.Lookup(key.Destination, key.DestinationPort, key.Protocol);
         if (frontend < 0)
             return services.IsVirtualIp(key.Destination) ? DropReason.UnknownServicePort : DropReason.None;
-        if (!services.SourceAllowed(frontend, key.Source)) return DropReason.PolicyDenied;
+        observer.OnServiceFrontend(frontend);
+        if (!services.SourceAllowed(frontend, key.Source))
+        {
+            observer.OnPolicy("loadBalancerSourceRanges", allowed: false);
+            return DropReason.PolicyDenied;
+        }
         long stickiness = services.AffinityTimeout(frontend);
+        var choice = BackendChoice.Affinity;
+        ulong flowHash = 0;
         if (stickiness <= 0 || affinity is null
             || !affinity.TryGet(key.Source, key.Destination, key.DestinationPort, key.Protocol, now, out var backend)
             || !services.Contains(frontend, backend))
         {
-            if (!services.TrySelect(frontend, key.Hash(FlowSeed), out backend))
+            choice = BackendChoice.Maglev;
+            flowHash = key.Hash(FlowSeed);
+            if (!services.TrySelect(frontend, flowHash, out backend))
                 return services.IsLocalPolicy(frontend) ? DropReason.NoLocalEndpoints : DropReason.NoEndpoints;
         }
+        observer.OnServiceBackend(frontend, backend, choice, flowHash);
         if (stickiness > 0) affinity?.Set(key.Source, key.Destination, key.DestinationPort, key.Protocol, backend, now, stickiness);
 
         // SNAT when the frontend requires it (external traffic, policy Cluster) and for hairpin: a pod reaching
@@ -60,6 +71,7 @@ public static class ServiceNat
         created.NatKind = NatKind;
         created.NatTag = services.Version;
         table.Observe(index, isReply: false, ConntrackNat.TcpFlags(frame, in m), m.Length, now);
+        observer.OnConntrack(created, isReply: false, created: true, related: false);
         translated = true;
         return ConntrackNat.Translate(frame, ref m, key, created, isReply: false) ? DropReason.None : DropReason.Malformed;
     }

@@ -236,6 +236,9 @@ public sealed class ServiceTable
         return true;
     }
 
+    /// <summary>The frontend's Maglev table (traces show the slot a flow hashed to).</summary>
+    public MaglevTable Maglev(int frontend) => Entry(frontend).Maglev;
+
     /// <summary>Whether new connections to this frontend are SNATed to the node's address.</summary>
     public bool Masquerades(int frontend) => Entry(frontend).Masquerade;
 

@@ -7,6 +7,8 @@ using FastPath.ControlPlane.Live;
 using FastPath.ControlPlane.Publish;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Ports;
+using FastPath.FlowLog;
+using FastPath.Metrics;
 using FastPath.Replay;
 
 namespace FastPath.Commands;
@@ -40,13 +42,20 @@ public static class ReplayCommand
             Description = "Directory of cluster changes applied during the replay: <seconds>-<name>.yaml (added or replaced) and "
                 + "<seconds>-<name>.delete.yaml (deleted), at that many seconds of capture time after the first packet",
         };
-        var cmd = new Command("replay", "Replay captures through a node's data plane") { captures, cluster, node, output, batchSize, quiet, repeat, changes };
+        var flowLog = new Option<string?>("--flow-log") { Description = "Write JSON-lines flow records (connection start/end, drops) to this file" };
+        var flowSample = new Option<int>("--flow-log-sample") { Description = "Keep 1 flow in N (by tuple hash)", DefaultValueFactory = _ => 1 };
+        var cmd = new Command("replay", "Replay captures through a node's data plane") { captures, cluster, node, output, batchSize, quiet, repeat, changes, flowLog, flowSample };
         cmd.SetAction(r => Run(new ReplayOptions(r.GetValue(captures)!, r.GetValue(cluster)!, r.GetValue(node)!,
-            r.GetValue(output)!, r.GetValue(batchSize), r.GetValue(quiet), r.GetValue(repeat)) { Changes = r.GetValue(changes) }, stdout, stderr));
+            r.GetValue(output)!, r.GetValue(batchSize), r.GetValue(quiet), r.GetValue(repeat), r.GetValue(flowLog), r.GetValue(flowSample))
+            { Changes = r.GetValue(changes) }, stdout, stderr));
         return cmd;
     }
 
-    public sealed record ReplayOptions(string[] Captures, string Cluster, string Node, string Out, int BatchSize, bool Quiet, int Repeat = 1)
+    /// <summary>A fixed conntrack hash seed keeps replays (and traces of captures) deterministic even when the table fills.</summary>
+    public const ulong ConntrackSeed = 0x5EED_F00D;
+
+    public sealed record ReplayOptions(string[] Captures, string Cluster, string Node, string Out, int BatchSize, bool Quiet, int Repeat = 1,
+        string? FlowLog = null, int FlowLogSample = 1)
     {
         /// <summary>--changes DIR, or null.</summary>
         public string? Changes { get; init; }
@@ -56,12 +65,10 @@ public static class ReplayCommand
     {
         if (o.BatchSize is < 1 or > 4096) return Fail(stderr, $"--batch {o.BatchSize}: must be between 1 and 4096");
         if (o.Repeat is < 1 or > 1_000_000) return Fail(stderr, $"--repeat {o.Repeat}: must be between 1 and 1000000");
+        if (o.FlowLogSample < 1) return Fail(stderr, $"--flow-log-sample {o.FlowLogSample}: must be at least 1");
 
-        var load = ClusterDirectory.Load(o.Cluster);
-        foreach (var w in load.Warnings) stderr.WriteLine($"warning: {w}");
-        if (!load.IsValid) return Fail(stderr, load.Errors.Select(e => e.ToString()));
-        var compiled = SnapshotCompiler.Compile(load.State, o.Node, 1);
-        if (compiled.Snapshot is not { } snapshot) return Fail(stderr, compiled.Errors.Select(e => e.ToString()));
+        var compileLatency = new LatencyHistogram();
+        if (NodeSnapshot.Load(o.Cluster, o.Node, "replay", stderr, out var state, compileLatency) is not { } snapshot) return Program.ExitBadInput;
 
         var schedule = new List<ScheduledChange>();
         if (o.Changes is { } changesDir)
@@ -108,15 +115,15 @@ public static class ReplayCommand
         {
             var logger = new TextWriterLogger(o.Quiet ? TextWriter.Null : stderr, "fastpath replay: ");
             controller = new ClusterController(o.Node, new SnapshotPublisher(o.Node, holder), logger);
-            controller.Apply(new ClusterChangeBatch(load.State.Objects().Select(ClusterChange.Upsert).ToList(), [], []));
+            controller.Apply(new ClusterChangeBatch(state.Objects().Select(ClusterChange.Upsert).ToList(), [], []));
         }
-        // A fixed conntrack hash seed keeps replays deterministic even when the table fills.
-        var engine = new Engine(holder, conntrackSeed: 0x5EED_F00D);
+        var engine = new Engine(holder, conntrackSeed: ConntrackSeed);
         var batch = new PacketBatch(controller is null ? o.BatchSize : 1);
         long? start = null;
         int next = 0;
         using var captureSource = new CaptureSource(inputs, name => (short)snapshot.FindPort(name));
         using var sink = new ReplayOutput(o.Out, snapshot, nanosecond);
+        using var flows = o.FlowLog is null ? null : new FlowLogSession(o.FlowLog, o.FlowLogSample, engine, holder);
         var clock = Stopwatch.StartNew();
         var progress = new ProgressLine(o.Quiet ? TextWriter.Null : stderr);
         IPacketSource source = captureSource;
@@ -141,7 +148,8 @@ public static class ReplayCommand
                         controller.Apply(schedule[next].Batch);
                     }
                 }
-                engine.Process(batch);
+                if (flows is null) engine.Process(batch);
+                else flows.Process(batch);
                 if (recorded is not { Round: > 0 }) sink.Write(batch, engine.Snapshot);
                 else emittedLater += batch.CountEmitted(); // later rounds of --repeat are counted, not written
                 progress.Report(recorded?.Delivered ?? captureSource.Delivered, clock.Elapsed);
@@ -154,13 +162,19 @@ public static class ReplayCommand
         }
         clock.Stop();
         progress.Done();
+        flows?.Complete();
         if (next < schedule.Count)
             stderr.WriteLine($"fastpath replay: warning: {schedule.Count - next} change file(s) after the last packet were not applied ({schedule[next].File}, ...)");
 
         var summary = new ReplaySummary(o.Node, inputs.Select(i => i.Path).ToArray(), engine.Snapshot, engine.Counters,
-            recorded?.Delivered ?? captureSource.Delivered, sink.Emitted + emittedLater, clock.Elapsed) { Retired = engine.TakeRetiredPorts() };
+            recorded?.Delivered ?? captureSource.Delivered, sink.Emitted + emittedLater, clock.Elapsed)
+        {
+            Retired = engine.TakeRetiredPorts(),
+            Metrics = NodeMetrics.Collect(engine.Snapshot, [engine], compileLatency),
+        };
         sink.Finish(summary);
         if (!o.Quiet) summary.Print(stdout, o.Out, sink.Files);
+        if (!o.Quiet && flows is not null) stdout.WriteLine($"  flow log {o.FlowLog}: {flows.Written:N0} records, {flows.Lost:N0} lost");
         return 0;
     }
 
@@ -168,7 +182,7 @@ public static class ReplayCommand
     /// "PORT=FILE" names the ingress port; a plain path (even one containing '=') is taken as a file when it
     /// exists. An unknown port name is an error rather than a silent fallback.
     /// </summary>
-    private static bool TryParseCapture(string arg, ForwardingSnapshot snapshot, out CaptureInput input, out string problem)
+    internal static bool TryParseCapture(string arg, ForwardingSnapshot snapshot, out CaptureInput input, out string problem)
     {
         input = default;
         problem = "";

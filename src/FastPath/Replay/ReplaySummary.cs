@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Telemetry;
+using FastPath.Metrics;
 
 namespace FastPath.Replay;
 
@@ -11,6 +12,8 @@ public sealed record ReplaySummary(string Node, string[] Inputs, ForwardingSnaps
 {
     /// <summary>Ports that left the node during the replay (pods deleted by --changes), with their last counts.</summary>
     public IReadOnlyList<RetiredPort> Retired { get; init; } = [];
+    /// <summary>Conntrack, per-Service and control-plane figures (written after drops).</summary>
+    public NodeMetrics? Metrics { get; init; }
 
     public double PacketsPerSecond => Elapsed.TotalSeconds > 0 ? PacketsIn / Elapsed.TotalSeconds : 0;
 
@@ -61,6 +64,7 @@ public sealed record ReplaySummary(string Node, string[] Inputs, ForwardingSnaps
         for (int r = 1; r < DropReasons.Count; r++)
             if (Drops((DropReason)r) is var n and > 0) w.WriteNumber(DropReasons.Name((DropReason)r), n);
         w.WriteEndObject();
+        Metrics?.WriteJson(w);
         w.WriteNumber("elapsed_seconds", Math.Round(Elapsed.TotalSeconds, 6));
         w.WriteNumber("packets_per_second", Math.Round(PacketsPerSecond, 1));
         w.WriteEndObject();

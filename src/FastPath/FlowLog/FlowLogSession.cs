@@ -1,0 +1,57 @@
+using FastPath.DataPlane.Pipeline;
+using FastPath.DataPlane.Telemetry;
+
+namespace FastPath.FlowLog;
+
+/// <summary>
+/// Flow logging for one worker: its <see cref="FlowRing"/> (fed by the packet path through
+/// <see cref="FlowLogObserver"/> and by the conntrack table as connections end) and the <see cref="FlowLogWriter"/>
+/// thread draining it to a JSON-lines file. `replay --flow-log FILE [--flow-log-sample N]` uses one.
+/// </summary>
+public sealed class FlowLogSession : IDisposable
+{
+    private readonly Engine _engine;
+    private readonly FlowRing _ring;
+    private readonly FlowLogWriter _writer;
+    private FlowLogObserver _observer;
+
+    public FlowLogSession(string path, int sampleEvery, Engine engine, SnapshotHolder snapshots)
+    {
+        _engine = engine;
+        _ring = new FlowRing(1 << 16, sampleEvery);
+        _observer = new FlowLogObserver(_ring);
+        _writer = new FlowLogWriter(path, _ring, snapshots);
+    }
+
+    /// <summary>Records the ring dropped because the writer fell behind.</summary>
+    public long Lost => _ring.Lost;
+
+    public long Written => _writer.Written;
+
+    /// <summary>Runs the batch through the worker with the flow-log observer.</summary>
+    public void Process(PacketBatch batch)
+    {
+        // The table exists once a snapshot needs one; attach to it (again) after a snapshot change created it.
+        if (_engine.Conntrack is { FlowLog: null } table) table.FlowLog = _ring;
+        _engine.Process(batch, ref _observer);
+    }
+
+    /// <summary>Writes an "active" record for every connection still tracked, then drains and closes the file.</summary>
+    public void Complete()
+    {
+        if (_engine.Conntrack is { } table)
+        {
+            table.FlowLog = null;
+            for (int i = 0; i < table.Capacity; i++)
+            {
+                if (!table[i].InUse) continue;
+                // Off the packet path: wait for the writer rather than lose records.
+                while (_ring.Pending >= _ring.Capacity - 1) Thread.Sleep(1);
+                _ring.StillActive(table[i]);
+            }
+        }
+        _writer.Complete();
+    }
+
+    public void Dispose() => _writer.Dispose();
+}
