@@ -216,7 +216,7 @@ up() {
     nns=$(ns_node "$node")
     new_ns "$nns"
     ip netns exec "$nns" setsid $fastpath run --cluster "$DIR/cluster" --node "$node" --tap --uplink-tap "$uplink" \
-      --status-interval 5 > "$DIR/$node.log" 2>&1 < /dev/null &
+      --status-interval 5 --flow-log "$DIR/$node.flows.jsonl" > "$DIR/$node.log" 2>&1 < /dev/null &
     echo $! > "$DIR/$node.pid"
     wait_link "$nns" "$uplink" "$node"
     ip -n "$nns" link set "$uplink" netns "$UL"

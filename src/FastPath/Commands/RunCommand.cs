@@ -1,12 +1,15 @@
 using System.CommandLine;
 using System.Diagnostics;
+using System.Net;
 using System.Runtime.InteropServices;
 using FastPath.ControlPlane.Cluster.Sources;
 using FastPath.ControlPlane.Live;
 using FastPath.ControlPlane.Publish;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Ports;
+using FastPath.FlowLog;
 using FastPath.Live;
+using FastPath.Metrics;
 
 namespace FastPath.Commands;
 
@@ -29,19 +32,34 @@ public static class RunCommand
         var batchSize = new Option<int>("--batch") { Description = "Packets per batch", DefaultValueFactory = _ => 64 };
         var status = new Option<double>("--status-interval") { Description = "Seconds between status lines (0: none)", DefaultValueFactory = _ => 5 };
         var duration = new Option<double>("--duration") { Description = "Stop after this many seconds (0: run until SIGINT/SIGTERM)" };
-        var cmd = new Command("run", "Run a node's data plane live on TAP devices") { cluster, node, tap, uplink, host, batchSize, status, duration };
+        var metrics = new Option<string?>("--metrics") { Description = "Serve Prometheus metrics on ADDR:PORT (http://ADDR:PORT/metrics/)" };
+        var flowLog = new Option<string?>("--flow-log") { Description = "Write JSON-lines flow records (connection start/end, drops) to this file" };
+        var flowSample = new Option<int>("--flow-log-sample") { Description = "Keep 1 flow in N (by tuple hash)", DefaultValueFactory = _ => 1 };
+        var cmd = new Command("run", "Run a node's data plane live on TAP devices")
+        {
+            cluster, node, tap, uplink, host, batchSize, status, duration, metrics, flowLog, flowSample,
+        };
         cmd.SetAction(r => Run(new RunOptions(r.GetValue(cluster)!, r.GetValue(node)!, r.GetValue(tap), r.GetValue(uplink)!,
-            r.GetValue(host), r.GetValue(batchSize), r.GetValue(status), r.GetValue(duration)), stdout, stderr));
+            r.GetValue(host), r.GetValue(batchSize), r.GetValue(status), r.GetValue(duration)) { Metrics = r.GetValue(metrics), FlowLog = r.GetValue(flowLog), FlowLogSample = r.GetValue(flowSample) }, stdout, stderr));
         return cmd;
     }
 
     public sealed record RunOptions(string Cluster, string Node, bool Tap, string UplinkTap, string? HostTap, int BatchSize,
-        double StatusInterval, double Duration);
+        double StatusInterval, double Duration)
+    {
+        /// <summary>--metrics ADDR:PORT, or null.</summary>
+        public string? Metrics { get; init; }
+
+        /// <summary>--flow-log FILE (or null) and --flow-log-sample N.</summary>
+        public string? FlowLog { get; init; }
+        public int FlowLogSample { get; init; } = 1;
+    }
 
     public static int Run(RunOptions o, TextWriter stdout, TextWriter stderr)
     {
         if (!o.Tap) return Fail(stderr, "--tap is required: TAP devices are the only live ports so far");
         if (o.BatchSize is < 1 or > 4096) return Fail(stderr, $"--batch {o.BatchSize}: must be between 1 and 4096");
+        if (o.FlowLogSample < 1) return Fail(stderr, $"--flow-log-sample {o.FlowLogSample}: must be at least 1");
         foreach (var (option, name) in new[] { ("--uplink-tap", o.UplinkTap), ("--host-tap", o.HostTap) })
             if (name is not null && !TapDevice.IsValidName(name))
                 return Fail(stderr, $"{option} {name}: not a valid interface name (1-{TapDevice.MaxNameLength} characters, no '/', ':' or spaces)");
@@ -78,6 +96,24 @@ public static class RunCommand
         // always received and processed under the same port numbering (ports are renumbered when pods come and go).
         var forwarding = new SnapshotHolder(snapshot);
         var engine = new Engine(forwarding);
+        MetricsServer? metricsServer = null;
+        if (o.Metrics is { } endpoint)
+        {
+            try
+            {
+                // Scrapes read the worker's plain counters from the HTTP thread: figures, not a consistent cut.
+                metricsServer = MetricsServer.Start(endpoint,
+                    () => NodeMetrics.Collect(engine.Snapshot, [engine], publisher.CompileLatency, publisher.PublishLatency),
+                    publisher.CompileLatency, publisher.PublishLatency);
+            }
+            catch (Exception e) when (e is FormatException or HttpListenerException)
+            {
+                return Fail(stderr, e.Message);
+            }
+            stdout.WriteLine($"metrics: {metricsServer.Url}");
+        }
+        using var metricsLifetime = metricsServer;
+        using var flows = o.FlowLog is null ? null : new FlowLogSession(o.FlowLog, o.FlowLogSample, engine, forwarding);
         var batch = new PacketBatch(o.BatchSize);
         var status = new StatusLine(stdout, TimeSpan.FromSeconds(o.StatusInterval));
         var clock = Stopwatch.StartNew();
@@ -88,7 +124,8 @@ public static class RunCommand
         {
             if (port.Receive(batch) > 0)
             {
-                engine.Process(batch);
+                if (flows is null) engine.Process(batch);
+                else flows.Process(batch);
                 port.TransmitBatch(batch);
             }
             var current = publisher.Holder.Current;
@@ -110,6 +147,7 @@ public static class RunCommand
             if (o.StatusInterval > 0) status.Report(clock.Elapsed, engine.Snapshot, engine.Counters, port);
         }
         status.Report(clock.Elapsed, engine.Snapshot, engine.Counters, port, force: true);
+        flows?.Complete();
         stdout.WriteLine($"stopped: {port.Received:N0} frames received, {port.Transmitted:N0} sent; removing the TAP devices this process created");
         return 0;
 

@@ -52,9 +52,14 @@ public sealed class FlowLogWriter : IDisposable
         while (true)
         {
             bool stopping = _stop.IsSet; // read before draining: whatever was published before Set() is drained below
-            while (_ring.TryRead(out var r)) WriteRecord(r);
+            bool wrote = false;
+            while (_ring.TryRead(out var r))
+            {
+                WriteRecord(r);
+                wrote = true;
+            }
             if (stopping) return;
-            _json.Flush();
+            if (wrote) _file.Flush(); // live runs: records reach the file within milliseconds
             _stop.Wait(TimeSpan.FromMilliseconds(5));
         }
     }

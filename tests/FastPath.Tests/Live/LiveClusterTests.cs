@@ -79,6 +79,14 @@ public class LiveClusterTests(DemoCluster cluster, ITestOutputHelper output)
         Assert.Equal(["web-a", "web-b"], perBackend.Keys.Order());
         // 32 connections over two equal Maglev shares: fewer than 4 on one side has probability ~1e-6.
         Assert.All(perBackend.Values, n => Assert.True(n >= 4, $"unbalanced: {string.Join(", ", perBackend)}"));
+
+        // The client's node logged these connections (--flow-log): opened as Service flows, DNATed to a backend.
+        string flows = Path.Combine(cluster.Directory, "node-" + (from == "client" ? "a" : "b") + ".flows.jsonl");
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        bool Logged() => File.Exists(flows) && File.ReadLines(flows).Any(l => l.Contains("\"event\":\"start\"")
+            && l.Contains("\"service\":\"shop/web") && l.Contains($"\"source\":\"{fromIp}"));
+        while (!Logged() && DateTime.UtcNow < deadline) Thread.Sleep(100);
+        Assert.True(Logged(), $"no Service flow from {fromIp} in {flows}");
     }
 
     [Theory]

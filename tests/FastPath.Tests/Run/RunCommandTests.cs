@@ -53,9 +53,10 @@ public class RunCommandTests(ITestOutputHelper output)
         Assert.Equal(0, KernelLab.Run("ip", ["netns", "add", ns], TimeSpan.FromSeconds(10)).Exit);
         try
         {
+            Assert.Equal(0, KernelLab.Run("ip", ["-n", ns, "link", "set", "lo", "up"], TimeSpan.FromSeconds(10)).Exit);
             var psi = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var a in new[] { "netns", "exec", ns, "dotnet", Path.Combine(AppContext.BaseDirectory, "fastpath.dll"),
-                         "run", "--cluster", cluster.Path, "--node", "node-a", "--tap", "--duration", "60" })
+                         "run", "--cluster", cluster.Path, "--node", "node-a", "--tap", "--duration", "60", "--metrics", "127.0.0.1:9464" })
                 psi.ArgumentList.Add(a);
             using var run = Process.Start(psi)!;
             var stderr = run.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
@@ -72,6 +73,11 @@ public class RunCommandTests(ITestOutputHelper output)
             ReadUntil("forwarding:");
             output.WriteLine(string.Join('\n', lines));
             Assert.Contains(lines, l => l.StartsWith("forwarding: node node-a, 5 ports", StringComparison.Ordinal));
+            // The Prometheus endpoint answers inside the namespace (its loopback only).
+            var scrape = KernelLab.Run("ip", ["netns", "exec", ns, "curl", "-sf", "--max-time", "10", "http://127.0.0.1:9464/metrics/"], TimeSpan.FromSeconds(15));
+            Assert.True(scrape.Exit == 0, scrape.Output);
+            Assert.Contains("fastpath_snapshot_generation", scrape.Output);
+            Assert.Contains("fastpath_conntrack_capacity", scrape.Output);
             string[] taps = ["fp-uplink", "fpce2a28d0b7b9", TapSet.PodTapName("shop/web-1"), TapSet.PodTapName("shop/web-2")];
             foreach (var tap in taps)
             {
