@@ -124,6 +124,13 @@ public static class RunCommand
         {
             if (port.Receive(batch) > 0)
             {
+                // A change that keeps the ports (Services, policies, routes) applies to this very batch: without
+                // this, packets that arrived while the loop waited would still meet the previous snapshot.
+                if (publisher.Holder.Current is var latest && !ReferenceEquals(latest, snapshot) && SamePorts(latest, snapshot))
+                {
+                    forwarding.Publish(latest);
+                    snapshot = latest;
+                }
                 if (flows is null) engine.Process(batch);
                 else flows.Process(batch);
                 port.TransmitBatch(batch);
@@ -156,6 +163,14 @@ public static class RunCommand
             ctx.Cancel = true;
             stop.Cancel();
         }
+    }
+
+    private static bool SamePorts(ForwardingSnapshot a, ForwardingSnapshot b)
+    {
+        if (a.PortCount != b.PortCount) return false;
+        for (int p = 0; p < a.PortCount; p++)
+            if (!string.Equals(a.Ports[p].Name, b.Ports[p].Name, StringComparison.Ordinal)) return false;
+        return true;
     }
 
     private static int Fail(TextWriter stderr, string message) => Fail(stderr, [message]);

@@ -95,6 +95,31 @@ public class DemoCluster : IDisposable
         .Where(File.Exists)
         .Select(f => $"--- {Path.GetFileName(f)}\n{File.ReadAllText(f)}"));
 
+    /// <summary>
+    /// Writes <paramref name="path"/> in the cluster directory (aside, then renamed into place; null deletes it) and waits
+    /// until both FastPath processes, which watch the directory, logged one more applied change.
+    /// </summary>
+    public void WriteFile(string path, string? content)
+    {
+        var nodes = new[] { "node-a", "node-b" };
+        var before = nodes.Select(CountApplied).ToArray();
+        if (content is null) File.Delete(path);
+        else
+        {
+            File.WriteAllText(path + ".tmp", content);
+            File.Move(path + ".tmp", path, overwrite: true);
+        }
+        for (int i = 0; i < nodes.Length; i++)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(15);
+            while (CountApplied(nodes[i]) == before[i] && DateTime.UtcNow < deadline) Thread.Sleep(50);
+            Assert.True(CountApplied(nodes[i]) > before[i], $"{nodes[i]} did not apply the change:\n{Logs()}");
+        }
+
+        int CountApplied(string node) =>
+            File.ReadAllLines(Path.Combine(Directory, node + ".log")).Count(l => l.StartsWith("applied ", StringComparison.Ordinal));
+    }
+
     public int NodePid(string node) => int.Parse(File.ReadAllText(Path.Combine(Directory, node + ".pid")).Trim());
 
     /// <summary>

@@ -137,7 +137,7 @@ public class LiveClusterTests(DemoCluster cluster, ITestOutputHelper output)
             const string endpointB = "  - {addresses: [\"10.244.2.11\"], conditions: {ready: true}, nodeName: node-b}\n";
             int at = original.IndexOf(endpointB, StringComparison.Ordinal);
             Assert.True(at > 0, "the manifest has no web-b endpoint line");
-            ChangeManifest(original.Remove(at, endpointB.Length));
+            cluster.WriteFile(cluster.Manifest, original.Remove(at, endpointB.Length));
             double removedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
 
             var after = HttpConnections("client", "10.96.0.20", 80, connections: 16, requests: 1);
@@ -160,7 +160,7 @@ public class LiveClusterTests(DemoCluster cluster, ITestOutputHelper output)
         }
         finally
         {
-            ChangeManifest(original);
+            cluster.WriteFile(cluster.Manifest, original);
         }
     }
 
@@ -178,28 +178,6 @@ public class LiveClusterTests(DemoCluster cluster, ITestOutputHelper output)
         long bytes = received.GetProperty("bytes").GetInt64();
         output.WriteLine($"iperf3 TCP client (node-a) -> ClusterIP 10.96.0.30 -> web-b (node-b), 5 s: {bits / 1e9:F2} Gbit/s, {bytes:N0} bytes");
         Assert.True(bytes > 10_000_000, $"only {bytes} bytes in 5 s");
-    }
-
-    /// <summary>
-    /// Replaces the cluster manifest (written aside and renamed into place) and waits until both FastPath processes,
-    /// which watch the directory, logged one more applied change.
-    /// </summary>
-    private void ChangeManifest(string content)
-    {
-        var nodes = new[] { "node-a", "node-b" };
-        var before = nodes.Select(n => CountApplied(Log(n))).ToArray();
-        File.WriteAllText(cluster.Manifest + ".tmp", content);
-        File.Move(cluster.Manifest + ".tmp", cluster.Manifest, overwrite: true);
-        for (int i = 0; i < nodes.Length; i++)
-        {
-            var deadline = DateTime.UtcNow.AddSeconds(15);
-            while (CountApplied(Log(nodes[i])) == before[i] && DateTime.UtcNow < deadline) Thread.Sleep(50);
-            Assert.True(CountApplied(Log(nodes[i])) > before[i], $"{nodes[i]} did not apply the change:\n{cluster.Logs()}");
-        }
-
-        string Log(string node) => Path.Combine(cluster.Directory, node + ".log");
-        static int CountApplied(string log) =>
-            File.ReadAllLines(log).Count(l => l.StartsWith("applied ", StringComparison.Ordinal));
     }
 
     /// <summary>
