@@ -35,7 +35,7 @@ public sealed class SnapshotPublisher
     /// <summary>Routes added, replaced or removed by the last successful publish.</summary>
     public int LastRouteChanges => _routes.LastChanges;
 
-    /// <summary>How long <see cref="SnapshotCompiler.Compile(ClusterState, string, long, RouteTable.Builder)"/> took, per publish.</summary>
+    /// <summary>How long each publish's compilation took (full or incremental).</summary>
     public LatencyHistogram CompileLatency { get; } = new();
 
     /// <summary>From a publish request to the swap (waiting for a concurrent publish, compiling, swapping).</summary>

@@ -124,39 +124,45 @@ public static class RunCommand
         {
             if (port.Receive(batch) > 0)
             {
-                // A change that keeps the ports (Services, policies, routes) applies to this very batch: without
-                // this, packets that arrived while the loop waited would still meet the previous snapshot.
-                if (publisher.Holder.Current is var latest && !ReferenceEquals(latest, snapshot) && SamePorts(latest, snapshot))
-                {
-                    forwarding.Publish(latest);
-                    snapshot = latest;
-                }
+                // Packets that arrived while the loop waited meet the newest snapshot its port numbering allows.
+                Advance(batchReceived: true);
                 if (flows is null) engine.Process(batch);
                 else flows.Process(batch);
                 port.TransmitBatch(batch);
             }
-            var current = publisher.Holder.Current;
-            if (!ReferenceEquals(current, snapshot) && clock.Elapsed >= retryAt)
-            {
-                try
-                {
-                    port.Attach(taps.Reconcile(current));
-                    forwarding.Publish(current);
-                    snapshot = current;
-                }
-                catch (Exception e) when (e is IOException or ArgumentException)
-                {
-                    // Retried a second later; meanwhile the ports that work keep forwarding.
-                    stderr.WriteLine($"fastpath run: {e.Message}");
-                    retryAt = clock.Elapsed + TimeSpan.FromSeconds(1);
-                }
-            }
+            Advance(batchReceived: false);
             if (o.StatusInterval > 0) status.Report(clock.Elapsed, engine.Snapshot, engine.Counters, port);
         }
         status.Report(clock.Elapsed, engine.Snapshot, engine.Counters, port, force: true);
         flows?.Complete();
         stdout.WriteLine($"stopped: {port.Received:N0} frames received, {port.Transmitted:N0} sent; removing the TAP devices this process created");
         return 0;
+
+        // Moves the engine to the controller's newest snapshot. One that keeps the ports (Services, policies, routes)
+        // applies at once, even to a batch already received; one that renumbers them waits until no batch is in hand
+        // and the TAPs were reconciled with it.
+        void Advance(bool batchReceived)
+        {
+            var current = publisher.Holder.Current;
+            if (ReferenceEquals(current, snapshot)) return;
+            if (!SamePorts(current, snapshot))
+            {
+                if (batchReceived || clock.Elapsed < retryAt) return;
+                try
+                {
+                    port.Attach(taps.Reconcile(current));
+                }
+                catch (Exception e) when (e is IOException or ArgumentException)
+                {
+                    // Retried a second later; meanwhile the ports that work keep forwarding.
+                    stderr.WriteLine($"fastpath run: {e.Message}");
+                    retryAt = clock.Elapsed + TimeSpan.FromSeconds(1);
+                    return;
+                }
+            }
+            forwarding.Publish(current);
+            snapshot = current;
+        }
 
         void Stop(PosixSignalContext ctx)
         {
