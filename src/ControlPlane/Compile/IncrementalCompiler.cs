@@ -16,8 +16,10 @@ namespace FastPath.ControlPlane.Compile;
 /// <item>a Pod on this node → the port list; a Pod elsewhere → nothing;</item>
 /// <item>this node's Node object or the FastPathConfiguration → settings, routes and every Service (NodePorts follow
 /// the node's addresses; the Maglev size and traffic settings come from the configuration);</item>
-/// <item>a NetworkPolicy, a Namespace or any Pod while NetworkPolicies exist → the whole policy table (selectors
-/// range over every pod and namespace label; <see cref="PolicyCompiler"/> has no incremental form yet).</item>
+/// <item>a NetworkPolicy, a Namespace or any Pod → the policy table, incrementally (<see cref="PolicyCompiler"/>):
+/// only the rule sets of local pods selected by a policy the change can affect are rebuilt — the changed policy;
+/// for a Pod, the policies with a peer selecting its old or new version; for a Namespace, those whose
+/// namespaceSelector matches its old or new labels; the other rule sets are shared with the previous table.</item>
 /// </list>
 /// Parts that did not change are shared with the previous snapshot (the route table, the Service table), so a
 /// snapshot stays immutable while the next one is built. Objects are assumed valid (the controller validates them).
@@ -46,6 +48,7 @@ public sealed class IncrementalCompiler
     private bool _portsDirty = true;
     private bool _policyDirty = true;
     private PolicyTable _policy = PolicyTable.Empty;
+    private readonly PolicyCompiler _policyCompiler = new();
     private readonly List<CompiledFrontend> _removedFrontends = [];
     private readonly List<CompiledFrontend> _addedFrontends = [];
     private List<Route> _globalRoutes = [];
@@ -69,6 +72,9 @@ public sealed class IncrementalCompiler
 
     /// <summary>Services whose frontends the last compilation rebuilt.</summary>
     public int LastServicesCompiled { get; private set; }
+
+    /// <summary>NetworkPolicy rule sets the last compilation built (the others were reused).</summary>
+    public int LastPolicyRuleSetsBuilt { get; private set; }
 
     /// <summary>The version in force of an object, or null.</summary>
     public IClusterObject? Find(ObjectKey key)
@@ -109,6 +115,7 @@ public sealed class IncrementalCompiler
                 break;
             case ClusterObject<V1Pod> pod:
                 Set(_pods, pod.QualifiedName, now as ClusterObject<V1Pod>);
+                _policyCompiler.SetPod(pod.QualifiedName, now as ClusterObject<V1Pod>);
                 _policyDirty = true; // pod labels and addresses are policy peers
                 if (_localPorts.Remove(pod.QualifiedName)) _portsDirty = true;
                 if (now is ClusterObject<V1Pod> added && SnapshotCompiler.PodPort(added, _nodeName) is { } port)
@@ -129,8 +136,16 @@ public sealed class IncrementalCompiler
             default:
                 if (now is null) _others.Remove(key);
                 else _others[key] = now;
-                _policyDirty |= now is ClusterObject<V1NetworkPolicy> or ClusterObject<V1Namespace>
-                    || before is ClusterObject<V1NetworkPolicy> or ClusterObject<V1Namespace>;
+                if ((now ?? before) is ClusterObject<V1NetworkPolicy> policy)
+                {
+                    _policyCompiler.SetPolicy(policy.QualifiedName, now as ClusterObject<V1NetworkPolicy>);
+                    _policyDirty = true;
+                }
+                else if ((now ?? before) is ClusterObject<V1Namespace> ns)
+                {
+                    _policyCompiler.SetNamespace(ns.Name, now as ClusterObject<V1Namespace>);
+                    _policyDirty = true;
+                }
                 break;
         }
     }
@@ -174,6 +189,7 @@ public sealed class IncrementalCompiler
 
         LastRouteChanges = 0;
         LastServicesCompiled = 0;
+        LastPolicyRuleSetsBuilt = 0;
         if (_allDirty)
         {
             Configuration = ClusterDirectory.EffectiveConfiguration(_declared?.Value, _nodes.Values);
@@ -231,9 +247,10 @@ public sealed class IncrementalCompiler
         _addedFrontends.Clear();
         if (_portsDirty || _ports is null) _ports = _localPorts.Values.ToArray();
         if (_policyDirty || _allDirty || _portsDirty)
-            _policy = _others.Values.Any(o => o is ClusterObject<V1NetworkPolicy>)
-                ? PolicyCompiler.Compile(State(source), _ports, _settings!.HostAddresses)
-                : PolicyTable.Empty;
+        {
+            _policy = _policyCompiler.Compile(_ports, _settings!.HostAddresses);
+            LastPolicyRuleSetsBuilt = _policyCompiler.LastRuleSetsBuilt;
+        }
 
         _allDirty = _portsDirty = _policyDirty = false;
         _dirtyNodes.Clear();

@@ -23,61 +23,207 @@ namespace FastPath.ControlPlane.Compile;
 /// </list>
 /// Pod selectors become sets of pod IPs (both families), so the data plane matches addresses only.
 /// </summary>
-public static class PolicyCompiler
+/// <remarks>
+/// Incremental: an instance keeps the pods, namespaces and policies in force, each policy's resolved rules and the
+/// rule sets of the last table. A change marks the policies whose resolved rules it can alter — the policy itself; for
+/// a Pod, every policy with a peer that selects its old or new version (or an egress named port reaching beyond pod
+/// selectors, which resolves against every pod); for a Namespace's labels, every policy whose namespaceSelector
+/// matches the old or new labels, when pods live there. <see cref="Compile(IReadOnlyList{PortDefinition}, IReadOnlyList{IpAddr})"/>
+/// then rebuilds only the rule sets of the local pods that name a marked policy (or, for ingress named ports, whose
+/// own pod changed) and reuses every other set, renumbered when policies came or went. Which policies select each
+/// local pod is recomputed every time (the policies of its namespace only). Not thread-safe: one writer.
+/// </remarks>
+public sealed class PolicyCompiler
 {
     private static readonly UInt128 MappedFirst = IpAddr.FromV4(0).Value, MappedLast = IpAddr.FromV4(uint.MaxValue).Value;
+    private static readonly PolicyDirection[] Directions = [PolicyDirection.Ingress, PolicyDirection.Egress];
 
     /// <summary>A pod as policy sees it: where it lives, its labels, addresses and container ports.</summary>
-    private sealed record PolicyPod(string Namespace, string QualifiedName, IDictionary<string, string>? Labels, List<IpAddr> Addresses, List<V1ContainerPort> ContainerPorts);
+    private sealed record PolicyPod(string Namespace, string QualifiedName, IDictionary<string, string>? Labels, List<IpAddr> Addresses, List<V1ContainerPort> ContainerPorts)
+    {
+        /// <summary>Nothing policy reads differs (a status update, an annotation): no policy needs recompiling.</summary>
+        public bool SameAs(PolicyPod other) =>
+            Namespace == other.Namespace && SameLabels(Labels, other.Labels) && Addresses.SequenceEqual(other.Addresses)
+            && ContainerPorts.Count == other.ContainerPorts.Count
+            && ContainerPorts.Zip(other.ContainerPorts).All(p => p.First.Name == p.Second.Name && p.First.ContainerPort == p.Second.ContainerPort
+                && ClusterValidator.ProtocolNumber(p.First.Protocol) == ClusterValidator.ProtocolNumber(p.Second.Protocol));
+    }
 
     /// <summary>One peer of a rule, resolved: every address, a set of pods, or address ranges (an ipBlock).</summary>
     private sealed record Peer(bool Everything, List<PolicyPod> Pods, List<(UInt128 First, UInt128 Last)> Ranges);
 
     private sealed record Rule(List<Peer> Peers, IList<V1NetworkPolicyPort>? Ports);
 
-    /// <summary>Compiles the policies for the node's pod ports <paramref name="pods"/> (port FirstPod + i is pods[i]).</summary>
+    /// <summary>A policy in force: its id in the next table and its rules per direction, resolved when first needed.</summary>
+    private sealed class CompiledPolicy(string name, ClusterObject<V1NetworkPolicy> source)
+    {
+        public string Name { get; } = name;
+        public ClusterObject<V1NetworkPolicy> Source { get; set; } = source;
+        public int Id { get; set; }
+        public List<Rule>? Ingress { get; set; }
+        public List<Rule>? Egress { get; set; }
+    }
+
+    /// <summary>A rule set of the last table, what it was built from, and so when it must be rebuilt.</summary>
+    private sealed record CachedSet(PolicyRuleSet Set, CompiledPolicy[] Selecting, string? NamedPortPod);
+
+    private readonly Dictionary<string, PolicyPod> _pods = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Dictionary<string, PolicyPod>> _podsByNamespace = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IDictionary<string, string>> _declaredNamespaces = new(StringComparer.Ordinal);
+    private readonly SortedDictionary<string, CompiledPolicy> _policies = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<CompiledPolicy>> _policiesByNamespace = new(StringComparer.Ordinal); // sorted by name
+    private readonly HashSet<string> _dirtyPolicies = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _dirtyPods = new(StringComparer.Ordinal);
+    private Dictionary<string, CachedSet> _sets = new(StringComparer.Ordinal);
+    private string[]? _names; // null after a policy came or went: ids to renumber
+    private IpAddr[] _nodeAddresses = [];
+
+    /// <summary>Compiles the policies of <paramref name="state"/> for the node's pod ports <paramref name="pods"/> (port FirstPod + i is pods[i]).</summary>
     public static PolicyTable Compile(ClusterState state, IReadOnlyList<PortDefinition> pods, IReadOnlyList<IpAddr> nodeAddresses)
     {
         if (state.NetworkPolicies.IsEmpty) return PolicyTable.Empty;
-        var namespaces = PolicySelectors.NamespaceLabels(state);
-        var all = Pods(state);
-        var podByName = new Dictionary<string, PolicyPod>(StringComparer.Ordinal);
-        foreach (var p in all) podByName.TryAdd(p.QualifiedName, p); // a duplicate is a validation error, not a crash
-        var byNamespace = all.GroupBy(p => p.Namespace, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
-        var names = state.NetworkPolicies.Select(p => p.QualifiedName).ToList();
-        var rules = new Dictionary<(int Policy, PolicyDirection Direction), List<Rule>>();
-        List<Rule> RulesOf(int id, PolicyDirection d)
+        var compiler = new PolicyCompiler();
+        foreach (var ns in state.Namespaces) compiler.SetNamespace(ns.Name, ns);
+        foreach (var pod in state.Pods) compiler.SetPod(pod.QualifiedName, pod);
+        foreach (var policy in state.NetworkPolicies) compiler.SetPolicy(policy.QualifiedName, policy);
+        return compiler.Compile(pods, nodeAddresses);
+    }
+
+    /// <summary>Rule sets the last <see cref="Compile(IReadOnlyList{PortDefinition}, IReadOnlyList{IpAddr})"/> built (the others were reused).</summary>
+    public int LastRuleSetsBuilt { get; private set; }
+
+    /// <summary>Adds, replaces or (null) removes the Pod named <paramref name="qualifiedName"/> ("namespace/name").</summary>
+    public void SetPod(string qualifiedName, ClusterObject<V1Pod>? pod)
+    {
+        var before = _pods.GetValueOrDefault(qualifiedName);
+        var after = pod is null ? null : ToPolicyPod(pod);
+        if (before is null ? after is null : after is not null && before.SameAs(after)) return;
+        _dirtyPods.Add(qualifiedName);
+        if (before is not null)
         {
-            if (!rules.TryGetValue((id, d), out var list)) rules[(id, d)] = list = Rules(state.NetworkPolicies[id], d, byNamespace, namespaces);
-            return list;
+            _pods.Remove(qualifiedName);
+            var inNamespace = _podsByNamespace[before.Namespace];
+            inNamespace.Remove(qualifiedName);
+            if (inNamespace.Count == 0) _podsByNamespace.Remove(before.Namespace);
+        }
+        if (after is not null)
+        {
+            _pods[qualifiedName] = after;
+            if (!_podsByNamespace.TryGetValue(after.Namespace, out var inNamespace))
+                _podsByNamespace[after.Namespace] = inNamespace = new Dictionary<string, PolicyPod>(StringComparer.Ordinal);
+            inNamespace[qualifiedName] = after;
+        }
+        foreach (var policy in _policies.Values)
+            if (Names(policy, before) || Names(policy, after)) MarkDirty(policy);
+    }
+
+    /// <summary>Adds, replaces or (null) removes the Namespace <paramref name="name"/>.</summary>
+    public void SetNamespace(string name, ClusterObject<V1Namespace>? ns)
+    {
+        var before = NamespaceLabels(name);
+        if (ns is null) _declaredNamespaces.Remove(name);
+        else _declaredNamespaces[name] = PolicySelectors.NamespaceLabels(name, ns.Value.Metadata?.Labels);
+        var after = NamespaceLabels(name);
+        if (SameLabels(before, after) || !_podsByNamespace.ContainsKey(name)) return; // no pod there: no peer changes
+        foreach (var policy in _policies.Values)
+            if (Peers(policy).Any(p => p.Peer?.NamespaceSelector is { } s && (PolicySelectors.Matches(s, before) || PolicySelectors.Matches(s, after))))
+                MarkDirty(policy);
+    }
+
+    /// <summary>Adds, replaces or (null) removes the NetworkPolicy named <paramref name="qualifiedName"/>.</summary>
+    public void SetPolicy(string qualifiedName, ClusterObject<V1NetworkPolicy>? policy)
+    {
+        _dirtyPolicies.Add(qualifiedName);
+        if (_policies.TryGetValue(qualifiedName, out var known))
+        {
+            if (policy is not null)
+            {
+                known.Source = policy;
+                MarkDirty(known);
+                return;
+            }
+            _policies.Remove(qualifiedName);
+            var inNamespace = _policiesByNamespace[known.Source.Namespace!];
+            inNamespace.Remove(known);
+            if (inNamespace.Count == 0) _policiesByNamespace.Remove(known.Source.Namespace!);
+            _names = null;
+        }
+        else if (policy is not null)
+        {
+            var added = new CompiledPolicy(qualifiedName, policy);
+            _policies.Add(qualifiedName, added);
+            if (!_policiesByNamespace.TryGetValue(policy.Namespace!, out var inNamespace)) _policiesByNamespace[policy.Namespace!] = inNamespace = [];
+            int at = inNamespace.FindIndex(p => string.CompareOrdinal(p.Name, qualifiedName) > 0);
+            inNamespace.Insert(at < 0 ? inNamespace.Count : at, added);
+            _names = null;
+        }
+    }
+
+    /// <summary>
+    /// The table for the node's pod ports <paramref name="pods"/> (port FirstPod + i is pods[i]) and node addresses,
+    /// rebuilding only the rule sets the changes since the last call can affect.
+    /// </summary>
+    public PolicyTable Compile(IReadOnlyList<PortDefinition> pods, IReadOnlyList<IpAddr> nodeAddresses)
+    {
+        LastRuleSetsBuilt = 0;
+        if (!nodeAddresses.SequenceEqual(_nodeAddresses))
+        {
+            _nodeAddresses = [.. nodeAddresses];
+            _sets.Clear(); // every set allows the node's addresses
+        }
+        if (_names is null)
+        {
+            _names = [.. _policies.Keys];
+            int id = 0;
+            foreach (var p in _policies.Values) p.Id = id++;
+        }
+        var kept = new Dictionary<string, CachedSet>(StringComparer.Ordinal);
+        foreach (var (key, cached) in _sets)
+            if (!(cached.NamedPortPod is { } pod && _dirtyPods.Contains(pod)) && !cached.Selecting.Any(p => _dirtyPolicies.Contains(p.Name)))
+                kept[key] = cached;
+        _dirtyPolicies.Clear();
+        _dirtyPods.Clear();
+        if (_policies.Count == 0)
+        {
+            _sets = kept;
+            return PolicyTable.Empty;
         }
 
         int portCount = PortIndex.FirstPod + pods.Count;
-        var ingress = Enumerable.Repeat(-1, portCount).ToArray();
-        var egress = Enumerable.Repeat(-1, portCount).ToArray();
+        var ingress = new int[portCount];
+        var egress = new int[portCount];
+        Array.Fill(ingress, -1);
+        Array.Fill(egress, -1);
         var sets = new List<PolicyRuleSet>();
-        var setIndex = new Dictionary<string, int>(StringComparer.Ordinal);
+        var used = new Dictionary<string, (CachedSet Cached, int Index)>(StringComparer.Ordinal);
         for (int i = 0; i < pods.Count; i++)
         {
-            if (!podByName.TryGetValue(pods[i].Name, out var pod)) continue;
-            foreach (var direction in (PolicyDirection[])[PolicyDirection.Ingress, PolicyDirection.Egress])
+            if (!_pods.TryGetValue(pods[i].Name, out var pod) || !_policiesByNamespace.TryGetValue(pod.Namespace, out var candidates)) continue;
+            foreach (var direction in Directions)
             {
-                var selecting = new List<int>();
-                for (int id = 0; id < state.NetworkPolicies.Length; id++)
-                    if (Selects(state.NetworkPolicies[id].Value, pod, direction)) selecting.Add(id);
-                if (selecting.Count == 0) continue;
+                var selecting = candidates.Where(p => Selects(p.Source.Value, pod, direction)).ToArray();
+                if (selecting.Length == 0) continue;
                 // Pods selected by the same policies share a rule set, unless ingress named ports resolve differently.
-                bool named = direction == PolicyDirection.Ingress && selecting.Any(id => RulesOf(id, direction).Any(r => HasNamedPort(r.Ports)));
-                string key = $"{direction}:{string.Join(',', selecting)}" + (named ? "@" + pod.QualifiedName : "");
-                if (!setIndex.TryGetValue(key, out int s))
+                bool named = direction == PolicyDirection.Ingress && selecting.Any(p => p.Source.Value.Spec.Ingress?.Any(r => HasNamedPort(r?.Ports)) == true);
+                string key = $"{direction}:{string.Join(',', selecting.Select(p => p.Name))}" + (named ? "@" + pod.QualifiedName : "");
+                if (!used.TryGetValue(key, out var entry))
                 {
-                    setIndex[key] = s = sets.Count;
-                    sets.Add(Build(selecting, direction, pod, all, nodeAddresses, RulesOf));
+                    int[] ids = [.. selecting.Select(p => p.Id)];
+                    CachedSet cached;
+                    if (kept.TryGetValue(key, out var reused)) cached = reused with { Set = reused.Set.WithPolicies(ids), Selecting = selecting };
+                    else
+                    {
+                        cached = new CachedSet(Build(selecting, ids, direction, pod), selecting, named ? pod.QualifiedName : null);
+                        LastRuleSetsBuilt++;
+                    }
+                    used[key] = entry = (cached, sets.Count);
+                    sets.Add(cached.Set);
                 }
-                (direction == PolicyDirection.Ingress ? ingress : egress)[PortIndex.FirstPod + i] = s;
+                (direction == PolicyDirection.Ingress ? ingress : egress)[PortIndex.FirstPod + i] = entry.Index;
             }
         }
-        return new PolicyTable(names, sets, ingress, egress);
+        _sets = used.ToDictionary(u => u.Key, u => u.Value.Cached, StringComparer.Ordinal); // sets no pod uses any more are dropped
+        return new PolicyTable(_names, sets, ingress, egress);
     }
 
     /// <summary>spec.policyTypes, defaulted as the API server does (pkg/apis/networking/v1/defaults.go).</summary>
@@ -87,17 +233,65 @@ public static class PolicyCompiler
         return direction == PolicyDirection.Ingress || spec.Egress is { Count: > 0 };
     }
 
+    private void MarkDirty(CompiledPolicy policy)
+    {
+        _dirtyPolicies.Add(policy.Name);
+        policy.Ingress = policy.Egress = null;
+    }
+
+    private IDictionary<string, string> NamespaceLabels(string name) =>
+        _declaredNamespaces.GetValueOrDefault(name) ?? PolicySelectors.NamespaceLabels(name, null);
+
+    /// <summary>The peers of a policy's rules in the directions it applies to (null Peer: a rule without from/to, every peer), with the rule's ports.</summary>
+    private static IEnumerable<(V1NetworkPolicyPeer? Peer, PolicyDirection Direction, IList<V1NetworkPolicyPort>? Ports)> Peers(CompiledPolicy policy)
+    {
+        if (policy.Source.Value.Spec is not { } spec) yield break;
+        if (Applies(spec, PolicyDirection.Ingress))
+            foreach (var rule in spec.Ingress ?? [])
+                foreach (var peer in rule?.FromProperty is { Count: > 0 } from ? from : [null])
+                    yield return (peer, PolicyDirection.Ingress, rule?.Ports);
+        if (Applies(spec, PolicyDirection.Egress))
+            foreach (var rule in spec.Egress ?? [])
+                foreach (var peer in rule?.To is { Count: > 0 } to ? to : [null])
+                    yield return (peer, PolicyDirection.Egress, rule?.Ports);
+    }
+
+    /// <summary>
+    /// Whether <paramref name="policy"/>'s resolved rules may depend on <paramref name="pod"/>: a peer selects it, or
+    /// an egress rule with named ports and an ipBlock or no peers (those resolve against every pod's container ports).
+    /// </summary>
+    private bool Names(CompiledPolicy policy, PolicyPod? pod)
+    {
+        if (pod is null) return false;
+        foreach (var (peer, direction, ports) in Peers(policy))
+        {
+            if (peer is null || peer.IpBlock is not null)
+            {
+                if (direction == PolicyDirection.Egress && HasNamedPort(ports)) return true;
+                continue;
+            }
+            bool inNamespace = peer.NamespaceSelector is { } nsSelector
+                ? PolicySelectors.Matches(nsSelector, NamespaceLabels(pod.Namespace))
+                : pod.Namespace == policy.Source.Namespace;
+            if (inNamespace && (peer.PodSelector is not { } podSelector || PolicySelectors.Matches(podSelector, pod.Labels))) return true;
+        }
+        return false;
+    }
+
     private static bool Selects(V1NetworkPolicy policy, PolicyPod pod, PolicyDirection direction) =>
         policy.Spec is { } spec && policy.Metadata?.NamespaceProperty == pod.Namespace && Applies(spec, direction)
         && PolicySelectors.Matches(spec.PodSelector ?? new V1LabelSelector(), pod.Labels);
 
-    private static PolicyRuleSet Build(List<int> selecting, PolicyDirection direction, PolicyPod local, List<PolicyPod> pods,
-        IReadOnlyList<IpAddr> nodeAddresses, Func<int, PolicyDirection, List<Rule>> rulesOf)
+    private List<Rule> RulesOf(CompiledPolicy policy, PolicyDirection direction) => direction == PolicyDirection.Ingress
+        ? policy.Ingress ??= Rules(policy.Source, direction)
+        : policy.Egress ??= Rules(policy.Source, direction);
+
+    private PolicyRuleSet Build(CompiledPolicy[] selecting, int[] ids, PolicyDirection direction, PolicyPod local)
     {
         var peerRules = new List<PeerRule>();
-        foreach (var a in nodeAddresses) peerRules.Add(new PeerRule(a.Value, a.Value, [ProtocolPortRange.All]));
-        foreach (int id in selecting)
-            foreach (var rule in rulesOf(id, direction))
+        foreach (var a in _nodeAddresses) peerRules.Add(new PeerRule(a.Value, a.Value, [ProtocolPortRange.All]));
+        foreach (var policy in selecting)
+            foreach (var rule in RulesOf(policy, direction))
             {
                 bool named = HasNamedPort(rule.Ports);
                 // Ingress resolves named ports against the local pod; egress against each destination pod.
@@ -108,9 +302,9 @@ public static class PolicyCompiler
                     foreach (var (first, last) in ranges)
                         if (fixedPorts.Count > 0) peerRules.Add(new PeerRule(first, last, fixedPorts));
                     // Pods: their own addresses. Egress named ports also reach pods inside an ipBlock or "every peer".
-                    var targets = peer.Pods.Count > 0 || direction == PolicyDirection.Ingress || !named
+                    IEnumerable<PolicyPod> targets = peer.Pods.Count > 0 || direction == PolicyDirection.Ingress || !named
                         ? peer.Pods
-                        : pods.Where(p => p.Addresses.Any(a => ranges.Any(r => r.First <= a.Value && a.Value <= r.Last))).ToList();
+                        : _pods.Values.Where(p => p.Addresses.Any(a => ranges.Any(r => r.First <= a.Value && a.Value <= r.Last)));
                     foreach (var pod in targets)
                     {
                         var podPorts = direction == PolicyDirection.Egress && named ? Resolve(rule.Ports, pod) : fixedPorts;
@@ -121,12 +315,11 @@ public static class PolicyCompiler
                     }
                 }
             }
-        return new PolicyRuleSet(peerRules, selecting);
+        return new PolicyRuleSet(peerRules, ids);
     }
 
     /// <summary>The rules of one direction with their peers resolved (empty when the policy does not apply that way).</summary>
-    private static List<Rule> Rules(ClusterObject<V1NetworkPolicy> policy, PolicyDirection direction, Dictionary<string, List<PolicyPod>> pods,
-        Dictionary<string, IDictionary<string, string>> namespaces)
+    private List<Rule> Rules(ClusterObject<V1NetworkPolicy> policy, PolicyDirection direction)
     {
         var spec = policy.Value.Spec;
         var result = new List<Rule>();
@@ -137,15 +330,14 @@ public static class PolicyCompiler
         foreach (var (peers, rulePorts) in raw)
         {
             var resolved = peers is { Count: > 0 }
-                ? peers.Select(p => ResolvePeer(p, policy.Namespace!, pods, namespaces)).ToList()
+                ? peers.Select(p => ResolvePeer(p, policy.Namespace!)).ToList()
                 : [new Peer(true, [], [])];
             result.Add(new Rule(resolved, rulePorts));
         }
         return result;
     }
 
-    private static Peer ResolvePeer(V1NetworkPolicyPeer peer, string policyNamespace, Dictionary<string, List<PolicyPod>> pods,
-        Dictionary<string, IDictionary<string, string>> namespaces)
+    private Peer ResolvePeer(V1NetworkPolicyPeer peer, string policyNamespace)
     {
         if (peer.IpBlock is { } block)
         {
@@ -161,13 +353,13 @@ public static class PolicyCompiler
         }
         // Namespaces first (few), then the pods of the matching ones.
         var selected = new List<PolicyPod>();
-        foreach (var (ns, nsPods) in pods)
+        IEnumerable<KeyValuePair<string, Dictionary<string, PolicyPod>>> namespaces = peer.NamespaceSelector is null
+            ? _podsByNamespace.TryGetValue(policyNamespace, out var own) ? [new(policyNamespace, own)] : []
+            : _podsByNamespace;
+        foreach (var (ns, nsPods) in namespaces)
         {
-            bool nsMatches = peer.NamespaceSelector is { } nsSelector
-                ? namespaces.TryGetValue(ns, out var nsLabels) && PolicySelectors.Matches(nsSelector, nsLabels)
-                : ns == policyNamespace;
-            if (!nsMatches) continue;
-            foreach (var p in nsPods)
+            if (peer.NamespaceSelector is { } nsSelector && !PolicySelectors.Matches(nsSelector, NamespaceLabels(ns))) continue;
+            foreach (var p in nsPods.Values)
                 if (peer.PodSelector is not { } podSelector || PolicySelectors.Matches(podSelector, p.Labels)) selected.Add(p);
         }
         return new Peer(false, selected, []);
@@ -220,18 +412,16 @@ public static class PolicyCompiler
         return result;
     }
 
-    /// <summary>Pods with an address of their own (not hostNetwork): the only ones selectors can name.</summary>
-    private static List<PolicyPod> Pods(ClusterState state)
+    /// <summary>A pod with an address of its own (not hostNetwork), the only kind selectors can name; else null.</summary>
+    private static PolicyPod? ToPolicyPod(ClusterObject<V1Pod> pod)
     {
-        var pods = new List<PolicyPod>();
-        foreach (var pod in state.Pods)
-        {
-            if (pod.Value.Spec?.HostNetwork == true) continue;
-            var addresses = SnapshotCompiler.PodAddresses(pod.Value);
-            if (addresses.Count == 0) continue;
-            var containerPorts = (pod.Value.Spec?.Containers ?? []).SelectMany(c => c.Ports ?? []).ToList();
-            pods.Add(new PolicyPod(pod.Namespace!, pod.QualifiedName, pod.Value.Metadata?.Labels, addresses, containerPorts));
-        }
-        return pods;
+        if (pod.Value.Spec?.HostNetwork == true) return null;
+        var addresses = SnapshotCompiler.PodAddresses(pod.Value);
+        if (addresses.Count == 0) return null;
+        var containerPorts = (pod.Value.Spec?.Containers ?? []).SelectMany(c => c.Ports ?? []).ToList();
+        return new PolicyPod(pod.Namespace!, pod.QualifiedName, pod.Value.Metadata?.Labels, addresses, containerPorts);
     }
+
+    private static bool SameLabels(IDictionary<string, string>? a, IDictionary<string, string>? b) =>
+        (a?.Count ?? 0) == (b?.Count ?? 0) && (a is null || a.All(kv => b!.TryGetValue(kv.Key, out var v) && v == kv.Value));
 }

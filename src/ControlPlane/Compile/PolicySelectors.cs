@@ -1,4 +1,3 @@
-using FastPath.ControlPlane.Cluster;
 using k8s.Models;
 
 namespace FastPath.ControlPlane.Compile;
@@ -36,23 +35,9 @@ public static class PolicySelectors
     }
 
     /// <summary>
-    /// Every namespace's labels, with <see cref="NamespaceNameLabel"/> added; namespaces only pods mention (no
-    /// Namespace object in the directory) carry just that label.
+    /// A namespace's labels as selectors see them: its own with <see cref="NamespaceNameLabel"/> added (a namespace
+    /// only pods mention, with no Namespace object in the directory, carries just that label).
     /// </summary>
-    public static Dictionary<string, IDictionary<string, string>> NamespaceLabels(ClusterState state)
-    {
-        var result = new Dictionary<string, IDictionary<string, string>>(StringComparer.Ordinal);
-        foreach (var ns in state.Namespaces)
-        {
-            var labels = new Dictionary<string, string>(ns.Value.Metadata?.Labels ?? new Dictionary<string, string>(), StringComparer.Ordinal)
-            {
-                [NamespaceNameLabel] = ns.Name,
-            };
-            result[ns.Name] = labels;
-        }
-        foreach (var pod in state.Pods)
-            if (pod.Namespace is { } name && !result.ContainsKey(name))
-                result[name] = new Dictionary<string, string>(StringComparer.Ordinal) { [NamespaceNameLabel] = name };
-        return result;
-    }
+    public static IDictionary<string, string> NamespaceLabels(string name, IDictionary<string, string>? declared) =>
+        new Dictionary<string, string>(declared ?? new Dictionary<string, string>(), StringComparer.Ordinal) { [NamespaceNameLabel] = name };
 }
