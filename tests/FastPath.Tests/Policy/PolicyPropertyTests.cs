@@ -59,7 +59,7 @@ public class PolicyPropertyTests
         return errors;
     }
 
-    private static ClusterState RandomCluster(Random r)
+    internal static ClusterState RandomCluster(Random r)
     {
         T Pick<T>(params T[] items) => items[r.Next(items.Length)];
         Dictionary<string, string> Labels(string[] keys, string[] values)
