@@ -14,33 +14,63 @@ namespace FastPath.Benchmarks;
 /// <summary>
 /// NetworkPolicy at scale: a cluster of 100 namespaces × 100 pods (10,000 pods on 100 nodes, 100 of them on the
 /// measured node) with 1,000 policies (10 per namespace: pod selectors, namespace selectors, ipBlocks with except,
-/// numeric, ranged and named ports). Measures the compile (whole cluster, and after one policy changed) and the
-/// new-flow verdict (table lookup for a random local pod, direction, peer pod and port).
+/// numeric, ranged and named ports). Measures the full compile, the incremental compile after one change — a policy
+/// selecting a local pod, a pod relabelled, a pod added or removed, a namespace relabelled; each invocation flips the
+/// object between two versions, so every one is a change — and the new-flow verdict (table lookup for a random local
+/// pod, direction, peer pod and port).
 /// </summary>
 [MemoryDiagnoser]
 public class PolicyCompileBenchmarks
 {
     private const int Verdicts = 4096;
-    private ClusterState _state = null!, _changed = null!;
+    private ClusterState _state = null!;
     private List<PortDefinition> _pods = null!;
     private IReadOnlyList<IpAddr> _node = null!;
     private PolicyTable _table = null!;
+    private PolicyCompiler _incremental = null!;
+    private readonly Flip<V1NetworkPolicy> _policy = new();
+    private readonly Flip<V1Pod> _relabelled = new(), _added = new();
+    private readonly Flip<V1Namespace> _namespace = new();
     private (int Port, PolicyDirection Direction, IpAddr Peer, uint Key)[] _queries = null!;
+
+    /// <summary>Two versions of one object (the second null: removed), applied in turn.</summary>
+    private sealed class Flip<T> where T : class
+    {
+        public ClusterObject<T>? A, B;
+        private bool _b;
+
+        public ClusterObject<T>? Next() => (_b = !_b) ? B : A;
+    }
 
     [GlobalSetup]
     public void Setup()
     {
         _state = PolicyCluster.Build(namespaces: 100, podsPerNamespace: 100, policiesPerNamespace: 10);
-        var policies = _state.NetworkPolicies.ToBuilder();
-        var first = policies[0].Value;
-        policies[0] = policies[0] with
-        {
-            Value = new V1NetworkPolicy { Metadata = first.Metadata, Spec = new V1NetworkPolicySpec { PodSelector = first.Spec.PodSelector, Ingress = [] } },
-        };
-        _changed = _state with { NetworkPolicies = policies.ToImmutable() };
         _pods = SnapshotCompiler.PodPorts(_state, "node-0");
         _node = [IpAddr.FromV4(0xC0A8_0001)];
         _table = PolicyCompiler.Compile(_state, _pods, _node);
+        _incremental = PolicyCompiler.Load(_state);
+        _incremental.Compile(_pods, _node);
+
+        // A policy isolating a local pod (the node's pods are pod-0 of each namespace, app-0): its port changes.
+        _policy.A = _state.NetworkPolicies.First(p => p.Value.Spec.PodSelector.MatchLabels["app"] == "app-0" && p.Value.Spec.Ingress is not null);
+        var spec = _policy.A.Value.Spec;
+        _policy.B = _policy.A with
+        {
+            Value = new V1NetworkPolicy
+            {
+                Metadata = _policy.A.Value.Metadata,
+                Spec = new V1NetworkPolicySpec { PodSelector = spec.PodSelector, Ingress = [new V1NetworkPolicyIngressRule { FromProperty = spec.Ingress[0].FromProperty, Ports = [new V1NetworkPolicyPort { Port = (IntOrString)"443" }] }] },
+            },
+        };
+        // A pod on another node: app-7 → app-8 (peers by label), and a new pod in the same namespace.
+        _relabelled.A = _state.Pods.First(p => p.QualifiedName == "ns-5/pod-7");
+        _relabelled.B = _relabelled.A with { Value = WithLabels(_relabelled.A.Value, "app-8") };
+        _added.B = _relabelled.A with { Name = "pod-new", Value = WithLabels(_relabelled.A.Value, "app-3", "pod-new", "10.1.0.1") };
+        // A namespace: team t3 → t4 (namespace selectors).
+        _namespace.A = _state.Namespaces.First(n => n.Name == "ns-3");
+        _namespace.B = _namespace.A with { Value = new V1Namespace { Metadata = new V1ObjectMeta { Name = "ns-3", Labels = new Dictionary<string, string> { ["team"] = "t4" } } } };
+
         var rng = new Random(5);
         var peers = _state.Pods.Select(p => IpAddr.TryParse(p.Value.Status.PodIP, out var a) ? a : default).ToArray();
         _queries = new (int, PolicyDirection, IpAddr, uint)[Verdicts];
@@ -51,15 +81,56 @@ public class PolicyCompileBenchmarks
                 peers[rng.Next(peers.Length)], PolicyRuleSet.Key(IpProtocol.Tcp, (ushort)(78 + rng.Next(6))));
             if (_table.For(q.Item1, q.Item2) is not null) _queries[i++] = q;
         }
+        foreach (var (name, change) in (ReadOnlySpan<(string, Func<PolicyTable>)>)[("policy", OnePolicyChanged), ("pod relabelled", OnePodRelabelled), ("pod added", OnePodAddedOrRemoved), ("namespace relabelled", OneNamespaceRelabelled)])
+        {
+            change();
+            Console.WriteLine($"// {name}: {_incremental.LastRuleSetsBuilt} rule sets rebuilt");
+            change();
+        }
     }
 
-    /// <summary>Policies → per-pod rule sets for one node of the 10,000-pod cluster.</summary>
-    [Benchmark]
+    private static V1Pod WithLabels(V1Pod pod, string app, string? name = null, string? ip = null) => new()
+    {
+        Metadata = new V1ObjectMeta { Name = name ?? pod.Metadata.Name, NamespaceProperty = pod.Metadata.NamespaceProperty, Labels = new Dictionary<string, string>(pod.Metadata.Labels) { ["app"] = app } },
+        Spec = pod.Spec,
+        Status = new V1PodStatus { PodIP = ip ?? pod.Status.PodIP },
+    };
+
+    /// <summary>Policies → per-pod rule sets for one node of the 10,000-pod cluster, from scratch.</summary>
+    [Benchmark(Baseline = true)]
     public PolicyTable CompileCluster() => PolicyCompiler.Compile(_state, _pods, _node);
 
-    /// <summary>The same after one policy changed (there is no incremental policy compile: this is a full one).</summary>
+    /// <summary>One policy isolating a local pod changed its port: the incremental compile.</summary>
     [Benchmark]
-    public PolicyTable CompileAfterOneChange() => PolicyCompiler.Compile(_changed, _pods, _node);
+    public PolicyTable OnePolicyChanged()
+    {
+        _incremental.SetPolicy(_policy.A!.QualifiedName, _policy.Next());
+        return _incremental.Compile(_pods, _node);
+    }
+
+    /// <summary>One remote pod's app label changed (policies select peers by it).</summary>
+    [Benchmark]
+    public PolicyTable OnePodRelabelled()
+    {
+        _incremental.SetPod(_relabelled.A!.QualifiedName, _relabelled.Next());
+        return _incremental.Compile(_pods, _node);
+    }
+
+    /// <summary>One remote pod added, then removed again.</summary>
+    [Benchmark]
+    public PolicyTable OnePodAddedOrRemoved()
+    {
+        _incremental.SetPod(_added.B!.QualifiedName, _added.Next());
+        return _incremental.Compile(_pods, _node);
+    }
+
+    /// <summary>One namespace's team label changed (namespace selectors match it).</summary>
+    [Benchmark]
+    public PolicyTable OneNamespaceRelabelled()
+    {
+        _incremental.SetNamespace(_namespace.A!.Name, _namespace.Next());
+        return _incremental.Compile(_pods, _node);
+    }
 
     /// <summary>One new-flow verdict for an isolated pod: its rule set, then the address and port searches.</summary>
     [Benchmark(OperationsPerInvoke = Verdicts)]

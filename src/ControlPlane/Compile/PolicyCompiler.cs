@@ -77,16 +77,20 @@ public sealed class PolicyCompiler
     private Dictionary<string, CachedSet> _sets = new(StringComparer.Ordinal);
     private string[]? _names; // null after a policy came or went: ids to renumber
     private IpAddr[] _nodeAddresses = [];
+    private (UInt128 Address, PolicyPod Pod)[]? _podsByAddress;
 
     /// <summary>Compiles the policies of <paramref name="state"/> for the node's pod ports <paramref name="pods"/> (port FirstPod + i is pods[i]).</summary>
-    public static PolicyTable Compile(ClusterState state, IReadOnlyList<PortDefinition> pods, IReadOnlyList<IpAddr> nodeAddresses)
+    public static PolicyTable Compile(ClusterState state, IReadOnlyList<PortDefinition> pods, IReadOnlyList<IpAddr> nodeAddresses) =>
+        state.NetworkPolicies.IsEmpty ? PolicyTable.Empty : Load(state).Compile(pods, nodeAddresses);
+
+    /// <summary>A compiler holding the namespaces, pods and policies of <paramref name="state"/>, nothing compiled yet.</summary>
+    public static PolicyCompiler Load(ClusterState state)
     {
-        if (state.NetworkPolicies.IsEmpty) return PolicyTable.Empty;
         var compiler = new PolicyCompiler();
         foreach (var ns in state.Namespaces) compiler.SetNamespace(ns.Name, ns);
         foreach (var pod in state.Pods) compiler.SetPod(pod.QualifiedName, pod);
         foreach (var policy in state.NetworkPolicies) compiler.SetPolicy(policy.QualifiedName, policy);
-        return compiler.Compile(pods, nodeAddresses);
+        return compiler;
     }
 
     /// <summary>Rule sets the last <see cref="Compile(IReadOnlyList{PortDefinition}, IReadOnlyList{IpAddr})"/> built (the others were reused).</summary>
@@ -99,6 +103,7 @@ public sealed class PolicyCompiler
         var after = pod is null ? null : ToPolicyPod(pod);
         if (before is null ? after is null : after is not null && before.SameAs(after)) return;
         _dirtyPods.Add(qualifiedName);
+        _podsByAddress = null;
         if (before is not null)
         {
             _pods.Remove(qualifiedName);
@@ -301,21 +306,45 @@ public sealed class PolicyCompiler
                     List<(UInt128 First, UInt128 Last)> ranges = peer.Everything ? [(UInt128.Zero, UInt128.MaxValue)] : peer.Ranges;
                     foreach (var (first, last) in ranges)
                         if (fixedPorts.Count > 0) peerRules.Add(new PeerRule(first, last, fixedPorts));
-                    // Pods: their own addresses. Egress named ports also reach pods inside an ipBlock or "every peer".
-                    IEnumerable<PolicyPod> targets = peer.Pods.Count > 0 || direction == PolicyDirection.Ingress || !named
-                        ? peer.Pods
-                        : _pods.Values.Where(p => p.Addresses.Any(a => ranges.Any(r => r.First <= a.Value && a.Value <= r.Last)));
-                    foreach (var pod in targets)
+                    bool perPod = direction == PolicyDirection.Egress && named;
+                    foreach (var pod in peer.Pods)
                     {
-                        var podPorts = direction == PolicyDirection.Egress && named ? Resolve(rule.Ports, pod) : fixedPorts;
+                        var podPorts = perPod ? Resolve(rule.Ports, pod) : fixedPorts;
                         if (podPorts.Count == 0) continue;
-                        foreach (var a in pod.Addresses)
-                            if (peer.Pods.Count > 0 || ranges.Any(r => r.First <= a.Value && a.Value <= r.Last))
-                                peerRules.Add(new PeerRule(a.Value, a.Value, podPorts));
+                        foreach (var a in pod.Addresses) peerRules.Add(new PeerRule(a.Value, a.Value, podPorts));
                     }
+                    // Egress named ports also reach the pods inside an ipBlock or "every peer", each with its own ports.
+                    if (!perPod) continue;
+                    var byAddress = PodsByAddress();
+                    foreach (var (first, last) in ranges)
+                        for (int k = LowerBound(byAddress, first); k < byAddress.Length && byAddress[k].Address <= last; k++)
+                            if (Resolve(rule.Ports, byAddress[k].Pod) is { Count: > 0 } podPorts)
+                                peerRules.Add(new PeerRule(byAddress[k].Address, byAddress[k].Address, podPorts));
                 }
             }
         return new PolicyRuleSet(peerRules, ids);
+    }
+
+    /// <summary>Every pod address with its pod, sorted (built when first needed after pods changed).</summary>
+    private (UInt128 Address, PolicyPod Pod)[] PodsByAddress()
+    {
+        if (_podsByAddress is { } known) return known;
+        var all = new List<(UInt128 Address, PolicyPod Pod)>();
+        foreach (var pod in _pods.Values)
+            foreach (var a in pod.Addresses) all.Add((a.Value, pod));
+        all.Sort((x, y) => x.Address.CompareTo(y.Address));
+        return _podsByAddress = [.. all];
+    }
+
+    private static int LowerBound((UInt128 Address, PolicyPod Pod)[] sorted, UInt128 first)
+    {
+        int lo = 0, hi = sorted.Length;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (sorted[mid].Address < first) lo = mid + 1; else hi = mid;
+        }
+        return lo;
     }
 
     /// <summary>The rules of one direction with their peers resolved (empty when the policy does not apply that way).</summary>
