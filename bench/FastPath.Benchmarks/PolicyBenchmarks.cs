@@ -102,33 +102,23 @@ public class PolicyCompileBenchmarks
 
     /// <summary>One policy isolating a local pod changed its port: the incremental compile.</summary>
     [Benchmark]
-    public PolicyTable OnePolicyChanged()
-    {
-        _incremental.SetPolicy(_policy.A!.QualifiedName, _policy.Next());
-        return _incremental.Compile(_pods, _node);
-    }
+    public PolicyTable OnePolicyChanged() => Recompile(() => _incremental.SetPolicy(_policy.A!.QualifiedName, _policy.Next()));
 
     /// <summary>One remote pod's app label changed (policies select peers by it).</summary>
     [Benchmark]
-    public PolicyTable OnePodRelabelled()
-    {
-        _incremental.SetPod(_relabelled.A!.QualifiedName, _relabelled.Next());
-        return _incremental.Compile(_pods, _node);
-    }
+    public PolicyTable OnePodRelabelled() => Recompile(() => _incremental.SetPod(_relabelled.A!.QualifiedName, _relabelled.Next()));
 
     /// <summary>One remote pod added, then removed again.</summary>
     [Benchmark]
-    public PolicyTable OnePodAddedOrRemoved()
-    {
-        _incremental.SetPod(_added.B!.QualifiedName, _added.Next());
-        return _incremental.Compile(_pods, _node);
-    }
+    public PolicyTable OnePodAddedOrRemoved() => Recompile(() => _incremental.SetPod(_added.B!.QualifiedName, _added.Next()));
 
     /// <summary>One namespace's team label changed (namespace selectors match it).</summary>
     [Benchmark]
-    public PolicyTable OneNamespaceRelabelled()
+    public PolicyTable OneNamespaceRelabelled() => Recompile(() => _incremental.SetNamespace(_namespace.A!.Name, _namespace.Next()));
+
+    private PolicyTable Recompile(Action change)
     {
-        _incremental.SetNamespace(_namespace.A!.Name, _namespace.Next());
+        change();
         return _incremental.Compile(_pods, _node);
     }
 

@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using CsCheck;
 using FastPath.ControlPlane.Cluster;
 using FastPath.ControlPlane.Compile;
@@ -172,43 +173,39 @@ public class IncrementalPolicyTests
     private static string RandomChange(Random r, IncrementalCompiler compiler, ClusterState other)
     {
         var current = compiler.State("test");
+        T Any<T>(ImmutableArray<T> items) => items[r.Next(items.Length)];
+        string Upsert(IClusterObject o)
+        {
+            compiler.Upsert(o);
+            return $"{o.Label} upserted";
+        }
+        string Delete(IClusterObject o)
+        {
+            compiler.Delete(o.Key);
+            return $"{o.Label} deleted";
+        }
         switch (r.Next(6))
         {
             case 0:
             case 1:
-                var policy = other.NetworkPolicies[r.Next(other.NetworkPolicies.Length)];
-                compiler.Upsert(policy);
-                return $"policy {policy.QualifiedName} upserted";
+                return Upsert(Any(other.NetworkPolicies));
             case 2:
                 if (current.NetworkPolicies.IsEmpty) goto case 0;
-                var gone = current.NetworkPolicies[r.Next(current.NetworkPolicies.Length)];
-                compiler.Delete(gone.Key);
-                return $"policy {gone.QualifiedName} deleted";
+                return Delete(Any(current.NetworkPolicies));
             case 3:
-                var pod = other.Pods[r.Next(other.Pods.Length)];
+                var pod = Any(other.Pods);
                 // Pod pN always has the addresses of index N: keep one pod per index (its namespace, if it exists).
                 if (current.Pods.FirstOrDefault(p => p.Name == pod.Name) is { } existing && existing.Namespace != pod.Namespace)
                 {
                     pod.Value.Metadata.NamespaceProperty = existing.Namespace;
                     pod = pod with { Namespace = existing.Namespace };
                 }
-                compiler.Upsert(pod);
-                return $"pod {pod.QualifiedName} upserted";
+                return Upsert(pod);
             case 4:
                 if (current.Pods.IsEmpty) goto case 3;
-                var removed = current.Pods[r.Next(current.Pods.Length)];
-                compiler.Delete(removed.Key);
-                return $"pod {removed.QualifiedName} deleted";
+                return Delete(Any(current.Pods));
             default:
-                if (r.Next(4) == 0 && !current.Namespaces.IsEmpty)
-                {
-                    var ns = current.Namespaces[r.Next(current.Namespaces.Length)];
-                    compiler.Delete(ns.Key);
-                    return $"namespace {ns.Name} deleted";
-                }
-                var relabelled = other.Namespaces[r.Next(other.Namespaces.Length)];
-                compiler.Upsert(relabelled);
-                return $"namespace {relabelled.Name} upserted";
+                return r.Next(4) == 0 && !current.Namespaces.IsEmpty ? Delete(Any(current.Namespaces)) : Upsert(Any(other.Namespaces));
         }
     }
 
