@@ -16,7 +16,7 @@ namespace FastPath.Benchmarks;
 /// control plane on <see cref="LargeCluster"/>: full compile (objects in memory → published snapshot, with retained
 /// memory), latency percentiles of single changes (BenchmarkDotNet reports means, the targets are p99), the peer
 /// (a full recompile per change, what an iptables/nftables full sync does) in the same run, and the forwarding rate
-/// while 1,000 changes per second are applied vs. none.
+/// while 1,000 changes per second are applied vs. none; then the same for NetworkPolicy changes on <see cref="PolicyCluster"/>.
 /// </summary>
 public static class ControlPlaneStats
 {
@@ -82,6 +82,44 @@ public static class ControlPlaneStats
         Report("peer: full recompile per change", 5, () => { full.Publish(state); return ClusterChangeBatch.Empty; }, null);
 
         ForwardingUnderChurn(controller, publisher!, random);
+        PolicyChanges();
+    }
+
+    /// <summary>
+    /// The NetworkPolicy cluster (<see cref="PolicyCluster"/>: 10,000 pods, 1,000 policies, node-0 holding 100 pods)
+    /// under the live controller: the first apply, single changes (policy, pod, namespace) applied and published, and
+    /// the peer in the same run: a full recompile per change.
+    /// </summary>
+    private static void PolicyChanges()
+    {
+        var state = PolicyCluster.Build(namespaces: 100, podsPerNamespace: 100, policiesPerNamespace: 10);
+        var nodes = Enumerable.Range(0, 100).Select(n => new ClusterObject<k8s.Models.V1Node>(
+            new k8s.Models.V1Node { Metadata = new k8s.Models.V1ObjectMeta { Name = $"node-{n}" } }, "Node", null, $"node-{n}", "bench", 1)).ToList();
+        IEnumerable<IClusterObject> objects = [.. nodes, .. state.Namespaces, .. state.Pods, .. state.NetworkPolicies];
+        var publisher = new SnapshotPublisher("node-0");
+        var controller = new ClusterController("node-0", publisher, NullLogger.Instance);
+        var watch = Stopwatch.StartNew();
+        var problems = controller.Apply(new ClusterChangeBatch([.. objects.Select(ClusterChange.Upsert)], [], []));
+        if (problems.Count > 0) throw new InvalidOperationException(problems[0].ToString());
+        Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "policy cluster: first apply ({0:N0} objects, 1,000 policies): {1:F0} ms",
+            nodes.Count + state.Namespaces.Length + state.Pods.Length + state.NetworkPolicies.Length, watch.Elapsed.TotalMilliseconds));
+
+        var policy = new Flip<k8s.Models.V1NetworkPolicy>();
+        var pod = new Flip<k8s.Models.V1Pod>();
+        var added = new Flip<k8s.Models.V1Pod>();
+        var ns = new Flip<k8s.Models.V1Namespace>();
+        (policy.A, policy.B) = PolicyCluster.PolicyChange(state);
+        (pod.A, pod.B, added.B) = PolicyCluster.PodChanges(state);
+        (ns.A, ns.B) = PolicyCluster.NamespaceChange(state);
+        static ClusterChangeBatch Flip<T>(Flip<T> flip, IClusterObject key) where T : class =>
+            Batch(flip.Next() is { } now ? ClusterChange.Upsert(now) : ClusterChange.Delete(key));
+        Report("NetworkPolicy change (isolating local pods)", 200, () => Flip(policy, policy.A), controller);
+        Report("Pod relabelled (a policy peer)", 200, () => Flip(pod, pod.A), controller);
+        Report("Pod added or removed (a policy peer)", 200, () => Flip(added, added.B), controller);
+        Report("Namespace relabelled (namespace selectors)", 100, () => Flip(ns, ns.A), controller);
+        var full = new SnapshotPublisher("node-0");
+        var current = controller.State;
+        Report("peer: full recompile per change (policy cluster)", 5, () => { full.Publish(current); return ClusterChangeBatch.Empty; }, null);
     }
 
     private static ClusterChangeBatch Batch(ClusterChange change) => new([change], [], []);

@@ -33,15 +33,6 @@ public class PolicyCompileBenchmarks
     private readonly Flip<V1Namespace> _namespace = new();
     private (int Port, PolicyDirection Direction, IpAddr Peer, uint Key)[] _queries = null!;
 
-    /// <summary>Two versions of one object (the second null: removed), applied in turn.</summary>
-    private sealed class Flip<T> where T : class
-    {
-        public ClusterObject<T>? A, B;
-        private bool _b;
-
-        public ClusterObject<T>? Next() => (_b = !_b) ? B : A;
-    }
-
     [GlobalSetup]
     public void Setup()
     {
@@ -52,24 +43,9 @@ public class PolicyCompileBenchmarks
         _incremental = PolicyCompiler.Load(_state);
         _incremental.Compile(_pods, _node);
 
-        // A policy isolating a local pod (the node's pods are pod-0 of each namespace, app-0): its port changes.
-        _policy.A = _state.NetworkPolicies.First(p => p.Value.Spec.PodSelector.MatchLabels["app"] == "app-0" && p.Value.Spec.Ingress is not null);
-        var spec = _policy.A.Value.Spec;
-        _policy.B = _policy.A with
-        {
-            Value = new V1NetworkPolicy
-            {
-                Metadata = _policy.A.Value.Metadata,
-                Spec = new V1NetworkPolicySpec { PodSelector = spec.PodSelector, Ingress = [new V1NetworkPolicyIngressRule { FromProperty = spec.Ingress[0].FromProperty, Ports = [new V1NetworkPolicyPort { Port = (IntOrString)"443" }] }] },
-            },
-        };
-        // A pod on another node: app-7 → app-8 (peers by label), and a new pod in the same namespace.
-        _relabelled.A = _state.Pods.First(p => p.QualifiedName == "ns-5/pod-7");
-        _relabelled.B = _relabelled.A with { Value = WithLabels(_relabelled.A.Value, "app-8") };
-        _added.B = _relabelled.A with { Name = "pod-new", Value = WithLabels(_relabelled.A.Value, "app-3", "pod-new", "10.1.0.1") };
-        // A namespace: team t3 → t4 (namespace selectors).
-        _namespace.A = _state.Namespaces.First(n => n.Name == "ns-3");
-        _namespace.B = _namespace.A with { Value = new V1Namespace { Metadata = new V1ObjectMeta { Name = "ns-3", Labels = new Dictionary<string, string> { ["team"] = "t4" } } } };
+        (_policy.A, _policy.B) = PolicyCluster.PolicyChange(_state);
+        (_relabelled.A, _relabelled.B, _added.B) = PolicyCluster.PodChanges(_state);
+        (_namespace.A, _namespace.B) = PolicyCluster.NamespaceChange(_state);
 
         var rng = new Random(5);
         var peers = _state.Pods.Select(p => IpAddr.TryParse(p.Value.Status.PodIP, out var a) ? a : default).ToArray();
@@ -88,13 +64,6 @@ public class PolicyCompileBenchmarks
             change();
         }
     }
-
-    private static V1Pod WithLabels(V1Pod pod, string app, string? name = null, string? ip = null) => new()
-    {
-        Metadata = new V1ObjectMeta { Name = name ?? pod.Metadata.Name, NamespaceProperty = pod.Metadata.NamespaceProperty, Labels = new Dictionary<string, string>(pod.Metadata.Labels) { ["app"] = app } },
-        Spec = pod.Spec,
-        Status = new V1PodStatus { PodIP = ip ?? pod.Status.PodIP },
-    };
 
     /// <summary>Policies → per-pod rule sets for one node of the 10,000-pod cluster, from scratch.</summary>
     [Benchmark(Baseline = true)]
@@ -215,6 +184,15 @@ public class PolicyPipelineBenchmarks
     public long Forward() => EngineLoop.Forward(_source, _engine, _sink, _batch, Packets, $"policy {Policy}");
 }
 
+/// <summary>Two versions of one object (the second null: removed), applied in turn.</summary>
+public sealed class Flip<T> where T : class
+{
+    public ClusterObject<T>? A, B;
+    private bool _b;
+
+    public ClusterObject<T>? Next() => (_b = !_b) ? B : A;
+}
+
 /// <summary>The synthetic cluster of the policy benchmarks (deterministic).</summary>
 public static class PolicyCluster
 {
@@ -274,4 +252,40 @@ public static class PolicyCluster
         }
         return new ClusterState { Source = "bench", Namespaces = nsObjects.ToImmutable(), Pods = pods.ToImmutable(), NetworkPolicies = policies.ToImmutable() };
     }
+
+    /// <summary>A policy isolating node-0's pods (pod-0 of each namespace, app-0), and the same allowing port 443 instead.</summary>
+    public static (ClusterObject<V1NetworkPolicy> Policy, ClusterObject<V1NetworkPolicy> Changed) PolicyChange(ClusterState state)
+    {
+        var policy = state.NetworkPolicies.First(p => p.Value.Spec.PodSelector.MatchLabels["app"] == "app-0" && p.Value.Spec.Ingress is not null);
+        var spec = policy.Value.Spec;
+        return (policy, policy with
+        {
+            Value = new V1NetworkPolicy
+            {
+                Metadata = policy.Value.Metadata,
+                Spec = new V1NetworkPolicySpec { PodSelector = spec.PodSelector, Ingress = [new V1NetworkPolicyIngressRule { FromProperty = spec.Ingress[0].FromProperty, Ports = [new V1NetworkPolicyPort { Port = (IntOrString)"443" }] }] },
+            },
+        });
+    }
+
+    /// <summary>A pod on another node, the same relabelled app-7 → app-8 (peers select by app), and a new pod beside it.</summary>
+    public static (ClusterObject<V1Pod> Pod, ClusterObject<V1Pod> Relabelled, ClusterObject<V1Pod> Added) PodChanges(ClusterState state)
+    {
+        var pod = state.Pods.First(p => p.QualifiedName == "ns-5/pod-7");
+        return (pod, pod with { Value = WithApp(pod.Value, "app-8") }, pod with { Name = "pod-new", Value = WithApp(pod.Value, "app-3", "pod-new", "10.1.0.1") });
+    }
+
+    /// <summary>Namespace ns-3, and the same with team t4 instead of t3 (namespace selectors select by team).</summary>
+    public static (ClusterObject<V1Namespace> Namespace, ClusterObject<V1Namespace> Relabelled) NamespaceChange(ClusterState state)
+    {
+        var ns = state.Namespaces.First(n => n.Name == "ns-3");
+        return (ns, ns with { Value = new V1Namespace { Metadata = new V1ObjectMeta { Name = "ns-3", Labels = new Dictionary<string, string> { ["team"] = "t4" } } } });
+    }
+
+    private static V1Pod WithApp(V1Pod pod, string app, string? name = null, string? ip = null) => new()
+    {
+        Metadata = new V1ObjectMeta { Name = name ?? pod.Metadata.Name, NamespaceProperty = pod.Metadata.NamespaceProperty, Labels = new Dictionary<string, string>(pod.Metadata.Labels) { ["app"] = app } },
+        Spec = pod.Spec,
+        Status = new V1PodStatus { PodIP = ip ?? pod.Status.PodIP },
+    };
 }
