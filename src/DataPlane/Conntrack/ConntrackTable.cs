@@ -266,7 +266,7 @@ public sealed class ConntrackTable
             Original = original,
             Reply = reply,
             State = first,
-            Status = ConntrackStatus.InUse,
+            Status = reply.Equals(original.Reverse()) ? ConntrackStatus.InUse : ConntrackStatus.InUse | ConntrackStatus.Translated,
             Created = now,
             LastSeen = now,
             Expires = now + _timeout[(int)first],
