@@ -12,7 +12,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace FastPath.Benchmarks;
 
 /// <summary>
-/// `dotnet run -c Release --project bench/FastPath.Benchmarks -- control-plane-stats [maglevTableSize]`: the live
+/// `dotnet run -c Release --project bench/FastPath.Benchmarks -- control-plane-stats [maglevTableSize | policy]`: the live
 /// control plane on <see cref="LargeCluster"/>: full compile (objects in memory → published snapshot, with retained
 /// memory), latency percentiles of single changes (BenchmarkDotNet reports means, the targets are p99), the peer
 /// (a full recompile per change, what an iptables/nftables full sync does) in the same run, and the forwarding rate
@@ -90,7 +90,7 @@ public static class ControlPlaneStats
     /// under the live controller: the first apply, single changes (policy, pod, namespace) applied and published, and
     /// the peer in the same run: a full recompile per change.
     /// </summary>
-    private static void PolicyChanges()
+    public static void PolicyChanges()
     {
         var state = PolicyCluster.Build(namespaces: 100, podsPerNamespace: 100, policiesPerNamespace: 10);
         var nodes = Enumerable.Range(0, 100).Select(n => new ClusterObject<k8s.Models.V1Node>(

@@ -211,6 +211,7 @@ public static class PolicyCluster
         var pods = ImmutableArray.CreateBuilder<ClusterObject<V1Pod>>();
         var policies = ImmutableArray.CreateBuilder<ClusterObject<V1NetworkPolicy>>();
         static V1LabelSelector Labels(string key, string value) => new() { MatchLabels = new Dictionary<string, string> { [key] = value } };
+        V1NetworkPolicyPeer Block(int third) => new() { IpBlock = new V1IPBlock { Cidr = $"10.0.{third}.0/24", Except = [$"10.0.{third}.{16 * rng.Next(16)}/28"] } };
         int podIndex = 0;
         for (int n = 0; n < namespaces; n++)
         {
@@ -239,7 +240,7 @@ public static class PolicyCluster
                     0 => new V1NetworkPolicyPeer { PodSelector = Labels("app", $"app-{rng.Next(20)}") },
                     1 => new V1NetworkPolicyPeer { NamespaceSelector = Labels("team", $"t{rng.Next(10)}") },
                     2 => new V1NetworkPolicyPeer { NamespaceSelector = Labels("team", $"t{rng.Next(10)}"), PodSelector = Labels("tier", $"{rng.Next(3)}") },
-                    _ => new V1NetworkPolicyPeer { IpBlock = new V1IPBlock { Cidr = $"10.0.{rng.Next(40)}.0/24", Except = [$"10.0.{rng.Next(40)}.0/28"] } },
+                    _ => Block(rng.Next(40)),
                 };
                 var port = (k % 3) switch
                 {

@@ -11,6 +11,11 @@ public static class Program
             MaglevStats.Run();
             return;
         }
+        if (args is ["control-plane-stats", "policy"])
+        {
+            ControlPlaneStats.PolicyChanges();
+            return;
+        }
         if (args is ["control-plane-stats", ..])
         {
             ControlPlaneStats.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1021);
