@@ -118,6 +118,7 @@ public sealed class PolicyCompiler
                 _podsByNamespace[after.Namespace] = inNamespace = new Dictionary<string, PolicyPod>(StringComparer.Ordinal);
             inNamespace[qualifiedName] = after;
         }
+        if (_policies.Count == 0) return; // loading: nothing to mark
         foreach (var policy in _policies.Values)
             if (Names(policy, before) || Names(policy, after)) MarkDirty(policy);
     }
@@ -447,7 +448,9 @@ public sealed class PolicyCompiler
         if (pod.Value.Spec?.HostNetwork == true) return null;
         var addresses = SnapshotCompiler.PodAddresses(pod.Value);
         if (addresses.Count == 0) return null;
-        var containerPorts = (pod.Value.Spec?.Containers ?? []).SelectMany(c => c.Ports ?? []).ToList();
+        var containerPorts = new List<V1ContainerPort>();
+        foreach (var c in pod.Value.Spec?.Containers ?? [])
+            if (c.Ports is { } ports) containerPorts.AddRange(ports);
         return new PolicyPod(pod.Namespace!, pod.QualifiedName, pod.Value.Metadata?.Labels, addresses, containerPorts);
     }
 
