@@ -60,6 +60,11 @@ public class IncrementalPolicyTests
         compiler.Upsert(Pod("y", "q", "node-b", "10.244.2.50", ("app", "other")));
         var after = Compile(compiler);
         Assert.Equal(0, compiler.LastPolicyRuleSetsBuilt);
+        var annotated = Pod("x", "b", "node-b", "10.244.2.11", ("app", "b")); // a peer, but nothing policy reads changed
+        annotated.Value.Metadata.Annotations = new Dictionary<string, string> { ["note"] = "status update" };
+        compiler.Upsert(annotated);
+        Compile(compiler);
+        Assert.Equal(0, compiler.LastPolicyRuleSetsBuilt);
         Assert.Same(before.For(Port(before, "x/a"), PolicyDirection.Ingress), after.For(Port(after, "x/a"), PolicyDirection.Ingress));
 
         compiler.Upsert(Pod("x", "q", "node-b", "10.244.2.51", ("app", "b"))); // x/np allows app=b of namespace x
