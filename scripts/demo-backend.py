@@ -44,6 +44,7 @@ class Http(http.server.BaseHTTPRequestHandler):
 class DualStackHttp(http.server.ThreadingHTTPServer):
     address_family = socket.AF_INET6
     daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 drops SYNs when many clients connect at once (the policy probers)
 
     def server_bind(self):
         self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)

@@ -24,7 +24,8 @@
 # $FP_DEMO-NAMESPACE-POD. The live NetworkPolicy truth table writes both from tests/FastPath.Tests/Policy/PolicyCluster.cs:
 # namespaces x, y, z with pods a, b, c each, role policy).
 # Pod roles: client (no server), web (scripts/demo-backend.py on TCP 8080 and UDP 5353, and iperf3), policy
-# (demo-backend.py on TCP 80 and 81 and UDP 53 and 80, the truth table's ports; ICMP echo sockets allowed for root).
+# (demo-backend.py on TCP 80 and 81 and UDP 53 and 80, the truth table's ports; ICMP echo sockets allowed for root;
+# ephemeral ports 61000-65000, leaving the ports below to probes that pick their own).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -259,10 +260,12 @@ up() {
     local tcp=8080 udp=5353
     case $role in
       web) ip netns exec "$pns" setsid iperf3 -s -D --logfile "$DIR/$id-iperf3.log" --pidfile "$DIR/$id-iperf3.pid" ;;
-      policy) tcp=80,81 udp=53,80; ip netns exec "$pns" sysctl -qw "net.ipv4.ping_group_range=0 0" ;;
+      policy)
+        tcp=80,81 udp=53,80
+        ip netns exec "$pns" sysctl -qw "net.ipv4.ping_group_range=0 0" "net.ipv4.ip_local_port_range=61000 65000" ;;
       *) continue ;;
     esac
-    ip netns exec "$pns" setsid "$PY" "$ROOT/scripts/demo-backend.py" "$pod" "$ip4" "$tcp" "$udp" > "$DIR/$id.log" 2>&1 < /dev/null &
+    ip netns exec "$pns" setsid "$PY" "$ROOT/scripts/demo-backend.py" "$id" "$ip4" "$tcp" "$udp" > "$DIR/$id.log" 2>&1 < /dev/null &
     echo $! > "$DIR/$id.pid"
     servers+=("$pns ${tcp%%,*} $id")
   done <<< "$PODS"

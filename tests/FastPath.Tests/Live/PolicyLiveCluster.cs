@@ -17,9 +17,11 @@ public sealed class PolicyLiveCluster() : DemoCluster("vxlan", WriteCluster)
     private string _policies = "";
     private int _nextSourcePort = FirstSourcePort;
 
-    // Source ports (and ICMP echo ids) handed out to the probers below the kernel's ephemeral range (32768-60999), so
-    // no probe reuses a flow an earlier scenario left in a node's conntrack.
-    private const int FirstSourcePort = 20000, LastSourcePort = 32000;
+    // Source ports (and ICMP echo ids) handed out to the probers, below the pods' ephemeral ports (61000-65000): a range
+    // of its own per prober and probe run, so no probe reuses a flow an earlier scenario left in a node's conntrack and
+    // no two pods ping each other with the same echo id (FastPath's conntrack would take the second request for the
+    // first one's reply: FlowKey keeps the identifier, not the echo type).
+    private const int FirstSourcePort = 10000, LastSourcePort = 60000;
 
     private static string WriteCluster(string directory)
     {
@@ -47,14 +49,18 @@ public sealed class PolicyLiveCluster() : DemoCluster("vxlan", WriteCluster)
     /// </summary>
     public Dictionary<string, string[]> Probe(IReadOnlyDictionary<string, List<string>> targetsBySource, double timeoutSeconds)
     {
-        int count = targetsBySource.Values.Max(t => t.Count);
-        if (_nextSourcePort + count > LastSourcePort) _nextSourcePort = FirstSourcePort;
-        int basePort = _nextSourcePort;
-        _nextSourcePort += count;
+        int total = targetsBySource.Values.Sum(t => t.Count);
+        if (_nextSourcePort + total > LastSourcePort) _nextSourcePort = FirstSourcePort;
         string timeout = timeoutSeconds.ToString(CultureInfo.InvariantCulture);
-        var runs = targetsBySource.ToDictionary(t => t.Key, t => Task.Factory.StartNew(
-            () => In(NameOf(t.Key), TimeSpan.FromSeconds(30), ["/usr/bin/python3", Clients, "probe", basePort.ToString(CultureInfo.InvariantCulture), timeout, .. t.Value]),
-            TaskCreationOptions.LongRunning));
+        var runs = new Dictionary<string, Task<(int Exit, string Output)>>();
+        foreach (var (source, targets) in targetsBySource)
+        {
+            string basePort = _nextSourcePort.ToString(CultureInfo.InvariantCulture);
+            _nextSourcePort += targets.Count;
+            runs[source] = Task.Factory.StartNew(
+                () => In(NameOf(source), TimeSpan.FromSeconds(30), ["/usr/bin/python3", Clients, "probe", basePort, timeout, .. targets]),
+                TaskCreationOptions.LongRunning);
+        }
         var outcomes = new Dictionary<string, string[]>();
         foreach (var (source, run) in runs)
         {
