@@ -18,7 +18,7 @@ public class LivePolicyTruthTableTests(PolicyLiveCluster cluster, ITestOutputHel
     private static readonly (string Protocol, int Port)[] Probes = [("TCP", 80), ("TCP", 81), ("UDP", 53), ("UDP", 80), ("ICMP", 0)];
 
     /// <summary>How long a probe waits for its answer: allowed flows answer in milliseconds, denied ones never.</summary>
-    private const double ProbeTimeoutSeconds = 1.0;
+    private const double ProbeTimeoutSeconds = 1.0, RetryTimeoutSeconds = 3.0;
 
     [Theory]
     [MemberData(nameof(PolicyTruthTableTests.ScenarioNames), MemberType = typeof(PolicyTruthTableTests))]
@@ -37,22 +37,32 @@ public class LivePolicyTruthTableTests(PolicyLiveCluster cluster, ITestOutputHel
             select (Cell: PolicyTruthTableTests.Cell(source, to, probe.Protocol, probe.Port, v6),
                 Target: $"{PolicyLiveCluster.NameOf(to)},{probe.Protocol.ToLowerInvariant()},{probe.Port},{PolicyCluster.Address(to, v6)}",
                 Expected: oracle.Expected(source, to, v6, probe.Protocol, probe.Port))).ToList());
-        var outcomes = cluster.Probe(plan.ToDictionary(p => p.Key, p => p.Value.Select(c => c.Target).ToList()), ProbeTimeoutSeconds);
-
         var live = new Dictionary<string, string>();
+        Probe(plan, ProbeTimeoutSeconds);
+        // A cell that should have answered and timed out is probed once more with a longer wait (the machine is shared
+        // and busy; a policy never allows by chance, so only these are retried), and reported.
+        var slow = plan.ToDictionary(p => p.Key, p => p.Value.Where(c => c.Expected && live[c.Cell] == "deny").ToList());
+        if (slow.Values.Sum(c => c.Count) is > 0 and var count)
+        {
+            output.WriteLine($"{count} allowed cells timed out, probed again: {string.Join(", ", slow.Values.SelectMany(c => c).Select(c => c.Cell))}");
+            Probe(slow, RetryTimeoutSeconds);
+        }
+
         var wrong = new List<string>();
-        foreach (var (source, cells) in plan)
-            for (int i = 0; i < cells.Count; i++)
-            {
-                string outcome = outcomes[source][i];
-                live[cells[i].Cell] = outcome;
-                if (outcome != Verdict(cells[i].Expected)) wrong.Add($"{cells[i].Cell}: live {outcome}, interpreter {Verdict(cells[i].Expected)}");
-            }
+        foreach (var (cell, _, expected) in plan.Values.SelectMany(c => c))
+            if (live[cell] != Verdict(expected)) wrong.Add($"{cell}: live {live[cell]}, interpreter {Verdict(expected)}");
         foreach (var (cell, protocol, allowed, text) in PolicyTruthTableTests.HandWrittenCells(scenario))
             if (protocol != "SCTP" && live[cell] != Verdict(allowed)) wrong.Add($"hand-written {text}: live {live[cell]}");
 
         output.WriteLine($"{scenario}: {live.Count} cells, {live.Values.Count(v => v == "allow")} allowed");
         Assert.True(wrong.Count == 0, $"{scenario}: {wrong.Count} wrong cells:\n{string.Join('\n', wrong.Take(40))}\n{cluster.Logs()}");
+
+        void Probe(Dictionary<string, List<(string Cell, string Target, bool Expected)>> cells, double timeout)
+        {
+            var outcomes = cluster.Probe(cells.Where(c => c.Value.Count > 0).ToDictionary(c => c.Key, c => c.Value.Select(x => x.Target).ToList()), timeout);
+            foreach (var (source, results) in outcomes)
+                for (int i = 0; i < results.Length; i++) live[cells[source][i].Cell] = results[i];
+        }
     }
 
     /// <summary>
