@@ -47,4 +47,9 @@ public enum ConntrackStatus : byte
     FinReply = 16,
     /// <summary>The second FIN came from the reply direction (so the closing ACK comes from the original).</summary>
     LastFinReply = 32,
+    /// <summary>
+    /// The reply tuple is not the original reversed, so the connection's packets are rewritten (Linux's IPS_SRC_NAT |
+    /// IPS_DST_NAT); without it (a flow tracked for NetworkPolicy) a hit leaves the packet as it is.
+    /// </summary>
+    Translated = 64,
 }

@@ -133,7 +133,7 @@ public sealed class ConntrackTable
                 int r = s.Ref - 1;
                 ref ConntrackEntry e = ref entries[r >> 1];
                 bool reply = (r & 1) != 0;
-                if ((reply ? e.Reply : e.Original).Equals(key))
+                if (FlowKey.Same(in reply ? ref e.Reply : ref e.Original, in key))
                 {
                     if (now >= e.Expires)
                     {
@@ -211,7 +211,7 @@ public sealed class ConntrackTable
                 }
                 ref ConntrackEntry e = ref entries[candidate >> 1];
                 bool reply = (candidate & 1) != 0;
-                if (now < e.Expires && (reply ? e.Reply : e.Original).Equals(group[j]))
+                if (now < e.Expires && FlowKey.Same(in reply ? ref e.Reply : ref e.Original, in group[j]))
                 {
                     results[at] = candidate >> 1;
                     isReply[at] = reply;
@@ -266,7 +266,7 @@ public sealed class ConntrackTable
             Original = original,
             Reply = reply,
             State = first,
-            Status = ConntrackStatus.InUse,
+            Status = reply.Equals(original.Reverse()) ? ConntrackStatus.InUse : ConntrackStatus.InUse | ConntrackStatus.Translated,
             Created = now,
             LastSeen = now,
             Expires = now + _timeout[(int)first],

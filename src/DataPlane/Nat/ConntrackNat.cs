@@ -70,8 +70,9 @@ public static class ConntrackNat
             return false;
         }
         table.Observe(index, isReply, TcpFlags(frame, in m), m.Length, now);
-        observer.OnConntrack(table[index], isReply, created: false, related: false);
-        malformed = !Translate(frame, ref m, key, table[index], isReply);
+        ref var entry = ref table[index];
+        observer.OnConntrack(entry, isReply, created: false, related: false);
+        if ((entry.Status & ConntrackStatus.Translated) != 0) malformed = !Translate(frame, ref m, key, entry, isReply);
         return true;
     }
 

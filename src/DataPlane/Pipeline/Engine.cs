@@ -206,7 +206,9 @@ public sealed class Engine
             if (bad) return DropReason.Malformed;
         }
         bool established = translated;
-        if (!translated && (m.Flags & PacketFlags.IcmpError) == 0 && snap.Services.Count > 0 && Conntrack is { } services)
+        // Most packets are not addressed to a Service: one address lookup lets them skip the frontend search.
+        if (!translated && (m.Flags & PacketFlags.IcmpError) == 0 && snap.Services.Count > 0 && Conntrack is { } services
+            && snap.Services.IsVirtualIp(dst))
         {
             var svc = ServiceNat.Open(snap.Services, services, Affinity, arena, ref m, m.Timestamp,
                 IpAddr.FromV4(snap.UnderlayV4), snap.MasqueradeV6, out translated, ref observer);

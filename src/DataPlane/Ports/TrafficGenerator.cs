@@ -1,5 +1,6 @@
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Pipeline;
+using FastPath.DataPlane.Policy;
 using FastPath.DataPlane.Routing;
 using FastPath.DataPlane.Services;
 
@@ -12,6 +13,11 @@ public enum TrafficScenario
     L2Forward,
     /// <summary>Pod to pod on this node (parse, source check, exact-match lookup, TTL, MAC rewrite).</summary>
     PodToPod,
+    /// <summary>
+    /// <see cref="PodToPod"/> with every server pod isolated by a NetworkPolicy that allows the client: the connections
+    /// are tracked, so every packet passes by its conntrack entry (the established-flow cost of policy).
+    /// </summary>
+    PodToPodIsolated,
     /// <summary>Pod to a pod on another node: LPM route lookup and VXLAN encapsulation.</summary>
     VxlanEncap,
     /// <summary>VXLAN from another node to a local pod: outer parse, decapsulation, inner parse, delivery.</summary>
@@ -60,7 +66,7 @@ public sealed class GeneratedTraffic(TrafficScenario scenario, ForwardingSnapsho
     public long IntervalNs(int frames) => Scenario == TrafficScenario.ClusterIpNewFlows ? 61_000_000_000L / frames + 1 : 1_000;
 
     /// <summary>Tracked scenarios: one round over every flow opens the connections before measuring.</summary>
-    public bool OpensConnections => Scenario is TrafficScenario.ClusterIpEstablished or TrafficScenario.NodePortSnat or TrafficScenario.Mixed;
+    public bool OpensConnections => Scenario is TrafficScenario.ClusterIpEstablished or TrafficScenario.PodToPodIsolated or TrafficScenario.NodePortSnat or TrafficScenario.Mixed;
 
     /// <summary>All frames, repeated without end.</summary>
     public MemorySource Source() => new(Frames, int.MaxValue, IngressPort, intervalNs: IntervalNs(Frames.Count));
@@ -161,7 +167,21 @@ public static class TrafficGenerator
             frontends.Add(new ServiceFrontend("default/web:http", IpAddr.FromV4(NodeIp), NodePort, IpProtocol.Tcp, remote) { Masquerade = true });
         }
         var services = frontends.Count == 0 ? null : new ServiceTable(frontends, p.MaglevTableSize);
-        return new ForwardingSnapshot(node, pods, routes: new RouteTable(routes), services: services);
+        var policy = scenario == TrafficScenario.PodToPodIsolated ? IsolateServers(pods.Count) : null;
+        return new ForwardingSnapshot(node, pods, routes: new RouteTable(routes), services: services, policy: policy);
+    }
+
+    /// <summary>Every server pod isolated for ingress by one policy whose only peer is the client (any port).</summary>
+    private static PolicyTable IsolateServers(int podCount)
+    {
+        var client = IpAddr.FromV4(ClientIp).Value;
+        var allowClient = new PolicyRuleSet([new PeerRule(client, client, [ProtocolPortRange.All])], [0]);
+        var ingress = new int[PortIndex.FirstPod + podCount];
+        var egress = new int[ingress.Length];
+        Array.Fill(ingress, -1);
+        Array.Fill(egress, -1);
+        for (int port = PortIndex.FirstPod + 1; port < ingress.Length; port++) ingress[port] = 0;
+        return new PolicyTable(["default/allow-client"], [allowClient], ingress, egress);
     }
 
     private static uint RemotePrefix(int route) => FirstRemotePrefix + ((uint)route << 8);
@@ -176,7 +196,7 @@ public static class TrafficGenerator
         int route = rng.Next(p.Routes);
         return kind switch
         {
-            TrafficScenario.L2Forward or TrafficScenario.PodToPod => SyntheticFrames.Ipv4Tcp(sport, dport, length, ClientIp, server),
+            TrafficScenario.L2Forward or TrafficScenario.PodToPod or TrafficScenario.PodToPodIsolated => SyntheticFrames.Ipv4Tcp(sport, dport, length, ClientIp, server),
             TrafficScenario.VxlanEncap => SyntheticFrames.Ipv4Tcp(sport, dport, length, ClientIp, RemotePrefix(route) + 11),
             TrafficScenario.VxlanDecap => SyntheticFrames.Vxlan(
                 SyntheticFrames.Ipv4Tcp(sport, dport, length, RemotePrefix(route) + 11, server, source: new MacAddress(FirstRemoteNodeMac + (ulong)(route % 250)), destination: NodeMac),

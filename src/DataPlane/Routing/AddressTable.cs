@@ -46,6 +46,9 @@ public sealed class AddressTable
     /// <summary>The port owning <paramref name="address"/>, or -1.</summary>
     public int Lookup(IpAddr address) => Lookup(address.Value, address.Hash());
 
+    /// <summary><see cref="Lookup(IpAddr)"/> with <paramref name="hash"/> = <c>address.Hash()</c> already computed.</summary>
+    public int Lookup(IpAddr address, ulong hash) => Lookup(address.Value, hash);
+
     /// <summary>The port whose device has MAC <paramref name="mac"/>, or -1 (tables built by <see cref="ForMacs"/>).</summary>
     public int Lookup(MacAddress mac) => Lookup(mac.Value, new IpAddr(mac.Value).Hash());
 

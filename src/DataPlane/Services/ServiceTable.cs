@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using FastPath.DataPlane.Packets;
 
 namespace FastPath.DataPlane.Services;
@@ -185,7 +186,9 @@ public sealed class ServiceTable
         return new ServiceTable(next, count);
     }
 
-    private int ShardOf(IpAddr address) => (int)(address.Hash() >> 40) & _shardMask;
+    private int ShardOf(IpAddr address) => ShardOf(address.Hash());
+
+    private int ShardOf(ulong addressHash) => (int)(addressHash >> 40) & _shardMask;
 
     private IEnumerable<CompiledFrontend> Entries() => _shards.SelectMany(x => x.Entries);
 
@@ -197,7 +200,14 @@ public sealed class ServiceTable
     public int Count { get; }
 
     /// <summary>Whether <paramref name="address"/> is a Service address (any port), for rejecting ports a Service does not have.</summary>
-    public bool IsVirtualIp(IpAddr address) => _shards[ShardOf(address)].VirtualIps.Lookup(address) >= 0;
+    /// <remarks>Not inlined: the engine's Forward is large, and inlining this into it costs the JIT's budget for the
+    /// tracked-connection path (measured: clusterip-established 20% slower).</remarks>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public bool IsVirtualIp(IpAddr address)
+    {
+        ulong hash = address.Hash();
+        return _shards[ShardOf(hash)].VirtualIps.Lookup(address, hash) >= 0;
+    }
 
     /// <summary>The frontend for a destination, or -1.</summary>
     public int Lookup(IpAddr address, ushort port, byte protocol)

@@ -17,6 +17,7 @@ public static class BenchCommand
     {
         ["l2-forward"] = TrafficScenario.L2Forward,
         ["pod-to-pod"] = TrafficScenario.PodToPod,
+        ["pod-to-pod-isolated"] = TrafficScenario.PodToPodIsolated,
         ["vxlan-encap"] = TrafficScenario.VxlanEncap,
         ["vxlan-decap"] = TrafficScenario.VxlanDecap,
         ["clusterip-established"] = TrafficScenario.ClusterIpEstablished,

@@ -40,6 +40,11 @@ public class ConntrackTableTests
         var reply = new FlowKey(IpAddr.FromV4(0x0AF40207), IpAddr.FromV4(0x0AF40105), 8080, 40000, IpProtocol.Tcp);
         int i = t.Insert(original, reply, 0);
         Assert.True(i >= 0);
+        Assert.True((t[i].Status & ConntrackStatus.Translated) != 0);
+        var other = new FlowKey(IpAddr.FromV4(0x0AF40105), IpAddr.FromV4(0x0AF40207), 40001, 8080, IpProtocol.Tcp);
+        int plain = t.Insert(other, other.Reverse(), 0); // tracked without NAT (policy): hits leave packets alone
+        Assert.Equal(ConntrackStatus.InUse, t[plain].Status);
+        t.Remove(plain);
         Assert.Equal(i, t.Lookup(original, 1, out bool r1));
         Assert.False(r1);
         Assert.Equal(i, t.Lookup(reply, 1, out bool r2));
