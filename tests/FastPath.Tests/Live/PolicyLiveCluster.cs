@@ -18,9 +18,9 @@ public sealed class PolicyLiveCluster() : DemoCluster("vxlan", WriteCluster)
     private int _nextSourcePort = FirstSourcePort;
 
     // Source ports (and ICMP echo ids) handed out to the probers, below the pods' ephemeral ports (61000-65000): a range
-    // of its own per prober and probe run, so no probe reuses a flow an earlier scenario left in a node's conntrack and
-    // no two pods ping each other with the same echo id (FastPath's conntrack would take the second request for the
-    // first one's reply: FlowKey keeps the identifier, not the echo type).
+    // of its own per prober and probe run, so no probe reuses a flow an earlier scenario left in a node's conntrack.
+    // (Two pods pinging each other with one echo id are two connections, as in Linux: the echo type is part of the
+    // tuple — PolicyEnforcementTests.AnEchoRequestBackIsANewFlow_NotTheReplyOfAnAllowedPing.)
     private const int FirstSourcePort = 10000, LastSourcePort = 60000;
 
     private static string WriteCluster(string directory)
