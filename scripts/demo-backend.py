@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""A demo pod's backend (scripts/demo-cluster.sh starts one per web pod, inside its network namespace).
+"""A demo pod's backend (scripts/demo-cluster.sh starts one per server pod, inside its network namespace).
 
-  demo-backend.py NAME IPV4
+  demo-backend.py NAME IPV4 [TCP-PORTS [UDP-PORTS]]
 
-TCP 8080 (HTTP/1.1 with keep-alive, IPv4 and IPv6): answers every GET with "NAME CLIENT-ADDRESS", the address the pod saw the
-connection come from (so tests can check Service SNAT and source preservation).
-UDP 5353: a DNS query gets a DNS response with one A record, IPV4 (so `dig` shows which backend answered); any
-other datagram is answered with "NAME CLIENT-ADDRESS".
+TCP-PORTS (comma-separated, default 8080; HTTP/1.1 with keep-alive, IPv4 and IPv6): answers every GET with "NAME
+CLIENT-ADDRESS", the address the pod saw the connection come from (so tests can check Service SNAT and source
+preservation).
+UDP-PORTS (default 5353): a DNS query gets a DNS response with one A record, IPV4 (so `dig` shows which backend
+answered); any other datagram is answered with "NAME CLIENT-ADDRESS".
 """
 import http.server
 import socket
@@ -16,6 +17,8 @@ import sys
 import threading
 
 NAME, IPV4 = sys.argv[1], sys.argv[2]
+TCP_PORTS = [int(p) for p in (sys.argv[3] if len(sys.argv) > 3 else "8080").split(",")]
+UDP_PORTS = [int(p) for p in (sys.argv[4] if len(sys.argv) > 4 else "5353").split(",")]
 
 
 def peer(address):
@@ -41,6 +44,7 @@ class Http(http.server.BaseHTTPRequestHandler):
 class DualStackHttp(http.server.ThreadingHTTPServer):
     address_family = socket.AF_INET6
     daemon_threads = True
+    request_queue_size = 128  # socketserver's 5 drops SYNs when many clients connect at once (the policy probers)
 
     def server_bind(self):
         self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
@@ -63,15 +67,18 @@ def dns_answer(query):
     return header + question + answer
 
 
-def udp():
+def udp(port):
     sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    sock.bind(("::", 5353))
+    sock.bind(("::", port))
     while True:
         data, address = sock.recvfrom(4096)
         reply = dns_answer(data) if len(data) >= 17 else None
         sock.sendto(reply or f"{NAME} {peer(address)}\n".encode(), address)
 
 
-threading.Thread(target=udp, daemon=True).start()
-DualStackHttp(("::", 8080), Http).serve_forever()
+for port in UDP_PORTS:
+    threading.Thread(target=udp, args=(port,), daemon=True).start()
+for port in TCP_PORTS[1:]:
+    threading.Thread(target=DualStackHttp(("::", port), Http).serve_forever, daemon=True).start()
+DualStackHttp(("::", TCP_PORTS[0]), Http).serve_forever()

@@ -18,7 +18,14 @@
 #
 # Environment: FP_DEMO (namespace prefix, default fpd), FP_DEMO_DIR (manifests, logs, pids; default /tmp/$FP_DEMO),
 # FP_DEMO_TUNNEL (vxlan, the default, or direct: pod frames cross the underlay unencapsulated, to the peer node's MAC),
-# FASTPATH (the command; default: dotnet on the Release build, built when missing).
+# FASTPATH (the command; default: dotnet on the Release build, built when missing),
+# FP_DEMO_PODS (a file of other pods on the same two nodes, one "node namespace pod ipv4 ipv6 mac role" line each, as
+# in PODS below; the caller then writes the manifests into $FP_DEMO_DIR/cluster itself, and a pod's namespace is
+# $FP_DEMO-NAMESPACE-POD. The live NetworkPolicy truth table writes both from tests/FastPath.Tests/Policy/PolicyCluster.cs:
+# namespaces x, y, z with pods a, b, c each, role policy).
+# Pod roles: client (no server), web (scripts/demo-backend.py on TCP 8080 and UDP 5353, and iperf3), policy
+# (demo-backend.py on TCP 80 and 81 and UDP 53 and 80, the truth table's ports; ICMP echo sockets allowed for root;
+# ephemeral ports 61000-65000, leaving the ports below to probes that pick their own).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,9 +43,11 @@ PODS="node-a default client 10.244.1.10 fd00:10:244:1::a 02:42:0a:f4:01:0a clien
 node-a shop web-a 10.244.1.11 fd00:10:244:1::b 02:42:0a:f4:01:0b web
 node-b shop web-b 10.244.2.11 fd00:10:244:2::b 02:42:0a:f4:02:0b web
 node-b shop cart 10.244.2.12 fd00:10:244:2::c 02:42:0a:f4:02:0c client"
+[ -z "${FP_DEMO_PODS:-}" ] || PODS=$(cat "$FP_DEMO_PODS")
 
 ns_node() { echo "$P-$1"; }
-ns_pod() { echo "$P-$1"; }
+# ns_pod NAMESPACE POD: the pod's network namespace ($P-POD for the demo's pods, whose names are unique).
+ns_pod() { if [ -n "${FP_DEMO_PODS:-}" ]; then echo "$P-$1-$2"; else echo "$P-$2"; fi; }
 UL=$P-underlay
 EXT=$P-ext
 
@@ -172,6 +181,16 @@ EOF
   } > "$DIR/cluster/cluster.yaml"
 }
 
+# Waits until a server in namespace $1 listens on TCP port $2 (its log is $DIR/$3.log).
+wait_listening() {
+  for _ in $(seq 100); do
+    ip netns exec "$1" ss -ltn 2>/dev/null | grep -q ":$2 " && return 0
+    sleep 0.1
+  done
+  echo "demo-cluster: nothing listens on TCP $2 in $1 (see $DIR/$3.log)" >&2
+  return 1
+}
+
 # Waits until `ip -n NS link show DEV` succeeds (FastPath created the TAP).
 wait_link() {
   for _ in $(seq 150); do
@@ -189,7 +208,7 @@ new_ns() {
 
 up() {
   mkdir -p "$DIR"
-  write_manifests
+  [ -n "${FP_DEMO_PODS:-}" ] || write_manifests
   local fastpath
   fastpath=$(fastpath_cmd)
   $fastpath check --cluster "$DIR/cluster" >/dev/null
@@ -223,9 +242,11 @@ up() {
     ip -n "$UL" link set "$uplink" master br0 up
   done <<< "$NODES"
 
+  local servers=()
   while read -r node ns pod ip4 ip6 mac role; do
-    local pns nns tap
-    pns=$(ns_pod "$pod") nns=$(ns_node "$node") tap=$(tap_name "$ns" "$pod")
+    local pns nns tap id
+    pns=$(ns_pod "$ns" "$pod") nns=$(ns_node "$node") tap=$(tap_name "$ns" "$pod")
+    id=${pns#"$P"-}
     new_ns "$pns"
     wait_link "$nns" "$tap" "$node"
     ip -n "$nns" link set "$tap" netns "$pns"
@@ -236,19 +257,25 @@ up() {
     ip -n "$pns" route add 169.254.1.1 dev eth0 scope link
     ip -n "$pns" route add default via 169.254.1.1 dev eth0
     ip -n "$pns" -6 route add default via fe80::1 dev eth0
-    if [ "$role" = web ]; then
-      ip netns exec "$pns" setsid "$PY" "$ROOT/scripts/demo-backend.py" "$pod" "$ip4" > "$DIR/$pod.log" 2>&1 < /dev/null &
-      echo $! > "$DIR/$pod.pid"
-      ip netns exec "$pns" setsid iperf3 -s -D --logfile "$DIR/$pod-iperf3.log" --pidfile "$DIR/$pod-iperf3.pid"
-    fi
+    local tcp=8080 udp=5353
+    case $role in
+      web) ip netns exec "$pns" setsid iperf3 -s -D --logfile "$DIR/$id-iperf3.log" --pidfile "$DIR/$id-iperf3.pid" ;;
+      policy)
+        tcp=80,81 udp=53,80
+        ip netns exec "$pns" sysctl -qw "net.ipv4.ping_group_range=0 0" "net.ipv4.ip_local_port_range=61000 65000" ;;
+      *) continue ;;
+    esac
+    ip netns exec "$pns" setsid "$PY" "$ROOT/scripts/demo-backend.py" "$id" "$ip4" "$tcp" "$udp" > "$DIR/$id.log" 2>&1 < /dev/null &
+    echo $! > "$DIR/$id.pid"
+    servers+=("$pns ${tcp%%,*} $id")
   done <<< "$PODS"
-  for _ in $(seq 50); do
-    ip netns exec "$(ns_pod web-b)" ss -ltn 2>/dev/null | grep -q ':8080' && \
-      ip netns exec "$(ns_pod web-a)" ss -ltn 2>/dev/null | grep -q ':8080' && break
-    sleep 0.1
+  local server
+  for server in "${servers[@]}"; do
+    read -r pns tcp id <<< "$server"
+    wait_listening "$pns" "$tcp" "$id"
   done
   echo "demo cluster $P is up: manifests in $DIR/cluster, FastPath logs in $DIR/node-*.log"
-  echo "  try: ip netns exec $(ns_pod client) curl -s http://10.96.0.20/"
+  echo "  try: ip netns exec $(ns_pod - client) curl -s http://10.96.0.20/"
 }
 
 down() {
@@ -261,13 +288,13 @@ down() {
     kill -9 "$pid" 2>/dev/null || true
     rm -f "$f"
   done
-  while read -r _ _ pod _; do ip netns del "$(ns_pod "$pod")" 2>/dev/null || true; done <<< "$PODS"
+  while read -r _ ns pod _; do ip netns del "$(ns_pod "$ns" "$pod")" 2>/dev/null || true; done <<< "$PODS"
   while read -r node _; do ip netns del "$(ns_node "$node")" 2>/dev/null || true; done <<< "$NODES"
   ip netns del "$EXT" 2>/dev/null || true
   ip netns del "$UL" 2>/dev/null || true
 }
 
-in_pod() { local pod=$1; shift; ip netns exec "$(ns_pod "$pod")" "$@"; }
+in_pod() { local pod=$1; shift; ip netns exec "$(ns_pod - "$pod")" "$@"; }
 
 check() {
   local what=$1; shift

@@ -5,10 +5,15 @@ using FastPath.DataPlane.Pipeline;
 
 namespace FastPath.DataPlane.Conntrack;
 
+/// <summary>Which ICMP / ICMPv6 echo message a tuple is (Linux keeps the type in the ICMP tuple): none for other packets.</summary>
+public enum EchoKind : byte { None, Request, Reply }
+
 /// <summary>
 /// One direction of a connection: the 5-tuple Linux conntrack calls a tuple (nf_conntrack_tuple). For ICMP and
-/// ICMPv6 echo the identifier stands in for both ports, as Linux's icmp_pkt_to_tuple does, so the echo reply
-/// (same identifier) is found as the <see cref="Reverse"/> of the request; other ICMP messages have ports 0.
+/// ICMPv6 echo the identifier stands in for both ports, as Linux's icmp_pkt_to_tuple does, and the message type is
+/// part of the tuple: the echo reply (same identifier) is found as the <see cref="Reverse"/> of the request, while a
+/// request in the opposite direction with the same identifier is a connection of its own (Linux's
+/// icmp_invert_tuple maps request to reply only). Other ICMP messages have ports 0.
 /// </summary>
 /// <remarks>
 /// The addresses are kept as four <c>ulong</c> halves rather than two <see cref="IpAddr"/> values: <see cref="UInt128"/>
@@ -21,8 +26,9 @@ public readonly struct FlowKey : IEquatable<FlowKey>
     public readonly ushort SourcePort;
     public readonly ushort DestinationPort;
     public readonly byte Protocol;
+    public readonly EchoKind Echo;
 
-    public FlowKey(IpAddr source, IpAddr destination, ushort sourcePort, ushort destinationPort, byte protocol)
+    public FlowKey(IpAddr source, IpAddr destination, ushort sourcePort, ushort destinationPort, byte protocol, EchoKind echo = EchoKind.None)
     {
         _srcHi = (ulong)(source.Value >> 64);
         _srcLo = (ulong)source.Value;
@@ -31,13 +37,22 @@ public readonly struct FlowKey : IEquatable<FlowKey>
         SourcePort = sourcePort;
         DestinationPort = destinationPort;
         Protocol = protocol;
+        Echo = echo;
     }
 
     public IpAddr Source => new(new UInt128(_srcHi, _srcLo));
     public IpAddr Destination => new(new UInt128(_dstHi, _dstLo));
 
     /// <summary>The tuple of the other direction when nothing is rewritten: addresses and ports swapped.</summary>
-    public FlowKey Reverse() => new(Destination, Source, DestinationPort, SourcePort, Protocol);
+    public FlowKey Reverse() => new(Destination, Source, DestinationPort, SourcePort, Protocol, Opposite(Echo));
+
+    /// <summary>The echo message answering <paramref name="echo"/>: request ↔ reply.</summary>
+    public static EchoKind Opposite(EchoKind echo) => echo switch
+    {
+        EchoKind.Request => EchoKind.Reply,
+        EchoKind.Reply => EchoKind.Request,
+        _ => EchoKind.None,
+    };
 
     public bool Equals(FlowKey other) => Same(in this, in other);
 
@@ -45,7 +60,7 @@ public readonly struct FlowKey : IEquatable<FlowKey>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool Same(in FlowKey a, in FlowKey b)
         => ((a._srcHi ^ b._srcHi) | (a._srcLo ^ b._srcLo) | (a._dstHi ^ b._dstHi) | (a._dstLo ^ b._dstLo)) == 0
-            && a.SourcePort == b.SourcePort && a.DestinationPort == b.DestinationPort && a.Protocol == b.Protocol;
+            && a.SourcePort == b.SourcePort && a.DestinationPort == b.DestinationPort && a.Protocol == b.Protocol && a.Echo == b.Echo;
 
     public override bool Equals(object? obj) => obj is FlowKey k && Equals(k);
     public static bool operator ==(FlowKey a, FlowKey b) => a.Equals(b);
@@ -65,7 +80,7 @@ public readonly struct FlowKey : IEquatable<FlowKey>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong Hash(ulong seed)
     {
-        ulong tail = (ulong)SourcePort << 24 | (ulong)DestinationPort << 8 | Protocol;
+        ulong tail = (ulong)Echo << 40 | (ulong)SourcePort << 24 | (ulong)DestinationPort << 8 | Protocol;
         ulong a = Mum(_srcHi ^ seed ^ 0xA076_1D64_78BD_642FUL, _srcLo ^ 0xE703_7ED1_A0B4_28DBUL);
         ulong b = Mum(_dstHi ^ 0x8EBC_6AF0_9C88_C6E3UL, _dstLo ^ seed ^ 0x5899_65CC_7537_4CC3UL);
         return Mum(a ^ tail ^ 0x1D8E_4E27_C47D_124FUL, b ^ seed);
@@ -106,21 +121,28 @@ public readonly struct FlowKey : IEquatable<FlowKey>
 
         ushort sport = m.SourcePort, dport = m.DestinationPort;
         byte proto = m.IpProtocol;
+        var echo = EchoKind.None;
         if ((proto == IpProtocol.Icmp || proto == IpProtocol.Icmpv6) && (m.Flags & PacketFlags.HasL4) != 0)
         {
             sport = dport = 0;
             int l4 = m.L4Offset;
-            if (frame.Length >= l4 + IcmpHeader.Length && IsEcho(proto, frame[l4]))
+            if (frame.Length >= l4 + IcmpHeader.Length && (echo = EchoOf(proto, frame[l4])) != EchoKind.None)
                 sport = dport = BinaryPrimitives.ReadUInt16BigEndian(frame[(l4 + 4)..]);
         }
-        key = new FlowKey(src, dst, sport, dport, proto);
+        key = new FlowKey(src, dst, sport, dport, proto, echo);
         return true;
     }
 
     /// <summary>Echo request or reply: the ICMP messages whose identifier makes a flow (RFC 792, RFC 4443 §4).</summary>
-    public static bool IsEcho(byte protocol, byte icmpType) => protocol == IpProtocol.Icmp
-        ? icmpType is IcmpHeader.EchoRequest or IcmpHeader.EchoReply
-        : icmpType is Icmpv6.EchoRequest or Icmpv6.EchoReply;
+    public static bool IsEcho(byte protocol, byte icmpType) => EchoOf(protocol, icmpType) != EchoKind.None;
+
+    /// <summary>Which echo message an ICMP (<paramref name="protocol"/> 1) or ICMPv6 (58) type is, if any.</summary>
+    public static EchoKind EchoOf(byte protocol, byte icmpType) => (protocol, icmpType) switch
+    {
+        (IpProtocol.Icmp, IcmpHeader.EchoRequest) or (IpProtocol.Icmpv6, Icmpv6.EchoRequest) => EchoKind.Request,
+        (IpProtocol.Icmp, IcmpHeader.EchoReply) or (IpProtocol.Icmpv6, Icmpv6.EchoReply) => EchoKind.Reply,
+        _ => EchoKind.None,
+    };
 
     public override string ToString() => $"{Protocol} {Source}:{SourcePort} -> {Destination}:{DestinationPort}";
 }

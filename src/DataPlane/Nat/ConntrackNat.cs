@@ -33,7 +33,7 @@ public static class ConntrackNat
         uint step = (uint)(original.GetHashCode() | 1);
         for (int attempt = 0; attempt < PortAttempts; attempt++)
         {
-            var reply = new FlowKey(replySource, replyDestination, replySourcePort, port, original.Protocol);
+            var reply = new FlowKey(replySource, replyDestination, replySourcePort, port, original.Protocol, FlowKey.Opposite(original.Echo));
             int index = table.Insert(original, reply, now);
             if (index != ConntrackTable.Clash || !hasPorts) return index;
             port = (ushort)(PortRangeFirst + (uint)(step * (uint)(attempt + 1)) % PortRangeSize);
@@ -149,12 +149,13 @@ public static class ConntrackNat
         if (q.Length < l4 + 8) return false;
         var t = q[l4..];
         ushort sport, dport;
+        var echo = EchoKind.None;
         if (proto is IpProtocol.Tcp or IpProtocol.Udp or IpProtocol.Sctp)
             (sport, dport) = (BinaryPrimitives.ReadUInt16BigEndian(t), BinaryPrimitives.ReadUInt16BigEndian(t[2..]));
-        else if (FlowKey.IsEcho(proto, t[0]))
+        else if ((echo = FlowKey.EchoOf(proto, t[0])) != EchoKind.None)
             sport = dport = BinaryPrimitives.ReadUInt16BigEndian(t[4..]);
         else return false;
-        tuple = new FlowKey(src, dst, sport, dport, proto);
+        tuple = new FlowKey(src, dst, sport, dport, proto, echo);
         return true;
     }
 }

@@ -29,6 +29,14 @@ public class ConntrackTableTests
         Assert.NotEqual(k, r);
         Assert.NotEqual(k.Hash(1), r.Hash(1));
         Assert.NotEqual(k.Hash(1), k.Hash(2)); // seeded
+
+        // ICMP echo: the identifier is both ports and the type is part of the tuple, so the reply is the request's
+        // reverse while a request the other way with the same identifier is another connection.
+        var ping = new FlowKey(IpAddr.FromV4(0x0A000001), IpAddr.FromV4(0x0A000002), 7, 7, IpProtocol.Icmp, EchoKind.Request);
+        Assert.Equal(EchoKind.Reply, ping.Reverse().Echo);
+        var pingBack = new FlowKey(IpAddr.FromV4(0x0A000002), IpAddr.FromV4(0x0A000001), 7, 7, IpProtocol.Icmp, EchoKind.Request);
+        Assert.NotEqual(ping.Reverse(), pingBack);
+        Assert.NotEqual(ping.Reverse().Hash(1), pingBack.Hash(1));
     }
 
     [Fact]

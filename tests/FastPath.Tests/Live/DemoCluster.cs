@@ -20,7 +20,12 @@ public class DemoCluster : IDisposable
     {
     }
 
-    protected DemoCluster(string tunnel)
+    /// <param name="tunnel">The FastPathConfiguration tunnel mode (FP_DEMO_TUNNEL).</param>
+    /// <param name="writeCluster">
+    /// For another cluster than the demo's: writes the manifests into the cluster directory it is given and returns the
+    /// pod table (FP_DEMO_PODS, see scripts/demo-cluster.sh).
+    /// </param>
+    protected DemoCluster(string tunnel, Func<string, string>? writeCluster = null)
     {
         Tunnel = tunnel;
         if (!OperatingSystem.IsLinux()) { SkipReason = "TAP devices and network namespaces need Linux"; return; }
@@ -36,6 +41,12 @@ public class DemoCluster : IDisposable
         _environment["FP_DEMO_DIR"] = Directory;
         _environment["FP_DEMO_TUNNEL"] = tunnel;
         _environment["FASTPATH"] = $"dotnet {Path.Combine(AppContext.BaseDirectory, "fastpath.dll")}";
+        if (writeCluster is not null)
+        {
+            string pods = Path.Combine(Directory, "pods.txt");
+            File.WriteAllText(pods, writeCluster(Path.Combine(Directory, "cluster")));
+            _environment["FP_DEMO_PODS"] = pods;
+        }
         var (exit, output) = Script("up", TimeSpan.FromSeconds(60));
         if (exit != 0) SetupFailure = $"demo-cluster.sh up failed ({exit}):\n{output}\n{Logs()}";
     }
@@ -60,7 +71,10 @@ public class DemoCluster : IDisposable
     public (int Exit, string Output) Script(string command, TimeSpan timeout) =>
         KernelLab.Run("bash", [ScriptPath, command], timeout, _environment);
 
-    /// <summary>Runs a command inside a pod's namespace ("client", "web-a", ...) or "ext" (the external client).</summary>
+    /// <summary>
+    /// Runs a command inside a pod's namespace ("client", "web-a", ...; "NAMESPACE-POD" with a pod table of the caller's)
+    /// or "ext" (the external client).
+    /// </summary>
     public (int Exit, string Output) In(string pod, TimeSpan timeout, params string[] command) =>
         KernelLab.Run("ip", ["netns", "exec", $"{Prefix}-{pod}", .. command], timeout);
 

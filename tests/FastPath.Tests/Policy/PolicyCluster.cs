@@ -52,6 +52,13 @@ public sealed class PolicyCluster : IDisposable
         metadata: {name: z, labels: {ns: z, env: dev}}
         """;
 
+    /// <summary>The cluster without policies, file name → manifests (the live truth table runs the same files).</summary>
+    public static readonly IReadOnlyDictionary<string, string> Manifests = new Dictionary<string, string>
+    {
+        ["cluster.yaml"] = Nodes,
+        ["pods.yaml"] = string.Join("---\n", PodNames.Select(PodManifest)),
+    };
+
     private readonly TempCluster _dir = new();
     private readonly Dictionary<string, Engine> _engines = [];
     private readonly Dictionary<string, SnapshotHolder> _holders = [];
@@ -62,8 +69,7 @@ public sealed class PolicyCluster : IDisposable
     /// <param name="extra">More manifests (Services, EndpointSlices...).</param>
     public PolicyCluster(string policies, string extra = "")
     {
-        _dir.Write("cluster.yaml", Nodes);
-        _dir.Write("pods.yaml", string.Join("---\n", PodNames.Select(PodManifest)));
+        foreach (var (file, text) in Manifests) _dir.Write(file, text);
         _dir.Write("policies.yaml", policies);
         if (extra.Length > 0) _dir.Write("extra.yaml", extra);
         State = Load();

@@ -53,6 +53,27 @@ public class PolicyEnforcementTests
         Assert.Equal(0, engine.Policy.Denied(cluster.PortOf("x/c"), PolicyDirection.Egress));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AnEchoRequestBackIsANewFlow_NotTheReplyOfAnAllowedPing(bool v6)
+    {
+        // x/c (isolated for ingress) pings y/a: allowed, tracked, its echo reply passes. A request from y/a to x/c with
+        // the same identifier is not that reply (Linux keeps the ICMP type in the tuple): ingress policy denies it.
+        using var cluster = new PolicyCluster(DenyAllIngressInX);
+        string xc = PolicyCluster.Address("x/c", v6), ya = PolicyCluster.Address("y/a", v6);
+        Assert.Equal(DropReason.None, cluster.Flow("x/c", "y/a", v6, "ICMP", 0, 4242));
+        Assert.Equal(DropReason.PolicyDenied, cluster.Send("y/a", ya, xc, "x/c", v6, "ICMP", 4242, 0, reply: false).Drop);
+        Assert.Equal(DropReason.None, cluster.Send("y/a", ya, xc, "x/c", v6, "ICMP", 0, 4242, reply: true).Drop);
+    }
+
+    private const string DenyAllIngressInX = """
+        apiVersion: networking.k8s.io/v1
+        kind: NetworkPolicy
+        metadata: {name: deny-all, namespace: x}
+        spec: {podSelector: {}, policyTypes: [Ingress]}
+        """;
+
     [Fact]
     public void EgressIsJudgedOnTheBackend_NotOnTheClusterIp()
     {
