@@ -75,6 +75,28 @@ public class PolicyEnforcementTests
         """;
 
     [Fact]
+    public void DenialCountersFollowPolicyNamesAcrossSnapshots()
+    {
+        // x/c > x/a is denied by only-from-b; then a policy sorting first arrives (every id moves on by one) and later
+        // a snapshot that keeps the same names: the count stays with its policy's name through both.
+        using var cluster = new PolicyCluster(OnlyFromB);
+        var engine = cluster.EngineOf("node-a");
+        Assert.Equal(DropReason.PolicyDenied, cluster.Flow("x/c", "x/a", false, "TCP", 80, 41000));
+        Assert.Equal(1, engine.Policy.Denied("x/only-from-b"));
+
+        cluster.ChangePolicies(DenyAllIngressInX.Replace("deny-all", "a-deny-all") + "\n---\n" + OnlyFromB);
+        Assert.Equal(DropReason.PolicyDenied, cluster.Flow("x/c", "x/a", false, "TCP", 80, 41001));
+        Assert.Equal(2, engine.Policy.Denied("x/only-from-b"));
+        Assert.Equal(1, engine.Policy.Denied("x/a-deny-all"));
+
+        cluster.ChangePolicies(DenyAllIngressInX.Replace("deny-all", "a-deny-all") + "\n---\n" + OnlyFromB);
+        Assert.Equal(DropReason.PolicyDenied, cluster.Flow("x/c", "x/a", false, "TCP", 80, 41002));
+        Assert.Equal(3, engine.Policy.Denied("x/only-from-b"));
+        Assert.Equal(2, engine.Policy.Denied("x/a-deny-all"));
+        Assert.Equal(3, engine.Policy.Denied(cluster.PortOf("x/a"), PolicyDirection.Ingress));
+    }
+
+    [Fact]
     public void EgressIsJudgedOnTheBackend_NotOnTheClusterIp()
     {
         const string ToVipOnly = """
