@@ -33,7 +33,9 @@ public static class ConntrackNat
         uint step = (uint)(original.GetHashCode() | 1);
         for (int attempt = 0; attempt < PortAttempts; attempt++)
         {
-            var reply = new FlowKey(replySource, replyDestination, replySourcePort, port, original.Protocol, FlowKey.Opposite(original.Echo));
+            // An echo identifier is both "ports" of its tuples: a new one replaces both.
+            ushort replyPort = original.Echo == EchoKind.None ? replySourcePort : port;
+            var reply = new FlowKey(replySource, replyDestination, replyPort, port, original.Protocol, FlowKey.Opposite(original.Echo));
             int index = table.Insert(original, reply, now);
             if (index != ConntrackTable.Clash || !hasPorts) return index;
             port = (ushort)(PortRangeFirst + (uint)(step * (uint)(attempt + 1)) % PortRangeSize);

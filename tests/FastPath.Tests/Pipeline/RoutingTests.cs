@@ -86,6 +86,33 @@ public class RoutingTests
     }
 
     [Fact]
+    public void MasqueradedPingsWithTheSameIdentifierGetTheirOwnIdentifierAndTheirOwnReplies()
+    {
+        // Two pods ping one external host with the same echo identifier (a pod's first process often has the same
+        // pid): the second request leaves with another identifier, and each reply finds its own pod.
+        var h = new EngineHarness(EngineHarness.ClusterRoutes());
+        byte[] From(string src, string mac) => Ethernet(GatewayMac, Mac(mac), 0x0800, Ipv4(src, "203.0.113.5", 1, IcmpEcho(8, id: 7)));
+        var r = h.Run((h.Client, From("10.244.1.10", EngineHarness.ClientMac)), (h.Web1, From("10.244.1.11", EngineHarness.Web1Mac)));
+        Assert.All(r, x => { Assert.Equal(DropReason.None, x.Drop); Assert.Equal(PortIndex.Uplink, x.Egress); });
+        ushort id0 = BinaryPrimitives.ReadUInt16BigEndian(r[0].Frame.AsSpan(38));
+        ushort id1 = BinaryPrimitives.ReadUInt16BigEndian(r[1].Frame.AsSpan(38));
+        Assert.Equal(7, id0);
+        Assert.NotEqual(id0, id1);
+        Assert.All(r, x => Assert.True(ChecksumsValid(x.Frame)));
+
+        foreach (var (id, port, pod) in new[] { (id0, h.Client, "10.244.1.10"), (id1, h.Web1, "10.244.1.11") })
+        {
+            var reply = Ethernet(Mac(EngineHarness.NodeMac), Mac(EngineHarness.RouterMac), 0x0800, Ipv4("203.0.113.5", "192.168.56.11", 1, IcmpEcho(0, id: id)));
+            var back = h.RunOne(PortIndex.Uplink, reply);
+            Assert.Equal(DropReason.None, back.Drop);
+            Assert.Equal(port, back.Egress);
+            Assert.Equal(Ip(pod), back.Frame[30..34]);
+            Assert.Equal(7, BinaryPrimitives.ReadUInt16BigEndian(back.Frame.AsSpan(38)));
+            Assert.True(ChecksumsValid(back.Frame));
+        }
+    }
+
+    [Fact]
     public void AFullConntrackTableEvictsUnrepliedFlowsFirstThenDropsWithAReason()
     {
         var h = new EngineHarness(EngineHarness.ClusterRoutes(), conntrackCapacity: 4);
