@@ -98,5 +98,42 @@ public class LivePolicyTruthTableTests(PolicyLiveCluster cluster, ITestOutputHel
             string.Join('\n', lines) + "\n" + cluster.Logs());
     }
 
+    /// <summary>
+    /// Ingress is judged on the backend after Service DNAT, live: a ClusterIP in front of x/a, which admits only
+    /// namespace y (from-namespace-by-label). y/b (node-a) reaches x/a through the ClusterIP; z/a's connection is
+    /// DNATed on node-b, crosses the underlay and is dropped by node-a, which owns x/a's ingress.
+    /// </summary>
+    [Fact]
+    public void IngressIsJudgedOnTheBackendBehindAClusterIp()
+    {
+        cluster.Require();
+        string file = Path.Combine(cluster.Directory, "cluster", "service.yaml");
+        cluster.WriteFile(file, $"""
+            apiVersion: v1
+            kind: Service
+            metadata: {"{"}name: web, namespace: x{"}"}
+            spec: {"{"}clusterIP: 10.96.0.10, ports: [{"{"}port: 8080, targetPort: 80{"}"}]{"}"}
+            ---
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata: {"{"}name: web-1, namespace: x, labels: {"{"}kubernetes.io/service-name: web{"}"}{"}"}
+            addressType: IPv4
+            ports: [{"{"}port: 80, protocol: TCP{"}"}]
+            endpoints: [{"{"}addresses: [{PolicyCluster.Address("x/a", v6: false)}], nodeName: {PolicyCluster.NodeOf("x/a")}{"}"}]
+            """);
+        try
+        {
+            cluster.SetPolicies(PolicyTruthTableTests.Scenarios["from-namespace-by-label"].Policies);
+            var viaService = new List<string> { $"{PolicyLiveCluster.NameOf("x/a")},tcp,8080,10.96.0.10" };
+            var outcomes = cluster.Probe(new Dictionary<string, List<string>> { ["y/b"] = viaService, ["z/a"] = viaService }, RetryTimeoutSeconds);
+            Assert.True(outcomes["y/b"] is ["allow"] && outcomes["z/a"] is ["deny"],
+                $"y/b: {outcomes["y/b"][0]}, z/a: {outcomes["z/a"][0]}\n{cluster.Logs()}");
+        }
+        finally
+        {
+            cluster.WriteFile(file, null);
+        }
+    }
+
     private static string Verdict(bool allowed) => allowed ? "allow" : "deny";
 }
