@@ -111,10 +111,12 @@ public static class ReplayCommand
         // Changes are applied between packets, so a replay with changes forwards packet by packet: each change then
         // lands exactly at its capture time, and every packet sees the state of its own time.
         ClusterController? controller = null;
+        SnapshotPublisher? publisher = null;
         if (schedule.Count > 0)
         {
             var logger = new TextWriterLogger(o.Quiet ? TextWriter.Null : stderr, "fastpath replay: ");
-            controller = new ClusterController(o.Node, new SnapshotPublisher(o.Node, holder), logger);
+            publisher = new SnapshotPublisher(o.Node, holder);
+            controller = new ClusterController(o.Node, publisher, logger);
             controller.Apply(new ClusterChangeBatch(state.Objects().Select(ClusterChange.Upsert).ToList(), [], []));
         }
         var engine = new Engine(holder, conntrackSeed: ConntrackSeed);
@@ -170,7 +172,10 @@ public static class ReplayCommand
             recorded?.Delivered ?? captureSource.Delivered, sink.Emitted + emittedLater, clock.Elapsed)
         {
             Retired = engine.TakeRetiredPorts(),
-            Metrics = NodeMetrics.Collect(engine.Snapshot, [engine], compileLatency),
+            // With changes, the controller compiled the state the replay ran and every change: its histograms count them all.
+            Metrics = publisher is null
+                ? NodeMetrics.Collect(engine.Snapshot, [engine], compileLatency)
+                : NodeMetrics.Collect(engine.Snapshot, [engine], publisher.CompileLatency, publisher.PublishLatency),
         };
         sink.Finish(summary);
         if (!o.Quiet) summary.Print(stdout, o.Out, sink.Files);

@@ -55,6 +55,10 @@ public class ReplayChangesTests
         using var summary = JsonDocument.Parse(File.ReadAllText(tmp.File("out/summary.json")));
         var web1 = summary.RootElement.GetProperty("ports").GetProperty("default/web-1");
         Assert.Equal((2, true), (web1.GetProperty("tx_packets").GetInt64(), web1.GetProperty("removed").GetBoolean())); // counters outlive the pod
+        // The initial state and the three applied changes were compiled and published (the rejected one never was).
+        var controlPlane = summary.RootElement.GetProperty("control_plane");
+        Assert.Equal(4, controlPlane.GetProperty("compile_seconds").GetProperty("count").GetInt64());
+        Assert.Equal(4, controlPlane.GetProperty("publish_seconds").GetProperty("count").GetInt64());
     }
 
     [Fact]
