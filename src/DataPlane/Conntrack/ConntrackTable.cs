@@ -115,7 +115,50 @@ public sealed class ConntrackTable
     /// The connection whose original or reply tuple is <paramref name="key"/>, or -1. <paramref name="isReply"/>
     /// says which tuple matched. An expired connection is reclaimed on the spot and reported absent.
     /// </summary>
-    public int Lookup(in FlowKey key, long now, out bool isReply) => Find(key, (uint)key.Hash(_seed), now, out isReply);
+    public int Lookup(in FlowKey key, long now, out bool isReply) => Find(key, Tag(key), now, out isReply);
+
+    /// <summary><see cref="Lookup(in FlowKey, long, out bool)"/> with <paramref name="tag"/> = <see cref="Tag"/>(key) already computed.</summary>
+    public int Lookup(in FlowKey key, uint tag, long now, out bool isReply) => Find(key, tag, now, out isReply);
+
+    /// <summary>The key's hash in this table (its seed), as <see cref="Prefetch"/> and the lookups take it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public uint Tag(in FlowKey key) => (uint)key.Hash(_seed);
+
+    /// <summary>
+    /// Brings what the lookups of <paramref name="tags"/> will read into the cache, without looking anything up: the
+    /// first two passes of <see cref="LookupBatch"/> (every home slot, then the entry of each first fingerprint match),
+    /// so the engine can warm a whole batch before processing its packets one by one. A hint only: nothing changes.
+    /// </summary>
+    public void Prefetch(ReadOnlySpan<uint> tags)
+    {
+        var slots = _slots;
+        var entries = _entries;
+        for (int start = 0; start < tags.Length; start += LookupGroup)
+        {
+            var group = tags.Slice(start, Math.Min(LookupGroup, tags.Length - start));
+            foreach (uint tag in group) Prefetch(ref Unsafe.As<Slot, byte>(ref slots[(int)tag & _mask]));
+            foreach (uint tag in group)
+            {
+                int i = (int)tag & _mask;
+                for (ref Slot s = ref slots[i]; s.Ref != 0; s = ref slots[i = (i + 1) & _mask])
+                    if (s.Tag == tag)
+                    {
+                        PrefetchEntry(ref entries[(s.Ref - 1) >> 1]);
+                        break;
+                    }
+            }
+        }
+    }
+
+    // Expires and both tuples are bytes 0–87: at most three cache lines, whatever the alignment.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchEntry(ref ConntrackEntry entry)
+    {
+        ref byte e = ref Unsafe.As<ConntrackEntry, byte>(ref entry);
+        Prefetch(ref e);
+        Prefetch(ref Unsafe.Add(ref e, 64));
+        Prefetch(ref Unsafe.Add(ref e, 87));
+    }
 
     /// <summary>Lookup with the key's hash already computed (<paramref name="tag"/> = its low 32 bits).</summary>
     private int Find(in FlowKey key, uint tag, long now, out bool isReply)
@@ -174,7 +217,7 @@ public sealed class ConntrackTable
             var group = keys.Slice(start, n);
             for (int j = 0; j < n; j++)
             {
-                uint tag = (uint)group[j].Hash(_seed);
+                uint tag = Tag(group[j]);
                 tags[j] = tag;
                 Prefetch(ref Unsafe.As<Slot, byte>(ref slots[(int)tag & _mask]));
             }
@@ -189,11 +232,7 @@ public sealed class ConntrackTable
                     if (s.Tag == tag)
                     {
                         candidate = s.Ref - 1;
-                        ref byte e = ref Unsafe.As<ConntrackEntry, byte>(ref entries[candidate >> 1]);
-                        // Expires and both tuples are bytes 0–87: at most three cache lines, whatever the alignment.
-                        Prefetch(ref e);
-                        Prefetch(ref Unsafe.Add(ref e, 64));
-                        Prefetch(ref Unsafe.Add(ref e, 87));
+                        PrefetchEntry(ref entries[candidate >> 1]);
                         break;
                     }
                     i = (i + 1) & _mask;
@@ -242,7 +281,7 @@ public sealed class ConntrackTable
     public int Insert(in FlowKey original, in FlowKey reply, long now)
     {
         // Each tuple is hashed once for both the clash check and its placement.
-        uint tagO = (uint)original.Hash(_seed), tagR = (uint)reply.Hash(_seed);
+        uint tagO = Tag(original), tagR = Tag(reply);
         if (original.Equals(reply) || Find(original, tagO, now, out _) >= 0 || Find(reply, tagR, now, out _) >= 0)
         {
             Clashes++;
@@ -407,8 +446,8 @@ public sealed class ConntrackTable
     {
         ref ConntrackEntry e = ref _entries[index];
         FlowLog?.Ended(e);
-        Unindex((uint)e.Original.Hash(_seed), (index << 1) + 1);
-        Unindex((uint)e.Reply.Hash(_seed), (index << 1 | 1) + 1);
+        Unindex(Tag(e.Original), (index << 1) + 1);
+        Unindex(Tag(e.Reply), (index << 1 | 1) + 1);
         e.Status = ConntrackStatus.None;
         e.State = ConntrackState.None;
         _free[_freeCount++] = index;

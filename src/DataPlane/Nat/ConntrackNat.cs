@@ -64,8 +64,19 @@ public static class ConntrackNat
         out bool malformed, ref TObserver observer) where TObserver : struct, IPacketObserver
     {
         malformed = false;
-        if (!FlowKey.TryFromPacket(frame, in m, out var key)) return false;
-        int index = table.Lookup(key, now, out bool isReply);
+        return FlowKey.TryFromPacket(frame, in m, out var key)
+            && TranslateTracked(table, services, frame, ref m, key, table.Tag(key), now, out malformed, ref observer);
+    }
+
+    /// <summary>
+    /// <see cref="TryTranslateTracked"/> for a packet whose tuple <paramref name="key"/> and its <paramref name="tag"/>
+    /// (<see cref="ConntrackTable.Tag"/>) were taken before (the engine does it for a whole batch, prefetching).
+    /// </summary>
+    public static bool TranslateTracked<TObserver>(ConntrackTable table, ServiceTable services, Span<byte> frame, ref PacketMeta m, in FlowKey key,
+        uint tag, long now, out bool malformed, ref TObserver observer) where TObserver : struct, IPacketObserver
+    {
+        malformed = false;
+        int index = table.Lookup(key, tag, now, out bool isReply);
         if (index < 0 || !ServiceNat.StillValid(services, table, index))
         {
             observer.OnConntrackMiss(key);

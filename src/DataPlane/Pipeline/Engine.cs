@@ -23,6 +23,13 @@ public sealed class Engine
     private readonly SnapshotHolder _snapshots;
     private ForwardingSnapshot? _sized;
     private ulong[] _learnedMacs = [];
+    // The current batch's tuples and conntrack hashes, taken before forwarding (TakeBatchKeys); _packet is the index
+    // Forward is working on.
+    private FlowKey[] _keys = [];
+    private uint[] _tags = [];
+    private bool[] _keyTaken = [];
+    private bool _batchKeys;
+    private int _packet;
     private ushort _ipId; // outer IPv4 identification of encapsulated packets (DF is clear, so it must vary)
     private readonly ulong? _conntrackSeed;
 
@@ -89,10 +96,12 @@ public sealed class Engine
             ref var m = ref meta[i];
             if (m.Drop == DropReason.None) m.Drop = PacketParser.Parse(arena.AsSpan(m.Offset, m.Length), ref m);
         }
+        _batchKeys = Conntrack is { Count: > 0 } tracked && TakeBatchKeys(tracked, arena, meta, count);
 
         for (int i = 0; i < count; i++)
         {
             ref var m = ref meta[i];
+            _packet = i;
             int ingress = ResolveIngress(snap, arena, ref m);
             observer.OnIngress(arena, m, ingress);
             if (ingress < 0) m.Drop = DropReason.UnknownPort;
@@ -165,8 +174,10 @@ public sealed class Engine
         }
 
         // Inbound overlay traffic: strip the tunnel and forward the inner packet as if it had arrived on the uplink.
+        bool decapsulated = false;
         if (ingress == PortIndex.Uplink && VxlanTunnel.IsForUs(arena, in m, snap.UnderlayV4, snap.Node.VxlanPort))
         {
+            decapsulated = true;
             var inner = VxlanTunnel.Decapsulate(arena, ref m, snap.Node.Vni);
             if (inner != DropReason.None) return inner;
             observer.OnDecapsulated(m, snap.Node.Vni);
@@ -200,9 +211,13 @@ public sealed class Engine
         if (Conntrack is { Count: > 0 } tracked)
         {
             var frame = arena.AsSpan(m.Offset, m.Length);
-            translated = (m.Flags & PacketFlags.IcmpError) != 0
-                ? ConntrackNat.TranslateIcmpError(tracked, frame, ref m, m.Timestamp, out bool bad, ref observer)
-                : ConntrackNat.TryTranslateTracked(tracked, snap.Services, frame, ref m, m.Timestamp, out bad, ref observer);
+            bool bad = false;
+            if ((m.Flags & PacketFlags.IcmpError) != 0)
+                translated = ConntrackNat.TranslateIcmpError(tracked, frame, ref m, m.Timestamp, out bad, ref observer);
+            else if (_batchKeys && !decapsulated) // the tuple taken before the loop still describes the packet
+                translated = _keyTaken[_packet] && ConntrackNat.TranslateTracked(tracked, snap.Services, frame, ref m, _keys[_packet],
+                    _tags[_packet], m.Timestamp, out bad, ref observer);
+            else translated = ConntrackNat.TryTranslateTracked(tracked, snap.Services, frame, ref m, m.Timestamp, out bad, ref observer);
             if (bad) return DropReason.Malformed;
         }
         bool established = translated;
@@ -283,6 +298,36 @@ public sealed class Engine
         VxlanTunnel.Encapsulate(arena, ref m, snap.UnderlayV4, nh.Underlay.V4, uplinkMac, nh.Mac, snap.Node.VxlanPort, snap.Node.Vni, _ipId++);
         observer.OnEncapsulated(nh.Underlay.V4, snap.Node.Vni);
         return DropReason.None;
+    }
+
+    /// <summary>
+    /// Takes every packet's tuple and hash before the batch is forwarded, and prefetches the conntrack slots and entries
+    /// their lookups will read: in a table larger than the cache a hit is two dependent misses, and overlapping them
+    /// across the batch is what DPDK's bulk lookup does. Forward then uses the tuple, unless the packet was decapsulated
+    /// (its tuple is the inner one). Allocates only when a larger batch than any before arrives.
+    /// </summary>
+    private bool TakeBatchKeys(ConntrackTable table, byte[] arena, PacketMeta[] meta, int count)
+    {
+        if (_keys.Length < count)
+        {
+            _keys = new FlowKey[count];
+            _tags = new uint[count];
+            _keyTaken = new bool[count];
+        }
+        int taken = 0;
+        for (int i = 0; i < count; i++)
+        {
+            ref var m = ref meta[i];
+            bool ok = m.Drop == DropReason.None && (m.Flags & PacketFlags.IcmpError) == 0
+                && FlowKey.TryFromPacket(arena.AsSpan(m.Offset, m.Length), in m, out _keys[i]);
+            _keyTaken[i] = ok;
+            if (ok) _tags[taken++] = table.Tag(_keys[i]);
+        }
+        table.Prefetch(_tags.AsSpan(0, taken));
+        // The compacted tags served the prefetch; now each packet's own.
+        for (int i = count - 1; i >= 0; i--)
+            if (_keyTaken[i]) _tags[i] = _tags[--taken];
+        return true;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

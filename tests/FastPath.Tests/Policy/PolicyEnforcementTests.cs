@@ -182,6 +182,19 @@ public class PolicyEnforcementTests
     }
 
     [Fact]
+    public void AnEstablishedCrossNodeConnectionSurvivesADenyAll_FoundByItsInnerTuple()
+    {
+        // y/b (node-b) to x/a (node-a), which admits namespace y: node-a receives every packet over VXLAN and finds the
+        // connection by the decapsulated packet's tuple, so it outlives a deny-all; a new connection does not.
+        using var cluster = new PolicyCluster(PolicyTruthTableTests.Scenarios["from-namespace-by-label"].Policies);
+        string yb = PolicyCluster.Address("y/b", false), xa = PolicyCluster.Address("x/a", false);
+        Assert.Equal(DropReason.None, cluster.Flow("y/b", "x/a", false, "TCP", 80, 40010));
+        cluster.ChangePolicies(DenyAllIngressInX);
+        Assert.Equal(DropReason.None, cluster.Send("y/b", yb, xa, "x/a", false, "TCP", 40010, 80, reply: false).Drop);
+        Assert.Equal(DropReason.PolicyDenied, cluster.Flow("y/b", "x/a", false, "TCP", 80, 40011));
+    }
+
+    [Fact]
     public void ACrossNodeFlowIsJudgedAtBothEnds()
     {
         const string Policies = """
