@@ -68,33 +68,20 @@ public class LivePolicyTruthTableTests(PolicyLiveCluster cluster, ITestOutputHel
     /// <summary>
     /// What FastPath promises for established flows (docs/ARCHITECTURE.md, NetworkPolicy): a policy change applies to new
     /// flows, and a flow tracked because one end was isolated keeps passing by conntrack. y/b holds a keep-alive HTTP
-    /// connection to x/a that x/a's ingress policy allowed; a deny-all for namespace x arrives: the open connection still
-    /// answers, a new connection is dropped.
+    /// connection to x/a opened under <paramref name="before"/>, then a deny-all for namespace x arrives. Allowed by
+    /// x/a's ingress policy ("from-namespace-by-label"), the connection was tracked: it still answers. With no policy it
+    /// was not tracked, so it is judged packet by packet and the deny-all cuts it. A new connection is dropped either way.
     /// </summary>
-    [Fact]
-    public void AnEstablishedAllowedConnectionOutlivesADenyAllButANewOneIsDropped()
-    {
-        cluster.Require();
-        var (allowY, _) = PolicyTruthTableTests.Scenarios["from-namespace-by-label"];
-        var (denyAll, _) = PolicyTruthTableTests.Scenarios["deny-all-ingress"];
-        var lines = cluster.KeepAliveAcrossChange("y/b", PolicyCluster.Address("x/a", v6: false), allowY, denyAll);
-        Assert.True(lines.Count == 3 && lines[0].StartsWith("first: x-a ", StringComparison.Ordinal)
-            && lines[1].StartsWith("same: x-a ", StringComparison.Ordinal) && lines[2].StartsWith("new: error", StringComparison.Ordinal),
-            string.Join('\n', lines) + "\n" + cluster.Logs());
-    }
-
-    /// <summary>
-    /// The other half of that promise: a connection between pods no policy isolated is not tracked, so it is judged
-    /// packet by packet and a newly isolating deny-all cuts it (the open connection and a new one both time out).
-    /// </summary>
-    [Fact]
-    public void AnUntrackedConnectionIsCutByANewDenyAll()
+    [Theory]
+    [InlineData("from-namespace-by-label", "same: x-a ")]
+    [InlineData("no-policy", "same: error")]
+    public void AnOpenConnectionAcrossADenyAll_LivesOnlyIfItWasTracked(string before, string sameConnection)
     {
         cluster.Require();
         var (denyAll, _) = PolicyTruthTableTests.Scenarios["deny-all-ingress"];
-        var lines = cluster.KeepAliveAcrossChange("y/b", PolicyCluster.Address("x/a", v6: false), "", denyAll);
+        var lines = cluster.KeepAliveAcrossChange("y/b", PolicyCluster.Address("x/a", v6: false), PolicyTruthTableTests.Scenarios[before].Policies, denyAll);
         Assert.True(lines.Count == 3 && lines[0].StartsWith("first: x-a ", StringComparison.Ordinal)
-            && lines[1].StartsWith("same: error", StringComparison.Ordinal) && lines[2].StartsWith("new: error", StringComparison.Ordinal),
+            && lines[1].StartsWith(sameConnection, StringComparison.Ordinal) && lines[2].StartsWith("new: error", StringComparison.Ordinal),
             string.Join('\n', lines) + "\n" + cluster.Logs());
     }
 
