@@ -164,11 +164,8 @@ public static class ControlPlaneStats
         var frames = new List<byte[]>();
         for (int i = 0; i < 1024; i++)
             frames.Add(TcpAck((ushort)(1024 + i), 0x0A00_0002, 0x0A60_0000u + (uint)random.Next(LargeCluster.Services)));
-        var engine = new Engine(publisher.Holder);
-        var source = new MemorySource(frames, repeat: int.MaxValue, ingressPort: client);
-        var sink = new NullSink();
-        var batch = new PacketBatch(64);
-        EngineLoop.Forward(source, engine, sink, batch, 64 * 1024, "warm-up");
+        var loop = new EngineLoop(new MemorySource(frames, repeat: int.MaxValue, ingressPort: client), new Engine(publisher.Holder), "forwarding under churn");
+        loop.Forward(); // warm-up
 
         double Rate(bool churn)
         {
@@ -193,7 +190,7 @@ public static class ControlPlaneStats
             long packets = 0;
             while (watch.Elapsed < TimeSpan.FromSeconds(3))
             {
-                EngineLoop.Forward(source, engine, sink, batch, 64 * 64, "churn");
+                loop.Forward(64 * 64);
                 packets += 64 * 64;
             }
             double rate = packets / watch.Elapsed.TotalSeconds;

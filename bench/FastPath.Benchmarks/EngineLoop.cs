@@ -3,22 +3,33 @@ using FastPath.DataPlane.Ports;
 
 namespace FastPath.Benchmarks;
 
-/// <summary>The measured loop of the pipeline benchmarks: receive a batch, process it, transmit what it emits.</summary>
-public static class EngineLoop
+/// <summary>
+/// The measured loop of the pipeline benchmarks: receive a batch of 64 from <paramref name="source"/>, process it,
+/// transmit what it emits to a null port.
+/// </summary>
+/// <param name="scenario">Names the traffic in the error thrown when nothing was forwarded.</param>
+/// <param name="mayDropAll">Hostile traffic (floods, garbage) may legitimately forward nothing.</param>
+public sealed class EngineLoop(MemorySource source, Engine engine, string scenario, bool mayDropAll = false)
 {
-    /// <param name="mayDropAll">Hostile traffic (floods, garbage) may legitimately forward nothing.</param>
-    public static long Forward(MemorySource source, Engine engine, NullSink sink, PacketBatch batch, int packets, string scenario, bool mayDropAll = false)
+    /// <summary>Packets per benchmark invocation (the benchmarks' OperationsPerInvoke).</summary>
+    public const int Packets = 64 * 1024;
+
+    private readonly NullSink _sink = new();
+    private readonly PacketBatch _batch = new(64);
+
+    /// <summary>Forwards <paramref name="packets"/> packets (whole batches); returns how many were transmitted.</summary>
+    public long Forward(int packets = Packets)
     {
         long forwarded = 0;
-        for (int done = 0; done < packets; done += batch.Count)
+        for (int done = 0; done < packets; done += _batch.Count)
         {
-            source.Receive(batch);
-            engine.Process(batch);
-            var meta = batch.Meta;
-            for (int i = 0; i < batch.Count; i++)
+            source.Receive(_batch);
+            engine.Process(_batch);
+            var meta = _batch.Meta;
+            for (int i = 0; i < _batch.Count; i++)
             {
                 if (meta[i].EgressPort < 0) continue;
-                sink.Transmit(meta[i].EgressPort, batch.Frame(i), meta[i].Timestamp);
+                _sink.Transmit(meta[i].EgressPort, _batch.Frame(i), meta[i].Timestamp);
                 forwarded++;
             }
         }

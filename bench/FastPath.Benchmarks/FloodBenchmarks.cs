@@ -15,17 +15,12 @@ namespace FastPath.Benchmarks;
 [MemoryDiagnoser]
 public class FloodBenchmarks
 {
-    private const int Packets = 64 * 1024;
-
     public enum Scenario { SameNodePeer, SynFloodFullTable, IcmpErrorFlood, RandomGarbage }
 
     [Params(Scenario.SameNodePeer, Scenario.SynFloodFullTable, Scenario.IcmpErrorFlood, Scenario.RandomGarbage)]
     public Scenario Traffic { get; set; }
 
-    private Engine _engine = null!;
-    private MemorySource _source = null!;
-    private NullSink _sink = null!;
-    private PacketBatch _batch = null!;
+    private EngineLoop _loop = null!;
 
     [GlobalSetup]
     public void Setup()
@@ -37,7 +32,6 @@ public class FloodBenchmarks
             new PortDefinition("default/web-1", PortKind.Pod, new MacAddress(0x0242_0AF4_010BUL), [IpAddr.FromV4(0x0AF4_010B)]),
         ], services: new ServiceTable([new ServiceFrontend("default/web:http", IpAddr.FromV4(0x0A60_000A), 80, IpProtocol.Tcp,
             [new ServiceBackend(IpAddr.FromV4(0x0AF4_010B), 8080)])], maglevTableSize: 251));
-        _engine = new Engine(new SnapshotHolder(snapshot), conntrackSeed: 1);
         var rng = new Random(5);
         var frames = new List<byte[]>();
         for (int i = 0; i < 16384; i++)
@@ -51,9 +45,8 @@ public class FloodBenchmarks
                 _ => Garbage(rng, i),
             });
         }
-        _source = new MemorySource(frames, repeat: int.MaxValue, ingressPort: (short)snapshot.FindPort("default/client"));
-        _sink = new NullSink();
-        _batch = new PacketBatch(64);
+        _loop = new EngineLoop(new MemorySource(frames, repeat: int.MaxValue, ingressPort: (short)snapshot.FindPort("default/client")),
+            new Engine(new SnapshotHolder(snapshot), conntrackSeed: 1), Traffic.ToString(), mayDropAll: true);
     }
 
     /// <summary>The synthetic frame with another TTL (header checksum recomputed; TTL is not in the TCP pseudo-header).</summary>
@@ -73,6 +66,6 @@ public class FloodBenchmarks
         return f;
     }
 
-    [Benchmark(OperationsPerInvoke = Packets)]
-    public long Forward() => EngineLoop.Forward(_source, _engine, _sink, _batch, Packets, Traffic.ToString(), mayDropAll: true);
+    [Benchmark(OperationsPerInvoke = EngineLoop.Packets)]
+    public long Forward() => _loop.Forward();
 }

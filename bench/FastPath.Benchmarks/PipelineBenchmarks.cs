@@ -13,8 +13,6 @@ namespace FastPath.Benchmarks;
 [MemoryDiagnoser]
 public class PipelineBenchmarks
 {
-    private const int Packets = 64 * 1024;
-
     [Params(TrafficScenario.PodToPod, TrafficScenario.VxlanEncap, TrafficScenario.VxlanDecap, TrafficScenario.ClusterIpEstablished,
         TrafficScenario.ClusterIpNewFlows, TrafficScenario.NodePortSnat, TrafficScenario.Mixed)]
     public TrafficScenario Scenario { get; set; }
@@ -22,22 +20,16 @@ public class PipelineBenchmarks
     [Params(64)]
     public int FrameLength { get; set; }
 
-    private Engine _engine = null!;
-    private MemorySource _source = null!;
-    private NullSink _sink = null!;
-    private PacketBatch _batch = null!;
+    private EngineLoop _loop = null!;
 
     [GlobalSetup]
     public void Setup()
     {
         var traffic = TrafficGenerator.Generate(Scenario, new TrafficParameters { FrameLength = FrameLength });
-        _engine = new Engine(new SnapshotHolder(traffic.Snapshot));
-        _source = traffic.Source();
-        _sink = new NullSink();
-        _batch = new PacketBatch(64);
-        if (traffic.OpensConnections) EngineLoop.Forward(_source, _engine, _sink, _batch, traffic.Frames.Count, Scenario.ToString());
+        _loop = new EngineLoop(traffic.Source(), new Engine(new SnapshotHolder(traffic.Snapshot)), Scenario.ToString());
+        if (traffic.OpensConnections) _loop.Forward(traffic.Frames.Count);
     }
 
-    [Benchmark(OperationsPerInvoke = Packets)]
-    public long Forward() => EngineLoop.Forward(_source, _engine, _sink, _batch, Packets, Scenario.ToString());
+    [Benchmark(OperationsPerInvoke = EngineLoop.Packets)]
+    public long Forward() => _loop.Forward();
 }

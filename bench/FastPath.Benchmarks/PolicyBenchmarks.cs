@@ -112,8 +112,6 @@ public class PolicyCompileBenchmarks
 [MemoryDiagnoser]
 public class PolicyPipelineBenchmarks
 {
-    private const int Packets = 64 * 1024;
-
     /// <summary>No policy; policies loaded but none isolates the flows' pods; every destination isolated.</summary>
     public enum PolicyMode { Off, OtherPodsIsolated, DestinationsIsolated }
 
@@ -127,10 +125,7 @@ public class PolicyPipelineBenchmarks
     [Params(false, true)]
     public bool Services { get; set; }
 
-    private Engine _engine = null!;
-    private MemorySource _source = null!;
-    private NullSink _sink = null!;
-    private PacketBatch _batch = null!;
+    private EngineLoop _loop = null!;
 
     [GlobalSetup]
     public void Setup()
@@ -145,16 +140,14 @@ public class PolicyPipelineBenchmarks
             : null;
         var policy = Policy == PolicyMode.Off ? null : IsolatingTable(pods, Policy == PolicyMode.DestinationsIsolated ? "web" : "zzz");
         var snapshot = new ForwardingSnapshot(node, pods, services: services, policy: policy);
-        _engine = new Engine(new SnapshotHolder(snapshot));
         var frames = new List<byte[]>();
         for (int i = 0; i < 1024; i++)
         {
             frames.Add(SyntheticFrames.Ipv4Tcp((ushort)(1024 + i), 80, 64, dst: 0x0AF4_0114u + (uint)(i % 10)));
             if (Services && i % 64 == 63) frames.Add(SyntheticFrames.Ipv4Tcp((ushort)(20000 + i / 64), 53, 64, dst: 0x0A60_000A));
         }
-        _source = new MemorySource(frames, repeat: int.MaxValue, ingressPort: (short)snapshot.FindPort("default/client"));
-        _sink = new NullSink();
-        _batch = new PacketBatch(64);
+        _loop = new EngineLoop(new MemorySource(frames, repeat: int.MaxValue, ingressPort: (short)snapshot.FindPort("default/client")),
+            new Engine(new SnapshotHolder(snapshot)), $"policy {Policy}");
         Forward(); // opens the tracked connections (policy on)
     }
 
@@ -188,8 +181,8 @@ public class PolicyPipelineBenchmarks
         return PolicyCompiler.Compile(state, ports, [IpAddr.FromV4(0xC0A8_380B)]);
     }
 
-    [Benchmark(OperationsPerInvoke = Packets)]
-    public long Forward() => EngineLoop.Forward(_source, _engine, _sink, _batch, Packets, $"policy {Policy}");
+    [Benchmark(OperationsPerInvoke = EngineLoop.Packets)]
+    public long Forward() => _loop.Forward();
 }
 
 /// <summary>Two versions of one object (the second null: removed), applied in turn.</summary>
