@@ -23,13 +23,11 @@ public sealed class Engine
     private readonly SnapshotHolder _snapshots;
     private ForwardingSnapshot? _sized;
     private ulong[] _learnedMacs = [];
-    // The current batch's tuples and conntrack hashes, taken before forwarding (TakeBatchKeys); _packet is the index
-    // Forward is working on.
+    // The current batch's tuples and conntrack hashes, taken before forwarding (TakeBatchKeys), by batch index.
     private FlowKey[] _keys = [];
     private uint[] _tags = [];
     private bool[] _keyTaken = [];
     private bool _batchKeys;
-    private int _packet;
     private ushort _ipId; // outer IPv4 identification of encapsulated packets (DF is clear, so it must vary)
     private readonly ulong? _conntrackSeed;
 
@@ -96,19 +94,19 @@ public sealed class Engine
             ref var m = ref meta[i];
             if (m.Drop == DropReason.None) m.Drop = PacketParser.Parse(arena.AsSpan(m.Offset, m.Length), ref m);
         }
-        _batchKeys = Conntrack is { Count: > 0 } tracked && TakeBatchKeys(tracked, arena, meta, count);
+        _batchKeys = false;
+        if (Conntrack is { Count: > 0 } tracked) TakeBatchKeys(tracked, arena, meta, count);
 
         for (int i = 0; i < count; i++)
         {
             ref var m = ref meta[i];
-            _packet = i;
             int ingress = ResolveIngress(snap, arena, ref m);
             observer.OnIngress(arena, m, ingress);
             if (ingress < 0) m.Drop = DropReason.UnknownPort;
             else
             {
                 Counters.CountRx(ingress, m.Length);
-                if (m.Drop == DropReason.None) m.Drop = Forward(snap, arena, ref m, ingress, ref observer);
+                if (m.Drop == DropReason.None) m.Drop = Forward(snap, arena, ref m, i, ingress, ref observer);
                 if (m.Drop != DropReason.None) Counters.CountDrop(ingress, m.Drop);
                 if (m.EgressPort >= 0) Counters.CountTx(m.EgressPort, m.Length);
             }
@@ -157,7 +155,7 @@ public sealed class Engine
         };
     }
 
-    private DropReason Forward<TObserver>(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int ingress, ref TObserver observer)
+    private DropReason Forward<TObserver>(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int index, int ingress, ref TObserver observer)
         where TObserver : struct, IPacketObserver
     {
         bool fromPod = ingress >= PortIndex.FirstPod;
@@ -214,9 +212,8 @@ public sealed class Engine
             bool bad = false;
             if ((m.Flags & PacketFlags.IcmpError) != 0)
                 translated = ConntrackNat.TranslateIcmpError(tracked, frame, ref m, m.Timestamp, out bad, ref observer);
-            else if (_batchKeys && !decapsulated) // the tuple taken before the loop still describes the packet
-                translated = _keyTaken[_packet] && ConntrackNat.TranslateTracked(tracked, snap.Services, frame, ref m, _keys[_packet],
-                    _tags[_packet], m.Timestamp, out bad, ref observer);
+            else if (_batchKeys && !decapsulated && _keyTaken[index]) // the tuple taken before the loop still describes the packet
+                translated = ConntrackNat.TranslateTracked(tracked, snap.Services, frame, ref m, _keys[index], _tags[index], m.Timestamp, out bad, ref observer);
             else translated = ConntrackNat.TryTranslateTracked(tracked, snap.Services, frame, ref m, m.Timestamp, out bad, ref observer);
             if (bad) return DropReason.Malformed;
         }
@@ -306,7 +303,7 @@ public sealed class Engine
     /// across the batch is what DPDK's bulk lookup does. Forward then uses the tuple, unless the packet was decapsulated
     /// (its tuple is the inner one). Allocates only when a larger batch than any before arrives.
     /// </summary>
-    private bool TakeBatchKeys(ConntrackTable table, byte[] arena, PacketMeta[] meta, int count)
+    private void TakeBatchKeys(ConntrackTable table, byte[] arena, PacketMeta[] meta, int count)
     {
         if (_keys.Length < count)
         {
@@ -314,20 +311,16 @@ public sealed class Engine
             _tags = new uint[count];
             _keyTaken = new bool[count];
         }
-        int taken = 0;
         for (int i = 0; i < count; i++)
         {
             ref var m = ref meta[i];
             bool ok = m.Drop == DropReason.None && (m.Flags & PacketFlags.IcmpError) == 0
                 && FlowKey.TryFromPacket(arena.AsSpan(m.Offset, m.Length), in m, out _keys[i]);
             _keyTaken[i] = ok;
-            if (ok) _tags[taken++] = table.Tag(_keys[i]);
+            _tags[i] = ok ? table.Tag(_keys[i]) : 0; // a packet without a tuple (ARP...) just prefetches slot 0
         }
-        table.Prefetch(_tags.AsSpan(0, taken));
-        // The compacted tags served the prefetch; now each packet's own.
-        for (int i = count - 1; i >= 0; i--)
-            if (_keyTaken[i]) _tags[i] = _tags[--taken];
-        return true;
+        table.Prefetch(_tags.AsSpan(0, count));
+        _batchKeys = true;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
