@@ -81,8 +81,11 @@ public static class NatRewriter
         }
 
         ushort csum = BinaryPrimitives.ReadUInt16BigEndian(frame[csumAt..]);
+        // A partial checksum (offloaded: the field holds the uncomplemented pseudo-header sum) follows the addresses
+        // only; the ports are summed with the payload when it is completed.
+        bool partial = (m.Offload & OffloadFlags.ChecksumPartial) != 0 && proto is IpProtocol.Tcp or IpProtocol.Udp;
         // RFC 768: a zero UDP checksum over IPv4 was never computed, and must not become one.
-        bool updateL4 = !(udp && csum == 0);
+        bool updateL4 = partial || !(udp && csum == 0);
 
         // Every change the transport checksum sees is summed first and folded once (RFC 1624 eqn. 3 over all
         // rewritten words): one fold per checksum instead of one per field (NatRewriterBenchmarks).
@@ -108,13 +111,19 @@ public static class NatRewriter
         {
             ushort oldP = BinaryPrimitives.ReadUInt16BigEndian(frame[portAt..]);
             BinaryPrimitives.WriteUInt16BigEndian(frame[portAt..], port);
-            l4Delta += Checksum.Delta16(oldP, port);
+            if (!partial) l4Delta += Checksum.Delta16(oldP, port);
         }
 
         if (updateL4 && l4Delta != 0)
         {
-            csum = Checksum.UpdateBy(csum, l4Delta);
-            BinaryPrimitives.WriteUInt16BigEndian(frame[csumAt..], udp ? Checksum.UdpTransmitted(csum) : csum);
+            // The partial field is the complement of a finished checksum's form: RFC 1624 applies to its complement.
+            if (partial) csum = (ushort)~Checksum.UpdateBy((ushort)~csum, l4Delta);
+            else
+            {
+                csum = Checksum.UpdateBy(csum, l4Delta);
+                if (udp) csum = Checksum.UdpTransmitted(csum);
+            }
+            BinaryPrimitives.WriteUInt16BigEndian(frame[csumAt..], csum);
         }
 
         if (proto is IpProtocol.Tcp or IpProtocol.Udp)

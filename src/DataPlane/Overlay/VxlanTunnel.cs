@@ -47,8 +47,19 @@ public static class VxlanTunnel
         BinaryPrimitives.WriteUInt16BigEndian(udp[6..], 0);
         VxlanHeader.Write(udp[UdpHeader.Length..], vni);
         int udpStart = start + EthernetHeader.Length + Ipv4Header.MinLength;
-        ushort checksum = OuterChecksum(arena, in m, udpStart, innerStart, ipLength - Ipv4Header.MinLength, localUnderlay, remoteUnderlay);
-        BinaryPrimitives.WriteUInt16BigEndian(udp[6..], checksum);
+        // A super-frame's outer checksum would differ per segment: it goes as 0 (allowed over IPv4, RFC 768), as the
+        // kernel's GSO over UDP tunnels without _CSUM leaves it.
+        if (m.Gso == GsoKind.None)
+        {
+            ushort checksum = OuterChecksum(arena, in m, udpStart, innerStart, ipLength - Ipv4Header.MinLength, localUnderlay, remoteUnderlay);
+            BinaryPrimitives.WriteUInt16BigEndian(udp[6..], checksum);
+        }
+        if ((m.Offload & OffloadFlags.ChecksumPartial) != 0)
+        {
+            // The offloaded checksum stays the inner packet's: remember where its header is.
+            m.Offload |= OffloadFlags.Encapsulated;
+            m.ChecksumStart = (ushort)(m.L4Offset + Overhead);
+        }
 
         m.Offset = start;
         m.Length = Overhead + innerLength;
@@ -66,7 +77,9 @@ public static class VxlanTunnel
     /// The outer UDP checksum by local checksum offload (Linux Documentation/networking/checksum-offloads.rst): when
     /// the inner transport checksum is valid, the inner segment sums to the complement of its pseudo-header, so
     /// only the headers in front of it need summing — O(headers), not O(packet). Packets without a usable inner
-    /// checksum (fragments, UDP/IPv4 with checksum 0, other protocols) are summed in full.
+    /// checksum (fragments, UDP/IPv4 with checksum 0, other protocols) are summed in full. A partial inner checksum
+    /// (offloaded, to be finished downstream) counts as valid: the sum is what it will be once finished, as the
+    /// kernel's lco_csum assumes.
     /// </summary>
     private static ushort OuterChecksum(ReadOnlySpan<byte> arena, in PacketMeta inner, int udpStart, int innerStart, int udpLength, uint src, uint dst)
     {
@@ -81,7 +94,8 @@ public static class VxlanTunnel
             segment = 0xFFFF; // ICMPv4 has no pseudo-header: a valid message sums to -0
         }
         else if (whole && inner.IpProtocol is IpProtocol.Tcp or IpProtocol.Udp or IpProtocol.Icmpv6
-                 && !(inner.IpProtocol == IpProtocol.Udp && inner.L3 == L3Kind.Ipv4 && BinaryPrimitives.ReadUInt16BigEndian(arena[(innerL4 + 6)..]) == 0))
+                 && !(inner.IpProtocol == IpProtocol.Udp && inner.L3 == L3Kind.Ipv4 && (inner.Offload & OffloadFlags.ChecksumPartial) == 0
+                      && BinaryPrimitives.ReadUInt16BigEndian(arena[(innerL4 + 6)..]) == 0))
         {
             var ip = arena[innerL3..];
             uint pseudo = inner.L3 == L3Kind.Ipv4
@@ -122,8 +136,11 @@ public static class VxlanTunnel
 
         int innerStart = vx + VxlanHeader.Length;
         var kept = (m.Timestamp, m.InputIndex, m.IngressPort);
+        // Offloads travel with the inner packet; its partial checksum's offset moves with the frame start.
+        var offload = (m.Offload & ~OffloadFlags.Encapsulated, m.Gso, m.GsoSize, (ushort)(m.ChecksumStart - (innerStart - m.Offset)), m.ChecksumOffset);
         m = default;
         (m.Timestamp, m.InputIndex, m.IngressPort) = kept;
+        (m.Offload, m.Gso, m.GsoSize, m.ChecksumStart, m.ChecksumOffset) = offload;
         m.EgressPort = PortIndex.None;
         m.Offset = innerStart;
         m.Length = end - innerStart;

@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using FastPath.DataPlane.Conntrack;
 using FastPath.DataPlane.Icmp;
 using FastPath.DataPlane.Nat;
+using FastPath.DataPlane.Offload;
 using FastPath.DataPlane.Overlay;
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Policy;
@@ -93,6 +94,8 @@ public sealed class Engine
         {
             ref var m = ref meta[i];
             if (m.Drop == DropReason.None) m.Drop = PacketParser.Parse(arena.AsSpan(m.Offset, m.Length), ref m);
+            // Frames from a TAP with offloads: a partial checksum must name the packet's own TCP/UDP checksum.
+            if (m.Offload != OffloadFlags.None && m.Drop == DropReason.None) m.Drop = ChecksumOffload.Admit(arena.AsSpan(m.Offset, m.Length), ref m);
         }
         _batchKeys = false;
         if (Conntrack is { Count: > 0 } tracked) TakeBatchKeys(tracked, arena, meta, count);
@@ -178,9 +181,14 @@ public sealed class Engine
             decapsulated = true;
             var inner = VxlanTunnel.Decapsulate(arena, ref m, snap.Node.Vni);
             if (inner != DropReason.None) return inner;
+            if (m.Offload != OffloadFlags.None && (inner = ChecksumOffload.Admit(arena.AsSpan(m.Offset, m.Length), ref m)) != DropReason.None) return inner;
             observer.OnDecapsulated(m, snap.Node.Vni);
             if (m.L3 is not (L3Kind.Ipv4 or L3Kind.Ipv6)) return DropReason.UnsupportedProtocol;
         }
+        // A partial inner checksum seen on a packet that turned out not to be a tunnel for us: finish it here.
+        else if ((m.Offload & OffloadFlags.Encapsulated) != 0
+                 && (m.Gso != GsoKind.None || !ChecksumOffload.Complete(arena.AsSpan(m.Offset, m.Length), ref m, m.ChecksumStart)))
+            return DropReason.Malformed;
 
         var src = PacketAddresses.Source(arena.AsSpan(m.Offset, m.Length), in m);
         var dst = PacketAddresses.Destination(arena.AsSpan(m.Offset, m.Length), in m);
@@ -273,7 +281,10 @@ public sealed class Engine
         if (TtlExpires(arena, in m)) return SendError(snap, arena, ref m, ingress, IcmpHeader.TimeExceeded, 0, Icmpv6.TimeExceeded, 0, 0, DropReason.TtlExceeded);
         bool tunnel = nh.Kind == NextHopKind.RemoteNode && snap.Node.Tunnel == TunnelMode.Vxlan;
         int pathMtu = snap.Node.Mtu - (tunnel ? VxlanTunnel.Overhead : 0);
-        if (m.L3Length > pathMtu) return PathMtuExceeded(snap, arena, ref m, ingress, pathMtu);
+        // A super-frame is judged by the segments it stands for (Linux's skb_gso_validate_network_len).
+        if (m.L3Length > pathMtu && (m.Gso == GsoKind.None || SegmentL3Length(arena, in m) > pathMtu))
+            return PathMtuExceeded(snap, arena, ref m, ingress, pathMtu);
+        if (tunnel && m.L3Length + VxlanTunnel.Overhead > ushort.MaxValue) return DropReason.FrameTooLarge;
         DecrementTtl(arena, ref m);
         // Only a pod's own new connections are masqueraded here; packets of known connections (and a Service's reply
         // leaving for an external client, already carrying the node's address) were translated above.
@@ -343,6 +354,13 @@ public sealed class Engine
             Icmpv6.PacketTooBig, 0, rest, DropReason.MtuExceeded);
     }
 
+    /// <summary>The L3 length of the largest segment a GSO super-frame stands for: its headers plus gso_size.</summary>
+    private static int SegmentL3Length(byte[] arena, in PacketMeta m)
+    {
+        int l4Header = m.Gso == GsoKind.UdpL4 ? UdpHeader.Length : (arena[m.Offset + m.L4Offset + 12] >> 4) * 4;
+        return Math.Min(m.L3Length, m.L4Offset - m.L3Offset + l4Header + m.GsoSize);
+    }
+
     private static bool IsNeighborDiscovery(byte icmpType) =>
         icmpType is >= Icmpv6.MldQuery and <= Icmpv6.Redirect or Icmpv6.MldV2Report;
 
@@ -384,6 +402,9 @@ public sealed class Engine
         if (!pmtu && !IcmpLimiter.Allow(to, m.Timestamp)) return reason;
         if (m.L3 == L3Kind.Ipv4) IcmpErrorBuilder.BuildV4(arena, ref m, type4, code4, rest, snap.IcmpSourceV4, snap.Node.GatewayMac);
         else IcmpErrorBuilder.BuildV6(arena, ref m, type6, code6, rest, snap.IcmpSourceV6, snap.Node.GatewayMac);
+        // The error is a new, whole packet with its own checksums, whatever offloads the packet it quotes had.
+        m.Offload = OffloadFlags.None;
+        m.Gso = GsoKind.None;
         m.EgressPort = (short)ingress;
         return reason;
     }

@@ -17,32 +17,50 @@ public sealed class PacketBatch
     /// </summary>
     public const int SlotSize = 9728;
 
+    /// <summary>
+    /// Slot stride for live ports with offloads: a 64 KB GSO super-frame (IPv4 total length or IPv6 payload length at
+    /// most 65535, plus L2 and a VXLAN header in front) behind the headroom. 66,176 mod 4096 = 640, for the same
+    /// reason as <see cref="SlotSize"/>.
+    /// </summary>
+    public const int SuperFrameSlotSize = 66_176;
+
     public const int DefaultCapacity = 64;
 
     private readonly byte[] _arena;
+    private readonly int _slotSize;
 
-    public PacketBatch(int capacity = DefaultCapacity)
+    /// <param name="slotSize">Bytes per slot, headroom included: <see cref="SlotSize"/> (jumbo frames) or
+    /// <see cref="SuperFrameSlotSize"/> (GSO super-frames).</param>
+    public PacketBatch(int capacity = DefaultCapacity, int slotSize = SlotSize)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(slotSize, SlotSize);
         Capacity = capacity;
-        _arena = GC.AllocateUninitializedArray<byte>(capacity * SlotSize, pinned: true);
+        _slotSize = slotSize;
+        _arena = GC.AllocateUninitializedArray<byte>(capacity * slotSize, pinned: true);
         Meta = new PacketMeta[capacity];
     }
 
     public int Capacity { get; }
+
+    /// <summary>Bytes a source may write into one slot behind the headroom.</summary>
+    public int ReceiveLength => _slotSize - Headroom;
+
+    /// <summary>Bytes per slot, headroom included.</summary>
+    public int SlotBytes => _slotSize;
     public int Count { get; set; }
     public PacketMeta[] Meta { get; }
     public byte[] Arena => _arena;
 
     /// <summary>The writable area where a source puts slot <paramref name="index"/>'s frame.</summary>
-    public Span<byte> ReceiveArea(int index) => _arena.AsSpan(index * SlotSize + Headroom, MaxFrameLength);
+    public Span<byte> ReceiveArea(int index) => _arena.AsSpan(index * _slotSize + Headroom, _slotSize == SlotSize ? MaxFrameLength : ReceiveLength);
 
     /// <summary>Resets slot <paramref name="index"/> for a frame of <paramref name="length"/> bytes just received.</summary>
     public void SetReceived(int index, int length, long timestamp, long inputIndex, short ingressPort)
     {
         ref var m = ref Meta[index];
         m = default;
-        m.Offset = index * SlotSize + Headroom;
+        m.Offset = index * _slotSize + Headroom;
         m.Length = length;
         m.Timestamp = timestamp;
         m.InputIndex = inputIndex;
@@ -58,9 +76,9 @@ public sealed class PacketBatch
     }
 
     /// <summary>The whole slot (headroom included), for stages that move the frame start.</summary>
-    public Span<byte> Slot(int index) => _arena.AsSpan(index * SlotSize, SlotSize);
+    public Span<byte> Slot(int index) => _arena.AsSpan(index * _slotSize, _slotSize);
 
-    public int SlotStart(int index) => index * SlotSize;
+    public int SlotStart(int index) => index * _slotSize;
 
     /// <summary>Packets of the processed batch that leave through a port (the rest were dropped).</summary>
     public int CountEmitted()

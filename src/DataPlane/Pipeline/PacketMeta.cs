@@ -56,7 +56,48 @@ public struct PacketMeta
     public ushort L3Length;
     public ushort SourcePort;
     public ushort DestinationPort;
-    public ushort Reserved;
+    /// <summary>With <see cref="OffloadFlags.ChecksumPartial"/>: where the checksum field is from the transport header
+    /// (virtio-net csum_offset: 16 for TCP, 6 for UDP).</summary>
+    public ushort ChecksumOffset;
+    /// <summary>Offloads the packet arrived with (a TAP's virtio-net header); none for captures and generated traffic.</summary>
+    public OffloadFlags Offload;
+    /// <summary>A GSO super-frame's kind (<see cref="GsoKind.None"/> for an ordinary frame).</summary>
+    public GsoKind Gso;
+    /// <summary>Payload bytes per segment of a GSO super-frame (virtio-net gso_size): what the MTU applies to.</summary>
+    public ushort GsoSize;
+    /// <summary>With <see cref="OffloadFlags.ChecksumPartial"/>: where the transport header whose checksum is partial
+    /// starts in the frame (virtio-net csum_start). The engine keeps it current only while the packet is
+    /// <see cref="OffloadFlags.Encapsulated"/>; otherwise that header is at <see cref="L4Offset"/>.</summary>
+    public ushort ChecksumStart;
+}
+
+/// <summary>Checksum facts a packet carries past the engine (virtio-net header flags, Linux's ip_summed).</summary>
+[Flags]
+public enum OffloadFlags : byte
+{
+    None = 0,
+    /// <summary>
+    /// CHECKSUM_PARTIAL: the TCP/UDP checksum field holds only the folded pseudo-header sum, uncomplemented; the
+    /// receiver (or a NIC) completes it over the payload. NAT then adjusts only the pseudo-header part: an address
+    /// change moves it, a port change does not (Linux inet_proto_csum_replace4 with pseudohdr).
+    /// </summary>
+    ChecksumPartial = 1,
+    /// <summary>The sender vouched for the checksums (virtio-net DATA_VALID); passed on as such.</summary>
+    DataValid = 2,
+    /// <summary>The engine wrapped the packet in VXLAN: the offloaded checksum and segmentation are the inner packet's.</summary>
+    Encapsulated = 4,
+    /// <summary>A TCP super-frame whose segments carry ECN's CWR (virtio-net GSO_ECN): kept when it is passed on.</summary>
+    GsoEcn = 8,
+}
+
+/// <summary>GSO super-frame kinds, numbered as virtio-net's gso_type (include/uapi/linux/virtio_net.h).</summary>
+public enum GsoKind : byte
+{
+    None = 0,
+    TcpV4 = 1,
+    TcpV6 = 4,
+    /// <summary>UDP segmentation offload (USO): each segment a datagram of <see cref="PacketMeta.GsoSize"/> bytes.</summary>
+    UdpL4 = 5,
 }
 
 /// <summary>Reads a parsed packet's IP addresses (IPv4 ones as IPv4-mapped <see cref="IpAddr"/>).</summary>

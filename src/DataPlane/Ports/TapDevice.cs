@@ -3,11 +3,30 @@ using System.Runtime.InteropServices;
 
 namespace FastPath.DataPlane.Ports;
 
+/// <summary>What a TAP device was opened with: the virtio-net header and the offloads the kernel agreed to.</summary>
+[Flags]
+public enum TapOffloads
+{
+    None = 0,
+    /// <summary>TUN_F_CSUM: frames may come and go with a partial TCP/UDP checksum.</summary>
+    Checksum = 1,
+    /// <summary>TUN_F_TSO4 / TSO6 (and TSO_ECN): TCP super-frames of up to 64 KB.</summary>
+    Tso = 2,
+    /// <summary>TUN_F_USO4 / USO6: UDP super-frames (Linux 6.2+).</summary>
+    Uso = 4,
+    /// <summary>TUN_F_UDP_TUNNEL_GSO (+ _CSUM): VXLAN-encapsulated super-frames, with the 24-byte tunnel header (Linux 6.17+).</summary>
+    UdpTunnelGso = 8,
+}
+
 /// <summary>
 /// One Linux TAP device opened through /dev/net/tun (Documentation/networking/tuntap.rst): IFF_TAP | IFF_NO_PI, so
-/// every read returns exactly one Ethernet frame and every write sends one, with a non-blocking descriptor.
-/// A device that did not exist is created for as long as the descriptor is open (not persistent: the kernel removes it
-/// when the descriptor closes, even if the process dies); an existing persistent TAP (`ip tuntap add mode tap`) is
+/// every read returns exactly one Ethernet frame and every write sends one, on non-blocking descriptors.
+/// With offloads (the default) the device is opened with IFF_VNET_HDR: each frame is preceded by a virtio-net header
+/// (<see cref="VirtioNetHeader"/>) and TUNSETOFFLOAD tells the kernel we take partial checksums and TCP/UDP
+/// super-frames, so a pod's stack hands over 64 KB GSO frames instead of segmenting them (as a VM's virtio-net does
+/// through vhost). With several queues (IFF_MULTI_QUEUE) each queue is its own descriptor, read and written by one
+/// worker. A device that did not exist is created for as long as its descriptors are open (not persistent: the kernel
+/// removes it when they close, even if the process dies); an existing persistent TAP (`ip tuntap add mode tap`) is
 /// attached and left in place on <see cref="Dispose"/>.
 /// </summary>
 [SkipLocalsInit]
@@ -18,17 +37,23 @@ public sealed partial class TapDevice : IDisposable
 
     private const int ORdWr = 2, ONonBlock = 0x800, OCloExec = 0x80000;
     private const uint TunSetIff = 0x400454CA; // _IOW('T', 202, int)
-    private const short IffTap = 0x0002, IffNoPi = 0x1000;
+    private const uint TunSetOffload = 0x400454D0; // _IOW('T', 208, unsigned int)
+    private const uint TunSetVnetHdrSz = 0x400454D8; // _IOW('T', 216, int)
+    private const short IffTap = 0x0002, IffNoPi = 0x1000, IffVnetHdr = 0x4000, IffMultiQueue = 0x0100;
+    private const uint TunFCsum = 0x01, TunFTso4 = 0x02, TunFTso6 = 0x04, TunFTsoEcn = 0x08, TunFUso4 = 0x20, TunFUso6 = 0x40,
+        TunFUdpTunnelGso = 0x80, TunFUdpTunnelGsoCsum = 0x100;
     private const int IfReqSize = 40; // struct ifreq: 16-byte name, then the union (ifr_flags first)
     private const int EAgain = 11, EIntr = 4;
 
-    private int _fd;
+    private readonly int[] _fds;
 
-    private TapDevice(string name, int fd, bool created)
+    private TapDevice(string name, int[] fds, bool created, TapOffloads offloads, int headerLength)
     {
         Name = name;
-        _fd = fd;
+        _fds = fds;
         Created = created;
+        Offloads = offloads;
+        HeaderLength = headerLength;
     }
 
     public string Name { get; }
@@ -36,8 +61,17 @@ public sealed partial class TapDevice : IDisposable
     /// <summary>True when this process created the device (it disappears on <see cref="Dispose"/>).</summary>
     public bool Created { get; }
 
-    /// <summary>The descriptor, for poll(2).</summary>
-    public int FileDescriptor => _fd;
+    /// <summary>The offloads in force (none: plain frames, no header).</summary>
+    public TapOffloads Offloads { get; }
+
+    /// <summary>Bytes of virtio-net header in front of every frame read or written (0, 12 or 24).</summary>
+    public int HeaderLength { get; }
+
+    /// <summary>Queues (descriptors) of the device.</summary>
+    public int Queues => _fds.Length;
+
+    /// <summary>The descriptor of queue <paramref name="queue"/>, for poll(2).</summary>
+    public int FileDescriptor(int queue = 0) => _fds[queue];
 
     /// <summary>Whether <paramref name="name"/> can name a network interface (1–15 bytes, no '/', ':' or whitespace).</summary>
     public static bool IsValidName(string name) =>
@@ -45,35 +79,85 @@ public sealed partial class TapDevice : IDisposable
         && !name.Any(c => c is '/' or ':' or '\0' || char.IsWhiteSpace(c) || c > 0x7E);
 
     /// <summary>Creates the TAP <paramref name="name"/>, or attaches to it if it exists.</summary>
+    /// <param name="queues">Descriptors to open (IFF_MULTI_QUEUE when more than one).</param>
+    /// <param name="offloads">Ask for the virtio-net header and every offload the kernel has; false: plain frames.</param>
     /// <exception cref="IOException">/dev/net/tun is missing or refuses (not root, name taken by a non-TAP device).</exception>
-    public static unsafe TapDevice Open(string name)
+    public static TapDevice Open(string name, int queues = 1, bool offloads = true)
     {
         if (!IsValidName(name)) throw new ArgumentException($"\"{name}\" is not a valid interface name (1-{MaxNameLength} characters, no '/', ':' or spaces)", nameof(name));
+        ArgumentOutOfRangeException.ThrowIfLessThan(queues, 1);
         bool existed = Directory.Exists(Path.Combine("/sys/class/net", name));
+        var fds = new int[queues];
+        Array.Fill(fds, -1);
+        try
+        {
+            short flags = (short)(IffTap | IffNoPi | (offloads ? IffVnetHdr : 0) | (queues > 1 ? IffMultiQueue : 0));
+            for (int q = 0; q < queues; q++) fds[q] = OpenQueue(name, flags, existed);
+            var (granted, header) = offloads ? Negotiate(fds[0], name) : (TapOffloads.None, 0);
+            return new TapDevice(name, fds, !existed, granted, header);
+        }
+        catch
+        {
+            foreach (int fd in fds) if (fd >= 0) Close(fd);
+            throw;
+        }
+    }
+
+    private static unsafe int OpenQueue(string name, short flags, bool existed)
+    {
         int fd = OpenFile("/dev/net/tun", ORdWr | ONonBlock | OCloExec);
         if (fd < 0) throw new IOException($"/dev/net/tun: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
         byte* ifr = stackalloc byte[IfReqSize];
         new Span<byte>(ifr, IfReqSize).Clear();
         for (int i = 0; i < name.Length; i++) ifr[i] = (byte)name[i];
-        *(short*)(ifr + 16) = IffTap | IffNoPi;
+        *(short*)(ifr + 16) = flags;
         if (Ioctl(fd, TunSetIff, ifr) < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
             Close(fd);
             throw new IOException($"TAP {name}: TUNSETIFF: {Marshal.GetPInvokeErrorMessage(errno)}" +
-                (existed ? " (an interface of that name exists and is not a TAP this process may attach to)" : ""));
+                (existed ? " (an interface of that name exists and is not a TAP this process may attach to with these flags)" : ""));
         }
-        return new TapDevice(name, fd, !existed);
+        return fd;
     }
 
-    /// <summary>Reads one frame into <paramref name="buffer"/>.</summary>
-    /// <returns>The frame length; 0 when no frame is waiting; a negative errno on failure.</returns>
-    public unsafe int Read(Span<byte> buffer)
+    /// <summary>
+    /// Asks for the most the kernel offers, newest first: GSO over UDP tunnels needs the 24-byte header
+    /// (virtio_net_hdr_v1_hash_tunnel) and Linux 6.17; USO Linux 6.2; checksum and TSO every kernel with vnet headers.
+    /// The settings are the device's, shared by its queues.
+    /// </summary>
+    private static unsafe (TapOffloads, int) Negotiate(int fd, string name)
     {
+        const uint tcp = TunFCsum | TunFTso4 | TunFTso6 | TunFTsoEcn;
+        (uint Flags, TapOffloads Offloads, int Header)[] tries =
+        [
+            (tcp | TunFUso4 | TunFUso6 | TunFUdpTunnelGso | TunFUdpTunnelGsoCsum,
+                TapOffloads.Checksum | TapOffloads.Tso | TapOffloads.Uso | TapOffloads.UdpTunnelGso, VirtioNetHeader.TunnelLength),
+            (tcp | TunFUso4 | TunFUso6, TapOffloads.Checksum | TapOffloads.Tso | TapOffloads.Uso, VirtioNetHeader.Length),
+            (tcp, TapOffloads.Checksum | TapOffloads.Tso, VirtioNetHeader.Length),
+            (TunFCsum, TapOffloads.Checksum, VirtioNetHeader.Length),
+        ];
+        foreach (var (flags, offloads, header) in tries)
+        {
+            int size = header;
+            if (Ioctl(fd, TunSetVnetHdrSz, &size) < 0) continue;
+            if (Ioctl(fd, TunSetOffload, (void*)(nuint)flags) == 0) return (offloads, header);
+        }
+        int none = VirtioNetHeader.Length;
+        if (Ioctl(fd, TunSetVnetHdrSz, &none) < 0 || Ioctl(fd, TunSetOffload, (void*)0) < 0)
+            throw new IOException($"TAP {name}: TUNSETOFFLOAD: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+        return (TapOffloads.None, VirtioNetHeader.Length);
+    }
+
+    /// <summary>Reads one frame, with its virtio-net header in front when the device has one, into <paramref name="buffer"/>.</summary>
+    /// <returns>The bytes read (header included); 0 when no frame is waiting; a negative errno on failure.</returns>
+    public unsafe int Read(int queue, Span<byte> buffer)
+    {
+        int fd = _fds[queue];
         while (true)
         {
             nint n;
-            fixed (byte* p = buffer) n = ReadFile(_fd, p, (nuint)buffer.Length);
+            fixed (byte* p = buffer) n = ReadFile(fd, p, (nuint)buffer.Length);
             if (n >= 0) return (int)n;
             int errno = Marshal.GetLastPInvokeError();
             if (errno == EIntr) continue;
@@ -81,25 +165,53 @@ public sealed partial class TapDevice : IDisposable
         }
     }
 
-    /// <summary>Sends one frame.</summary>
+    /// <summary>Reads one frame from queue 0 (no header expected: see <see cref="Read(int, Span{byte})"/>).</summary>
+    public int Read(Span<byte> buffer) => Read(0, buffer);
+
+    /// <summary>Sends one frame preceded by <paramref name="header"/> (empty for a device without one), in one writev.</summary>
     /// <returns>0 when sent; a negative errno otherwise (EAGAIN: the device's queue is full; EIO: the device is down).</returns>
-    public unsafe int Write(ReadOnlySpan<byte> frame)
+    public unsafe int Write(int queue, ReadOnlySpan<byte> header, ReadOnlySpan<byte> frame)
     {
-        while (true)
+        int fd = _fds[queue];
+        fixed (byte* h = header)
+        fixed (byte* f = frame)
         {
-            nint n;
-            fixed (byte* p = frame) n = WriteFile(_fd, p, (nuint)frame.Length);
-            if (n >= 0) return 0;
-            int errno = Marshal.GetLastPInvokeError();
-            if (errno != EIntr) return -errno;
+            IoVec* iov = stackalloc IoVec[2];
+            iov[0] = new IoVec { Base = h, Length = (nuint)header.Length };
+            iov[1] = new IoVec { Base = f, Length = (nuint)frame.Length };
+            while (true)
+            {
+                nint n = WriteVector(fd, iov, 2);
+                if (n >= 0) return 0;
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno != EIntr) return -errno;
+            }
         }
     }
 
-    /// <summary>Closes the descriptor; a device this process created disappears with it.</summary>
+    /// <summary>Sends one frame on queue 0 with an all-zero header when the device has one.</summary>
+    public int Write(ReadOnlySpan<byte> frame)
+    {
+        Span<byte> header = stackalloc byte[VirtioNetHeader.TunnelLength];
+        header.Clear();
+        return Write(0, header[..HeaderLength], frame);
+    }
+
+    /// <summary>Closes the descriptors; a device this process created disappears with them.</summary>
     public void Dispose()
     {
-        int fd = Interlocked.Exchange(ref _fd, -1);
-        if (fd >= 0) Close(fd);
+        for (int q = 0; q < _fds.Length; q++)
+        {
+            int fd = Interlocked.Exchange(ref _fds[q], -1);
+            if (fd >= 0) Close(fd);
+        }
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private unsafe struct IoVec
+    {
+        public byte* Base;
+        public nuint Length;
     }
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
@@ -111,8 +223,8 @@ public sealed partial class TapDevice : IDisposable
     [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
     private static unsafe partial nint ReadFile(int fd, byte* buffer, nuint count);
 
-    [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
-    private static unsafe partial nint WriteFile(int fd, byte* buffer, nuint count);
+    [LibraryImport("libc", EntryPoint = "writev", SetLastError = true)]
+    private static unsafe partial nint WriteVector(int fd, IoVec* iov, int count);
 
     [LibraryImport("libc", EntryPoint = "close")]
     private static partial int Close(int fd);

@@ -1,14 +1,21 @@
+using System.Diagnostics;
 using System.Runtime.InteropServices;
+using FastPath.DataPlane.Offload;
 using FastPath.DataPlane.Pipeline;
 
 namespace FastPath.DataPlane.Ports;
 
 /// <summary>
-/// The node's live ports: one <see cref="TapDevice"/> per engine port (uplink, pods). <see cref="Receive"/> waits with
-/// poll(2) until some device has frames, then reads them round-robin (one frame per ready device per round, so a busy
-/// pod cannot starve the others) straight into the batch's slots, stamped with the wall clock — the engine's clock in
-/// live mode. <see cref="Transmit"/> writes each emitted frame to its egress port's device. Nothing is allocated per
-/// packet; at most one poll per batch and one read or write per frame.
+/// One worker's view of the node's live ports: queue <see cref="Queue"/> of every <see cref="TapDevice"/> per engine
+/// port (uplink, pods). <see cref="Receive"/> waits with poll(2) until some device has frames, then reads them
+/// round-robin (one frame per ready device per round, so a busy pod cannot starve the others) straight into the
+/// batch's slots — the virtio-net header into the headroom in front of the frame, then into the packet's metadata —
+/// stamped with the wall clock, the engine's clock in live mode. Before sleeping in poll it keeps polling without a
+/// timeout for a short while after recent traffic (adaptive busy-poll), so a reply that follows a request a few tens of
+/// microseconds later does not pay a wake-up. <see cref="TransmitBatch"/> writes each emitted packet to its egress
+/// port's device with the header rebuilt from the metadata (partial checksum, super-frame), or, for a device that cannot
+/// take it, finishes the checksum or cuts the super-frame in software first (<see cref="GsoSegmenter"/>). Nothing is
+/// allocated per packet; at most one poll per batch and one read or write per frame (or segment).
 /// </summary>
 public sealed partial class TapPort : IPacketSource, IPacketSink
 {
@@ -29,20 +36,33 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
     private long _inputIndex;
     private bool _lastFull;
     private readonly int _pollTimeoutMs;
+    private readonly long _busyPollTicks;
+    private long _lastTrafficAt;
+    private readonly byte[] _header = new byte[VirtioNetHeader.TunnelLength];
+    private byte[] _segment = [];
 
     /// <param name="pollTimeout">How long <see cref="Receive"/> waits for a frame before returning an empty batch, so
     /// the caller can check for shutdown and publish status.</param>
-    public TapPort(TimeSpan pollTimeout)
+    /// <param name="queue">Which queue of each device this port reads and writes (one per worker).</param>
+    /// <param name="busyPoll">How long to keep polling without sleeping after the last frame (0: never).</param>
+    public TapPort(TimeSpan pollTimeout, int queue = 0, TimeSpan busyPoll = default)
     {
         _pollTimeoutMs = (int)Math.Clamp(pollTimeout.TotalMilliseconds, 0, int.MaxValue);
+        Queue = queue;
+        _busyPollTicks = (long)(busyPoll.TotalSeconds * Stopwatch.Frequency);
     }
+
+    /// <summary>The queue of every device this port uses.</summary>
+    public int Queue { get; }
 
     /// <summary>Frames received so far.</summary>
     public long Received => _inputIndex;
-    /// <summary>Frames written to a device.</summary>
+    /// <summary>Frames written to a device (a super-frame cut in software counts once per segment).</summary>
     public long Transmitted { get; private set; }
     /// <summary>Frames the engine emitted to a port without a device, or that a device refused (down, queue full).</summary>
     public long TransmitErrors { get; private set; }
+    /// <summary>Super-frames cut into segments in software because their egress device could not take them.</summary>
+    public long SoftwareSegmented { get; private set; }
     /// <summary>Reads that failed with an error other than "nothing waiting".</summary>
     public long ReceiveErrors { get; private set; }
     /// <summary>Devices that went away under the port since <see cref="Attach"/> (reported by poll as an error); no
@@ -63,7 +83,7 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
         for (int port = 0; port < devicesByPort.Length; port++)
         {
             if (devicesByPort[port] is not { } device) continue;
-            _poll[k] = new PollFd { Fd = device.FileDescriptor, Events = PollIn };
+            _poll[k] = new PollFd { Fd = device.FileDescriptor(Queue), Events = PollIn };
             _pollPort[k++] = (short)port;
         }
         _next = 0;
@@ -90,12 +110,7 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
             // syscall per batch under load; an idle device costs one EAGAIN read instead).
             for (int k = 0; k < devices; k++) _poll[k].Revents = PollIn;
         }
-        else
-        {
-            int ready;
-            fixed (PollFd* fds = _poll) ready = Poll(fds, (nuint)devices, _pollTimeoutMs);
-            if (ready <= 0) return 0; // timeout, or EINTR: the caller loops
-        }
+        else if (!WaitReady(devices)) return 0;
 
         long now = WallClock();
         int count = 0;
@@ -119,26 +134,60 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
                     continue;
                 }
                 short port = _pollPort[i];
-                int length = _byPort[port]!.Read(batch.ReceiveArea(count));
+                var device = _byPort[port]!;
+                int header = device.HeaderLength;
+                // The header lands in the headroom just in front of the frame, which then starts where every frame does.
+                var area = batch.Slot(count)[(PacketBatch.Headroom - header)..];
+                int length = device.Read(Queue, area) - header;
                 if (length <= 0)
                 {
-                    if (length < 0) ReceiveErrors++;
+                    if (length + header < 0) ReceiveErrors++;
                     fd.Revents = 0; // drained (or failing) until the next poll
                     continue;
                 }
-                batch.SetReceived(count++, length, now, ++_inputIndex, port);
+                batch.SetReceived(count, length, now, ++_inputIndex, port);
+                if (header > 0 && !VirtioNetHeader.Read(area[..header], ref batch.Meta[count]))
+                    batch.Meta[count].Drop = Telemetry.DropReason.Malformed;
+                count++;
                 more = true;
             }
         }
         _next = _next + 1 < devices ? _next + 1 : 0;
         _lastFull = count == batch.Capacity;
+        if (count > 0) _lastTrafficAt = Stopwatch.GetTimestamp();
         batch.Count = count;
         return count;
     }
 
+    /// <summary>
+    /// Polls until a device is readable: first without sleeping for as long as the busy-poll window after the last
+    /// traffic lasts, then with the timeout. False when nothing arrived (timeout, EINTR: the caller loops).
+    /// </summary>
+    private unsafe bool WaitReady(int devices)
+    {
+        fixed (PollFd* fds = _poll)
+        {
+            if (_busyPollTicks > 0)
+            {
+                long until = _lastTrafficAt + _busyPollTicks;
+                do
+                {
+                    if (Poll(fds, (nuint)devices, 0) > 0) return true;
+                } while (Stopwatch.GetTimestamp() < until);
+            }
+            return Poll(fds, (nuint)devices, _pollTimeoutMs) > 0;
+        }
+    }
+
+    /// <summary>Sends one plain frame (no offloads) out of <paramref name="port"/>.</summary>
     public void Transmit(int port, ReadOnlySpan<byte> frame, long timestamp)
     {
-        if ((uint)port < (uint)_byPort.Length && _byPort[port] is { } device && device.Write(frame) == 0) Transmitted++;
+        if ((uint)port < (uint)_byPort.Length && _byPort[port] is { } device)
+        {
+            var header = _header.AsSpan(0, device.HeaderLength);
+            header.Clear();
+            Count(device.Write(Queue, header, frame));
+        }
         else TransmitErrors++;
     }
 
@@ -147,7 +196,57 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
     {
         var meta = batch.Meta;
         for (int i = 0; i < batch.Count; i++)
-            if (meta[i].EgressPort >= 0) Transmit(meta[i].EgressPort, batch.Frame(i), meta[i].Timestamp);
+        {
+            ref var m = ref meta[i];
+            int port = m.EgressPort;
+            if (port < 0) continue;
+            if ((uint)port >= (uint)_byPort.Length || _byPort[port] is not { } device)
+            {
+                TransmitErrors++;
+                continue;
+            }
+            var frame = batch.Frame(i);
+            if (!VirtioNetHeader.Fits(device.Offloads, in m))
+            {
+                if (m.Gso != GsoKind.None)
+                {
+                    SegmentTo(device, frame, in m);
+                    continue;
+                }
+                if (!ChecksumOffload.Complete(frame, ref m, ChecksumOffload.TransportStart(in m)))
+                {
+                    TransmitErrors++;
+                    continue;
+                }
+            }
+            var header = _header.AsSpan(0, device.HeaderLength);
+            if (header.Length > 0) VirtioNetHeader.Write(header, in m);
+            Count(device.Write(Queue, header, frame));
+        }
+    }
+
+    private void SegmentTo(TapDevice device, ReadOnlySpan<byte> frame, in PacketMeta m)
+    {
+        if (_segment.Length == 0) _segment = GC.AllocateUninitializedArray<byte>(PacketBatch.SuperFrameSlotSize, pinned: true);
+        var sink = new DeviceSink(this, device);
+        if (GsoSegmenter.Segment(frame, in m, _segment, ref sink) == 0) TransmitErrors++;
+        else SoftwareSegmented++;
+    }
+
+    private readonly struct DeviceSink(TapPort port, TapDevice device) : ISegmentSink
+    {
+        public void Emit(ReadOnlySpan<byte> segment)
+        {
+            var header = port._header.AsSpan(0, device.HeaderLength);
+            header.Clear();
+            port.Count(device.Write(port.Queue, header, segment));
+        }
+    }
+
+    private void Count(int writeResult)
+    {
+        if (writeResult == 0) Transmitted++;
+        else TransmitErrors++;
     }
 
     /// <summary>Nanoseconds since the Unix epoch, the unit of <see cref="PacketMeta.Timestamp"/>.</summary>

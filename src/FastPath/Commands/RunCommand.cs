@@ -53,6 +53,9 @@ public static class RunCommand
         /// <summary>--flow-log FILE (or null) and --flow-log-sample N.</summary>
         public string? FlowLog { get; init; }
         public int FlowLogSample { get; init; } = 1;
+
+        /// <summary>--busy-poll MICROSECONDS: keep polling without sleeping this long after the last frame.</summary>
+        public int BusyPollMicroseconds { get; init; } = 50;
     }
 
     public static int Run(RunOptions o, TextWriter stdout, TextWriter stderr)
@@ -81,7 +84,7 @@ public static class RunCommand
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
 
         using var taps = new TapSet(o.UplinkTap, o.HostTap, stdout);
-        var port = new TapPort(TimeSpan.FromMilliseconds(100));
+        var port = new TapPort(TimeSpan.FromMilliseconds(100), queue: 0, busyPoll: TimeSpan.FromMicroseconds(o.BusyPollMicroseconds));
         var snapshot = publisher.Holder.Current;
         try
         {
@@ -114,7 +117,7 @@ public static class RunCommand
         }
         using var metricsLifetime = metricsServer;
         using var flows = o.FlowLog is null ? null : new FlowLogSession(o.FlowLog, o.FlowLogSample, engine, forwarding);
-        var batch = new PacketBatch(o.BatchSize);
+        var batch = new PacketBatch(o.BatchSize, PacketBatch.SuperFrameSlotSize);
         var status = new StatusLine(stdout, TimeSpan.FromSeconds(o.StatusInterval));
         var clock = Stopwatch.StartNew();
         var retryAt = TimeSpan.Zero;

@@ -29,7 +29,7 @@ internal sealed class TapLab : IDisposable
         Names = [$"fpt{id}a", $"fpt{id}b"];
         Ip("netns", "add", _namespace);
         Ip("netns", "exec", _namespace, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1");
-        Devices = Names.Select(TapDevice.Open).ToArray();
+        Devices = Names.Select(n => TapDevice.Open(n)).ToArray();
         // Read while the devices are still in this process's namespace (/sys/class/net shows only that one).
         _kernelMacs = Names.Select(n => Mac(File.ReadAllText($"/sys/class/net/{n}/address").Trim())).ToArray();
         for (int i = 0; i < 2; i++)
