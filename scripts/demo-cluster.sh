@@ -18,7 +18,8 @@
 #
 # Environment: FP_DEMO (namespace prefix, default fpd), FP_DEMO_DIR (manifests, logs, pids; default /tmp/$FP_DEMO),
 # FP_DEMO_TUNNEL (vxlan, the default, or direct: pod frames cross the underlay unencapsulated, to the peer node's MAC),
-# FASTPATH (the command; default: dotnet on the Release build, built when missing),
+# FASTPATH (the command; default: dotnet on the Release build, built when missing), FP_DEMO_RUN_ARGS (more options for
+# both `fastpath run` processes, e.g. "--workers 2" or "--offloads off"),
 # FP_DEMO_PODS (a file of other pods on the same two nodes, one "node namespace pod ipv4 ipv6 mac role" line each, as
 # in PODS below; the caller then writes the manifests into $FP_DEMO_DIR/cluster itself, and a pod's namespace is
 # $FP_DEMO-NAMESPACE-POD. The live NetworkPolicy truth table writes both from tests/FastPath.Tests/Policy/PolicyCluster.cs:
@@ -235,7 +236,7 @@ up() {
     nns=$(ns_node "$node")
     new_ns "$nns"
     ip netns exec "$nns" setsid $fastpath run --cluster "$DIR/cluster" --node "$node" --tap --uplink-tap "$uplink" \
-      --status-interval 5 --flow-log "$DIR/$node.flows.jsonl" > "$DIR/$node.log" 2>&1 < /dev/null &
+      --status-interval 5 --flow-log "$DIR/$node.flows.jsonl" ${FP_DEMO_RUN_ARGS:-} > "$DIR/$node.log" 2>&1 < /dev/null &
     echo $! > "$DIR/$node.pid"
     wait_link "$nns" "$uplink" "$node"
     ip -n "$nns" link set "$uplink" netns "$UL"

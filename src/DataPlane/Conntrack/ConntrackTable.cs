@@ -124,6 +124,10 @@ public sealed class ConntrackTable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public uint Tag(in FlowKey key) => (uint)key.Hash(_seed);
 
+    /// <summary>With several live workers: who tracks which tuple (shared by the workers' tables), and this table's worker.</summary>
+    public FlowOwners? Owners { get; set; }
+    public int WorkerId { get; set; }
+
     /// <summary>
     /// Brings what the lookups of <paramref name="tags"/> will read into the cache, without looking anything up: the
     /// first two passes of <see cref="LookupBatch"/> (every home slot, then the entry of each first fingerprint match),
@@ -282,7 +286,9 @@ public sealed class ConntrackTable
     {
         // Each tuple is hashed once for both the clash check and its placement.
         uint tagO = Tag(original), tagR = Tag(reply);
-        if (original.Equals(reply) || Find(original, tagO, now, out _) >= 0 || Find(reply, tagR, now, out _) >= 0)
+        bool translated = !reply.Equals(original.Reverse());
+        if (original.Equals(reply) || Find(original, tagO, now, out _) >= 0 || Find(reply, tagR, now, out _) >= 0
+            || (translated && Owners is { } owners && owners.Owner(reply) is var owner && owner != WorkerId && owner != FlowOwners.None))
         {
             Clashes++;
             return Clash;
@@ -305,13 +311,18 @@ public sealed class ConntrackTable
             Original = original,
             Reply = reply,
             State = first,
-            Status = reply.Equals(original.Reverse()) ? ConntrackStatus.InUse : ConntrackStatus.InUse | ConntrackStatus.Translated,
+            Status = translated ? ConntrackStatus.InUse | ConntrackStatus.Translated : ConntrackStatus.InUse,
             Created = now,
             LastSeen = now,
             Expires = now + _timeout[(int)first],
         };
         Place(tagO, index << 1);
         Place(tagR, index << 1 | 1);
+        if (Owners is { } claims)
+        {
+            claims.Claim(original, WorkerId);
+            claims.Claim(reply, WorkerId);
+        }
         Inserts++;
         return index;
     }

@@ -147,14 +147,32 @@ public static class VxlanTunnel
         return PacketParser.Parse(arena.Slice(innerStart, m.Length), ref m);
     }
 
-    /// <summary>A hash of the inner flow's addresses, protocol and ports (FNV-1a over the fields, then mixed).</summary>
+    /// <summary>
+    /// A symmetric hash of the inner flow (FNV-1a over its two (address, port) ends in a fixed order, protocol, then
+    /// mixed): both directions of a flow get the same outer source port on every node (no per-process seed), so the
+    /// outer tuples of a request and its reply are reverses of each other. A multi-queue TAP's flow steering (which
+    /// hashes symmetrically) then hands the reply to the worker whose queue sent the request, which holds the
+    /// connection's NAT state.
+    /// </summary>
     private static uint FlowHash(ReadOnlySpan<byte> frame, in PacketMeta m)
     {
-        ulong h = 0xCBF2_9CE4_8422_2325UL;
         var l3 = frame[m.L3Offset..];
-        var addresses = m.L3 == L3Kind.Ipv4 ? l3.Slice(12, 8) : l3.Slice(8, 32);
-        foreach (byte b in addresses) h = (h ^ b) * 0x0000_0100_0000_01B3UL;
-        h ^= ((ulong)m.IpProtocol << 32) | ((ulong)m.SourcePort << 16) | m.DestinationPort;
+        int size = m.L3 == L3Kind.Ipv4 ? 4 : 16;
+        var a = l3.Slice(m.L3 == L3Kind.Ipv4 ? 12 : 8, size);
+        var b = l3.Slice(m.L3 == L3Kind.Ipv4 ? 16 : 24, size);
+        ushort pa = m.SourcePort, pb = m.DestinationPort;
+        int order = a.SequenceCompareTo(b);
+        if (order > 0 || (order == 0 && pa > pb))
+        {
+            var t = a;
+            a = b;
+            b = t;
+            (pa, pb) = (pb, pa);
+        }
+        ulong h = 0xCBF2_9CE4_8422_2325UL;
+        foreach (byte x in a) h = (h ^ x) * 0x0000_0100_0000_01B3UL;
+        foreach (byte x in b) h = (h ^ x) * 0x0000_0100_0000_01B3UL;
+        h ^= ((ulong)m.IpProtocol << 32) | ((ulong)pa << 16) | pb;
         h *= 0x9E37_79B9_7F4A_7C15UL;
         return (uint)(h >> 32);
     }

@@ -89,6 +89,8 @@ public static class PacketParser
         int total = Ipv6Header.Length + payload;
         if (payload == 0 && ip[6] == IpProtocol.HopByHop) return DropReason.Malformed;
         if (total > ip.Length) return DropReason.Malformed;
+        // L3Length is 16 bits: a 65,535-byte payload (possible only in a super-frame slot) does not fit with its header.
+        if (total > ushort.MaxValue) return DropReason.FrameTooLarge;
 
         m.L3 = L3Kind.Ipv6;
         m.L3Length = (ushort)total;

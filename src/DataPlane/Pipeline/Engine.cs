@@ -31,12 +31,19 @@ public sealed class Engine
     private bool _batchKeys;
     private ushort _ipId; // outer IPv4 identification of encapsulated packets (DF is clear, so it must vary)
     private readonly ulong? _conntrackSeed;
+    private readonly FlowOwners? _owners;
+    private readonly int _workerId;
 
     /// <param name="conntrackSeed">Fixed hash seed for replays (deterministic eviction); null draws a random one, as a live node should.</param>
-    public Engine(SnapshotHolder snapshots, ulong? conntrackSeed = null)
+    /// <param name="owners">With several live workers: the shared map of who tracks which connection, and this
+    /// worker's number in it. A packet of a connection another worker tracks is handed over
+    /// (<see cref="PacketMeta.HandOverTo"/>) instead of being forwarded here.</param>
+    public Engine(SnapshotHolder snapshots, ulong? conntrackSeed = null, FlowOwners? owners = null, int workerId = 0)
     {
         _snapshots = snapshots;
         _conntrackSeed = conntrackSeed;
+        _owners = owners;
+        _workerId = workerId;
         Counters = new PortCounters(0);
         Resize(snapshots.Current);
     }
@@ -108,7 +115,7 @@ public sealed class Engine
             if (ingress < 0) m.Drop = DropReason.UnknownPort;
             else
             {
-                Counters.CountRx(ingress, m.Length);
+                if ((m.Flags & PacketFlags.HandedOver) == 0) Counters.CountRx(ingress, m.Length); // counted where it arrived
                 if (m.Drop == DropReason.None) m.Drop = Forward(snap, arena, ref m, i, ingress, ref observer);
                 if (m.Drop != DropReason.None) Counters.CountDrop(ingress, m.Drop);
                 if (m.EgressPort >= 0) Counters.CountTx(m.EgressPort, m.Length);
@@ -225,6 +232,9 @@ public sealed class Engine
             else translated = ConntrackNat.TryTranslateTracked(tracked, snap.Services, frame, ref m, m.Timestamp, out bad, ref observer);
             if (bad) return DropReason.Malformed;
         }
+        // Several workers: a packet no connection of ours matches may belong to one another worker tracks.
+        if (!translated && _owners is not null && (m.Flags & (PacketFlags.HandedOver | PacketFlags.IcmpError)) == 0 && HandOver(arena, ref m))
+            return DropReason.None;
         bool established = translated;
         // Most packets are not addressed to a Service: one address lookup lets them skip the frontend search.
         if (!translated && (m.Flags & PacketFlags.IcmpError) == 0 && snap.Services.Count > 0 && Conntrack is { } services
@@ -332,6 +342,16 @@ public sealed class Engine
         }
         table.Prefetch(_tags.AsSpan(0, count));
         _batchKeys = true;
+    }
+
+    /// <summary>Marks the packet for the worker that claims its tuple, if that is another one.</summary>
+    private bool HandOver(byte[] arena, ref PacketMeta m)
+    {
+        if (!FlowKey.TryFromPacket(arena.AsSpan(m.Offset, m.Length), in m, out var key)) return false;
+        int owner = _owners!.Owner(key);
+        if (owner == _workerId || owner == FlowOwners.None || owner >= _owners.Workers) return false;
+        m.HandOverTo = (byte)(owner + 1);
+        return true;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -449,7 +469,8 @@ public sealed class Engine
         }
         _learnedMacs = learned;
         _sized = snap;
-        if (snap.NeedsConntrack && Conntrack is null) Conntrack = new ConntrackTable(snap.Node.ConntrackCapacity, seed: _conntrackSeed);
+        if (snap.NeedsConntrack && Conntrack is null)
+            Conntrack = new ConntrackTable(snap.Node.ConntrackCapacity, seed: _conntrackSeed) { Owners = _owners, WorkerId = _workerId };
         if (previous is not null && !ReferenceEquals(previous.Services, snap.Services)) _staleSweep.Pending = true;
         if (snap.Services.HasAffinity && Affinity is null) Affinity = new AffinityTable();
     }

@@ -21,6 +21,8 @@ public enum PacketFlags : byte
     HasL4 = 16,
     /// <summary>The packet is itself an ICMP/ICMPv6 error (never answered with another error, RFC 1122 §3.2.2).</summary>
     IcmpError = 32,
+    /// <summary>Another worker handed the packet over (live runs with several workers): never handed on again.</summary>
+    HandedOver = 64,
 }
 
 /// <summary>Where a parsed packet's L3 protocol is.</summary>
@@ -69,6 +71,9 @@ public struct PacketMeta
     /// starts in the frame (virtio-net csum_start). The engine keeps it current only while the packet is
     /// <see cref="OffloadFlags.Encapsulated"/>; otherwise that header is at <see cref="L4Offset"/>.</summary>
     public ushort ChecksumStart;
+    /// <summary>Set by the engine instead of a verdict: the worker (+ 1) whose conntrack holds the packet's connection
+    /// (<see cref="Conntrack.FlowOwners"/>); 0 for none.</summary>
+    public byte HandOverTo;
 }
 
 /// <summary>Checksum facts a packet carries past the engine (virtio-net header flags, Linux's ip_summed).</summary>

@@ -55,6 +55,10 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
     /// <summary>The queue of every device this port uses.</summary>
     public int Queue { get; }
 
+    /// <summary>Polled beside the devices: when signalled, <see cref="Receive"/> returns (with what it read) so the
+    /// caller can take packets other workers handed it. Set before <see cref="Attach"/>.</summary>
+    public WakeEvent? Wake { get; set; }
+
     /// <summary>Frames received so far.</summary>
     public long Received => _inputIndex;
     /// <summary>Frames written to a device (a super-frame cut in software counts once per segment).</summary>
@@ -76,10 +80,15 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
     public void Attach(TapDevice?[] devicesByPort)
     {
         _byPort = devicesByPort;
-        int n = devicesByPort.Count(d => d is not null);
+        int n = devicesByPort.Count(d => d is not null) + (Wake is null ? 0 : 1);
         _poll = new PollFd[n];
         _pollPort = new short[n];
         int k = 0;
+        if (Wake is { } wake)
+        {
+            _poll[k] = new PollFd { Fd = wake.FileDescriptor, Events = PollIn };
+            _pollPort[k++] = PortIndex.None;
+        }
         for (int port = 0; port < devicesByPort.Length; port++)
         {
             if (devicesByPort[port] is not { } device) continue;
@@ -134,6 +143,12 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
                     continue;
                 }
                 short port = _pollPort[i];
+                if (port < 0)
+                {
+                    Wake!.Drain();
+                    fd.Revents = 0;
+                    continue;
+                }
                 var device = _byPort[port]!;
                 int header = device.HeaderLength;
                 // The header lands in the headroom just in front of the frame, which then starts where every frame does.

@@ -5,6 +5,7 @@ using System.Runtime.InteropServices;
 using FastPath.ControlPlane.Cluster.Sources;
 using FastPath.ControlPlane.Live;
 using FastPath.ControlPlane.Publish;
+using FastPath.DataPlane.Conntrack;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Ports;
 using FastPath.FlowLog;
@@ -35,12 +36,19 @@ public static class RunCommand
         var metrics = new Option<string?>("--metrics") { Description = "Serve Prometheus metrics on ADDR:PORT (http://ADDR:PORT/metrics/)" };
         var flowLog = new Option<string?>("--flow-log") { Description = "Write JSON-lines flow records (connection start/end, drops) to this file" };
         var flowSample = new Option<int>("--flow-log-sample") { Description = "Keep 1 flow in N (by tuple hash)", DefaultValueFactory = _ => 1 };
+        var workers = new Option<int>("--workers") { Description = "Forwarding threads, each with its own queue of every TAP (IFF_MULTI_QUEUE) and its own conntrack", DefaultValueFactory = _ => 1 };
+        var busyPoll = new Option<int>("--busy-poll") { Description = "Microseconds to keep polling without sleeping after the last frame (0: sleep at once)", DefaultValueFactory = _ => 50 };
+        var offloads = new Option<string>("--offloads") { Description = "on: virtio-net headers, partial checksums and GSO super-frames on the TAPs; off: plain frames", DefaultValueFactory = _ => "on" };
         var cmd = new Command("run", "Run a node's data plane live on TAP devices")
         {
-            cluster, node, tap, uplink, host, batchSize, status, duration, metrics, flowLog, flowSample,
+            cluster, node, tap, uplink, host, batchSize, status, duration, metrics, flowLog, flowSample, workers, busyPoll, offloads,
         };
         cmd.SetAction(r => Run(new RunOptions(r.GetValue(cluster)!, r.GetValue(node)!, r.GetValue(tap), r.GetValue(uplink)!,
-            r.GetValue(host), r.GetValue(batchSize), r.GetValue(status), r.GetValue(duration)) { Metrics = r.GetValue(metrics), FlowLog = r.GetValue(flowLog), FlowLogSample = r.GetValue(flowSample) }, stdout, stderr));
+            r.GetValue(host), r.GetValue(batchSize), r.GetValue(status), r.GetValue(duration))
+        {
+            Metrics = r.GetValue(metrics), FlowLog = r.GetValue(flowLog), FlowLogSample = r.GetValue(flowSample),
+            Workers = r.GetValue(workers), BusyPollMicroseconds = r.GetValue(busyPoll), Offloads = r.GetValue(offloads)!,
+        }, stdout, stderr));
         return cmd;
     }
 
@@ -56,6 +64,12 @@ public static class RunCommand
 
         /// <summary>--busy-poll MICROSECONDS: keep polling without sleeping this long after the last frame.</summary>
         public int BusyPollMicroseconds { get; init; } = 50;
+
+        /// <summary>--workers N: forwarding threads, one queue of every TAP each.</summary>
+        public int Workers { get; init; } = 1;
+
+        /// <summary>--offloads on|off.</summary>
+        public string Offloads { get; init; } = "on";
     }
 
     public static int Run(RunOptions o, TextWriter stdout, TextWriter stderr)
@@ -63,6 +77,9 @@ public static class RunCommand
         if (!o.Tap) return Fail(stderr, "--tap is required: TAP devices are the only live ports so far");
         if (o.BatchSize is < 1 or > 4096) return Fail(stderr, $"--batch {o.BatchSize}: must be between 1 and 4096");
         if (o.FlowLogSample < 1) return Fail(stderr, $"--flow-log-sample {o.FlowLogSample}: must be at least 1");
+        if (o.Workers is < 1 or > 64) return Fail(stderr, $"--workers {o.Workers}: must be between 1 and 64");
+        if (o.BusyPollMicroseconds is < 0 or > 1_000_000) return Fail(stderr, $"--busy-poll {o.BusyPollMicroseconds}: must be between 0 and 1000000 microseconds");
+        if (o.Offloads is not ("on" or "off")) return Fail(stderr, $"--offloads {o.Offloads}: must be on or off");
         foreach (var (option, name) in new[] { ("--uplink-tap", o.UplinkTap), ("--host-tap", o.HostTap) })
             if (name is not null && !TapDevice.IsValidName(name))
                 return Fail(stderr, $"{option} {name}: not a valid interface name (1-{TapDevice.MaxNameLength} characters, no '/', ':' or spaces)");
@@ -83,30 +100,36 @@ public static class RunCommand
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
 
-        using var taps = new TapSet(o.UplinkTap, o.HostTap, stdout);
-        var port = new TapPort(TimeSpan.FromMilliseconds(100), queue: 0, busyPoll: TimeSpan.FromMicroseconds(o.BusyPollMicroseconds));
+        using var taps = new TapSet(o.UplinkTap, o.HostTap, stdout, o.Workers, o.Offloads == "on");
         var snapshot = publisher.Holder.Current;
+        Attachment attachment;
         try
         {
-            port.Attach(taps.Reconcile(snapshot));
+            attachment = new Attachment(snapshot, taps.Reconcile(snapshot), 1);
         }
         catch (Exception e) when (e is IOException or ArgumentException)
         {
             return Fail(stderr, e.Message);
         }
 
-        // The engine reads its own holder, advanced by this loop only once the TAPs match the new snapshot: a batch is
-        // always received and processed under the same port numbering (ports are renumbered when pods come and go).
-        var forwarding = new SnapshotHolder(snapshot);
-        var engine = new Engine(forwarding);
+        // Each worker's engine reads its own holder, advanced by the worker between batches once its TAP queues match
+        // the new snapshot: a batch is always received and processed under one port numbering (ports are renumbered
+        // when pods come and go).
+        var busyPoll = TimeSpan.FromMicroseconds(o.BusyPollMicroseconds);
+        var owners = o.Workers > 1 ? new FlowOwners(o.Workers) : null;
+        var workers = Enumerable.Range(0, o.Workers)
+            .Select(w => new ForwardingWorker(w, attachment, publisher.Holder, o.BatchSize, busyPoll, owners)).ToArray();
+        ForwardingWorker.Connect(workers);
+        var engines = workers.Select(w => w.Engine).ToArray();
+        var ports = workers.Select(w => w.Port).ToArray();
         MetricsServer? metricsServer = null;
         if (o.Metrics is { } endpoint)
         {
             try
             {
-                // Scrapes read the worker's plain counters from the HTTP thread: figures, not a consistent cut.
+                // Scrapes read the workers' plain counters from the HTTP thread: figures, not a consistent cut.
                 metricsServer = MetricsServer.Start(endpoint,
-                    () => NodeMetrics.Collect(engine.Snapshot, [engine], publisher.CompileLatency, publisher.PublishLatency),
+                    () => NodeMetrics.Collect(engines[0].Snapshot, engines, publisher.CompileLatency, publisher.PublishLatency),
                     publisher.CompileLatency, publisher.PublishLatency);
             }
             catch (Exception e) when (e is FormatException or HttpListenerException)
@@ -116,55 +139,54 @@ public static class RunCommand
             stdout.WriteLine($"metrics: {metricsServer.Url}");
         }
         using var metricsLifetime = metricsServer;
-        using var flows = o.FlowLog is null ? null : new FlowLogSession(o.FlowLog, o.FlowLogSample, engine, forwarding);
-        var batch = new PacketBatch(o.BatchSize, PacketBatch.SuperFrameSlotSize);
+        // One flow log per worker (its own ring and writer thread): FILE for the first, FILE.N for worker N.
+        var flows = o.FlowLog is null ? [] : workers.Select(w => w.FlowLog =
+            new FlowLogSession(w.Index == 0 ? o.FlowLog : $"{o.FlowLog}.{w.Index}", o.FlowLogSample, w.Engine, w.Forwarding)).ToArray();
         var status = new StatusLine(stdout, TimeSpan.FromSeconds(o.StatusInterval));
         var clock = Stopwatch.StartNew();
         var retryAt = TimeSpan.Zero;
-        stdout.WriteLine($"forwarding: node {o.Node}, {snapshot.PortCount} ports, generation {snapshot.Generation}; SIGINT/SIGTERM stops; watching {o.Cluster}");
+        stdout.WriteLine($"forwarding: node {o.Node}, {snapshot.PortCount} ports, generation {snapshot.Generation}, {o.Workers} worker(s); SIGINT/SIGTERM stops; watching {o.Cluster}");
         stdout.Flush();
+        var threads = workers.Select(w => new Thread(() => w.Run(() => Volatile.Read(ref attachment), stop.Token))
+        {
+            Name = $"fastpath-worker-{w.Index}",
+            IsBackground = true,
+        }).ToArray();
+        foreach (var t in threads) t.Start();
+        // The coordinator: re-reads the TAPs when a snapshot renumbers the ports, closes the devices of removed ports
+        // once every worker has moved past them, and prints the status line.
         while (!stop.IsCancellationRequested)
         {
-            if (port.Receive(batch) > 0)
-            {
-                // Packets that arrived while the loop waited meet the newest snapshot its port numbering allows.
-                Advance(batchReceived: true);
-                if (flows is null) engine.Process(batch);
-                else flows.Process(batch);
-                port.TransmitBatch(batch);
-            }
-            Advance(batchReceived: false);
-            if (o.StatusInterval > 0) status.Report(clock.Elapsed, engine.Snapshot, engine.Counters, port);
+            stop.Token.WaitHandle.WaitOne(TimeSpan.FromMilliseconds(5));
+            Reattach();
+            if (taps.HasRetired && workers.All(w => w.AckedGeneration >= attachment.Generation)) taps.CloseRetired();
+            if (o.StatusInterval > 0) status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports);
         }
-        status.Report(clock.Elapsed, engine.Snapshot, engine.Counters, port, force: true);
-        flows?.Complete();
-        stdout.WriteLine($"stopped: {port.Received:N0} frames received, {port.Transmitted:N0} sent; removing the TAP devices this process created");
+        foreach (var t in threads) t.Join();
+        foreach (var w in workers) w.Dispose();
+        status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports, force: true);
+        foreach (var f in flows)
+        {
+            f.Complete();
+            f.Dispose();
+        }
+        stdout.WriteLine($"stopped: {ports.Sum(p => p.Received):N0} frames received, {ports.Sum(p => p.Transmitted):N0} sent; removing the TAP devices this process created");
         return 0;
 
-        // Moves the engine to the controller's newest snapshot. One that keeps the ports (Services, policies, routes)
-        // applies at once, even to a batch already received; one that renumbers them waits until no batch is in hand
-        // and the TAPs were reconciled with it.
-        void Advance(bool batchReceived)
+        void Reattach()
         {
             var current = publisher.Holder.Current;
-            if (ReferenceEquals(current, snapshot)) return;
-            if (!SamePorts(current, snapshot))
+            if (ForwardingWorker.SamePorts(current, attachment.Snapshot) || clock.Elapsed < retryAt) return;
+            try
             {
-                if (batchReceived || clock.Elapsed < retryAt) return;
-                try
-                {
-                    port.Attach(taps.Reconcile(current));
-                }
-                catch (Exception e) when (e is IOException or ArgumentException)
-                {
-                    // Retried a second later; meanwhile the ports that work keep forwarding.
-                    stderr.WriteLine($"fastpath run: {e.Message}");
-                    retryAt = clock.Elapsed + TimeSpan.FromSeconds(1);
-                    return;
-                }
+                Volatile.Write(ref attachment, new Attachment(current, taps.Reconcile(current, deferClose: true), attachment.Generation + 1));
             }
-            forwarding.Publish(current);
-            snapshot = current;
+            catch (Exception e) when (e is IOException or ArgumentException)
+            {
+                // Retried a second later; meanwhile the ports that work keep forwarding.
+                stderr.WriteLine($"fastpath run: {e.Message}");
+                retryAt = clock.Elapsed + TimeSpan.FromSeconds(1);
+            }
         }
 
         void Stop(PosixSignalContext ctx)
@@ -172,14 +194,6 @@ public static class RunCommand
             ctx.Cancel = true;
             stop.Cancel();
         }
-    }
-
-    private static bool SamePorts(ForwardingSnapshot a, ForwardingSnapshot b)
-    {
-        if (a.PortCount != b.PortCount) return false;
-        for (int p = 0; p < a.PortCount; p++)
-            if (!string.Equals(a.Ports[p].Name, b.Ports[p].Name, StringComparison.Ordinal)) return false;
-        return true;
     }
 
     private static int Fail(TextWriter stderr, string message) => Fail(stderr, [message]);

@@ -8,33 +8,43 @@ namespace FastPath.Live;
 
 /// <summary>
 /// The periodic line `fastpath run` prints: snapshot generation, ports, receive/transmit rates, drops per reason
-/// since the last line and transmit errors. Read on the forwarding thread, so the counters need no synchronisation.
+/// since the last line, transmit errors and super-frames cut in software, summed over the workers. Read from the
+/// coordinator thread while the workers count: figures, not a consistent cut.
 /// </summary>
 public sealed class StatusLine(TextWriter output, TimeSpan interval)
 {
     private readonly long[] _lastDrops = new long[DropReasons.Count];
+    private readonly long[] _drops = new long[DropReasons.Count];
     private long _lastRx, _lastTx, _lastTxErrors;
-    private PortCounters? _lastCounters;
+    private PortCounters?[] _lastCounters = [];
     private TimeSpan _lastAt;
 
     /// <summary>Prints a line when <paramref name="interval"/> has passed since the previous one.</summary>
-    public void Report(TimeSpan now, ForwardingSnapshot snapshot, PortCounters counters, TapPort taps, bool force = false)
+    public void Report(TimeSpan now, ForwardingSnapshot snapshot, IReadOnlyList<Engine> workers, IReadOnlyList<TapPort> taps, bool force = false)
     {
         if (!force && now - _lastAt < interval) return;
         double seconds = Math.Max((now - _lastAt).TotalSeconds, 1e-3);
         _lastAt = now;
-        // The engine starts new counters when the port set changes: count from zero then.
-        if (!ReferenceEquals(counters, _lastCounters))
+        // An engine starts new counters when the port set changes: count from zero then.
+        bool renewed = _lastCounters.Length != workers.Count;
+        for (int w = 0; w < workers.Count && !renewed; w++) renewed = !ReferenceEquals(workers[w].Counters, _lastCounters[w]);
+        if (renewed)
         {
-            _lastCounters = counters;
+            _lastCounters = workers.Select(e => (PortCounters?)e.Counters).ToArray();
             _lastRx = _lastTx = 0;
             Array.Clear(_lastDrops);
         }
         long rx = 0, tx = 0;
-        for (int p = 0; p < counters.PortCount; p++)
+        Array.Clear(_drops);
+        foreach (var engine in workers)
         {
-            rx += counters.RxPackets(p);
-            tx += counters.TxPackets(p);
+            var counters = engine.Counters;
+            for (int p = 0; p < counters.PortCount; p++)
+            {
+                rx += counters.RxPackets(p);
+                tx += counters.TxPackets(p);
+            }
+            for (int r = 1; r < DropReasons.Count; r++) _drops[r] += counters.Drops((DropReason)r);
         }
         var ci = CultureInfo.InvariantCulture;
         var line = new StringBuilder();
@@ -43,17 +53,21 @@ public sealed class StatusLine(TextWriter output, TimeSpan interval)
         long dropped = 0;
         for (int r = 1; r < DropReasons.Count; r++)
         {
-            long n = counters.Drops((DropReason)r);
+            long n = _drops[r];
             if (n - _lastDrops[r] > 0) line.Append(ci, $" {DropReasons.Name((DropReason)r)}={n - _lastDrops[r]}");
             dropped += n - _lastDrops[r];
             _lastDrops[r] = n;
         }
         if (dropped == 0) line.Append(" 0");
-        line.Append(ci, $", tx errors {taps.TransmitErrors - _lastTxErrors}");
-        if (taps.FailedDevices > 0) line.Append(ci, $", {taps.FailedDevices} TAP device(s) gone");
+        long txErrors = taps.Sum(t => t.TransmitErrors);
+        line.Append(ci, $", tx errors {txErrors - _lastTxErrors}");
+        long segmented = taps.Sum(t => t.SoftwareSegmented);
+        if (segmented > 0) line.Append(ci, $", super-frames segmented in software {segmented:N0}");
+        int failed = taps.Max(t => t.FailedDevices);
+        if (failed > 0) line.Append(ci, $", {failed} TAP device(s) gone");
         _lastRx = rx;
         _lastTx = tx;
-        _lastTxErrors = taps.TransmitErrors;
+        _lastTxErrors = txErrors;
         output.WriteLine(line.ToString());
     }
 }
