@@ -6,6 +6,7 @@ using FastPath.DataPlane.Ports;
 using FastPath.DataPlane.Telemetry;
 using FastPath.Diff;
 using FastPath.Replay;
+using Microsoft.Extensions.Logging;
 
 namespace FastPath.Commands;
 
@@ -68,7 +69,7 @@ public static class DiffCommand
 
         var before = new Side(new SnapshotHolder(beforeSnapshot));
         var afterHolder = new SnapshotHolder(afterSnapshot);
-        var changes = schedule.Count > 0 ? new ChangeReplay(o.Node, afterHolder, afterState, schedule, TextWriter.Null, "diff") : null;
+        var changes = schedule.Count > 0 ? new ChangeReplay(o.Node, afterHolder, afterState, schedule, stderr, "diff", LogLevel.Warning) : null;
         var after = new Side(afterHolder);
         // With changes the after side forwards packet by packet (as replay --changes), so both sides do: the same batches.
         int batchSize = changes is null ? o.BatchSize : 1;

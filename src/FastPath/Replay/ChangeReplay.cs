@@ -3,6 +3,7 @@ using FastPath.ControlPlane.Cluster.Sources;
 using FastPath.ControlPlane.Live;
 using FastPath.ControlPlane.Publish;
 using FastPath.DataPlane.Pipeline;
+using Microsoft.Extensions.Logging;
 
 namespace FastPath.Replay;
 
@@ -20,13 +21,15 @@ public sealed class ChangeReplay
     private long? _start;
     private int _next;
 
-    public ChangeReplay(string node, SnapshotHolder holder, ClusterState state, IReadOnlyList<ScheduledChange> schedule, TextWriter log, string command)
+    /// <param name="log">Where each applied change is logged (from <paramref name="minimum"/> up; a rejected object is an error).</param>
+    public ChangeReplay(string node, SnapshotHolder holder, ClusterState state, IReadOnlyList<ScheduledChange> schedule, TextWriter log, string command,
+        LogLevel minimum = LogLevel.Information)
     {
         _schedule = schedule;
-        _log = log;
+        _log = minimum <= LogLevel.Information ? log : TextWriter.Null;
         _command = command;
         Publisher = new SnapshotPublisher(node, holder);
-        _controller = new ClusterController(node, Publisher, new TextWriterLogger(log, $"fastpath {command}: "));
+        _controller = new ClusterController(node, Publisher, new TextWriterLogger(log, $"fastpath {command}: ", minimum));
         _controller.Apply(new ClusterChangeBatch(state.Objects().Select(ClusterChange.Upsert).ToList(), [], []));
     }
 
