@@ -98,6 +98,17 @@ public static class ReplayCommand
             return Fail(stderr, $"--out {o.Out}: cannot create directory: {e.Message}");
         }
 
+        VerdictCapture? verdicts = null;
+        try
+        {
+            if (o.Pcapng is { } pcapngPath) verdicts = new VerdictCapture(pcapngPath, snapshot, o.BatchSize);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return Fail(stderr, $"--pcapng {o.Pcapng}: cannot create file: {e.Message}");
+        }
+        using var verdictsScope = verdicts;
+
         var holder = new SnapshotHolder(snapshot);
         // Changes are applied between packets, so a replay with changes forwards packet by packet: each change then
         // lands exactly at its capture time, and every packet sees the state of its own time.
@@ -107,7 +118,6 @@ public static class ReplayCommand
         using var captureSource = new CaptureSource(inputs, name => (short)snapshot.FindPort(name));
         using var sink = new ReplayOutput(o.Out, snapshot, nanosecond);
         using var flows = o.FlowLog is null ? null : new FlowLogSession(o.FlowLog, o.FlowLogSample, engine, holder);
-        using var verdicts = o.Pcapng is null ? null : new VerdictCapture(o.Pcapng, snapshot, batch.Capacity);
         var clock = Stopwatch.StartNew();
         var progress = new ProgressLine(o.Quiet ? TextWriter.Null : stderr);
         IPacketSource source = captureSource;

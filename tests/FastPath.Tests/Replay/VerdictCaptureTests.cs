@@ -88,4 +88,34 @@ public class VerdictCaptureTests
 
     private static Dictionary<string, string> Comment(string comment) =>
         comment.Split(' ').Select(kv => kv.Split('=', 2)).ToDictionary(kv => kv[0], kv => kv[1]);
+
+    [Fact]
+    public void WithTheFlowLog_BothObserversSeeEveryPacket()
+    {
+        using var tmp = new TempFolder();
+        var stderr = new StringWriter();
+        int exit = FastPath.Program.Run(["replay", Demo("demo.pcapng"), "--cluster", Demo("cluster"), "--node", "node-a", "--out", tmp.File("out"),
+            "--pcapng", tmp.File("v.pcapng"), "--flow-log", tmp.File("flows.jsonl"), "-q"], new StringWriter(), stderr);
+        Assert.True(exit == 0, stderr.ToString());
+        var records = Read(tmp.File("v.pcapng"));
+        var drops = DropsJsonl(tmp);
+        Assert.Equal(drops.Count, records.Count(r => r.Interface == "drop"));
+        // The flow log's drop records are the same drops, one per dropped packet.
+        var flowDrops = File.ReadAllLines(tmp.File("flows.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(e => e.GetProperty("event").GetString() == "drop").ToList();
+        Assert.Equal(drops.Count, flowDrops.Count);
+    }
+
+    [Fact]
+    public void AnUnwritablePath_StopsBeforeForwarding_WithOneLine()
+    {
+        using var tmp = new TempFolder();
+        var stderr = new StringWriter();
+        int exit = FastPath.Program.Run(["replay", Demo("demo.pcapng"), "--cluster", Demo("cluster"), "--node", "node-a", "--out", tmp.File("out"),
+            "--pcapng", tmp.File("no/such/dir/v.pcapng")], new StringWriter(), stderr);
+        Assert.Equal(2, exit);
+        Assert.Single(stderr.ToString().Trim().Split('\n'));
+        Assert.StartsWith($"fastpath replay: --pcapng {tmp.File("no/such/dir/v.pcapng")}: cannot create file:", stderr.ToString());
+        Assert.False(File.Exists(tmp.File("out/drops.jsonl")));
+    }
 }
