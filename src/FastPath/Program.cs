@@ -16,6 +16,7 @@ public static class Program
         var root = new RootCommand("FastPath: a Kubernetes node data plane you can replay captures through.")
         {
             ReplayCommand.Create(stdout, stderr),
+            DiffCommand.Create(stdout, stderr),
             CheckCommand.Create(stdout, stderr),
             RunCommand.Create(stdout, stderr),
             TraceCommand.Create(stdout, stderr),

@@ -68,6 +68,23 @@ public sealed class PacketBatch
         m.EgressPort = PortIndex.None;
     }
 
+    /// <summary>
+    /// Makes this batch a copy of <paramref name="source"/>'s packets as received (frames into the same slots, metadata
+    /// as is), so the same input can be processed twice (fastpath diff) or kept past processing, which rewrites frames in
+    /// place (replay --pcapng). Copies each frame's bytes only, not whole slots.
+    /// </summary>
+    public void CopyFrom(PacketBatch source)
+    {
+        if (source.Count > Capacity) throw new ArgumentException($"batch of {source.Count} does not fit {Capacity} slots", nameof(source));
+        Array.Copy(source.Meta, Meta, source.Count);
+        for (int i = 0; i < source.Count; i++)
+        {
+            ref var m = ref Meta[i];
+            Buffer.BlockCopy(source._arena, m.Offset, _arena, m.Offset, m.Length);
+        }
+        Count = source.Count;
+    }
+
     /// <summary>The current frame of slot <paramref name="index"/>.</summary>
     public Span<byte> Frame(int index)
     {

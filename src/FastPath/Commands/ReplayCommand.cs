@@ -44,10 +44,15 @@ public static class ReplayCommand
         };
         var flowLog = new Option<string?>("--flow-log") { Description = "Write JSON-lines flow records (connection start/end, drops) to this file" };
         var flowSample = new Option<int>("--flow-log-sample") { Description = "Keep 1 flow in N (by tuple hash)", DefaultValueFactory = _ => 1 };
-        var cmd = new Command("replay", "Replay captures through a node's data plane") { captures, cluster, node, output, batchSize, quiet, repeat, changes, flowLog, flowSample };
+        var pcapng = new Option<string?>("--pcapng")
+        {
+            Description = "Also write one pcapng of every fate: an interface per port with its emitted packets, a 'drop' interface with "
+                + "the dropped input packets, each packet commented with its input index, verdict, Service/backend and policy",
+        };
+        var cmd = new Command("replay", "Replay captures through a node's data plane") { captures, cluster, node, output, batchSize, quiet, repeat, changes, flowLog, flowSample, pcapng };
         cmd.SetAction(r => Run(new ReplayOptions(r.GetValue(captures)!, r.GetValue(cluster)!, r.GetValue(node)!,
             r.GetValue(output)!, r.GetValue(batchSize), r.GetValue(quiet), r.GetValue(repeat), r.GetValue(flowLog), r.GetValue(flowSample))
-            { Changes = r.GetValue(changes) }, stdout, stderr));
+            { Changes = r.GetValue(changes), Pcapng = r.GetValue(pcapng) }, stdout, stderr));
         return cmd;
     }
 
@@ -59,6 +64,9 @@ public static class ReplayCommand
     {
         /// <summary>--changes DIR, or null.</summary>
         public string? Changes { get; init; }
+
+        /// <summary>--pcapng FILE (the verdict capture), or null.</summary>
+        public string? Pcapng { get; init; }
     }
 
     public static int Run(ReplayOptions o, TextWriter stdout, TextWriter stderr)
@@ -79,24 +87,7 @@ public static class ReplayCommand
             if (problems.Count > 0) return Fail(stderr, problems);
         }
 
-        var inputs = new List<CaptureInput>();
-        bool nanosecond = false;
-        foreach (var arg in o.Captures)
-        {
-            if (!TryParseCapture(arg, snapshot, out var input, out var problem)) return Fail(stderr, problem);
-            try
-            {
-                CaptureReader.Validate(input.Path);
-                using var reader = new CaptureReader(input.Path);
-                nanosecond |= reader.IsNanosecond;
-            }
-            catch (CaptureFormatException e) { return Fail(stderr, e.Message); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                return Fail(stderr, $"{input.Path}: cannot read capture: {e.Message}");
-            }
-            inputs.Add(input);
-        }
+        if (OpenCaptures(o.Captures, snapshot, out bool nanosecond, out string problem) is not { } inputs) return Fail(stderr, problem);
 
         try
         {
@@ -107,22 +98,23 @@ public static class ReplayCommand
             return Fail(stderr, $"--out {o.Out}: cannot create directory: {e.Message}");
         }
 
+        VerdictCapture? verdicts = null;
+        try
+        {
+            if (o.Pcapng is { } pcapngPath) verdicts = new VerdictCapture(pcapngPath, snapshot, o.BatchSize);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return Fail(stderr, $"--pcapng {o.Pcapng}: cannot create file: {e.Message}");
+        }
+        using var verdictsScope = verdicts;
+
         var holder = new SnapshotHolder(snapshot);
         // Changes are applied between packets, so a replay with changes forwards packet by packet: each change then
         // lands exactly at its capture time, and every packet sees the state of its own time.
-        ClusterController? controller = null;
-        SnapshotPublisher? publisher = null;
-        if (schedule.Count > 0)
-        {
-            var logger = new TextWriterLogger(o.Quiet ? TextWriter.Null : stderr, "fastpath replay: ");
-            publisher = new SnapshotPublisher(o.Node, holder);
-            controller = new ClusterController(o.Node, publisher, logger);
-            controller.Apply(new ClusterChangeBatch(state.Objects().Select(ClusterChange.Upsert).ToList(), [], []));
-        }
+        var changes = schedule.Count > 0 ? new ChangeReplay(o.Node, holder, state, schedule, o.Quiet ? TextWriter.Null : stderr, "replay") : null;
         var engine = new Engine(holder, conntrackSeed: ConntrackSeed);
-        var batch = new PacketBatch(controller is null ? o.BatchSize : 1);
-        long? start = null;
-        int next = 0;
+        var batch = new PacketBatch(changes is null ? o.BatchSize : 1);
         using var captureSource = new CaptureSource(inputs, name => (short)snapshot.FindPort(name));
         using var sink = new ReplayOutput(o.Out, snapshot, nanosecond);
         using var flows = o.FlowLog is null ? null : new FlowLogSession(o.FlowLog, o.FlowLogSample, engine, holder);
@@ -141,18 +133,20 @@ public static class ReplayCommand
             }
             while (source.Receive(batch) > 0)
             {
-                if (controller is not null)
+                changes?.ApplyDue(batch);
+                bool firstRound = recorded is not { Round: > 0 };
+                if (verdicts is not null && firstRound)
                 {
-                    start ??= batch.Meta[0].Timestamp;
-                    for (; next < schedule.Count && start + schedule[next].Offset <= batch.Meta[0].Timestamp; next++)
-                    {
-                        if (!o.Quiet) stderr.WriteLine($"fastpath replay: at packet {batch.Meta[0].InputIndex}: {schedule[next].File}");
-                        controller.Apply(schedule[next].Batch);
-                    }
+                    // The verdict capture needs each stage's decision and the input as it was before processing.
+                    verdicts.Keep(batch);
+                    var fate = verdicts.Observer();
+                    if (flows is null) engine.Process(batch, ref fate);
+                    else flows.Process(batch, ref fate);
+                    verdicts.Write(batch, engine.Snapshot);
                 }
-                if (flows is null) engine.Process(batch);
+                else if (flows is null) engine.Process(batch);
                 else flows.Process(batch);
-                if (recorded is not { Round: > 0 }) sink.Write(batch, engine.Snapshot);
+                if (firstRound) sink.Write(batch, engine.Snapshot);
                 else emittedLater += batch.CountEmitted(); // later rounds of --repeat are counted, not written
                 progress.Report(recorded?.Delivered ?? captureSource.Delivered, clock.Elapsed);
             }
@@ -165,22 +159,56 @@ public static class ReplayCommand
         clock.Stop();
         progress.Done();
         flows?.Complete();
-        if (next < schedule.Count)
-            stderr.WriteLine($"fastpath replay: warning: {schedule.Count - next} change file(s) after the last packet were not applied ({schedule[next].File}, ...)");
+        changes?.WarnUnapplied(stderr);
+        verdicts?.Flush();
 
         var summary = new ReplaySummary(o.Node, inputs.Select(i => i.Path).ToArray(), engine.Snapshot, engine.Counters,
             recorded?.Delivered ?? captureSource.Delivered, sink.Emitted + emittedLater, clock.Elapsed)
         {
             Retired = engine.TakeRetiredPorts(),
             // With changes, the controller compiled the state the replay ran and every change: its histograms count them all.
-            Metrics = publisher is null
+            Metrics = changes is null
                 ? NodeMetrics.Collect(engine.Snapshot, [engine], compileLatency)
-                : NodeMetrics.Collect(engine.Snapshot, [engine], publisher.CompileLatency, publisher.PublishLatency),
+                : NodeMetrics.Collect(engine.Snapshot, [engine], changes.Publisher.CompileLatency, changes.Publisher.PublishLatency),
         };
         sink.Finish(summary);
         if (!o.Quiet) summary.Print(stdout, o.Out, sink.Files);
+        if (!o.Quiet && verdicts is not null) stdout.WriteLine($"  verdict capture {o.Pcapng}: {verdicts.Packets:N0} packets on {verdicts.Interfaces} interfaces");
         if (!o.Quiet && flows is not null) stdout.WriteLine($"  flow log {o.FlowLog}: {flows.Written:N0} records, {flows.Lost:N0} lost");
         return 0;
+    }
+
+    /// <summary>
+    /// Parses and validates every CAPTURE argument (a broken file fails here, before anything is forwarded); null with
+    /// the one-line problem otherwise. <paramref name="nanosecond"/>: some input keeps nanoseconds, so outputs do too.
+    /// </summary>
+    internal static List<CaptureInput>? OpenCaptures(string[] captures, ForwardingSnapshot snapshot, out bool nanosecond, out string problem)
+    {
+        var inputs = new List<CaptureInput>();
+        nanosecond = false;
+        foreach (var arg in captures)
+        {
+            if (!TryParseCapture(arg, snapshot, out var input, out problem)) return null;
+            try
+            {
+                CaptureReader.Validate(input.Path);
+                using var reader = new CaptureReader(input.Path);
+                nanosecond |= reader.IsNanosecond;
+            }
+            catch (CaptureFormatException e)
+            {
+                problem = e.Message;
+                return null;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                problem = $"{input.Path}: cannot read capture: {e.Message}";
+                return null;
+            }
+            inputs.Add(input);
+        }
+        problem = "";
+        return inputs;
     }
 
     /// <summary>

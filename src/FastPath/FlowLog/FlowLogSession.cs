@@ -31,9 +31,23 @@ public sealed class FlowLogSession : IDisposable
     /// <summary>Runs the batch through the worker with the flow-log observer.</summary>
     public void Process(PacketBatch batch)
     {
-        // The table exists once a snapshot needs one; attach to it (again) after a snapshot change created it.
-        if (_engine.Conntrack is { FlowLog: null } table) table.FlowLog = _ring;
+        AttachTable();
         _engine.Process(batch, ref _observer);
+    }
+
+    /// <summary>Runs the batch with the flow-log observer and <paramref name="other"/> (replay --pcapng's) side by side.</summary>
+    public void Process<TOther>(PacketBatch batch, ref TOther other) where TOther : struct, IPacketObserver
+    {
+        AttachTable();
+        var both = new ObserverPair<FlowLogObserver, TOther>(_observer, other);
+        _engine.Process(batch, ref both);
+        (_observer, other) = (both.First, both.Second);
+    }
+
+    /// <summary>The table exists once a snapshot needs one; attach to it (again) after a snapshot change created it.</summary>
+    private void AttachTable()
+    {
+        if (_engine.Conntrack is { FlowLog: null } table) table.FlowLog = _ring;
     }
 
     /// <summary>Writes an "active" record for every connection still tracked, then drains and closes the file.</summary>

@@ -255,7 +255,7 @@ public sealed class TraceReport
 
     public static string Endpoint(IpAddr a, ushort port) => a.IsV4 ? $"{a}:{port}" : $"[{a}]:{port}";
 
-    private static string Tuple(in FlowKey k) => $"{ProtocolName(k.Protocol)} {Endpoint(k.Source, k.SourcePort)} > {Endpoint(k.Destination, k.DestinationPort)}";
+    public static string Tuple(in FlowKey k) => $"{ProtocolName(k.Protocol)} {Endpoint(k.Source, k.SourcePort)} > {Endpoint(k.Destination, k.DestinationPort)}";
 
     public void WriteText(TextWriter o)
     {

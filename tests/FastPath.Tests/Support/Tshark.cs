@@ -112,6 +112,27 @@ public static class Tshark
         return problems;
     }
 
+    /// <summary>
+    /// <c>tshark -r FILE -T fields -e F1 -e F2 ...</c>: one row per packet, one cell per field (tab-separated), and
+    /// tshark's stderr without the running-as-root line. Requires <see cref="Available"/>.
+    /// </summary>
+    public static (List<string[]> Rows, string Stderr) Fields(string pcapPath, params string[] fields)
+    {
+        var psi = new ProcessStartInfo(Executable!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "-r", pcapPath, "-n", "-T", "fields", "-E", "separator=/t" }) psi.ArgumentList.Add(a);
+        foreach (var f in fields)
+        {
+            psi.ArgumentList.Add("-e");
+            psi.ArgumentList.Add(f);
+        }
+        using var process = Process.Start(psi) ?? throw new InvalidOperationException("could not start tshark");
+        var stderrTask = process.StandardError.ReadToEndAsync();
+        string stdout = process.StandardOutput.ReadToEnd();
+        if (!process.WaitForExit(Timeout)) process.Kill();
+        var rows = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('\t')).ToList();
+        return (rows, Meaningful(stderrTask.GetAwaiter().GetResult()));
+    }
+
     private static string? First(JsonElement layers, string field)
         => layers.TryGetProperty(field, out var v) && v.ValueKind == JsonValueKind.Array && v.GetArrayLength() > 0
             ? v[0].GetString()
