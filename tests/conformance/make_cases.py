@@ -182,6 +182,7 @@ def main():
     affinity_ipv6()
     network_policy()
     endpoint_selection()
+    sctp()
 
 
 SERVICES = """\
@@ -821,6 +822,78 @@ def endpoint_selection():
             "zone hints; a LoadBalancer ingress IP with ipMode Proxy (KEP-1860) is not captured and leaves for the load "
             "balancer, while the VIP-mode one is DNATed." + (" IPv6." if v6 else " IPv4."),
             packets, expect, config=CONFIG.format(extra="") + selection_services(), cluster=ZONED_CLUSTER)
+
+
+# Issue 18: SCTP Services and NetworkPolicy ports. web-1 is isolated for ingress except SCTP 3869; the Service maps
+# 3868 to 3869, so every translated packet needs its CRC32c recomputed (the runner checks it).
+SCTP_CLUSTER = """\
+apiVersion: v1
+kind: Service
+metadata: {name: diameter, namespace: default}
+spec:
+  type: NodePort
+  clusterIP: 10.96.0.60
+  clusterIPs: [10.96.0.60, "fd00:10:96::60"]
+  ipFamilies: [IPv4, IPv6]
+  ipFamilyPolicy: PreferDualStack
+  ports: [{name: diameter, port: 3868, targetPort: 3869, protocol: SCTP, nodePort: 30868}]
+""" + "".join(f"""---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: diameter-{family.lower()}, namespace: default, labels: {{kubernetes.io/service-name: diameter}}}}
+addressType: {family}
+ports: [{{name: diameter, port: 3869, protocol: SCTP}}]
+endpoints:
+  - {{addresses: ["{address}"], nodeName: node-a}}
+""" for family, address in (("IPv4", "10.244.1.11"), ("IPv6", "fd00:10:244:1::b"))) + """---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-sctp-only, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress: [{ports: [{protocol: SCTP, port: 3869}]}]
+---
+"""
+
+
+def sctp():
+    from scapy.layers.sctp import SCTP, SCTPChunkInit, SCTPChunkInitAck, SCTPChunkCookieEcho
+    cluster = CLUSTER.replace("  name: web-1\n  namespace: default\n", "  name: web-1\n  namespace: default\n  labels: {app: web}\n", 1)
+    assert cluster != CLUSTER
+    for v6 in (False, True):
+        suffix = "-ipv6" if v6 else ""
+        L3 = IPv6 if v6 else IP
+        me, web1, vip, node = (("fd00:10:244:1::a", "fd00:10:244:1::b", "fd00:10:96::60", "fd00:56::11") if v6
+                               else ("10.244.1.10", "10.244.1.11", "10.96.0.60", NODE_A))
+        ext = "2001:db8:100::7" if v6 else "198.51.100.7"
+        init = SCTPChunkInit(init_tag=0x1234, a_rwnd=65535, n_out_streams=10, n_in_streams=10, init_tsn=1)
+        packets = [
+            client(L3(src=me, dst=vip) / SCTP(sport=5000, dport=3868, tag=0) / init),
+            Ether(src=WEB1_MAC, dst=GW) / L3(src=web1, dst=me) / SCTP(sport=3869, dport=5000, tag=0x1234) /
+            SCTPChunkInitAck(init_tag=0x5678, a_rwnd=65535, n_out_streams=10, n_in_streams=10, init_tsn=1),
+            client(L3(src=me, dst=vip) / SCTP(sport=5000, dport=3868, tag=0x5678) / SCTPChunkCookieEcho(cookie=b"fastpath")),
+            Ether(src=ROUTER_MAC, dst=NODE_A_MAC) / L3(src=ext, dst=node) / SCTP(sport=5001, dport=30868, tag=0) / init,
+            client(L3(src=me, dst=web1) / SCTP(sport=5002, dport=3870, tag=0) / init),
+            client(L3(src=me, dst=web1) / SCTP(sport=5003, dport=3869, tag=0) / init),
+            client(L3(src=me, dst=vip) / SCTP(sport=5004, dport=3869, tag=0) / init),
+        ]
+        unreach = {"icmp.type": 1, "icmp.code": 4} if v6 else {"icmp.type": 3, "icmp.code": 3}
+        expect = [
+            {"packet": 1, "emits": [{"port": "default/web-1", "checks": {"ip.src": me, "ip.dst": web1, "ip.proto": 132, "l4.sport": 5000, "l4.dport": 3869}}]},
+            {"packet": 2, "emits": [{"port": "default/client", "checks": {"ip.src": vip, "ip.dst": me, "l4.sport": 3868, "l4.dport": 5000}}]},
+            {"packet": 3, "emits": [{"port": "default/web-1", "checks": {"ip.dst": web1, "l4.dport": 3869}}]},
+            {"packet": 4, "emits": [{"port": "default/web-1", "checks": {"ip.src": node, "ip.dst": web1, "l4.dport": 3869}}]},
+            {"packet": 5, "drop": "policy-denied"},
+            {"packet": 6, "emits": [{"port": "default/web-1", "checks": {"ip.src": me, "ip.dst": web1, "l4.dport": 3869}}]},
+            {"packet": 7, "drop": "unknown-service-port", "emits": [{"port": "default/client", "checks": dict(unreach, **{"icmp.inner.ip.dst": vip})}]},
+        ]
+        write_case(
+            "service-sctp" + suffix, "service sctp networkpolicy nodeport" + (" ipv6" if v6 else ""),
+            "SCTP Services as kube-proxy: a ClusterIP and a NodePort are DNATed (and the NodePort SNATed) to the endpoint's "
+            "target port with SCTP's CRC32c recomputed (no pseudo-header, so only the port change needs it); the reply "
+            "is reverse-NATed the same way; a NetworkPolicy allowing SCTP 3869 admits that port and denies 3870; a port "
+            "the Service lacks is rejected with ICMP port unreachable." + (" IPv6." if v6 else " IPv4."),
+            packets, expect, config=CONFIG.format(extra="") + SCTP_CLUSTER, cluster=cluster)
 
 
 if __name__ == "__main__":
