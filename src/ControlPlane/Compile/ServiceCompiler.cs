@@ -100,6 +100,36 @@ public static class ServiceCompiler
         return frontends;
     }
 
+    /// <summary>A Service's health check node port and this node's count of its ready local endpoints.</summary>
+    public sealed record HealthCheckPort(string Namespace, string Name, int Port, int LocalEndpoints);
+
+    /// <summary>
+    /// The health check node ports kube-proxy serves on this node (pkg/proxy/healthcheck/service_health.go): one per
+    /// Service of type LoadBalancer with externalTrafficPolicy Local and spec.healthCheckNodePort set, counting the
+    /// ready endpoints on this node over the Service's ports (kube-proxy's LocalReadyEndpoints: serving-but-terminating
+    /// ones do not count, so a load balancer drains a node whose pods are going away). Like one family's kube-proxy,
+    /// endpoints of the Service's primary family (its first clusterIP's) are counted, once per Service port.
+    /// </summary>
+    public static List<HealthCheckPort> HealthCheckPorts(ClusterState state, string nodeName)
+    {
+        var ports = new List<HealthCheckPort>();
+        var slicesByService = state.EndpointSlices.Where(s => ServiceOf(s) is not null)
+            .ToLookup(s => (s.Value.Metadata?.NamespaceProperty ?? "default", ServiceOf(s)!));
+        foreach (var svc in state.Services)
+        {
+            var spec = svc.Value.Spec;
+            if (spec is not { Type: "LoadBalancer", ExternalTrafficPolicy: "Local", HealthCheckNodePort: int port and > 0 }) continue;
+            string ns = svc.Value.Metadata?.NamespaceProperty ?? "default", name = svc.Value.Metadata?.Name ?? "";
+            var slices = slicesByService[(ns, name)].ToList();
+            bool v4 = !(spec.ClusterIPs is { Count: > 0 } ips ? ips[0] : spec.ClusterIP ?? "").Contains(':');
+            int local = 0;
+            foreach (var servicePort in spec.Ports ?? [])
+                local += Candidates(slices, servicePort, v4, nodeName).Where(c => IsReady(c.Endpoint)).Select(c => c.Endpoint).Distinct().Count();
+            ports.Add(new HealthCheckPort(ns, name, port, local));
+        }
+        return ports;
+    }
+
     private static List<IpAddr> Addresses(IEnumerable<string> texts) =>
         texts.Select(t => IpAddr.TryParse(t, out var a) ? (IpAddr?)a : null).OfType<IpAddr>().Distinct().ToList();
 

@@ -9,6 +9,7 @@ using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Ports;
 using FastPath.FlowLog;
 using FastPath.Live;
+using FastPath.Health;
 using FastPath.Metrics;
 
 namespace FastPath.Commands;
@@ -35,12 +36,13 @@ public static class RunCommand
         var metrics = new Option<string?>("--metrics") { Description = "Serve Prometheus metrics on ADDR:PORT (http://ADDR:PORT/metrics/)" };
         var flowLog = new Option<string?>("--flow-log") { Description = "Write JSON-lines flow records (connection start/end, drops) to this file" };
         var flowSample = new Option<int>("--flow-log-sample") { Description = "Keep 1 flow in N (by tuple hash)", DefaultValueFactory = _ => 1 };
+        var healthz = new Option<string>("--healthz") { Description = "Serve /healthz and /livez on ADDR:PORT, as kube-proxy's --healthz-bind-address ('off': none)", DefaultValueFactory = _ => ":10256" };
         var cmd = new Command("run", "Run a node's data plane live on TAP devices")
         {
-            cluster, node, tap, uplink, host, batchSize, status, duration, metrics, flowLog, flowSample,
+            cluster, node, tap, uplink, host, batchSize, status, duration, metrics, flowLog, flowSample, healthz,
         };
         cmd.SetAction(r => Run(new RunOptions(r.GetValue(cluster)!, r.GetValue(node)!, r.GetValue(tap), r.GetValue(uplink)!,
-            r.GetValue(host), r.GetValue(batchSize), r.GetValue(status), r.GetValue(duration)) { Metrics = r.GetValue(metrics), FlowLog = r.GetValue(flowLog), FlowLogSample = r.GetValue(flowSample) }, stdout, stderr));
+            r.GetValue(host), r.GetValue(batchSize), r.GetValue(status), r.GetValue(duration)) { Metrics = r.GetValue(metrics), FlowLog = r.GetValue(flowLog), FlowLogSample = r.GetValue(flowSample), Healthz = r.GetValue(healthz)! }, stdout, stderr));
         return cmd;
     }
 
@@ -53,6 +55,9 @@ public static class RunCommand
         /// <summary>--flow-log FILE (or null) and --flow-log-sample N.</summary>
         public string? FlowLog { get; init; }
         public int FlowLogSample { get; init; } = 1;
+
+        /// <summary>--healthz ADDR:PORT for /healthz and /livez, or "off".</summary>
+        public string Healthz { get; init; } = "off";
     }
 
     public static int Run(RunOptions o, TextWriter stdout, TextWriter stderr)
@@ -113,6 +118,16 @@ public static class RunCommand
             stdout.WriteLine($"metrics: {metricsServer.Url}");
         }
         using var metricsLifetime = metricsServer;
+        HealthServing health;
+        try
+        {
+            health = HealthServing.Start(o.Healthz, o.Node, controller, publisher, stdout);
+        }
+        catch (FormatException e)
+        {
+            return Fail(stderr, e.Message);
+        }
+        using var healthLifetime = health;
         using var flows = o.FlowLog is null ? null : new FlowLogSession(o.FlowLog, o.FlowLogSample, engine, forwarding);
         var batch = new PacketBatch(o.BatchSize);
         var status = new StatusLine(stdout, TimeSpan.FromSeconds(o.StatusInterval));
@@ -122,6 +137,7 @@ public static class RunCommand
         stdout.Flush();
         while (!stop.IsCancellationRequested)
         {
+            health.Server.Beat();
             if (port.Receive(batch) > 0)
             {
                 // Packets that arrived while the loop waited meet the newest snapshot its port numbering allows.
