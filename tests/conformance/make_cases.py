@@ -66,11 +66,11 @@ def client(l3):
     return Ether(src=CLIENT_MAC, dst=GW) / l3
 
 
-def write_case(name, feature, why, packets, expect, inputs=None, config=""):
+def write_case(name, feature, why, packets, expect, inputs=None, config="", cluster=CLUSTER):
     d = os.path.join(HERE, "cases", name)
     os.makedirs(os.path.join(d, "cluster"), exist_ok=True)
     with open(os.path.join(d, "cluster", "cluster.yaml"), "w") as f:
-        f.write(config + CLUSTER)
+        f.write(config + cluster)
     for i, p in enumerate(packets, 1):
         p.time = 1000 + i
     wrpcap(os.path.join(d, "input.pcap"), packets)
@@ -181,6 +181,8 @@ def main():
     icmp_errors_about_nat_ipv6()
     affinity_ipv6()
     network_policy()
+    endpoint_selection()
+    sctp()
 
 
 SERVICES = """\
@@ -718,6 +720,180 @@ def network_policy():
          {"packet": 6, "drop": "policy-denied"},
          {"packet": 7, "emits": [{"port": "default/web-1", "checks": {"l4.dport": 8080, "tcp.flags": "A"}}]}],
         config=CONFIG.format(extra="") + POLICY)
+
+
+# Issue 18: which endpoints kube-proxy balances over. node-a is in zone-a; web-3 runs on node-b (zone-b). Every Service
+# is dual-stack, so the IPv4 and IPv6 cases share one cluster.
+ZONED_CLUSTER = CLUSTER.replace("  name: node-a\n  annotations:", "  name: node-a\n  labels: {topology.kubernetes.io/zone: zone-a}\n  annotations:", 1)
+
+SELECTION_ENDPOINTS = {
+    # no ready endpoint anywhere: the serving-and-terminating one (web-1) serves; web-3 terminates without serving
+    "allterm": [("web-1", "node-a", "conditions: {ready: false, serving: true, terminating: true}"),
+                ("web-3", "node-b", "conditions: {ready: false, serving: false, terminating: true}")],
+    # PreferClose: each endpoint hinted for its own zone
+    "zoned": [("web-1", "node-a", "zone: zone-a, hints: {forZones: [{name: zone-a}]}"),
+              ("web-3", "node-b", "zone: zone-b, hints: {forZones: [{name: zone-b}]}")],
+    # hints name no endpoint for zone-a: kube-proxy ignores them and uses every endpoint (here: web-1 only)
+    "elsewhere": [("web-1", "node-a", "zone: zone-a, hints: {forZones: [{name: zone-b}]}")],
+    # PreferSameNode: node hints win over zone hints that would allow both
+    "noded": [("web-1", "node-a", "zone: zone-a, hints: {forNodes: [{name: node-a}], forZones: [{name: zone-a}]}"),
+              ("web-3", "node-b", "zone: zone-a, hints: {forNodes: [{name: node-b}], forZones: [{name: zone-a}]}")],
+    "lbproxy": [("web-1", "node-a", "")],
+}
+SELECTION_ADDRESSES = {"web-1": ("10.244.1.11", "fd00:10:244:1::b"), "web-3": ("10.244.2.13", "fd00:10:244:2::d")}
+
+
+def selection_services():
+    text = """apiVersion: v1
+kind: Pod
+metadata: {name: web-3, namespace: default}
+spec: {nodeName: node-b, containers: [{name: web, image: nginx}]}
+status: {podIP: 10.244.2.13, podIPs: [{ip: 10.244.2.13}, {ip: "fd00:10:244:2::d"}]}
+"""
+    specs = {
+        "allterm": (40, "  type: NodePort\n  ports: [{port: 80, targetPort: 8080, nodePort: 30100}]\n"),
+        "zoned": (41, "  trafficDistribution: PreferClose\n  ports: [{port: 80, targetPort: 8080}]\n"),
+        "elsewhere": (42, "  trafficDistribution: PreferClose\n  ports: [{port: 80, targetPort: 8080}]\n"),
+        "noded": (43, "  trafficDistribution: PreferSameNode\n  ports: [{port: 80, targetPort: 8080}]\n"),
+        "lbproxy": (44, "  type: LoadBalancer\n  ports: [{port: 80, targetPort: 8080, nodePort: 30104}]\n"
+                        "status: {loadBalancer: {ingress: [{ip: 203.0.113.110, ipMode: Proxy}, {ip: 203.0.113.111, ipMode: VIP}, "
+                        "{ip: \"2001:db8:ff::110\", ipMode: Proxy}, {ip: \"2001:db8:ff::111\"}]}}\n"),
+    }
+    for svc, (n, spec) in specs.items():
+        text += f"""---
+apiVersion: v1
+kind: Service
+metadata: {{name: {svc}, namespace: default}}
+spec:
+  clusterIP: 10.96.0.{n}
+  clusterIPs: [10.96.0.{n}, "fd00:10:96::{n}"]
+  ipFamilies: [IPv4, IPv6]
+  ipFamilyPolicy: PreferDualStack
+{spec}"""
+        for family, index in (("IPv4", 0), ("IPv6", 1)):
+            eps = "".join(f"  - {{addresses: [\"{SELECTION_ADDRESSES[pod][index]}\"], nodeName: {node}{', ' + extra if extra else ''}}}\n"
+                          for pod, node, extra in SELECTION_ENDPOINTS[svc])
+            text += f"""---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: {svc}-{family.lower()}, namespace: default, labels: {{kubernetes.io/service-name: {svc}}}}}
+addressType: {family}
+ports: [{{port: 8080, protocol: TCP}}]
+endpoints:
+{eps}"""
+    return text + "---\n"
+
+
+def endpoint_selection():
+    for v6 in (False, True):
+        suffix = "-ipv6" if v6 else ""
+        me, web1 = ("fd00:10:244:1::a", "fd00:10:244:1::b") if v6 else ("10.244.1.10", "10.244.1.11")
+        node, ext = ("fd00:56::11", "2001:db8:100::7") if v6 else (NODE_A, "198.51.100.7")
+        L3 = IPv6 if v6 else IP
+        vip = (lambda n: f"fd00:10:96::{n}") if v6 else (lambda n: f"10.96.0.{n}")
+        proxied, captured = ("2001:db8:ff::110", "2001:db8:ff::111") if v6 else ("203.0.113.110", "203.0.113.111")
+
+        def syn(dst, sport, dport=80):
+            return client(L3(src=me, dst=dst) / TCP(sport=sport, dport=dport, flags="S"))
+
+        def outside(dst, dport, sport):
+            return Ether(src=ROUTER_MAC, dst=NODE_A_MAC) / L3(src=ext, dst=dst) / TCP(sport=sport, dport=dport, flags="S")
+
+        packets = ([syn(vip(40), 45000), outside(node, 30100, 50100)] +
+                   [syn(vip(41), 45010 + i) for i in range(6)] +
+                   [syn(vip(42), 45020)] +
+                   [syn(vip(43), 45030 + i) for i in range(6)] +
+                   [syn(proxied, 45040), syn(captured, 45041), outside(captured, 80, 50101)])
+        to_web1 = {"port": "default/web-1", "checks": {"ip.dst": web1, "l4.dport": 8080}}
+        expect = ([{"packet": 1, "emits": [to_web1]},
+                   {"packet": 2, "emits": [{"port": "default/web-1", "checks": {"ip.src": node, "ip.dst": web1, "l4.dport": 8080}}]}] +
+                  [{"packet": 3 + i, "emits": [to_web1]} for i in range(6)] +
+                  [{"packet": 9, "emits": [to_web1]}] +
+                  [{"packet": 10 + i, "emits": [to_web1]} for i in range(6)] +
+                  [{"packet": 16, "emits": [{"port": "uplink", "checks": {"eth.dst": ROUTER_MAC, "ip.dst": proxied, "l4.dport": 80}}]},
+                   {"packet": 17, "emits": [to_web1]},
+                   {"packet": 18, "emits": [{"port": "default/web-1", "checks": {"ip.src": node, "ip.dst": web1, "l4.dport": 8080}}]}])
+        write_case(
+            "service-endpoint-selection" + suffix, "service terminating topology ipmode" + (" ipv6" if v6 else ""),
+            "Which endpoints a Service balances over, as kube-proxy (pkg/proxy/topology.go): with no ready endpoint "
+            "anywhere and traffic policy Cluster the serving-and-terminating one serves ClusterIP and NodePort "
+            "(KEP-1669), a terminating endpoint that no longer serves never; PreferClose zone hints keep every flow in "
+            "the node's zone; hints that name no endpoint for the zone are ignored; PreferSameNode node hints win over "
+            "zone hints; a LoadBalancer ingress IP with ipMode Proxy (KEP-1860) is not captured and leaves for the load "
+            "balancer, while the VIP-mode one is DNATed." + (" IPv6." if v6 else " IPv4."),
+            packets, expect, config=CONFIG.format(extra="") + selection_services(), cluster=ZONED_CLUSTER)
+
+
+# Issue 18: SCTP Services and NetworkPolicy ports. web-1 is isolated for ingress except SCTP 3869; the Service maps
+# 3868 to 3869, so every translated packet needs its CRC32c recomputed (the runner checks it).
+SCTP_CLUSTER = """\
+apiVersion: v1
+kind: Service
+metadata: {name: diameter, namespace: default}
+spec:
+  type: NodePort
+  clusterIP: 10.96.0.60
+  clusterIPs: [10.96.0.60, "fd00:10:96::60"]
+  ipFamilies: [IPv4, IPv6]
+  ipFamilyPolicy: PreferDualStack
+  ports: [{name: diameter, port: 3868, targetPort: 3869, protocol: SCTP, nodePort: 30868}]
+""" + "".join(f"""---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: diameter-{family.lower()}, namespace: default, labels: {{kubernetes.io/service-name: diameter}}}}
+addressType: {family}
+ports: [{{name: diameter, port: 3869, protocol: SCTP}}]
+endpoints:
+  - {{addresses: ["{address}"], nodeName: node-a}}
+""" for family, address in (("IPv4", "10.244.1.11"), ("IPv6", "fd00:10:244:1::b"))) + """---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-sctp-only, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress: [{ports: [{protocol: SCTP, port: 3869}]}]
+---
+"""
+
+
+def sctp():
+    from scapy.layers.sctp import SCTP, SCTPChunkInit, SCTPChunkInitAck, SCTPChunkCookieEcho
+    cluster = CLUSTER.replace("  name: web-1\n  namespace: default\n", "  name: web-1\n  namespace: default\n  labels: {app: web}\n", 1)
+    assert cluster != CLUSTER
+    for v6 in (False, True):
+        suffix = "-ipv6" if v6 else ""
+        L3 = IPv6 if v6 else IP
+        me, web1, vip, node = (("fd00:10:244:1::a", "fd00:10:244:1::b", "fd00:10:96::60", "fd00:56::11") if v6
+                               else ("10.244.1.10", "10.244.1.11", "10.96.0.60", NODE_A))
+        ext = "2001:db8:100::7" if v6 else "198.51.100.7"
+        init = SCTPChunkInit(init_tag=0x1234, a_rwnd=65535, n_out_streams=10, n_in_streams=10, init_tsn=1)
+        packets = [
+            client(L3(src=me, dst=vip) / SCTP(sport=5000, dport=3868, tag=0) / init),
+            Ether(src=WEB1_MAC, dst=GW) / L3(src=web1, dst=me) / SCTP(sport=3869, dport=5000, tag=0x1234) /
+            SCTPChunkInitAck(init_tag=0x5678, a_rwnd=65535, n_out_streams=10, n_in_streams=10, init_tsn=1),
+            client(L3(src=me, dst=vip) / SCTP(sport=5000, dport=3868, tag=0x5678) / SCTPChunkCookieEcho(cookie=b"fastpath")),
+            Ether(src=ROUTER_MAC, dst=NODE_A_MAC) / L3(src=ext, dst=node) / SCTP(sport=5001, dport=30868, tag=0) / init,
+            client(L3(src=me, dst=web1) / SCTP(sport=5002, dport=3870, tag=0) / init),
+            client(L3(src=me, dst=web1) / SCTP(sport=5003, dport=3869, tag=0) / init),
+            client(L3(src=me, dst=vip) / SCTP(sport=5004, dport=3869, tag=0) / init),
+        ]
+        unreach = {"icmp.type": 1, "icmp.code": 4} if v6 else {"icmp.type": 3, "icmp.code": 3}
+        expect = [
+            {"packet": 1, "emits": [{"port": "default/web-1", "checks": {"ip.src": me, "ip.dst": web1, "ip.proto": 132, "l4.sport": 5000, "l4.dport": 3869}}]},
+            {"packet": 2, "emits": [{"port": "default/client", "checks": {"ip.src": vip, "ip.dst": me, "l4.sport": 3868, "l4.dport": 5000}}]},
+            {"packet": 3, "emits": [{"port": "default/web-1", "checks": {"ip.dst": web1, "l4.dport": 3869}}]},
+            {"packet": 4, "emits": [{"port": "default/web-1", "checks": {"ip.src": node, "ip.dst": web1, "l4.dport": 3869}}]},
+            {"packet": 5, "drop": "policy-denied"},
+            {"packet": 6, "emits": [{"port": "default/web-1", "checks": {"ip.src": me, "ip.dst": web1, "l4.dport": 3869}}]},
+            {"packet": 7, "drop": "unknown-service-port", "emits": [{"port": "default/client", "checks": dict(unreach, **{"icmp.inner.ip.dst": vip})}]},
+        ]
+        write_case(
+            "service-sctp" + suffix, "service sctp networkpolicy nodeport" + (" ipv6" if v6 else ""),
+            "SCTP Services as kube-proxy: a ClusterIP and a NodePort are DNATed (and the NodePort SNATed) to the endpoint's "
+            "target port with SCTP's CRC32c recomputed (no pseudo-header, so only the port change needs it); the reply "
+            "is reverse-NATed the same way; a NetworkPolicy allowing SCTP 3869 admits that port and denies 3870; a port "
+            "the Service lacks is rejected with ICMP port unreachable." + (" IPv6." if v6 else " IPv4."),
+            packets, expect, config=CONFIG.format(extra="") + SCTP_CLUSTER, cluster=cluster)
 
 
 if __name__ == "__main__":

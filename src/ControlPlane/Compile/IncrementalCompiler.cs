@@ -266,7 +266,8 @@ public sealed class IncrementalCompiler
         IReadOnlyList<ClusterObject<V1EndpointSlice>> slices = _slicesByService.TryGetValue(name, out var s)
             ? s.Values.OrderBy(x => x.Name, StringComparer.Ordinal).ToList()
             : [];
-        var frontends = ServiceCompiler.ServiceFrontends(service, slices, _nodeName, _settings!.HostAddresses);
+        var frontends = ServiceCompiler.ServiceFrontends(service, slices, _nodeName, _settings!.HostAddresses,
+            ServiceCompiler.ZoneOf(_nodes.GetValueOrDefault(_nodeName)?.Value));
         // Frontends of one Service port (ClusterIP, NodePort per node address, LoadBalancer IPs) usually have the
         // same backends: one Maglev table serves them all.
         var tables = new List<(IReadOnlyList<ServiceBackend> Backends, MaglevTable Table)>();

@@ -14,9 +14,13 @@ namespace FastPath.ControlPlane.Compile;
 /// <item>backends: the ready endpoints (conditions.ready unset counts as ready, per the EndpointSlice API) of the
 /// slices labelled kubernetes.io/service-name, of the frontend's family, on the slice port whose name matches the
 /// Service port (slice ports carry the resolved targetPort);</item>
+/// <item>traffic policy Cluster: the ready endpoints, narrowed by topology hints (<see cref="TopologyMode"/>) and,
+/// when none is ready anywhere, the serving-and-terminating ones (KEP-1669), for every frontend;</item>
 /// <item>traffic policy Local (internalTrafficPolicy for ClusterIPs, externalTrafficPolicy for external frontends):
 /// only this node's endpoints, and when none of them is ready its serving-and-terminating ones (KEP-1669); external
 /// Local frontends keep the client address, external Cluster ones SNAT it to the node (masquerade);</item>
+/// <item>LoadBalancer ingress IPs with ipMode: Proxy (KEP-1860) get no frontend: packets to them leave for the load
+/// balancer instead of being short-circuited on the node;</item>
 /// <item>loadBalancerSourceRanges restrict the LoadBalancer ingress frontends;</item>
 /// <item>sessionAffinity: ClientIP pins a client to its backend until idle for timeoutSeconds.</item>
 /// </list>
@@ -26,13 +30,20 @@ public static class ServiceCompiler
 {
     public const string ServiceNameLabel = "kubernetes.io/service-name";
 
+    /// <summary>The Node label kube-proxy reads the node's zone from (zone hints are matched against it).</summary>
+    public const string ZoneLabel = "topology.kubernetes.io/zone";
+
+    /// <summary>The zone of a Node (its topology.kubernetes.io/zone label), or null.</summary>
+    public static string? ZoneOf(V1Node? node) =>
+        node?.Metadata?.Labels is { } l && l.TryGetValue(ZoneLabel, out var zone) && zone.Length > 0 ? zone : null;
+
     /// <summary>The Service an EndpointSlice belongs to (its kubernetes.io/service-name label), or null.</summary>
     public static string? ServiceOf(ClusterObject<V1EndpointSlice> slice) =>
         slice.Value.Metadata?.Labels is { } l && l.TryGetValue(ServiceNameLabel, out var name) ? name : null;
 
     /// <summary>One Service's frontends, from its EndpointSlices (those labelled with its name, in its namespace).</summary>
     public static List<ServiceFrontend> ServiceFrontends(ClusterObject<V1Service> svc, IReadOnlyList<ClusterObject<V1EndpointSlice>> slices,
-        string nodeName, IReadOnlyList<IpAddr> nodeAddresses)
+        string nodeName, IReadOnlyList<IpAddr> nodeAddresses, string? nodeZone = null)
     {
         var frontends = new List<ServiceFrontend>();
         var spec = svc.Value.Spec;
@@ -43,8 +54,10 @@ public static class ServiceCompiler
         bool externalLocal = spec.ExternalTrafficPolicy == "Local";
         var sourceRanges = (spec.LoadBalancerSourceRanges ?? []).Select(r => Cidr.TryParse(r, out var c) ? ((IpAddr, int)?)(c.Network, c.Length) : null)
             .OfType<(IpAddr, int)>().ToList();
+        // KEP-1860: an ingress IP with ipMode Proxy belongs to a load balancer that proxies (it rewrites the
+        // destination itself), so kube-proxy does not capture it on the node; VIP (the default) is captured.
         var lbIps = spec.Type == "LoadBalancer"
-            ? Addresses((svc.Value.Status?.LoadBalancer?.Ingress ?? []).Select(i => i.Ip).OfType<string>())
+            ? Addresses((svc.Value.Status?.LoadBalancer?.Ingress ?? []).Where(i => i.IpMode != "Proxy").Select(i => i.Ip).OfType<string>())
             : [];
         var externalIps = Addresses(spec.ExternalIPs ?? []);
         // sessionAffinity: ClientIP, idle timeout from sessionAffinityConfig (API default 10800 s).
@@ -57,10 +70,12 @@ public static class ServiceCompiler
             byte protocol = Protocol(port.Protocol);
             string name = $"{svc.QualifiedName}:{port.Name ?? port.Port.ToString(CultureInfo.InvariantCulture)}";
             List<ServiceBackend> listedV4 = Listed(slices, port, v4: true), listedV6 = Listed(slices, port, v4: false);
-            List<ServiceBackend> Backends(bool v4, bool local) => BackendsFor(slices, port, v4, local ? nodeName : null);
+            EndpointSelection Backends(bool v4, bool local) =>
+                local ? LocalEndpoints(Candidates(slices, port, v4, nodeName), nodeName)
+                      : ClusterEndpoints(Candidates(slices, port, v4, null), nodeName, nodeZone);
 
             foreach (var vip in clusterIps)
-                frontends.Add(new ServiceFrontend(name, vip, (ushort)port.Port, protocol, Backends(vip.IsV4, internalLocal))
+                frontends.Add(Frontend(name, vip, (ushort)port.Port, protocol, Backends(vip.IsV4, internalLocal)) with
                 {
                     LocalPolicy = internalLocal,
                     AffinityTimeout = affinity,
@@ -68,7 +83,7 @@ public static class ServiceCompiler
                 });
 
             ServiceFrontend External(IpAddr address, int number, bool ranges) =>
-                new(name, address, (ushort)number, protocol, Backends(address.IsV4, externalLocal))
+                Frontend(name, address, (ushort)number, protocol, Backends(address.IsV4, externalLocal)) with
                 {
                     Retained = address.IsV4 ? listedV4 : listedV6,
                     Masquerade = !externalLocal,
@@ -85,29 +100,136 @@ public static class ServiceCompiler
         return frontends;
     }
 
+    /// <summary>A Service's health check node port and this node's count of its ready local endpoints.</summary>
+    public sealed record HealthCheckPort(string Namespace, string Name, int Port, int LocalEndpoints);
+
+    /// <summary>
+    /// The health check node ports kube-proxy serves on this node (pkg/proxy/healthcheck/service_health.go): one per
+    /// Service of type LoadBalancer with externalTrafficPolicy Local and spec.healthCheckNodePort set, counting the
+    /// ready endpoints on this node over the Service's ports (kube-proxy's LocalReadyEndpoints: serving-but-terminating
+    /// ones do not count, so a load balancer drains a node whose pods are going away). Like one family's kube-proxy,
+    /// endpoints of the Service's primary family (its first clusterIP's) are counted, once per Service port.
+    /// </summary>
+    public static List<HealthCheckPort> HealthCheckPorts(ClusterState state, string nodeName)
+    {
+        var ports = new List<HealthCheckPort>();
+        var slicesByService = state.EndpointSlices.Where(s => ServiceOf(s) is not null)
+            .ToLookup(s => (s.Value.Metadata?.NamespaceProperty ?? "default", ServiceOf(s)!));
+        foreach (var svc in state.Services)
+        {
+            var spec = svc.Value.Spec;
+            if (spec is not { Type: "LoadBalancer", ExternalTrafficPolicy: "Local", HealthCheckNodePort: int port and > 0 }) continue;
+            string ns = svc.Value.Metadata?.NamespaceProperty ?? "default", name = svc.Value.Metadata?.Name ?? "";
+            var slices = slicesByService[(ns, name)].ToList();
+            bool v4 = !(spec.ClusterIPs is { Count: > 0 } ips ? ips[0] : spec.ClusterIP ?? "").Contains(':');
+            int local = 0;
+            foreach (var servicePort in spec.Ports ?? [])
+                local += Candidates(slices, servicePort, v4, nodeName).Where(c => IsReady(c.Endpoint)).Select(c => c.Endpoint).Distinct().Count();
+            ports.Add(new HealthCheckPort(ns, name, port, local));
+        }
+        return ports;
+    }
+
     private static List<IpAddr> Addresses(IEnumerable<string> texts) =>
         texts.Select(t => IpAddr.TryParse(t, out var a) ? (IpAddr?)a : null).OfType<IpAddr>().Distinct().ToList();
 
     /// <summary>Every endpoint the slices list for the port, ready or not (what established connections may keep using).</summary>
     private static List<ServiceBackend> Listed(IReadOnlyList<ClusterObject<V1EndpointSlice>> slices, V1ServicePort port, bool v4) =>
-        Candidates(slices, port, v4, null).Select(c => new ServiceBackend(c.Address, c.Port)).Distinct().ToList();
+        Distinct(Candidates(slices, port, v4, null));
 
-    /// <param name="localNode">Only endpoints on this node (traffic policy Local), or null for all.</param>
-    private static List<ServiceBackend> BackendsFor(IReadOnlyList<ClusterObject<V1EndpointSlice>> slices, V1ServicePort port, bool v4, string? localNode)
+    private static ServiceFrontend Frontend(string name, IpAddr address, ushort port, byte protocol, EndpointSelection selection) =>
+        new(name, address, port, protocol, selection.Backends) { Eligibility = selection.Why };
+
+    /// <summary>The backends a frontend balances over, and why they are the eligible ones (shown by trace).</summary>
+    private readonly record struct EndpointSelection(List<ServiceBackend> Backends, string Why);
+
+    // The EndpointSlice conditions as kube-proxy reads them (pkg/proxy/endpointslicecache.go): ready and serving
+    // default to true when unset, terminating to false.
+    private static bool IsReady(V1Endpoint e) => e.Conditions?.Ready != false;
+    private static bool IsServingTerminating(V1Endpoint e) => e.Conditions?.Serving != false && e.Conditions?.Terminating == true;
+
+    /// <summary>
+    /// Traffic policy Local (kube-proxy's CategorizeEndpoints, localEndpoints): this node's ready endpoints, else its
+    /// serving-and-terminating ones (KEP-1669), so the node keeps serving during a rolling update's last moments.
+    /// Topology hints do not apply (a Local policy is already as close as it gets).
+    /// </summary>
+    private static EndpointSelection LocalEndpoints(List<Candidate> local, string nodeName)
     {
-        var candidates = Candidates(slices, port, v4, localNode);
-        var ready = candidates.Where(c => c.Endpoint.Conditions?.Ready != false).ToList();
-        // KEP-1669: under a Local policy, when no local endpoint is ready, keep serving through the terminating
-        // ones that still serve, rather than black-holing the node's traffic during a rolling update.
-        if (ready.Count == 0 && localNode is not null)
-            ready = candidates.Where(c => c.Endpoint.Conditions is { Serving: true, Terminating: true }).ToList();
-        return ready.Select(c => new ServiceBackend(c.Address, c.Port)).Distinct().ToList();
+        var ready = local.Where(c => IsReady(c.Endpoint)).ToList();
+        if (ready.Count > 0) return new(Distinct(ready), $"ready on node {nodeName} (traffic policy Local)");
+        var terminating = local.Where(c => IsServingTerminating(c.Endpoint)).ToList();
+        return terminating.Count > 0
+            ? new(Distinct(terminating), $"terminating fallback on node {nodeName}: no local endpoint is ready (KEP-1669, traffic policy Local)")
+            : new([], $"none on node {nodeName} (traffic policy Local)");
     }
 
-    private static List<(V1Endpoint Endpoint, IpAddr Address, ushort Port)> Candidates(IReadOnlyList<ClusterObject<V1EndpointSlice>> slices,
+    /// <summary>
+    /// Traffic policy Cluster (kube-proxy's CategorizeEndpoints, clusterEndpoints): the ready endpoints available for
+    /// the topology mode the hints select; when none is ready, the serving-and-terminating ones available for it
+    /// (KEP-1669: "all endpoints terminating and traffic policy is Cluster").
+    /// </summary>
+    private static EndpointSelection ClusterEndpoints(List<Candidate> all, string nodeName, string? zone)
+    {
+        var mode = TopologyMode(all, nodeName, zone, out string topology);
+        bool Available(Candidate c) => mode switch
+        {
+            Topology.Node => c.Endpoint.Hints?.ForNodes?.Any(n => n.Name == nodeName) == true,
+            Topology.Zone => c.Endpoint.Hints?.ForZones?.Any(z => z.Name == zone) == true,
+            _ => true,
+        };
+        var ready = all.Where(c => IsReady(c.Endpoint) && Available(c)).ToList();
+        if (ready.Count > 0) return new(Distinct(ready), $"ready{topology}");
+        // No ready endpoint for the topology means none is ready anywhere: the mode falls back to "all" when the
+        // hints name no ready endpoint for this node or zone.
+        var terminating = all.Where(c => IsServingTerminating(c.Endpoint) && Available(c)).ToList();
+        return terminating.Count > 0
+            ? new(Distinct(terminating), $"terminating fallback: no endpoint is ready (KEP-1669){topology}")
+            : new([], "none ready or serving-and-terminating");
+    }
+
+    private enum Topology { All, Zone, Node }
+
+    /// <summary>
+    /// kube-proxy's topologyModeFromHints (pkg/proxy/topology.go, Kubernetes 1.33): the EndpointSlice controller
+    /// writes hints for spec.trafficDistribution (PreferClose / PreferSameZone → hints.forZones, PreferSameNode →
+    /// hints.forNodes too) and kube-proxy follows the hints, not the field. Node hints are used when every ready
+    /// endpoint has one and one names this node; else zone hints when every ready endpoint has one and one names
+    /// this node's zone; else all endpoints. <paramref name="why"/> says which, for trace.
+    /// </summary>
+    private static Topology TopologyMode(List<Candidate> all, string nodeName, string? zone, out string why)
+    {
+        var ready = all.Where(c => IsReady(c.Endpoint)).Select(c => c.Endpoint).Distinct().ToList();
+        bool allNodeHints = ready.All(e => e.Hints?.ForNodes is { Count: > 0 });
+        bool allZoneHints = ready.All(e => e.Hints?.ForZones is { Count: > 0 });
+        bool anyHints = ready.Any(e => e.Hints?.ForNodes is { Count: > 0 } || e.Hints?.ForZones is { Count: > 0 });
+        why = "";
+        if (ready.Count == 0 || !anyHints) return Topology.All;
+        if (allNodeHints && ready.Any(e => e.Hints!.ForNodes.Any(n => n.Name == nodeName)))
+        {
+            why = $", hinted for node {nodeName}";
+            return Topology.Node;
+        }
+        if (allZoneHints && zone is not null && ready.Any(e => e.Hints!.ForZones.Any(z => z.Name == zone)))
+        {
+            why = $", hinted for zone {zone}";
+            return Topology.Zone;
+        }
+        why = !allZoneHints ? ", hints ignored: an endpoint has no zone hint"
+            : zone is null ? $", hints ignored: node {nodeName} has no {ZoneLabel} label"
+            : $", hints ignored: none for zone {zone}";
+        return Topology.All;
+    }
+
+    private static List<ServiceBackend> Distinct(List<Candidate> candidates) =>
+        candidates.Select(c => new ServiceBackend(c.Address, c.Port)).Distinct().ToList();
+
+    private readonly record struct Candidate(V1Endpoint Endpoint, IpAddr Address, ushort Port);
+
+    /// <param name="localNode">Only endpoints on this node (traffic policy Local), or null for all.</param>
+    private static List<Candidate> Candidates(IReadOnlyList<ClusterObject<V1EndpointSlice>> slices,
         V1ServicePort port, bool v4, string? localNode)
     {
-        var candidates = new List<(V1Endpoint Endpoint, IpAddr Address, ushort Port)>();
+        var candidates = new List<Candidate>();
         foreach (var slice in slices)
         {
             if (slice.Value.AddressType is not ("IPv4" or "IPv6") || (slice.Value.AddressType == "IPv4") != v4) continue;
@@ -117,7 +239,7 @@ public static class ServiceCompiler
             {
                 if (localNode is not null && endpoint.NodeName != localNode) continue;
                 foreach (var a in endpoint.Addresses ?? [])
-                    if (IpAddr.TryParse(a, out var ip) && ip.IsV4 == v4) candidates.Add((endpoint, ip, (ushort)target));
+                    if (IpAddr.TryParse(a, out var ip) && ip.IsV4 == v4) candidates.Add(new(endpoint, ip, (ushort)target));
             }
         }
         return candidates;

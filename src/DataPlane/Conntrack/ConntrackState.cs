@@ -28,6 +28,17 @@ public enum ConntrackState : byte
     Replied,
     IcmpRequest,
     IcmpReplied,
+    /// <summary>SCTP entry created, first packet not yet observed (Linux's SCTP_CONNTRACK_NONE).</summary>
+    SctpNew,
+    /// <summary>SCTP states of nf_conntrack_proto_sctp.c, in its order (see <see cref="ConntrackSctp"/>).</summary>
+    SctpClosed,
+    SctpCookieWait,
+    SctpCookieEchoed,
+    SctpEstablished,
+    SctpShutdownSent,
+    SctpShutdownRecd,
+    SctpShutdownAckSent,
+    SctpHeartbeatSent,
 }
 
 /// <summary>Status bits, after Linux's IPS_* bits in ct->status.</summary>

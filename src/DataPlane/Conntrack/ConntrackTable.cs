@@ -83,7 +83,7 @@ public sealed class ConntrackTable
         _seed = seed ?? (ulong)Random.Shared.NextInt64() ^ (ulong)Random.Shared.NextInt64() << 1;
         _evictionWindow = Math.Min(evictionWindow, slots);
         timeouts ??= ConntrackTimeouts.Default;
-        _timeout = new long[(int)ConntrackState.IcmpReplied + 1];
+        _timeout = new long[(int)ConntrackState.SctpHeartbeatSent + 1];
         for (int s = 0; s < _timeout.Length; s++) _timeout[s] = timeouts.Nanoseconds((ConntrackState)s);
         Timeouts = timeouts;
     }
@@ -304,6 +304,7 @@ public sealed class ConntrackTable
         {
             IpProtocol.Tcp => ConntrackState.TcpNew,
             IpProtocol.Icmp or IpProtocol.Icmpv6 => ConntrackState.IcmpRequest,
+            IpProtocol.Sctp => ConntrackState.SctpNew,
             _ => ConntrackState.Unreplied,
         };
         e = new ConntrackEntry
@@ -329,10 +330,11 @@ public sealed class ConntrackTable
 
     /// <summary>
     /// Accounts one packet of <paramref name="bytes"/> to the connection and advances its state machine, then sets
-    /// the expiry from the new state's timeout. <paramref name="tcpFlags"/> is the TCP flags byte (ignored for other
-    /// protocols).
+    /// the expiry from the new state's timeout. <paramref name="stateInput"/> is what the protocol's state machine
+    /// reads (<see cref="Nat.ConntrackNat.StateInput"/>): the TCP flags byte, or SCTP's control chunks; ignored for
+    /// other protocols.
     /// </summary>
-    public void Observe(int index, bool isReply, byte tcpFlags, int bytes, long now)
+    public void Observe(int index, bool isReply, ushort stateInput, int bytes, long now)
     {
         ref ConntrackEntry e = ref _entries[index];
         if (isReply)
@@ -361,8 +363,11 @@ public sealed class ConntrackTable
             case ConntrackState.IcmpReplied:
                 if (isReply) e.State = ConntrackState.IcmpReplied;
                 break;
+            case >= ConntrackState.SctpNew:
+                e.State = ConntrackSctp.Next(e.State, ref e.Status, isReply, (SctpPacket.ChunkSet)stateInput);
+                break;
             default:
-                e.State = ConntrackTcp.Next(e.State, ref e.Status, isReply, tcpFlags);
+                e.State = ConntrackTcp.Next(e.State, ref e.Status, isReply, (byte)stateInput);
                 break;
         }
         e.Expires = now + _timeout[(int)e.State];

@@ -30,6 +30,15 @@ public sealed record ConntrackTimeouts
     /// <summary>nf_conntrack_icmp_timeout / nf_conntrack_icmpv6_timeout.</summary>
     public TimeSpan Icmp { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>nf_conntrack_sctp_timeout_closed (also the timeout of a new entry, as Linux's timeouts[0]).</summary>
+    public TimeSpan SctpClosed { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>nf_conntrack_sctp_timeout_cookie_wait, _cookie_echoed, _shutdown_sent, _shutdown_recd, _shutdown_ack_sent.</summary>
+    public TimeSpan SctpHandshake { get; init; } = TimeSpan.FromSeconds(3);
+    /// <summary>nf_conntrack_sctp_timeout_established (210 s since Linux 6.3: heartbeats keep a live association fresh).</summary>
+    public TimeSpan SctpEstablished { get; init; } = TimeSpan.FromSeconds(210);
+    /// <summary>nf_conntrack_sctp_timeout_heartbeat_sent.</summary>
+    public TimeSpan SctpHeartbeatSent { get; init; } = TimeSpan.FromSeconds(30);
+
     public static ConntrackTimeouts Default { get; } = new();
 
     /// <summary>The timeout of <paramref name="state"/> (TcpNew uses the SYN timeout), in nanoseconds.</summary>
@@ -46,6 +55,11 @@ public sealed record ConntrackTimeouts
         ConntrackState.Unreplied => Ns(UdpUnreplied),
         ConntrackState.Replied => Ns(UdpReplied),
         ConntrackState.IcmpRequest or ConntrackState.IcmpReplied => Ns(Icmp),
+        ConntrackState.SctpNew or ConntrackState.SctpClosed => Ns(SctpClosed),
+        ConntrackState.SctpCookieWait or ConntrackState.SctpCookieEchoed or ConntrackState.SctpShutdownSent
+            or ConntrackState.SctpShutdownRecd or ConntrackState.SctpShutdownAckSent => Ns(SctpHandshake),
+        ConntrackState.SctpEstablished => Ns(SctpEstablished),
+        ConntrackState.SctpHeartbeatSent => Ns(SctpHeartbeatSent),
         _ => 0,
     };
 

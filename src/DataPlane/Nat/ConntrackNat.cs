@@ -82,16 +82,23 @@ public static class ConntrackNat
             observer.OnConntrackMiss(key);
             return false;
         }
-        table.Observe(index, isReply, TcpFlags(frame, in m), m.Length, now);
+        table.Observe(index, isReply, StateInput(frame, in m), m.Length, now);
         ref var entry = ref table[index];
         observer.OnConntrack(entry, isReply, created: false, related: false);
         if ((entry.Status & ConntrackStatus.Translated) != 0) malformed = !Translate(frame, ref m, key, entry, isReply);
         return true;
     }
 
-    /// <summary>The TCP flags of a parsed packet, 0 for anything else (conntrack's state machine input).</summary>
-    public static byte TcpFlags(ReadOnlySpan<byte> frame, in PacketMeta m) =>
-        m.IpProtocol == IpProtocol.Tcp && (m.Flags & PacketFlags.HasL4) != 0 ? frame[m.L4Offset + 13] : (byte)0;
+    /// <summary>Conntrack's state machine input for a parsed packet: its TCP flags, its SCTP control chunks
+    /// (<see cref="SctpPacket.Chunks"/>), 0 for anything else.</summary>
+    public static ushort StateInput(ReadOnlySpan<byte> frame, in PacketMeta m)
+    {
+        if ((m.Flags & PacketFlags.HasL4) == 0) return 0;
+        if (m.IpProtocol == IpProtocol.Tcp) return frame[m.L4Offset + 13];
+        if (m.IpProtocol != IpProtocol.Sctp || (m.Flags & PacketFlags.Fragment) != 0) return 0;
+        int end = m.L3Offset + m.L3Length;
+        return end <= frame.Length ? (ushort)SctpPacket.Chunks(frame[m.L4Offset..end]) : (ushort)0;
+    }
 
     /// <summary>Applies a connection's translation to one of its packets, in the direction the lookup found.</summary>
     public static bool Translate(Span<byte> frame, ref PacketMeta m, in FlowKey packet, in ConntrackEntry entry, bool isReply) =>

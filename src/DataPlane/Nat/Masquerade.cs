@@ -29,7 +29,7 @@ public static class Masquerade
         if (index < 0) return DropReason.ConntrackFull;
         ref var entry = ref table[index];
         entry.NatKind = NatKind;
-        table.Observe(index, isReply: false, ConntrackNat.TcpFlags(frame, in m), m.Length, now);
+        table.Observe(index, isReply: false, ConntrackNat.StateInput(frame, in m), m.Length, now);
         observer.OnConntrack(entry, isReply: false, created: true, related: false);
         return ConntrackNat.Translate(frame, ref m, original, entry, isReply: false) ? DropReason.None : DropReason.Malformed;
     }

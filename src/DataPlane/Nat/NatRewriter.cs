@@ -46,7 +46,7 @@ public static class NatRewriter
         int l4 = m.L4Offset;
         byte proto = m.IpProtocol;
         int portAt = -1, csumAt = -1;
-        bool pseudo = true, udp = false;
+        bool pseudo = true, udp = false, sctp = false;
         if ((m.Flags & PacketFlags.HasL4) == 0 || l4 < l3) return false;
         switch (proto)
         {
@@ -60,6 +60,13 @@ public static class NatRewriter
                 portAt = l4 + (source ? 0 : 2);
                 csumAt = l4 + 6;
                 udp = true;
+                break;
+            case IpProtocol.Sctp:
+                // CRC32c over the whole packet: a fragment's cannot be recomputed (Linux NATs reassembled SCTP only).
+                if (l4 + SctpPacket.CommonHeaderLength > end || (m.Flags & PacketFlags.Fragment) != 0) return false;
+                portAt = l4 + (source ? 0 : 2);
+                pseudo = false;
+                sctp = true;
                 break;
             case IpProtocol.Icmp when v4:
                 if (l4 + IcmpHeader.Length > end) return false;
@@ -80,7 +87,7 @@ public static class NatRewriter
                 return false;
         }
 
-        ushort csum = BinaryPrimitives.ReadUInt16BigEndian(frame[csumAt..]);
+        ushort csum = csumAt >= 0 ? BinaryPrimitives.ReadUInt16BigEndian(frame[csumAt..]) : (ushort)0;
         // A partial checksum (offloaded: the field holds the uncomplemented pseudo-header sum) follows the addresses
         // only; the ports are summed with the payload when it is completed.
         bool partial = (m.Offload & OffloadFlags.ChecksumPartial) != 0 && proto is IpProtocol.Tcp or IpProtocol.Udp;
@@ -114,7 +121,12 @@ public static class NatRewriter
             if (!partial) l4Delta += Checksum.Delta16(oldP, port);
         }
 
-        if (updateL4 && l4Delta != 0)
+        if (sctp)
+        {
+            // No pseudo-header: only a port change alters the packet the CRC covers (RFC 9260 §6.8).
+            if (portAt >= 0 && l4Delta != 0) SctpPacket.WriteChecksum(frame[l4..end]);
+        }
+        else if (updateL4 && l4Delta != 0)
         {
             // The partial field is the complement of a finished checksum's form: RFC 1624 applies to its complement.
             if (partial) csum = (ushort)~Checksum.UpdateBy((ushort)~csum, l4Delta);
@@ -126,7 +138,7 @@ public static class NatRewriter
             BinaryPrimitives.WriteUInt16BigEndian(frame[csumAt..], csum);
         }
 
-        if (proto is IpProtocol.Tcp or IpProtocol.Udp)
+        if (proto is IpProtocol.Tcp or IpProtocol.Udp or IpProtocol.Sctp)
         {
             if (source) m.SourcePort = port;
             else m.DestinationPort = port;
@@ -200,6 +212,11 @@ public static class NatRewriter
                 portAt = innerL4 + (innerSource ? 0 : 2);
                 csumAt = innerL4 + 6;
                 udp = true;
+                break;
+            case IpProtocol.Sctp:
+                // A quote is seldom the whole SCTP packet, so its CRC32c is left as quoted: the port only.
+                if (innerL4 + 8 > innerEnd) return false;
+                portAt = innerL4 + (innerSource ? 0 : 2);
                 break;
             case IpProtocol.Icmp when v4:
             case IpProtocol.Icmpv6 when !v4:

@@ -78,7 +78,7 @@ public sealed class PolicyEnforcer
         if (index >= 0)
         {
             table[index].NatKind = NatKind;
-            table.Observe(index, isReply: false, ConntrackNat.TcpFlags(frame, in m), m.Length, m.Timestamp);
+            table.Observe(index, isReply: false, ConntrackNat.StateInput(frame, in m), m.Length, m.Timestamp);
         }
         return DropReason.None;
     }

@@ -70,7 +70,7 @@ public static class ServiceNat
         ref var created = ref table[index];
         created.NatKind = NatKind;
         created.NatTag = services.Version;
-        table.Observe(index, isReply: false, ConntrackNat.TcpFlags(frame, in m), m.Length, now);
+        table.Observe(index, isReply: false, ConntrackNat.StateInput(frame, in m), m.Length, now);
         observer.OnConntrack(created, isReply: false, created: true, related: false);
         translated = true;
         return ConntrackNat.Translate(frame, ref m, key, created, isReply: false) ? DropReason.None : DropReason.Malformed;

@@ -23,6 +23,10 @@ public sealed record ServiceFrontend(string Name, IpAddr Address, ushort Port, b
     /// <summary>loadBalancerSourceRanges: the client prefixes allowed; empty allows everyone.</summary>
     public IReadOnlyList<(IpAddr Prefix, int Length)> SourceRanges { get; init; } = [];
 
+    /// <summary>Why <see cref="Backends"/> are the eligible endpoints (ready, terminating fallback, topology hint for a
+    /// zone or node, traffic policy Local), for trace.</summary>
+    public string Eligibility { get; init; } = "ready";
+
     /// <summary>Endpoints the Service still lists that take no new connections (not ready, terminating): their
     /// established connections are kept.</summary>
     public IReadOnlyList<ServiceBackend> Retained { get; init; } = [];

@@ -10,6 +10,7 @@ using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Ports;
 using FastPath.FlowLog;
 using FastPath.Live;
+using FastPath.Health;
 using FastPath.Metrics;
 
 namespace FastPath.Commands;
@@ -39,15 +40,17 @@ public static class RunCommand
         var workers = new Option<int>("--workers") { Description = "Forwarding threads, each with its own queue of every TAP (IFF_MULTI_QUEUE) and its own conntrack", DefaultValueFactory = _ => 1 };
         var busyPoll = new Option<int>("--busy-poll") { Description = "Microseconds to keep polling without sleeping after the last frame (0: sleep at once)", DefaultValueFactory = _ => 50 };
         var offloads = new Option<string>("--offloads") { Description = "on: virtio-net headers, partial checksums and GSO super-frames on the TAPs; off: plain frames", DefaultValueFactory = _ => "on" };
+        var healthz = new Option<string>("--healthz") { Description = "Serve /healthz and /livez on ADDR:PORT, as kube-proxy's --healthz-bind-address ('off': none)", DefaultValueFactory = _ => ":10256" };
         var cmd = new Command("run", "Run a node's data plane live on TAP devices")
         {
-            cluster, node, tap, uplink, host, batchSize, status, duration, metrics, flowLog, flowSample, workers, busyPoll, offloads,
+            cluster, node, tap, uplink, host, batchSize, status, duration, metrics, flowLog, flowSample, workers, busyPoll, offloads, healthz,
         };
         cmd.SetAction(r => Run(new RunOptions(r.GetValue(cluster)!, r.GetValue(node)!, r.GetValue(tap), r.GetValue(uplink)!,
             r.GetValue(host), r.GetValue(batchSize), r.GetValue(status), r.GetValue(duration))
         {
             Metrics = r.GetValue(metrics), FlowLog = r.GetValue(flowLog), FlowLogSample = r.GetValue(flowSample),
             Workers = r.GetValue(workers), BusyPollMicroseconds = r.GetValue(busyPoll), Offloads = r.GetValue(offloads)!,
+            Healthz = r.GetValue(healthz)!,
         }, stdout, stderr));
         return cmd;
     }
@@ -70,6 +73,9 @@ public static class RunCommand
 
         /// <summary>--offloads on|off.</summary>
         public string Offloads { get; init; } = "on";
+
+        /// <summary>--healthz ADDR:PORT for /healthz and /livez, or "off".</summary>
+        public string Healthz { get; init; } = "off";
     }
 
     public static int Run(RunOptions o, TextWriter stdout, TextWriter stderr)
@@ -139,6 +145,16 @@ public static class RunCommand
             stdout.WriteLine($"metrics: {metricsServer.Url}");
         }
         using var metricsLifetime = metricsServer;
+        HealthServing health;
+        try
+        {
+            health = HealthServing.Start(o.Healthz, o.Node, controller, publisher, stdout);
+        }
+        catch (FormatException e)
+        {
+            return Fail(stderr, e.Message);
+        }
+        using var healthLifetime = health;
         // One flow log per worker (its own ring and writer thread): FILE for the first, FILE.N for worker N.
         var flows = o.FlowLog is null ? [] : workers.Select(w => w.FlowLog =
             new FlowLogSession(w.Index == 0 ? o.FlowLog : $"{o.FlowLog}.{w.Index}", o.FlowLogSample, w.Engine, w.Forwarding)).ToArray();
@@ -158,6 +174,8 @@ public static class RunCommand
         while (!stop.IsCancellationRequested)
         {
             stop.Token.WaitHandle.WaitOne(TimeSpan.FromMilliseconds(5));
+            // /healthz turns 503 when a worker stops coming round its loop (it does at least every poll timeout).
+            if (workers.Count(w => w.Progressed()) == workers.Length) health.Server.Beat();
             Reattach();
             if (taps.HasRetired && workers.All(w => w.AckedGeneration >= attachment.Generation)) taps.CloseRetired();
             if (o.StatusInterval > 0) status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports);

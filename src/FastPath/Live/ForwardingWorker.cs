@@ -79,6 +79,17 @@ public sealed class ForwardingWorker : IDisposable
     /// <summary>The snapshot this worker's engine uses (its holder).</summary>
     public SnapshotHolder Forwarding => _forwarding;
 
+    private long _rounds, _roundsSeen;
+
+    /// <summary>Whether the worker came round its loop since the last call (coordinator thread only).</summary>
+    public bool Progressed()
+    {
+        long rounds = Volatile.Read(ref _rounds);
+        bool moved = rounds != _roundsSeen;
+        _roundsSeen = rounds;
+        return moved;
+    }
+
     /// <summary>The newest <see cref="Attachment.Generation"/> this worker uses.</summary>
     public long AckedGeneration => Volatile.Read(ref _ackedGeneration);
 
@@ -87,6 +98,7 @@ public sealed class ForwardingWorker : IDisposable
     {
         while (!stop.IsCancellationRequested)
         {
+            Volatile.Write(ref _rounds, _rounds + 1);
             Follow(attachments());
             TakeHandedOver();
             if (Port.Receive(_batch) == 0) continue;

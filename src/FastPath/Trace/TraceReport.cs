@@ -111,9 +111,10 @@ public sealed class TraceReport
         if (frontend < 0) return;
         var fe = services.Frontend(frontend);
         stages.Add(Stage("service", $"{fe.Name} {Endpoint(fe.Address, fe.Port)}/{ProtocolName(fe.Protocol)}, {fe.Backends.Count} backend(s): "
-            + (fe.Backends.Count == 0 ? "none" : string.Join(", ", fe.Backends.Select(b => Endpoint(b.Address, b.Port)))),
+            + (fe.Backends.Count == 0 ? "none" : string.Join(", ", fe.Backends.Select(b => Endpoint(b.Address, b.Port))))
+            + $" (eligible: {fe.Eligibility})",
             ("frontend", fe.Name), ("address", Endpoint(fe.Address, fe.Port)), ("protocol", ProtocolName(fe.Protocol)),
-            ("backends", fe.Backends.Select(b => Endpoint(b.Address, b.Port)).ToArray())));
+            ("backends", fe.Backends.Select(b => Endpoint(b.Address, b.Port)).ToArray()), ("eligible", fe.Eligibility)));
         if (t.Backend is { } b)
         {
             string chosen = Endpoint(b.Address, b.Port);

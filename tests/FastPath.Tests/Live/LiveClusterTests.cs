@@ -137,6 +137,9 @@ public class LiveClusterTests(DemoCluster cluster, ITestOutputHelper output)
             const string endpointB = "  - {addresses: [\"10.244.2.11\"], conditions: {ready: true}, nodeName: node-b}\n";
             int at = original.IndexOf(endpointB, StringComparison.Ordinal);
             Assert.True(at > 0, "the manifest has no web-b endpoint line");
+            // The boundaries bracket the write: "before" ends before it starts, "after" begins once it returned, so
+            // a slow write on a busy machine cannot move a query answered by the old backend into either window.
+            double writeStarted = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
             cluster.WriteFile(cluster.Manifest, original.Remove(at, endpointB.Length));
             double removedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
 
@@ -149,7 +152,7 @@ public class LiveClusterTests(DemoCluster cluster, ITestOutputHelper output)
                 .Select(l => l.Split(' '))
                 .Select(f => (Time: double.Parse(f[0], CultureInfo.InvariantCulture), Answer: f[1]))
                 .ToList();
-            var before = queries.Where(q => q.Time < removedAt - 0.5).ToList();
+            var before = queries.Where(q => q.Time < writeStarted - 0.5).ToList();
             var later = queries.Where(q => q.Time > removedAt + 0.5).ToList();
             output.WriteLine($"{queries.Count} queries: {before.Count} before the removal, {later.Count} after it, {queries.Count(q => q.Answer == "lost")} lost");
             Assert.NotEmpty(before);
