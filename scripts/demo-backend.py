@@ -5,10 +5,11 @@
 
 TCP-PORTS (comma-separated, default 8080; HTTP/1.1 with keep-alive, IPv4 and IPv6): answers every GET with "NAME
 CLIENT-ADDRESS", the address the pod saw the connection come from (so tests can check Service SNAT and source
-preservation).
+preservation); a POST is answered with "NAME SHA256 LENGTH" of its body (so tests can check bulk bytes arrive intact).
 UDP-PORTS (default 5353): a DNS query gets a DNS response with one A record, IPV4 (so `dig` shows which backend
 answered); any other datagram is answered with "NAME CLIENT-ADDRESS".
 """
+import hashlib
 import http.server
 import socket
 import socketserver
@@ -31,6 +32,22 @@ class Http(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         body = f"{NAME} {peer(self.client_address)}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        digest, left = hashlib.sha256(), int(self.headers.get("Content-Length", "0"))
+        total = left
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1 << 16))
+            if not chunk:
+                break
+            digest.update(chunk)
+            left -= len(chunk)
+        body = f"{NAME} {digest.hexdigest()} {total - left}\n".encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))

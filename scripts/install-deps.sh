@@ -4,7 +4,7 @@
 # scapy for Debian's /usr/bin/python3 (the conformance runner), iproute2 and tcpdump (live and kernel differential tests),
 # nftables (the Service kernel differential test programs kube-proxy's nftables rules in its namespaces),
 # the tools the live demo and its end-to-end tests run inside pods (scripts/demo-cluster.sh, tests/FastPath.Tests/Live):
-# ping, curl, nc, dig, iperf3.
+# ping, curl, nc, dig, iperf3, and ethtool (the live tests read the offloads a pod's TAP reports).
 set -euo pipefail
 missing=()
 [ -e /usr/lib/x86_64-linux-gnu/libpcap.so.0.8 ] || ldconfig -p 2>/dev/null | grep -q 'libpcap.so.0.8' || missing+=(libpcap0.8)
@@ -18,6 +18,7 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 nc -h 2>&1 | grep -q OpenBSD || missing+=(netcat-openbsd)
 command -v dig >/dev/null 2>&1 || missing+=(bind9-dnsutils)
 command -v iperf3 >/dev/null 2>&1 || missing+=(iperf3)
+command -v ethtool >/dev/null 2>&1 || [ -x /usr/sbin/ethtool ] || missing+=(ethtool)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   if [ "$(id -u)" != 0 ]; then echo "need root to apt-get install ${missing[*]}" >&2; exit 1; fi

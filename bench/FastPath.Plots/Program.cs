@@ -33,6 +33,7 @@ public static class Program
         Conntrack(Path.Combine(data, "conntrack.csv"), Path.Combine(docs, "plot-conntrack.png"));
         Maglev(Path.Combine(data, "maglev.md"), Path.Combine(docs, "plot-maglev.png"));
         Lpm(Path.Combine(data, "lpm.csv"), Path.Combine(docs, "plot-lpm.png"));
+        if (File.Exists(Path.Combine(data, "live.csv"))) Live(Path.Combine(data, "live.csv"), Path.Combine(docs, "plot-live.png"));
         return 0;
     }
 
@@ -102,6 +103,44 @@ public static class Program
             [Math.Log10(0.5), 0, Math.Log10(2), Math.Log10(5), 1, Math.Log10(20), Math.Log10(50), 2], ["0.5", "1", "2", "5", "10", "20", "50", "100"]);
         plot.Axes.SetLimitsY(Math.Log10(0.3), Math.Log10(200));
         Save(plot, "Mpps vs workers (64 B frames; 2 vCPUs shared with other work)", "workers", "Mpps (log)", path);
+    }
+
+    /// <summary>
+    /// scripts/bench-live.sh's means (FP_BENCH_CSV): FastPath against the kernel per measurement, as "how much of the
+    /// kernel's performance" — rate ÷ kernel rate, and for round-trip times kernel RTT ÷ FastPath RTT — with the
+    /// issue's 0.8 target line.
+    /// </summary>
+    private static void Live(string csv, string path)
+    {
+        var rows = File.ReadAllLines(csv).Skip(1).Select(line =>
+        {
+            int close = line.LastIndexOf('"');
+            var rest = line[(close + 2)..].Split(',');
+            return (Label: line[1..close], Unit: rest[0], FastPath: double.Parse(rest[1], Ci), Kernel: double.Parse(rest[2], Ci));
+        }).ToList();
+        var plot = new Plot();
+        var bars = rows.Select((r, i) => new Bar
+        {
+            Position = i,
+            Value = r.Unit == "ms" ? r.Kernel / r.FastPath : r.FastPath / r.Kernel,
+            FillColor = Colors.SteelBlue,
+        }).ToList();
+        plot.Add.Bars(bars);
+        foreach (var b in bars)
+        {
+            var text = plot.Add.Text(b.Value.ToString("F2", Ci), b.Position, b.Value);
+            text.LabelAlignment = Alignment.LowerCenter;
+        }
+        var target = plot.Add.HorizontalLine(0.8);
+        target.LinePattern = LinePattern.Dashed;
+        target.LegendText = "target 0.8";
+        plot.Add.HorizontalLine(1.0).LegendText = "kernel";
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            rows.Select((_, i) => (double)i).ToArray(), rows.Select(r => Wrap(r.Label)).ToArray());
+        plot.Axes.SetLimitsY(0, Math.Max(1.3, bars.Max(b => b.Value) * 1.15));
+        Save(plot, "Live on TAPs: FastPath as a fraction of the Linux kernel, same topology, one run", "", "× kernel (higher is better)", path);
+
+        static string Wrap(string label) => label.Replace(", ", "\n").Replace(" (", "\n(");
     }
 
     private static void Services(List<Result> results, string path)

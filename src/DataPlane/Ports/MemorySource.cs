@@ -16,6 +16,7 @@ public sealed class MemorySource : IPacketSource
     private readonly short _ingressPort;
     private readonly long _firstTimestamp;
     private readonly long _intervalNs;
+    private readonly PacketMeta _offload;
     private int _round;
     private int _next;
     private long _inputIndex;
@@ -25,9 +26,12 @@ public sealed class MemorySource : IPacketSource
     /// <param name="ingressPort">Port every frame enters on.</param>
     /// <param name="firstTimestamp">Timestamp of the first frame, nanoseconds since the Unix epoch.</param>
     /// <param name="intervalNs">Time between consecutive frames, across rounds too.</param>
+    /// <param name="offload">Offload metadata every frame arrives with (Offload, Gso, GsoSize, ChecksumStart/Offset), as
+    /// a TAP's virtio-net header would give it; default: none.</param>
     public MemorySource(IReadOnlyList<byte[]> frames, int repeat = 1, short ingressPort = PortIndex.Auto,
-        long firstTimestamp = 0, long intervalNs = 1_000)
+        long firstTimestamp = 0, long intervalNs = 1_000, PacketMeta offload = default)
     {
+        _offload = offload;
         ArgumentNullException.ThrowIfNull(frames);
         ArgumentOutOfRangeException.ThrowIfNegative(repeat);
         _starts = new int[frames.Count];
@@ -67,10 +71,14 @@ public sealed class MemorySource : IPacketSource
             int length = _lengths[_next];
             long timestamp = _firstTimestamp + _inputIndex * _intervalNs;
             _inputIndex++;
-            if (length <= PacketBatch.MaxFrameLength)
+            var area = batch.ReceiveArea(count);
+            if (length <= area.Length)
             {
-                _data.AsSpan(_starts[_next], length).CopyTo(batch.ReceiveArea(count));
+                _data.AsSpan(_starts[_next], length).CopyTo(area);
                 batch.SetReceived(count, length, timestamp, _inputIndex, _ingressPort);
+                ref var m = ref batch.Meta[count];
+                (m.Offload, m.Gso, m.GsoSize, m.ChecksumStart, m.ChecksumOffset) =
+                    (_offload.Offload, _offload.Gso, _offload.GsoSize, _offload.ChecksumStart, _offload.ChecksumOffset);
             }
             else
             {

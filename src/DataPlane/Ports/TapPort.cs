@@ -67,6 +67,8 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
     public long TransmitErrors { get; private set; }
     /// <summary>Super-frames cut into segments in software because their egress device could not take them.</summary>
     public long SoftwareSegmented { get; private set; }
+    /// <summary>GSO super-frames received (a TAP with offloads handed over several segments' worth at once).</summary>
+    public long SuperFramesReceived { get; private set; }
     /// <summary>Reads that failed with an error other than "nothing waiting".</summary>
     public long ReceiveErrors { get; private set; }
     /// <summary>Devices that went away under the port since <see cref="Attach"/> (reported by poll as an error); no
@@ -161,8 +163,12 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
                     continue;
                 }
                 batch.SetReceived(count, length, now, ++_inputIndex, port);
-                if (header > 0 && !VirtioNetHeader.Read(area[..header], ref batch.Meta[count]))
-                    batch.Meta[count].Drop = Telemetry.DropReason.Malformed;
+                if (header > 0)
+                {
+                    ref var m = ref batch.Meta[count];
+                    if (!VirtioNetHeader.Read(area[..header], ref m)) m.Drop = Telemetry.DropReason.Malformed;
+                    else if (m.Gso != GsoKind.None) SuperFramesReceived++;
+                }
                 count++;
                 more = true;
             }

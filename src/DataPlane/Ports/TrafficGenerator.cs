@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Policy;
@@ -30,6 +31,11 @@ public enum TrafficScenario
     NodePortSnat,
     /// <summary>40% ClusterIP established, 30% pod to pod, 15% VXLAN out, 15% VXLAN in; ingress resolved by source.</summary>
     Mixed,
+    /// <summary>
+    /// <see cref="VxlanEncap"/> with 64 KB TCP super-frames as a TAP with offloads hands them over (GSO, gso_size
+    /// 1398, partial checksum): one pass per 46 segments' worth, leaving as GSO over a UDP tunnel.
+    /// </summary>
+    SuperFrameVxlan,
 }
 
 /// <summary>Size of the generated node and traffic.</summary>
@@ -68,8 +74,20 @@ public sealed class GeneratedTraffic(TrafficScenario scenario, ForwardingSnapsho
     /// <summary>Tracked scenarios: one round over every flow opens the connections before measuring.</summary>
     public bool OpensConnections => Scenario is TrafficScenario.ClusterIpEstablished or TrafficScenario.PodToPodIsolated or TrafficScenario.NodePortSnat or TrafficScenario.Mixed;
 
+    /// <summary>Slot size of the batches the frames need (<see cref="PacketBatch.SuperFrameSlotSize"/> for super-frames).</summary>
+    public int SlotSize => Scenario == TrafficScenario.SuperFrameVxlan ? PacketBatch.SuperFrameSlotSize : PacketBatch.SlotSize;
+
+    /// <summary>The offload metadata every frame arrives with (a TAP's virtio-net header), or none.</summary>
+    public PacketMeta Offload => Scenario == TrafficScenario.SuperFrameVxlan
+        ? new PacketMeta
+        {
+            Offload = OffloadFlags.ChecksumPartial, Gso = GsoKind.TcpV4, GsoSize = TrafficGenerator.SuperFrameGsoSize,
+            ChecksumStart = EthernetHeader.Length + Ipv4Header.MinLength, ChecksumOffset = 16,
+        }
+        : default;
+
     /// <summary>All frames, repeated without end.</summary>
-    public MemorySource Source() => new(Frames, int.MaxValue, IngressPort, intervalNs: IntervalNs(Frames.Count));
+    public MemorySource Source() => new(Frames, int.MaxValue, IngressPort, intervalNs: IntervalNs(Frames.Count), offload: Offload);
 
     /// <summary>
     /// The frames split into one endless source per worker by <see cref="SymmetricFlowHash"/>, as a NIC's RSS fills
@@ -86,7 +104,7 @@ public sealed class GeneratedTraffic(TrafficScenario scenario, ForwardingSnapsho
             queues[SymmetricFlowHash.Worker(SymmetricFlowHash.Compute(frame, in m), workers)].Add(frame);
         }
         if (queues.Any(q => q.Count == 0)) throw new ArgumentException($"{Frames.Count} flows do not reach {workers} workers; use more flows");
-        return queues.Select(q => new MemorySource(q, int.MaxValue, IngressPort, intervalNs: IntervalNs(q.Count))).ToArray();
+        return queues.Select(q => new MemorySource(q, int.MaxValue, IngressPort, intervalNs: IntervalNs(q.Count), offload: Offload)).ToArray();
     }
 }
 
@@ -102,6 +120,10 @@ public static class TrafficGenerator
     private const ushort NodePort = 30080, BackendPort = 8080;
     private const ulong FirstServerMac = 0x0242_0AF4_0114UL, FirstRemoteNodeMac = 0x0200_0000_0201UL;
     private static readonly MacAddress NodeMac = new(0x0200_0000_0101UL);
+
+    /// <summary>Segment payload of the super-frame scenario: a 1450-byte pod MTU less IPv4, TCP and timestamps.</summary>
+    public const ushort SuperFrameGsoSize = 1398;
+    private const int SuperFramePayload = 46 * SuperFrameGsoSize;
 
     public static GeneratedTraffic Generate(TrafficScenario scenario, TrafficParameters p)
     {
@@ -184,6 +206,16 @@ public static class TrafficGenerator
         return new PolicyTable(["default/allow-client"], [allowClient], ingress, egress);
     }
 
+    /// <summary>Leaves the TCP checksum partial (the pseudo-header sum), as a sender with checksum offload does.</summary>
+    private static byte[] PartialChecksum(byte[] frame)
+    {
+        var ip = frame.AsSpan(EthernetHeader.Length);
+        int l4Length = BinaryPrimitives.ReadUInt16BigEndian(ip[2..]) - Ipv4Header.MinLength;
+        uint pseudo = Checksum.PseudoHeaderV4(BinaryPrimitives.ReadUInt32BigEndian(ip[12..]), BinaryPrimitives.ReadUInt32BigEndian(ip[16..]), IpProtocol.Tcp, l4Length);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[(Ipv4Header.MinLength + 16)..], Checksum.FoldNoComplement(pseudo));
+        return frame;
+    }
+
     private static uint RemotePrefix(int route) => FirstRemotePrefix + ((uint)route << 8);
 
     private static byte[] Frame(TrafficScenario kind, int flow, TrafficParameters p, Random rng)
@@ -198,6 +230,7 @@ public static class TrafficGenerator
         {
             TrafficScenario.L2Forward or TrafficScenario.PodToPod or TrafficScenario.PodToPodIsolated => SyntheticFrames.Ipv4Tcp(sport, dport, length, ClientIp, server),
             TrafficScenario.VxlanEncap => SyntheticFrames.Ipv4Tcp(sport, dport, length, ClientIp, RemotePrefix(route) + 11),
+            TrafficScenario.SuperFrameVxlan => PartialChecksum(SyntheticFrames.Ipv4Tcp(sport, dport, 54 + SuperFramePayload, ClientIp, RemotePrefix(route) + 11)),
             TrafficScenario.VxlanDecap => SyntheticFrames.Vxlan(
                 SyntheticFrames.Ipv4Tcp(sport, dport, length, RemotePrefix(route) + 11, server, source: new MacAddress(FirstRemoteNodeMac + (ulong)(route % 250)), destination: NodeMac),
                 FirstRemoteNode + (uint)(route % 250), (ushort)(49152 + (flow * 2654435761u >> 18) % 16384)),

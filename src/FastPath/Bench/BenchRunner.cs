@@ -57,9 +57,9 @@ public static class BenchRunner
     }
 
     /// <summary>A worker's run-to-completion loop over its own queue, as DPDK's l3fwd polls one RX queue per lcore.</summary>
-    private sealed class QueueWorker(MemorySource queue, Engine? engine, int batchSize, int flows)
+    private sealed class QueueWorker(MemorySource queue, Engine? engine, int batchSize, int flows, int slotSize)
     {
-        private readonly PacketBatch _batch = new(batchSize);
+        private readonly PacketBatch _batch = new(batchSize, slotSize);
         public long Packets, Forwarded, Dropped, StartTicks, EndTicks, Allocated, CpuNs;
         public readonly ManualResetEventSlim Warm = new(), Measuring = new();
 
@@ -99,7 +99,7 @@ public static class BenchRunner
         var queues = o.Workers == 1 ? [traffic.Source()] : traffic.Queues(o.Workers);
         int phase = Warming;
         var workers = queues.Select(q => new QueueWorker(q,
-            o.Scenario == TrafficScenario.L2Forward ? null : new Engine(holder), o.BatchSize, traffic.Frames.Count)).ToArray();
+            o.Scenario == TrafficScenario.L2Forward ? null : new Engine(holder), o.BatchSize, traffic.Frames.Count, traffic.SlotSize)).ToArray();
         var threads = workers.Select((w, i) => new Thread(() => w.Run(() => Volatile.Read(ref phase), traffic.OpensConnections))
         { IsBackground = true, Name = $"bench worker {i}" }).ToArray();
         foreach (var t in threads) t.Start();
@@ -124,6 +124,7 @@ public static class BenchRunner
     private static BenchResult RunSoftware(BenchOptions o, GeneratedTraffic traffic, SnapshotHolder holder)
     {
         if (o.Scenario == TrafficScenario.L2Forward) throw new ArgumentException("l2-forward has no engine to dispatch to; use RSS queues");
+        if (traffic.SlotSize != PacketBatch.SlotSize) throw new ArgumentException($"{o.Scenario}: super-frames run on RSS queues only");
         long forwarded = 0, dropped = 0, packets = 0;
         using var pool = new WorkerPool(holder, o.Workers, o.BatchSize, b =>
         {

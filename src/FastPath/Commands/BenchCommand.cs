@@ -19,6 +19,7 @@ public static class BenchCommand
         ["pod-to-pod"] = TrafficScenario.PodToPod,
         ["pod-to-pod-isolated"] = TrafficScenario.PodToPodIsolated,
         ["vxlan-encap"] = TrafficScenario.VxlanEncap,
+        ["superframe-vxlan"] = TrafficScenario.SuperFrameVxlan,
         ["vxlan-decap"] = TrafficScenario.VxlanDecap,
         ["clusterip-established"] = TrafficScenario.ClusterIpEstablished,
         ["clusterip-new-flows"] = TrafficScenario.ClusterIpNewFlows,
@@ -82,8 +83,9 @@ public static class BenchCommand
                 foreach (var name in names)
                 {
                     var s = Scenarios[name];
-                    // l2-forward has no engine to dispatch to: it always runs on its own queues.
-                    var mode = s == TrafficScenario.L2Forward ? BenchDispatch.Rss : dispatch;
+                    // l2-forward has no engine to dispatch to, and the dispatcher's batches hold no super-frames: both
+                    // always run on their own queues.
+                    var mode = s is TrafficScenario.L2Forward or TrafficScenario.SuperFrameVxlan ? BenchDispatch.Rss : dispatch;
                     results.Add(BenchRunner.Run(new BenchOptions(s, traffic, n, TimeSpan.FromSeconds(duration), TimeSpan.FromSeconds(warmUp), mode, batch)));
                     if (!json) stderr.Write('.');
                 }

@@ -61,6 +61,8 @@ public sealed class StatusLine(TextWriter output, TimeSpan interval)
         if (dropped == 0) line.Append(" 0");
         long txErrors = taps.Sum(t => t.TransmitErrors);
         line.Append(ci, $", tx errors {txErrors - _lastTxErrors}");
+        long superFrames = taps.Sum(t => t.SuperFramesReceived);
+        if (superFrames > 0) line.Append(ci, $", super-frames rx {superFrames:N0}");
         long segmented = taps.Sum(t => t.SoftwareSegmented);
         if (segmented > 0) line.Append(ci, $", super-frames segmented in software {segmented:N0}");
         int failed = taps.Max(t => t.FailedDevices);

@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
+using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Ports;
+using FastPath.DataPlane.Telemetry;
 using FastPath.Tests.Kernel;
 using FastPath.Tests.Support;
 using static FastPath.Tests.Support.TestFrames;
@@ -19,7 +21,8 @@ internal sealed class TapLab : IDisposable
     private readonly string _namespace;
     private readonly byte[][] _kernelMacs;
 
-    public TapLab()
+    /// <param name="offloads">Open the devices with virtio-net headers and offloads (the default, as `run` does).</param>
+    public TapLab(bool offloads = true)
     {
         if (!OperatingSystem.IsLinux()) Assert.Skip("TAP devices need Linux");
         if (!Environment.IsPrivilegedProcess) Assert.Skip("not root: creating TAP devices needs root");
@@ -29,7 +32,7 @@ internal sealed class TapLab : IDisposable
         Names = [$"fpt{id}a", $"fpt{id}b"];
         Ip("netns", "add", _namespace);
         Ip("netns", "exec", _namespace, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1");
-        Devices = Names.Select(n => TapDevice.Open(n)).ToArray();
+        Devices = Names.Select(n => TapDevice.Open(n, offloads: offloads)).ToArray();
         // Read while the devices are still in this process's namespace (/sys/class/net shows only that one).
         _kernelMacs = Names.Select(n => Mac(File.ReadAllText($"/sys/class/net/{n}/address").Trim())).ToArray();
         for (int i = 0; i < 2; i++)
@@ -46,6 +49,9 @@ internal sealed class TapLab : IDisposable
     public string[] Names { get; }
     public TapDevice[] Devices { get; }
     public TapPort Port { get; }
+
+    /// <summary>The MAC of the kernel's side of device <paramref name="device"/>.</summary>
+    public byte[] KernelMac(int device) => _kernelMacs[device];
 
     /// <summary>An echo request from the peer to the namespace's address behind <paramref name="device"/> (0 or 1).</summary>
     public byte[] EchoRequest(int device, ushort sequence) =>
@@ -195,5 +201,48 @@ public class TapPortAllocationTests
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         Assert.True(received >= 4000 * 32 * 99 / 100, $"only {received} replies");
         Assert.Equal(0, allocated);
+    }
+
+    /// <summary>
+    /// Super-frames leave with their virtio-net header rebuilt (a device with offloads) or cut into segments in
+    /// software (a device without), allocating nothing either way once the segment buffer exists.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void SuperFramesThroughTapPortAllocateNothing(bool offloads)
+    {
+        using var lab = new TapLab(offloads);
+        var batch = new PacketBatch(8, PacketBatch.SuperFrameSlotSize);
+        var frame = Ethernet(lab.KernelMac(0), Mac(TapLab.PeerMac), 0x0800, Ipv4("10.77.0.2", "10.77.0.1", 6, Tcp(40000, 9, 0x10, 30_000)));
+        var template = new PacketMeta();
+        Assert.Equal(DropReason.None, PacketParser.Parse(frame, ref template));
+        (template.Gso, template.GsoSize, template.Offload, template.ChecksumOffset, template.EgressPort) =
+            (GsoKind.TcpV4, 1398, OffloadFlags.ChecksumPartial, 16, 0);
+        void Fill()
+        {
+            for (int i = 0; i < batch.Capacity; i++)
+            {
+                frame.CopyTo(batch.ReceiveArea(i));
+                batch.SetReceived(i, frame.Length, 0, i + 1, 0);
+                int offset = batch.Meta[i].Offset;
+                batch.Meta[i] = template;
+                batch.Meta[i].Offset = offset;
+                batch.Meta[i].Length = frame.Length;
+            }
+            batch.Count = batch.Capacity;
+        }
+        Fill();
+        lab.Port.TransmitBatch(batch); // warm up (and, without offloads, the segment buffer)
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int round = 0; round < 200; round++)
+        {
+            Fill();
+            lab.Port.TransmitBatch(batch);
+        }
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(0, allocated);
+        Assert.Equal(offloads ? 0 : 201 * 8, lab.Port.SoftwareSegmented);
+        Assert.True(lab.Port.Transmitted >= (offloads ? 201 * 8 : 201 * 8 * 22), $"{lab.Port.Transmitted} frames written, {lab.Port.TransmitErrors} refused");
     }
 }
