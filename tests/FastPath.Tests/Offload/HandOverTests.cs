@@ -1,6 +1,4 @@
-using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
-using FastPath.Commands;
 using FastPath.DataPlane.Conntrack;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Telemetry;
@@ -22,11 +20,7 @@ public sealed class HandOverTests : IDisposable
 
     public HandOverTests()
     {
-        string yaml = File.ReadAllText(Path.Combine(RepositoryFiles.Root, "pcaps", "demo", "cluster", "cluster.yaml"));
-        int at = yaml.IndexOf("  - addresses: [10.244.1.11]", StringComparison.Ordinal);
-        int remote = yaml.IndexOf("  - addresses: [10.244.2.11]", StringComparison.Ordinal);
-        File.WriteAllText(_dir.File("cluster.yaml"), yaml[..at] + yaml[remote..]);
-        var snapshot = NodeSnapshot.Load(_dir.Path, "node-a", "test", TextWriter.Null, out _)!;
+        var snapshot = RemoteBackendCluster.Snapshot(_dir);
         var owners = new FlowOwners(2);
         _workers = [new Engine(new SnapshotHolder(snapshot), owners: owners, workerId: 0), new Engine(new SnapshotHolder(snapshot), owners: owners, workerId: 1)];
     }
@@ -51,14 +45,8 @@ public sealed class HandOverTests : IDisposable
     private static byte[] Reply()
     {
         var inner = Ethernet(Mac("02:00:00:00:01:01"), Mac("02:00:00:00:02:01"), 0x0800, Ipv4("10.244.2.11", "10.244.1.10", 6, Tcp(8080, 40000, 0x12)));
-        var v = new byte[16 + inner.Length];
-        BinaryPrimitives.WriteUInt16BigEndian(v, 50000);
-        BinaryPrimitives.WriteUInt16BigEndian(v.AsSpan(2), 8472);
-        BinaryPrimitives.WriteUInt16BigEndian(v.AsSpan(4), (ushort)v.Length);
-        v[8] = 0x08;
-        v[14] = 1;
-        inner.CopyTo(v, 16);
-        return Ethernet(Mac("02:00:00:00:01:01"), Mac("02:00:00:00:02:01"), 0x0800, Ipv4("192.168.56.12", "192.168.56.11", 17, v, flags: 0));
+        return Ethernet(Mac("02:00:00:00:01:01"), Mac("02:00:00:00:02:01"), 0x0800,
+            Ipv4("192.168.56.12", "192.168.56.11", 17, RemoteBackendCluster.Vxlan(inner), flags: 0));
     }
 
     [Fact]

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using FastPath.Commands;
 using FastPath.DataPlane.Offload;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Ports;
@@ -24,12 +23,7 @@ public sealed class SuperFrameTests : IDisposable
 
     public SuperFrameTests()
     {
-        string yaml = File.ReadAllText(Path.Combine(RepositoryFiles.Root, "pcaps", "demo", "cluster", "cluster.yaml"));
-        // One endpoint, on node-b: every connection to the ClusterIP is DNATed and encapsulated.
-        int at = yaml.IndexOf("  - addresses: [10.244.1.11]", StringComparison.Ordinal);
-        int remote = yaml.IndexOf("  - addresses: [10.244.2.11]", StringComparison.Ordinal);
-        File.WriteAllText(_dir.File("cluster.yaml"), yaml[..at] + yaml[remote..]);
-        var snapshot = NodeSnapshot.Load(_dir.Path, "node-a", "test", TextWriter.Null, out _)!;
+        var snapshot = RemoteBackendCluster.Snapshot(_dir);
         Assert.Equal("default/client", snapshot.Ports[ClientPort].Name);
         _engine = new Engine(new SnapshotHolder(snapshot), conntrackSeed: 1);
     }
@@ -169,7 +163,7 @@ public sealed class SuperFrameTests : IDisposable
         var inner = Ethernet(Mac("02:00:00:00:01:01"), Mac("02:00:00:00:02:01"), 0x0800, Ipv4("10.244.2.11", "10.244.1.10", 6, Tcp(8080, 40000, 0x18, Payload)));
         MakePartial(inner, 34);
         var outer = Ethernet(Mac("02:00:00:00:01:01"), Mac("02:00:00:00:02:01"), 0x0800,
-            Ipv4("192.168.56.12", "192.168.56.11", 17, Vxlan(inner), flags: 0));
+            Ipv4("192.168.56.12", "192.168.56.11", 17, RemoteBackendCluster.Vxlan(inner), flags: 0));
         var batch = Process((Uplink, outer, Header(1 | VirtioNetHeader.GsoUdpTunnelV4, GsoSize, 84, outer: 34, innerNh: 64)));
         var m = batch.Meta[0];
         Assert.Equal(DropReason.None, m.Drop);
@@ -180,19 +174,6 @@ public sealed class SuperFrameTests : IDisposable
         Assert.Equal(Ip("10.96.0.20"), frame[26..30]);
         Assert.Equal(80, BinaryPrimitives.ReadUInt16BigEndian(frame.AsSpan(34)));
         Assert.True(ChecksumsValid(frame));
-    }
-
-    private static byte[] Vxlan(byte[] innerFrame)
-    {
-        var v = new byte[16 + innerFrame.Length];
-        BinaryPrimitives.WriteUInt16BigEndian(v, 50000);
-        BinaryPrimitives.WriteUInt16BigEndian(v.AsSpan(2), 8472);
-        BinaryPrimitives.WriteUInt16BigEndian(v.AsSpan(4), (ushort)v.Length);
-        v[8] = 0x08;
-        v[15] = 0; // VNI 1 in bytes 12..14
-        v[14] = 1;
-        innerFrame.CopyTo(v, 16);
-        return v;
     }
 
     [Theory]
