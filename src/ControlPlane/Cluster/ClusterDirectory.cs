@@ -44,6 +44,18 @@ public static class ClusterDirectory
         return new ManifestFile(file, loader.Objects, [.. loader.Errors], [.. loader.Warnings]);
     }
 
+    /// <summary>
+    /// Validates objects read elsewhere (a snapshot of an API server, plus a FastPathConfiguration file) as one
+    /// cluster, the way <see cref="Load"/> validates a directory.
+    /// </summary>
+    public static ClusterLoadResult FromObjects(string source, IEnumerable<IClusterObject> objects, IEnumerable<ClusterError> errors)
+    {
+        var loader = new DocumentLoader();
+        loader.Errors.AddRange(errors);
+        foreach (var o in objects) loader.Add(o);
+        return loader.Finish(source);
+    }
+
     /// <summary>Whether <paramref name="path"/> names a file the directory loader reads (by extension and name).</summary>
     public static bool IsManifestFile(string path) =>
         !Path.GetFileName(path).StartsWith('.') && Extensions.Any(x => path.EndsWith(x, StringComparison.OrdinalIgnoreCase));
@@ -104,6 +116,22 @@ public static class ClusterDirectory
         private readonly ImmutableArray<ClusterObject<V1NetworkPolicy>>.Builder _policies = ImmutableArray.CreateBuilder<ClusterObject<V1NetworkPolicy>>();
         private FastPathConfiguration? _configuration;
         private string? _configurationFile;
+
+        /// <summary>Takes an object already read (by another source).</summary>
+        public void Add(IClusterObject o)
+        {
+            switch (o)
+            {
+                case ClusterObject<V1Node> x: _nodes.Add(x); break;
+                case ClusterObject<V1Pod> x: _pods.Add(x); break;
+                case ClusterObject<V1Service> x: _services.Add(x); break;
+                case ClusterObject<V1EndpointSlice> x: _slices.Add(x); break;
+                case ClusterObject<V1Namespace> x: _namespaces.Add(x); break;
+                case ClusterObject<V1NetworkPolicy> x: _policies.Add(x); break;
+                case ClusterObject<FastPathConfiguration> x: _configuration = x.Value; _configurationFile = x.File; break;
+            }
+            Objects.Add(o);
+        }
 
         public void LoadFile(string file)
         {

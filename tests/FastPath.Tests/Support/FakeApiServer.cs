@@ -2,18 +2,12 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace FastPath.Tests.Support;
 
 /// <summary>
-/// A Kubernetes API server's list/watch protocol over real HTTP/1.1 (Kestrel on 127.0.0.1), for the six kinds FastPath
+/// A Kubernetes API server's list/watch protocol over real HTTP/1.1 (the BCL's HttpListener on 127.0.0.1; Kestrel would
+/// need the ASP.NET shared framework, which the fastpath.dll the tests start from their own folder does not load), for the six kinds FastPath
 /// reads, as kube-apiserver answers it:
 /// <list type="bullet">
 /// <item>GET a collection: a <c>{kind}List</c> with <c>metadata.resourceVersion</c>; with <c>limit</c>, pages and an
@@ -43,11 +37,13 @@ internal sealed class FakeApiServer : IAsyncDisposable
     private readonly object _gate = new();
     private readonly Dictionary<Resource, SortedDictionary<string, (long Version, string Json)>> _objects = All.ToDictionary(r => r, _ => new SortedDictionary<string, (long, string)>(StringComparer.Ordinal));
     private readonly List<Event> _log = [];
-    private readonly List<(HttpContext Context, TaskCompletionSource Done)> _watches = [];
+    private readonly List<HttpListenerContext> _watches = [];
     private long _version = 100;
     private long _compacted;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private WebApplication? _app;
+    private readonly HttpListener _listener = new();
+    private readonly CancellationTokenSource _stop = new();
+    private Task? _accept;
 
     /// <summary>While set, every request waits (sends no headers, no bytes) until it is cleared or the client gives up.</summary>
     public volatile bool Stalled;
@@ -66,14 +62,25 @@ internal sealed class FakeApiServer : IAsyncDisposable
     public static async Task<FakeApiServer> StartAsync()
     {
         var server = new FakeApiServer();
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel(o => o.Listen(IPAddress.Loopback, 0));
-        var app = builder.Build();
-        app.Run(server.HandleAsync);
-        await app.StartAsync();
-        server._app = app;
-        server.Url = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        for (int attempt = 0; ; attempt++)
+        {
+            // HttpListener takes no port 0: take a free one from the kernel, then bind it (retry if someone was faster).
+            var probe = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+            probe.Start();
+            int port = ((IPEndPoint)probe.LocalEndpoint).Port;
+            probe.Stop();
+            server._listener.Prefixes.Clear();
+            server._listener.Prefixes.Add($"http://127.0.0.1:{port}/");
+            try
+            {
+                server._listener.Start();
+                server.Url = $"http://127.0.0.1:{port}";
+                break;
+            }
+            catch (HttpListenerException) when (attempt < 5) { }
+        }
+        server._accept = Task.Run(server.AcceptLoopAsync);
+        await Task.CompletedTask;
         return server;
     }
 
@@ -188,7 +195,7 @@ internal sealed class FakeApiServer : IAsyncDisposable
     {
         lock (_gate)
         {
-            foreach (var (context, _) in _watches) context.Abort();
+            foreach (var context in _watches) context.Response.Abort();
             _watches.Clear();
         }
     }
@@ -211,31 +218,47 @@ internal sealed class FakeApiServer : IAsyncDisposable
     private static string Key(Resource r, JsonNode meta) =>
         r.Namespaced ? $"{(string?)meta["namespace"]}/{(string)meta["name"]!}" : (string)meta["name"]!;
 
-    private async Task HandleAsync(HttpContext context)
+    private async Task AcceptLoopAsync()
     {
-        var ct = context.RequestAborted;
+        while (!_stop.IsCancellationRequested)
+        {
+            HttpListenerContext context;
+            try { context = await _listener.GetContextAsync(); }
+            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException) { return; }
+            _ = Task.Run(async () =>
+            {
+                try { await HandleAsync(context); }
+                catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException or InvalidOperationException) { }
+                finally { try { context.Response.Close(); } catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException) { } }
+            });
+        }
+    }
+
+    private async Task HandleAsync(HttpListenerContext context)
+    {
+        var ct = _stop.Token;
         while (Stalled && !ct.IsCancellationRequested) await Task.Delay(20, CancellationToken.None);
         if (ct.IsCancellationRequested) return;
-        if (context.Request.Headers.Authorization.ToString() != $"Bearer {Token}")
+        if (context.Request.Headers["Authorization"] != $"Bearer {Token}")
         {
             await WriteStatus(context, 401, "Unauthorized", "Unauthorized");
             return;
         }
-        var r = All.FirstOrDefault(x => x.Path == context.Request.Path.Value);
-        if (r is null || context.Request.Method != "GET")
+        var r = All.FirstOrDefault(x => x.Path == context.Request.Url!.AbsolutePath);
+        if (r is null || context.Request.HttpMethod != "GET")
         {
-            await WriteStatus(context, 404, "NotFound", $"the server could not find the requested resource ({context.Request.Path})");
+            await WriteStatus(context, 404, "NotFound", $"the server could not find the requested resource ({context.Request.Url!.AbsolutePath})");
             return;
         }
-        var q = context.Request.Query;
-        if (q["watch"] is { Count: > 0 } w && w[0] is "1" or "true") await WatchAsync(context, r, ct);
+        var q = context.Request.QueryString;
+        if (q["watch"] is "1" or "true") await WatchAsync(context, r, ct);
         else await ListAsync(context, r);
     }
 
-    private async Task ListAsync(HttpContext context, Resource r)
+    private async Task ListAsync(HttpListenerContext context, Resource r)
     {
         Interlocked.Increment(ref Lists);
-        var q = context.Request.Query;
+        var q = context.Request.QueryString;
         int limit = int.TryParse(q["limit"], out var l) && l > 0 ? l : int.MaxValue;
         string? cont = q["continue"];
         long version;
@@ -287,22 +310,27 @@ internal sealed class FakeApiServer : IAsyncDisposable
             body.Append(item.ToJsonString());
         }
         body.Append("]}");
-        context.Response.ContentType = "application/json";
-        await context.Response.WriteAsync(body.ToString());
+        await Write(context.Response, body.ToString(), CancellationToken.None);
     }
 
-    private async Task WatchAsync(HttpContext context, Resource r, CancellationToken ct)
+    private static async Task Write(HttpListenerResponse response, string text, CancellationToken ct)
+    {
+        response.ContentType = "application/json";
+        var bytes = Encoding.UTF8.GetBytes(text);
+        await response.OutputStream.WriteAsync(bytes, ct);
+    }
+
+    private async Task WatchAsync(HttpListenerContext context, Resource r, CancellationToken ct)
     {
         Interlocked.Increment(ref WatchRequests);
-        var q = context.Request.Query;
+        var q = context.Request.QueryString;
         long from = long.TryParse(q["resourceVersion"], out var v) ? v : 0;
-        bool bookmarks = q["allowWatchBookmarks"] is { Count: > 0 } b && b[0] is "true" or "1";
+        bool bookmarks = q["allowWatchBookmarks"] is "true" or "1";
         int timeout = int.TryParse(q["timeoutSeconds"], out var t) ? t : 1800;
-        var done = new TaskCompletionSource();
-        lock (_gate) _watches.Add((context, done));
+        lock (_gate) _watches.Add(context);
         context.Response.ContentType = "application/json";
-        // No Content-Length: Kestrel sends the body with chunked transfer encoding, as kube-apiserver does.
-        await context.Response.StartAsync(ct);
+        context.Response.SendChunked = true; // Transfer-Encoding: chunked, one flush per burst of events, as kube-apiserver
+        var output = context.Response.OutputStream;
         using var end = CancellationTokenSource.CreateLinkedTokenSource(ct);
         end.CancelAfter(TimeSpan.FromSeconds(timeout));
         int sent = 0;
@@ -341,43 +369,41 @@ internal sealed class FakeApiServer : IAsyncDisposable
                 if (gone)
                 {
                     var status = $"{{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{{}},\"status\":\"Failure\",\"message\":\"too old resource version: {from} ({_compacted})\",\"reason\":\"Expired\",\"code\":410}}";
-                    await context.Response.WriteAsync($"{{\"type\":\"ERROR\",\"object\":{status}}}\n", end.Token);
-                    await context.Response.Body.FlushAsync(end.Token);
+                    await output.WriteAsync(Encoding.UTF8.GetBytes($"{{\"type\":\"ERROR\",\"object\":{status}}}\n"), end.Token);
+                    await output.FlushAsync(end.Token);
                     return;
                 }
-                foreach (var line in lines) await context.Response.WriteAsync(line + "\n", end.Token);
-                if (lines.Count > 0) await context.Response.Body.FlushAsync(end.Token);
+                if (lines.Count > 0)
+                {
+                    await output.WriteAsync(Encoding.UTF8.GetBytes(string.Concat(lines.Select(l => l + "\n"))), end.Token);
+                    await output.FlushAsync(end.Token);
+                }
                 await changed.WaitAsync(end.Token);
             }
         }
         catch (OperationCanceledException) { }
-        catch (IOException) { }
+        catch (Exception e) when (e is IOException or HttpListenerException or ObjectDisposedException) { }
         finally
         {
-            lock (_gate) _watches.RemoveAll(x => x.Context == context);
-            done.TrySetResult();
+            lock (_gate) _watches.Remove(context);
         }
     }
 
-    private static async Task WriteStatus(HttpContext context, int code, string reason, string message)
+    private static async Task WriteStatus(HttpListenerContext context, int code, string reason, string message)
     {
         context.Response.StatusCode = code;
-        context.Response.ContentType = "application/json";
-        await context.Response.WriteAsync(JsonSerializer.Serialize(new
+        await Write(context.Response, JsonSerializer.Serialize(new
         {
             kind = "Status", apiVersion = "v1", metadata = new { }, status = "Failure", message, reason, code,
-        }));
+        }), CancellationToken.None);
     }
 
     public async ValueTask DisposeAsync()
     {
         Stalled = false;
+        _stop.Cancel();
         DropConnections();
-        if (_app is not null)
-        {
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-            try { await _app.StopAsync(cts.Token); } catch (OperationCanceledException) { }
-            await _app.DisposeAsync();
-        }
+        _listener.Close();
+        if (_accept is not null) await _accept;
     }
 }

@@ -95,6 +95,19 @@ public sealed class KubernetesApiSource : IClusterSource
     {
         if (_onChanges is not null) throw new InvalidOperationException("KubernetesApiSource.Start was already called");
         _onChanges = onChanges;
+        var initial = Snapshot();
+        if (initial.Errors.Count > 0) return initial;
+        _tasks.Add(Task.Factory.StartNew(Deliver, TaskCreationOptions.LongRunning));
+        foreach (var informer in _informers) _tasks.Add(Task.Run(() => informer.WatchLoopAsync(_stop.Token)));
+        return initial;
+    }
+
+    /// <summary>
+    /// Lists every kind once (the file objects included) without watching: what <c>check</c>, <c>replay</c> and
+    /// <c>trace</c> read from a live cluster. No changes, one error per kind, when the server cannot be listed.
+    /// </summary>
+    public ClusterChangeBatch Snapshot()
+    {
         var changes = new List<ClusterChange>();
         foreach (var o in _fileObjects) changes.Add(ClusterChange.Upsert(o));
         var errors = new List<ClusterError>();
@@ -104,10 +117,7 @@ public sealed class KubernetesApiSource : IClusterSource
             changes.AddRange(kindChanges);
             if (error is not null) errors.Add(error);
         }
-        if (errors.Count > 0) return new ClusterChangeBatch([], errors, []);
-        _tasks.Add(Task.Factory.StartNew(Deliver, TaskCreationOptions.LongRunning));
-        foreach (var informer in _informers) _tasks.Add(Task.Run(() => informer.WatchLoopAsync(_stop.Token)));
-        return new ClusterChangeBatch(changes, [], []);
+        return errors.Count > 0 ? new ClusterChangeBatch([], errors, []) : new ClusterChangeBatch(changes, [], []);
     }
 
     /// <summary>
