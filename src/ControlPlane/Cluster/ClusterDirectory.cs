@@ -142,7 +142,9 @@ public static class ClusterDirectory
                 Errors.Add(new ClusterError(file, null, null, null, $"cannot read: {e.Message}"));
                 return;
             }
-            var documents = ManifestReader.ReadDocuments(text, out var syntaxError);
+            YamlException? syntaxError = null;
+            var documents = (file.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? ManifestJsonReader.TryRead(text, out syntaxError) : null)
+                ?? ManifestReader.ReadDocuments(text, out syntaxError);
             var items = ExpandLists(file, documents);
             // Typed reading is independent per object and, after parsing, the rest of the cost: all cores share it,
             // and the results are taken in file order so errors and duplicates come out as a sequential read gives them.

@@ -216,4 +216,29 @@ public class ManifestIngestTests
         Assert.Equal(k8s.KubernetesJson.Serialize(yaml.State.Pods[0].Value), k8s.KubernetesJson.Serialize(fromJson.State.Pods[0].Value));
         Assert.Equal(k8s.KubernetesJson.Serialize(yaml.State.Nodes[0].Value), k8s.KubernetesJson.Serialize(fromJson.State.Nodes[0].Value));
     }
+
+    [Fact]
+    public void JsonFile_SyntaxError_NamesTheLine_AndEarlierObjectsStay()
+    {
+        using var c = new TempCluster();
+        c.Write("node.yaml", Node);
+        c.Write("pods.json", "{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": \"a\", \"namespace\": \"default\"},\n \"spec\": {\"nodeName\": \"node-a\"}, \"status\": {\"podIP\": \"10.244.1.1\"}}\n"
+            + "{\"apiVersion\": \"v1\", \"kind\": \"Pod\",\n \"metadata\": {\"name\": \"b\",, }}\n");
+        var load = ClusterDirectory.Load(c.Path);
+        Assert.Equal("a", Assert.Single(load.State.Pods).Name); // two top-level values: two documents
+        var error = Assert.Single(load.Errors);
+        Assert.Equal(4, error.Line);
+        Assert.StartsWith($"{c.F("pods.json")}:4: YAML syntax error: JSON: ", error.ToString());
+        Assert.DoesNotContain('\n', error.ToString());
+    }
+
+    [Fact]
+    public void JsonExtensionHoldingYaml_IsReadAsYaml()
+    {
+        using var c = new TempCluster();
+        c.Write("node.json", Node);
+        var load = ClusterDirectory.Load(c.Path);
+        Assert.Empty(load.Errors);
+        Assert.Equal("10.244.1.0/24", Assert.Single(load.State.Nodes).Value.Spec.PodCIDR);
+    }
 }
