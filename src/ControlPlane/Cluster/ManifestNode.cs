@@ -4,10 +4,9 @@ using YamlDotNet.Core.Events;
 namespace FastPath.ControlPlane.Cluster;
 
 /// <summary>
-/// A minimal YAML tree that keeps source positions. KubernetesYaml deserializes one document at a time and
-/// YamlDotNet's own representation model loses marks when read per document, so the loader walks the parser's
-/// events itself: enough to learn apiVersion/kind/metadata, read FastPathConfiguration field by field, and cut
-/// each object's exact text out of the file for KubernetesYaml.
+/// A minimal YAML tree that keeps source positions, built from YamlDotNet's parser events (or, for .json files, from
+/// System.Text.Json's reader): enough to learn apiVersion/kind/metadata, read FastPathConfiguration field by field,
+/// point errors at a field's line, and write each object as JSON for its typed model (<see cref="ManifestJson"/>).
 /// </summary>
 internal abstract record ManifestNode(Mark Start);
 

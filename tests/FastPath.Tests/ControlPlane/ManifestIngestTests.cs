@@ -124,14 +124,21 @@ public class ManifestIngestTests
         Assert.Equal($"{c.F("a.yaml")}:7: ServiceList: items: expected a list of objects", Assert.Single(load.Errors).ToString());
     }
 
+    /// <summary>A node and 3,000 pods (over 256 KiB: read in pieces); <paramref name="line"/> is the next line to write.</summary>
+    private static StringBuilder ThreeThousandPods(out int line)
+    {
+        var text = new StringBuilder(WideNode);
+        for (int i = 0; i < 3000; i++) text.Append("---\n").Append(Pod($"p{i}", $"10.244.{1 + i / 250}.{i % 250 + 1}"));
+        line = text.ToString().Count(ch => ch == '\n') + 1;
+        return text;
+    }
+
     [Fact]
     public void LargeFile_ReadInPieces_KeepsFileLinesInObjectsErrorsAndWarnings()
     {
         // > 256 KiB, so the reader cuts it at "---" lines and parses the pieces in parallel.
         using var c = new TempCluster();
-        var text = new StringBuilder(WideNode);
-        for (int i = 0; i < 3000; i++) text.Append("---\n").Append(Pod($"p{i}", $"10.244.{1 + i / 250}.{i % 250 + 1}"));
-        int line = text.ToString().Count(ch => ch == '\n') + 1;
+        var text = ThreeThousandPods(out int line);
         text.Append("---\napiVersion: v1\nkind: Pod\nmetadata: {name: bad, namespace: default}\nspec:\n  nodeName: node-a\n  containers:\n  - name: c\n    ports:\n    - containerPort: eighty\n");
         text.Append("---\napiVersion: v1\nkind: Pod\nmetadata: {name: typo, namespace: default}\nspec: {nodeName: node-a}\nstatus:\n  podIp: 10.244.1.9\n");
         // a block scalar holding "---" indented is content, not a document marker
@@ -151,9 +158,7 @@ public class ManifestIngestTests
     public void SyntaxErrorInALaterPiece_KeepsTheDocumentsBeforeIt_AtTheRightLine()
     {
         using var c = new TempCluster();
-        var text = new StringBuilder(WideNode);
-        for (int i = 0; i < 3000; i++) text.Append("---\n").Append(Pod($"p{i}", $"10.244.{1 + i / 250}.{i % 250 + 1}"));
-        int line = text.ToString().Count(ch => ch == '\n') + 1;
+        var text = ThreeThousandPods(out int line);
         text.Append("---\napiVersion: v1\nkind: Pod\nmetadata: {name: p\n");
         c.Write("pods.yaml", text.ToString());
         var load = ClusterDirectory.Load(c.Path);
