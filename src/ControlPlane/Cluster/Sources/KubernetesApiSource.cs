@@ -145,7 +145,15 @@ public sealed class KubernetesApiSource : IClusterSource
                 }
                 if (changes.Count == 0 && errors.Count == 0) continue;
                 BatchesDelivered++;
-                _onChanges!(new ClusterChangeBatch([.. order.Select(k => changes[k])], errors, []));
+                try
+                {
+                    _onChanges!(new ClusterChangeBatch([.. order.Select(k => changes[k])], errors, []));
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // The watches must outlive one failed apply: say so with the next batch and go on.
+                    Post(new ClusterChangeBatch([], [new ClusterError(Server, null, null, null, $"applying {changes.Count} changes failed: {e.Message.ReplaceLineEndings(" ")}")], []));
+                }
             }
         }
         catch (OperationCanceledException) { }
