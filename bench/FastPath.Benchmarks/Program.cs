@@ -11,6 +11,11 @@ public static class Program
             MaglevStats.Run();
             return;
         }
+        if (args is ["watch-latency", ..])
+        {
+            WatchLatency.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 200);
+            return;
+        }
         if (args is ["control-plane-stats", "policy"])
         {
             ControlPlaneStats.PolicyChanges();

@@ -44,6 +44,18 @@ public static class ClusterDirectory
         return new ManifestFile(file, loader.Objects, [.. loader.Errors], [.. loader.Warnings]);
     }
 
+    /// <summary>
+    /// Validates objects read elsewhere (a snapshot of an API server, plus a FastPathConfiguration file) as one
+    /// cluster, the way <see cref="Load"/> validates a directory.
+    /// </summary>
+    public static ClusterLoadResult FromObjects(string source, IEnumerable<IClusterObject> objects, IEnumerable<ClusterError> errors)
+    {
+        var loader = new DocumentLoader();
+        loader.Errors.AddRange(errors);
+        foreach (var o in objects) loader.Add(o);
+        return loader.Finish(source);
+    }
+
     /// <summary>Whether <paramref name="path"/> names a file the directory loader reads (by extension and name).</summary>
     public static bool IsManifestFile(string path) =>
         !Path.GetFileName(path).StartsWith('.') && Extensions.Any(x => path.EndsWith(x, StringComparison.OrdinalIgnoreCase));
@@ -105,6 +117,22 @@ public static class ClusterDirectory
         private FastPathConfiguration? _configuration;
         private string? _configurationFile;
 
+        /// <summary>Takes an object already read (by another source).</summary>
+        public void Add(IClusterObject o)
+        {
+            switch (o)
+            {
+                case ClusterObject<V1Node> x: _nodes.Add(x); break;
+                case ClusterObject<V1Pod> x: _pods.Add(x); break;
+                case ClusterObject<V1Service> x: _services.Add(x); break;
+                case ClusterObject<V1EndpointSlice> x: _slices.Add(x); break;
+                case ClusterObject<V1Namespace> x: _namespaces.Add(x); break;
+                case ClusterObject<V1NetworkPolicy> x: _policies.Add(x); break;
+                case ClusterObject<FastPathConfiguration> x: _configuration = x.Value; _configurationFile = x.File; break;
+            }
+            Objects.Add(o);
+        }
+
         public void LoadFile(string file)
         {
             string text;
@@ -114,26 +142,60 @@ public static class ClusterDirectory
                 Errors.Add(new ClusterError(file, null, null, null, $"cannot read: {e.Message}"));
                 return;
             }
-            var documents = ManifestReader.ReadDocuments(text, out var syntaxError);
-            foreach (var document in documents) LoadDocument(file, text, document);
+            YamlException? syntaxError = null;
+            var documents = (file.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? ManifestJsonReader.TryRead(text, out syntaxError) : null)
+                ?? ManifestReader.ReadDocuments(text, out syntaxError);
+            var items = ExpandLists(file, documents);
+            // Typed reading is independent per object and, after parsing, the rest of the cost: all cores share it,
+            // and the results are taken in file order so errors and duplicates come out as a sequential read gives them.
+            var decoded = new ManifestJson.Decoded?[items.Count];
+            Parallel.For(0, items.Count, new ParallelOptions { MaxDegreeOfParallelism = items.Count < 64 ? 1 : Environment.ProcessorCount },
+                i => decoded[i] = ManifestJson.DecodeObject(items[i].Node));
+            for (int i = 0; i < items.Count; i++) LoadDocument(file, items[i].Node, items[i].Item, decoded[i]);
             if (syntaxError is not null)
                 Errors.Add(new ClusterError(file, (int)syntaxError.Start.Line, null, null, $"YAML syntax error: {YamlMessage(syntaxError)}"));
         }
 
-        private void LoadDocument(string file, string text, ManifestNode document)
+        /// <summary>
+        /// What <c>kubectl get -o yaml|json</c> writes: one <c>kind: List</c> (or <c>PodList</c>, ...) whose
+        /// <c>items</c> are the objects. Each item is read as a document of its own, named "items[i]" in errors.
+        /// </summary>
+        private List<(ManifestNode Node, string? Item)> ExpandLists(string file, List<ManifestNode> documents)
+        {
+            var items = new List<(ManifestNode, string?)>(documents.Count);
+            foreach (var document in documents)
+            {
+                if (document is ManifestMapping map && map.Scalar("kind") is { } kind && kind.EndsWith("List", StringComparison.Ordinal)
+                    && map.Scalar("apiVersion") is not null)
+                {
+                    if (map["items"] is ManifestSequence list)
+                    {
+                        for (int i = 0; i < list.Items.Count; i++) items.Add((list.Items[i], $"items[{i}]"));
+                        continue;
+                    }
+                    if (map["items"] is null or ManifestScalar { IsNull: true }) continue; // an empty list
+                    Errors.Add(new ClusterError(file, (int)map["items"]!.Start.Line, kind, "items", "expected a list of objects"));
+                    continue;
+                }
+                items.Add((document, null));
+            }
+            return items;
+        }
+
+        private void LoadDocument(string file, ManifestNode document, string? item, ManifestJson.Decoded? decoded)
         {
             int line = (int)document.Start.Line;
             if (document is ManifestScalar { IsNull: true }) return; // empty document, e.g. a trailing "---"
             if (document is not ManifestMapping map)
             {
-                Errors.Add(new ClusterError(file, line, null, null, "expected a Kubernetes object (a mapping with apiVersion and kind)"));
+                Errors.Add(new ClusterError(file, line, item, null, "expected a Kubernetes object (a mapping with apiVersion and kind)"));
                 return;
             }
             string? apiVersion = map.Scalar("apiVersion");
             string? kind = map.Scalar("kind");
             if (apiVersion is null || kind is null)
             {
-                Errors.Add(new ClusterError(file, line, kind, apiVersion is null ? "apiVersion" : "kind", "required"));
+                Errors.Add(new ClusterError(file, line, Prefixed(item, kind), apiVersion is null ? "apiVersion" : "kind", "required"));
                 return;
             }
             var metadata = map["metadata"] as ManifestMapping;
@@ -143,25 +205,25 @@ public static class ClusterDirectory
             switch (apiVersion, kind)
             {
                 case ("v1", "Node"):
-                    Add(_nodes, file, text, map, kind, name, null);
+                    Add(_nodes, file, map, kind, name, null, item, decoded);
                     break;
                 case ("v1", "Namespace"):
-                    Add(_namespaces, file, text, map, kind, name, null);
+                    Add(_namespaces, file, map, kind, name, null, item, decoded);
                     break;
                 case ("v1", "Pod"):
-                    Add(_pods, file, text, map, kind, name, ns ?? "default");
+                    Add(_pods, file, map, kind, name, ns ?? "default", item, decoded);
                     break;
                 case ("v1", "Service"):
-                    Add(_services, file, text, map, kind, name, ns ?? "default");
+                    Add(_services, file, map, kind, name, ns ?? "default", item, decoded);
                     break;
                 case ("discovery.k8s.io/v1", "EndpointSlice"):
-                    Add(_slices, file, text, map, kind, name, ns ?? "default");
+                    Add(_slices, file, map, kind, name, ns ?? "default", item, decoded);
                     break;
                 case ("networking.k8s.io/v1", "NetworkPolicy"):
-                    Add(_policies, file, text, map, kind, name, ns ?? "default");
+                    Add(_policies, file, map, kind, name, ns ?? "default", item, decoded);
                     break;
                 case (FastPathConfiguration.ApiVersion, FastPathConfiguration.KindName):
-                    string label = name is null ? kind : $"{kind} {name}";
+                    string label = Prefixed(item, name is null ? kind : $"{kind} {name}")!;
                     int before = Errors.Count;
                     var config = FastPathConfigurationReader.Read(map, file, label, Errors);
                     if (Errors.Count == before) Objects.Add(new ClusterObject<FastPathConfiguration>(config, kind, null, name ?? "", file, line));
@@ -174,11 +236,11 @@ public static class ClusterDirectory
                     }
                     break;
                 case (_, "Node" or "Namespace" or "Pod" or "Service" or "EndpointSlice" or "NetworkPolicy" or FastPathConfiguration.KindName):
-                    Errors.Add(new ClusterError(file, line, ObjectLabel(kind, ns, name), "apiVersion",
+                    Errors.Add(new ClusterError(file, line, Prefixed(item, ObjectLabel(kind, ns, name)), "apiVersion",
                         $"\"{apiVersion}\" is not supported for {kind} (use {SupportedApiVersion(kind)})"));
                     break;
                 default:
-                    Warnings.Add(new ClusterError(file, line, ObjectLabel(kind, ns, name), null, $"skipped: FastPath does not use kind {kind} ({apiVersion})"));
+                    Warnings.Add(new ClusterError(file, line, Prefixed(item, ObjectLabel(kind, ns, name)), null, $"skipped: FastPath does not use kind {kind} ({apiVersion})"));
                     break;
             }
         }
@@ -191,17 +253,20 @@ public static class ClusterDirectory
             _ => "v1",
         };
 
+        /// <summary>"items[3] Pod default/web" for an item of a List, else the label itself.</summary>
+        private static string? Prefixed(string? item, string? label) => item is null ? label : label is null ? item : $"{item} {label}";
+
         private static string ObjectLabel(string kind, string? ns, string? name) =>
             name is null ? kind : ns is null ? $"{kind} {name}" : $"{kind} {ns}/{name}";
 
-        private void Add<T>(ImmutableArray<ClusterObject<T>>.Builder into, string file, string text, ManifestMapping map,
-            string kind, string? name, string? ns) where T : class, IMetadata<V1ObjectMeta>
+        private void Add<T>(ImmutableArray<ClusterObject<T>>.Builder into, string file, ManifestMapping map,
+            string kind, string? name, string? ns, string? item, ManifestJson.Decoded? decoded) where T : class, IMetadata<V1ObjectMeta>
         {
             int line = (int)map.Start.Line;
-            string label = ObjectLabel(kind, ns, name);
+            string label = Prefixed(item, ObjectLabel(kind, ns, name))!;
             if (name is null)
             {
-                Errors.Add(new ClusterError(file, line, kind, "metadata.name", "required"));
+                Errors.Add(new ClusterError(file, line, Prefixed(item, kind), "metadata.name", "required"));
                 return;
             }
             // Kubernetes object names: DNS-1123 subdomains (Namespaces and Services: labels). A '/' would also make
@@ -219,64 +284,18 @@ public static class ClusterDirectory
                 return;
             }
 
-            var value = Deserialize<T>(file, text, map, label);
-            if (value is null) return;
+            var (value, warning, error) = decoded ?? ManifestJson.DecodeObject(map) ?? new(null, null, null);
+            if (warning is not null)
+                Warnings.Add(new ClusterError(file, (int)(warning.Node ?? map).Start.Line, label, warning.Field, warning.Message));
+            if (error is not null)
+                Errors.Add(new ClusterError(file, (int)(error.Node ?? map).Start.Line, label, error.Field, error.Message));
+            if (value is not T typed) return;
             // kubectl puts objects without metadata.namespace into the context's namespace; for a directory that is
             // "default". Written back so later stages read one place.
-            if (ns is not null && value.Metadata is { } meta) meta.NamespaceProperty = ns;
-            var read = new ClusterObject<T>(value, kind, ns, name, file, line);
+            if (ns is not null && typed.Metadata is { } meta) meta.NamespaceProperty = ns;
+            var read = new ClusterObject<T>(typed, kind, ns, name, file, line);
             into.Add(read);
             Objects.Add(read);
-        }
-
-        private T? Deserialize<T>(string file, string text, ManifestMapping map, string label) where T : class
-        {
-            string slice = ManifestReader.Slice(text, map);
-            try
-            {
-                // Strict first, to warn about fields the model does not know (often a typo such as "podIp"); the API
-                // server's default field validation also only warns (KEP-2885), so the object still loads.
-                return KubernetesYaml.Deserialize<T>(slice, strict: true);
-            }
-            catch (YamlException e) when (UnknownProperty(e) is { } property)
-            {
-                Warnings.Add(new ClusterError(file, (int)e.Start.Line, label, FieldAt(map, SourceIndex(map, e.Start.Index)) ?? property, "unknown field ignored"));
-            }
-            catch (Exception e)
-            {
-                AddDeserializeError(file, map, label, e);
-                return null;
-            }
-            try
-            {
-                return KubernetesYaml.Deserialize<T>(slice, strict: false);
-            }
-            catch (Exception e)
-            {
-                AddDeserializeError(file, map, label, e);
-                return null;
-            }
-        }
-
-        private void AddDeserializeError(string file, ManifestMapping map, string label, Exception e)
-        {
-            if (e is YamlException y)
-                Errors.Add(new ClusterError(file, (int)y.Start.Line, label, FieldAt(map, SourceIndex(map, y.Start.Index)), YamlMessage(y)));
-            else
-                Errors.Add(new ClusterError(file, (int)map.Start.Line, label, null, e.Message));
-        }
-
-        /// <summary>Maps an index in <see cref="ManifestReader.Slice"/>'s padded text back to the file's text.</summary>
-        private static long SourceIndex(ManifestMapping map, long sliceIndex) =>
-            sliceIndex - (map.Start.Line - 1) - (map.Start.Column - 1) + map.Start.Index;
-
-        private static string? UnknownProperty(YamlException e)
-        {
-            // YamlDotNet: "Property 'podIp' not found on type 'k8s.Models.V1PodStatus'."
-            const string prefix = "Property '";
-            if (!e.Message.StartsWith(prefix, StringComparison.Ordinal) || !e.Message.Contains("' not found on type", StringComparison.Ordinal)) return null;
-            int end = e.Message.IndexOf('\'', prefix.Length);
-            return e.Message[prefix.Length..end];
         }
 
         public ClusterLoadResult Finish(string source)
@@ -307,36 +326,5 @@ public static class ClusterDirectory
             ? inner.Message
             : e.Message;
         return message.ReplaceLineEndings(" ").Trim();
-    }
-
-    /// <summary>The field path ("spec.containers[0].ports[0].containerPort") at a character index of the document.</summary>
-    private static string? FieldAt(ManifestNode root, long index)
-    {
-        var path = new System.Text.StringBuilder();
-        var node = root;
-        while (true)
-        {
-            if (node is ManifestMapping map)
-            {
-                KeyValuePair<ManifestScalar, ManifestNode>? hit = null;
-                foreach (var e in map.Entries)
-                    if (e.Key.Start.Index <= index) hit = e;
-                if (hit is not { } h) break;
-                if (path.Length > 0) path.Append('.');
-                path.Append(h.Key.Value);
-                node = h.Value;
-            }
-            else if (node is ManifestSequence seq)
-            {
-                int hit = -1;
-                for (int i = 0; i < seq.Items.Count; i++)
-                    if (seq.Items[i].Start.Index <= index) hit = i;
-                if (hit < 0) break;
-                path.Append('[').Append(hit).Append(']');
-                node = seq.Items[hit];
-            }
-            else break;
-        }
-        return path.Length == 0 ? null : path.ToString();
     }
 }

@@ -9,16 +9,22 @@ public static class CheckCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var cluster = new Option<string>("--cluster") { Description = "Directory (or file) of cluster manifests", Required = true };
+        var cluster = new ClusterInput.Options();
         var node = new Option<string?>("--node") { Description = "Also compile the snapshot of this node" };
-        var cmd = new Command("check", "Validate cluster objects; exit 0 when valid, 2 otherwise") { cluster, node };
-        cmd.SetAction(r => Run(r.GetValue(cluster)!, r.GetValue(node), stdout, stderr));
+        var cmd = new Command("check", "Validate cluster objects; exit 0 when valid, 2 otherwise") { node };
+        cluster.AddTo(cmd);
+        cmd.SetAction(r => Run(cluster.Get(r), r.GetValue(node), stdout, stderr));
         return cmd;
     }
 
-    public static int Run(string clusterPath, string? nodeName, TextWriter stdout, TextWriter stderr)
+    public static int Run(ClusterInput clusterPath, string? nodeName, TextWriter stdout, TextWriter stderr)
     {
-        var load = ClusterDirectory.Load(clusterPath);
+        if (clusterPath.Problem() is { } problem)
+        {
+            stderr.WriteLine($"fastpath check: {problem}");
+            return Program.ExitBadInput;
+        }
+        var load = clusterPath.Load();
         foreach (var w in load.Warnings) stderr.WriteLine($"warning: {w}");
         var errors = load.Errors.ToList();
         if (load.IsValid && nodeName is not null)
@@ -29,10 +35,10 @@ public static class CheckCommand
                         $"{s.EndpointSlices.Length} endpointslices, {s.NetworkPolicies.Length} networkpolicies";
         if (errors.Count > 0)
         {
-            stderr.WriteLine($"{clusterPath}: {errors.Count} problem(s) in {counts}");
+            stderr.WriteLine($"{s.Source}: {errors.Count} problem(s) in {counts}");
             return Program.ExitBadInput;
         }
-        stdout.WriteLine($"{clusterPath}: ok ({counts})");
+        stdout.WriteLine($"{s.Source}: ok ({counts})");
         return 0;
     }
 }

@@ -15,10 +15,16 @@ public static class NodeSnapshot
     /// </summary>
     /// <param name="state">The objects loaded (replay --changes starts its controller from them).</param>
     /// <param name="compileLatency">Receives the compile time (summary.json reports it).</param>
-    public static ForwardingSnapshot? Load(string cluster, string node, string command, TextWriter stderr, out ClusterState state,
+    public static ForwardingSnapshot? Load(ClusterInput cluster, string node, string command, TextWriter stderr, out ClusterState state,
         LatencyHistogram? compileLatency = null)
     {
-        var load = ClusterDirectory.Load(cluster);
+        if (cluster.Problem() is { } problem)
+        {
+            stderr.WriteLine($"fastpath {command}: {problem}");
+            state = ClusterDirectory.FromObjects("", [], []).State;
+            return null;
+        }
+        var load = cluster.Load();
         state = load.State;
         foreach (var w in load.Warnings) stderr.WriteLine($"warning: {w}");
         IEnumerable<ClusterError> errors = load.Errors;

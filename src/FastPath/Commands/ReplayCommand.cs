@@ -27,7 +27,7 @@ public static class ReplayCommand
             Description = "pcap or pcapng files, optionally PORT=FILE to name the port they enter on",
             Arity = ArgumentArity.OneOrMore,
         };
-        var cluster = new Option<string>("--cluster") { Description = "Directory (or file) of cluster manifests", Required = true };
+        var cluster = new ClusterInput.Options();
         var node = new Option<string>("--node") { Description = "The node whose data plane to run", Required = true };
         var output = new Option<string>("--out") { Description = "Directory for <port>.pcap, drops.jsonl and summary.json", Required = true };
         var batchSize = new Option<int>("--batch") { Description = "Packets per batch", DefaultValueFactory = _ => 256 };
@@ -49,8 +49,9 @@ public static class ReplayCommand
             Description = "Also write one pcapng of every fate: an interface per port with its emitted packets, a 'drop' interface with "
                 + "the dropped input packets, each packet commented with its input index, verdict, Service/backend and policy",
         };
-        var cmd = new Command("replay", "Replay captures through a node's data plane") { captures, cluster, node, output, batchSize, quiet, repeat, changes, flowLog, flowSample, pcapng };
-        cmd.SetAction(r => Run(new ReplayOptions(r.GetValue(captures)!, r.GetValue(cluster)!, r.GetValue(node)!,
+        var cmd = new Command("replay", "Replay captures through a node's data plane") { captures, node, output, batchSize, quiet, repeat, changes, flowLog, flowSample, pcapng };
+        cluster.AddTo(cmd);
+        cmd.SetAction(r => Run(new ReplayOptions(r.GetValue(captures)!, cluster.Get(r), r.GetValue(node)!,
             r.GetValue(output)!, r.GetValue(batchSize), r.GetValue(quiet), r.GetValue(repeat), r.GetValue(flowLog), r.GetValue(flowSample))
             { Changes = r.GetValue(changes), Pcapng = r.GetValue(pcapng) }, stdout, stderr));
         return cmd;
@@ -59,7 +60,7 @@ public static class ReplayCommand
     /// <summary>A fixed conntrack hash seed keeps replays (and traces of captures) deterministic even when the table fills.</summary>
     public const ulong ConntrackSeed = 0x5EED_F00D;
 
-    public sealed record ReplayOptions(string[] Captures, string Cluster, string Node, string Out, int BatchSize, bool Quiet, int Repeat = 1,
+    public sealed record ReplayOptions(string[] Captures, ClusterInput Cluster, string Node, string Out, int BatchSize, bool Quiet, int Repeat = 1,
         string? FlowLog = null, int FlowLogSample = 1)
     {
         /// <summary>--changes DIR, or null.</summary>

@@ -26,7 +26,7 @@ public static class RunCommand
 {
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var cluster = new Option<string>("--cluster") { Description = "Directory (or file) of cluster manifests", Required = true };
+        var cluster = new ClusterInput.Options();
         var node = new Option<string>("--node") { Description = "The node whose data plane to run", Required = true };
         var tap = new Option<bool>("--tap") { Description = "Attach to TAP devices (the only live port kind so far)", Required = true };
         var uplink = new Option<string>("--uplink-tap") { Description = "TAP device of the uplink", DefaultValueFactory = _ => "fp-uplink" };
@@ -43,9 +43,10 @@ public static class RunCommand
         var healthz = new Option<string>("--healthz") { Description = "Serve /healthz and /livez on ADDR:PORT, as kube-proxy's --healthz-bind-address ('off': none)", DefaultValueFactory = _ => ":10256" };
         var cmd = new Command("run", "Run a node's data plane live on TAP devices")
         {
-            cluster, node, tap, uplink, host, batchSize, status, duration, metrics, flowLog, flowSample, workers, busyPoll, offloads, healthz,
+            node, tap, uplink, host, batchSize, status, duration, metrics, flowLog, flowSample, workers, busyPoll, offloads, healthz,
         };
-        cmd.SetAction(r => Run(new RunOptions(r.GetValue(cluster)!, r.GetValue(node)!, r.GetValue(tap), r.GetValue(uplink)!,
+        cluster.AddTo(cmd);
+        cmd.SetAction(r => Run(new RunOptions(cluster.Get(r), r.GetValue(node)!, r.GetValue(tap), r.GetValue(uplink)!,
             r.GetValue(host), r.GetValue(batchSize), r.GetValue(status), r.GetValue(duration))
         {
             Metrics = r.GetValue(metrics), FlowLog = r.GetValue(flowLog), FlowLogSample = r.GetValue(flowSample),
@@ -55,7 +56,7 @@ public static class RunCommand
         return cmd;
     }
 
-    public sealed record RunOptions(string Cluster, string Node, bool Tap, string UplinkTap, string? HostTap, int BatchSize,
+    public sealed record RunOptions(ClusterInput Cluster, string Node, bool Tap, string UplinkTap, string? HostTap, int BatchSize,
         double StatusInterval, double Duration)
     {
         /// <summary>--metrics ADDR:PORT, or null.</summary>
@@ -91,12 +92,13 @@ public static class RunCommand
                 return Fail(stderr, $"{option} {name}: not a valid interface name (1-{TapDevice.MaxNameLength} characters, no '/', ':' or spaces)");
         if (!OperatingSystem.IsLinux() || !File.Exists("/dev/net/tun")) return Fail(stderr, "/dev/net/tun is missing: TAP devices need Linux with the tun module");
 
-        if (!Directory.Exists(o.Cluster) && !File.Exists(o.Cluster)) return Fail(stderr, $"--cluster {o.Cluster}: no such file or directory");
+        if (o.Cluster.Problem() is { } problem) return Fail(stderr, problem);
         // The controller logs from the watcher's thread while the loop below prints status lines.
         stdout = TextWriter.Synchronized(stdout);
         var publisher = new SnapshotPublisher(o.Node);
-        using var controller = ClusterController.Start(new DirectorySource(o.Cluster), o.Node, publisher,
-            new TextWriterLogger(stdout, ""));
+        var source = o.Cluster.CreateSource(out var configErrors);
+        if (configErrors.Count > 0) { source.Dispose(); return Fail(stderr, configErrors.Select(e => e.ToString())); }
+        using var controller = ClusterController.Start(source, o.Node, publisher, new TextWriterLogger(stdout, ""));
         // Like replay, run starts only from a cluster without problems; later bad changes are rejected one object at a
         // time while the last good version stays in force.
         if (controller.InitialErrors.Count > 0) return Fail(stderr, controller.InitialErrors.Select(e => e.ToString()));

@@ -27,19 +27,20 @@ public static class TraceCommand
             Description = "PROTO SRC[:PORT] > DST[:PORT] [ttl N] [size N] [df] [syn|ack|fin|rst|psh], e.g. 'tcp 10.244.1.5:40000 > 10.96.0.10:53'",
             Arity = ArgumentArity.ZeroOrOne,
         };
-        var cluster = new Option<string>("--cluster") { Description = "Directory (or file) of cluster manifests", Required = true };
+        var cluster = new ClusterInput.Options();
         var node = new Option<string>("--node") { Description = "The node whose data plane to run", Required = true };
         var from = new Option<string?>("--from") { Description = "Ingress port (default: the pod owning the source address, else uplink)" };
         var capture = new Option<string?>("--capture") { Description = "Trace a packet of this pcap/pcapng capture instead of a described one" };
         var index = new Option<long>("--packet") { Description = "1-based index of the packet of --capture to trace" };
         var json = new Option<bool>("--json") { Description = "Print the trace as JSON" };
-        var cmd = new Command("trace", "Show every stage's decision for one packet") { packet, cluster, node, from, capture, index, json };
-        cmd.SetAction(r => Run(new TraceOptions(r.GetValue(packet), r.GetValue(cluster)!, r.GetValue(node)!, r.GetValue(from),
+        var cmd = new Command("trace", "Show every stage's decision for one packet") { packet, node, from, capture, index, json };
+        cluster.AddTo(cmd);
+        cmd.SetAction(r => Run(new TraceOptions(r.GetValue(packet), cluster.Get(r), r.GetValue(node)!, r.GetValue(from),
             r.GetValue(capture), r.GetValue(index), r.GetValue(json)), stdout, stderr));
         return cmd;
     }
 
-    public sealed record TraceOptions(string? Packet, string Cluster, string Node, string? From, string? Capture, long PacketIndex, bool Json);
+    public sealed record TraceOptions(string? Packet, ClusterInput Cluster, string Node, string? From, string? Capture, long PacketIndex, bool Json);
 
     public static int Run(TraceOptions o, TextWriter stdout, TextWriter stderr)
     {
