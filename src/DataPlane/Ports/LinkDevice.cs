@@ -60,6 +60,18 @@ public abstract class LinkDevice : IDisposable
     /// <returns>0 when sent; a negative errno otherwise (EAGAIN: the queue is full; ENETDOWN/EIO: the device is down).</returns>
     public abstract int Write(int queue, ReadOnlySpan<byte> header, ReadOnlySpan<byte> frame);
 
+    /// <summary>Prefix of the interface names of ports other than the uplink and host (pods' TAPs and veths).</summary>
+    public const string PortInterfacePrefix = "fp";
+
+    /// <summary>
+    /// The interface name of a port (a pod's TAP, or the host end of its veth): "fp" + the first 12 hex digits of
+    /// SHA-1 of the port name ("namespace/pod"), 14 characters, within Linux's 15 (the Calico scheme, "cali" + 11 hex
+    /// of a hash, for the same reason: pod names are longer than any interface name). `fastpath run` and
+    /// `fastpath-cni` both name them so. In a shell: <c>printf '%s' "$ns/$pod" | sha1sum | cut -c1-12</c>.
+    /// </summary>
+    public static string PortInterfaceName(string portName) =>
+        PortInterfacePrefix + Convert.ToHexStringLower(System.Security.Cryptography.SHA1.HashData(System.Text.Encoding.UTF8.GetBytes(portName)))[..12];
+
     /// <summary>Whether <paramref name="name"/> can name a network interface (1–15 bytes, no '/', ':' or whitespace).</summary>
     public static bool IsValidName(string name) =>
         name.Length is > 0 and <= MaxNameLength && name != "." && name != ".."

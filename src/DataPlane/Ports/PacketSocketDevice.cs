@@ -13,9 +13,13 @@ namespace FastPath.DataPlane.Ports;
 /// Frames are sent with one write(2) each on the queue's socket (PACKET_QDISC_BYPASS: straight to the driver, as a
 /// TAP write is). PACKET_IGNORE_OUTGOING keeps the frames this node's own kernel sends out of the interface away from
 /// the ring; a socket never sees its own writes (net/core/dev.c skb_loop_sk, by fanout group).
-/// Frames come as the wire has them: no virtio-net header, so the peer must hand over complete checksums (on a veth
-/// `ethtool -K eth0 tx off` on the pod's side, as `fastpath-cni` does); a frame still marked partial
-/// (TP_STATUS_CSUMNOTREADY) or larger than the caller's buffer is skipped and counted in <see cref="Skipped"/>.
+/// Frames come as the wire has them, except that a veth peer with checksum offload hands over TCP and UDP with the
+/// checksum left partial (TP_STATUS_CSUMNOTREADY): for those <see cref="Read"/> writes a virtio-net header in front
+/// of the frame with NEEDS_CSUM and the checksum's place, found from the IPv4/IPv6 header, so the engine treats it as
+/// it treats a TAP's partial checksum (finished in software on the way out, since this device takes none). GSO
+/// super-frames have no such header here: the peer must not hand them over (on a veth, `ethtool -K eth0 tx off` on
+/// the pod's side, as `fastpath-cni` does). A frame whose partial checksum cannot be placed, that was cut short, or
+/// that is larger than the caller's buffer is skipped and counted in <see cref="Skipped"/>.
 /// </summary>
 [SkipLocalsInit]
 public sealed unsafe partial class PacketSocketDevice : LinkDevice
@@ -49,7 +53,8 @@ public sealed unsafe partial class PacketSocketDevice : LinkDevice
         public byte* Next;     // the next frame's tpacket3_hdr; null when no block is held
     }
 
-    private PacketSocketDevice(string name, int[] fds, Ring[] rings) : base(name, LinkKind.Packet, created: false, TapOffloads.None, 0)
+    private PacketSocketDevice(string name, int[] fds, Ring[] rings)
+        : base(name, LinkKind.Packet, created: false, TapOffloads.None, VirtioNetHeader.Length)
     {
         _fds = fds;
         _rings = rings;
@@ -177,17 +182,40 @@ public sealed unsafe partial class PacketSocketDevice : LinkDevice
                 if (r.Left == 0) continue;
             }
             byte* frame = r.Next;
-            uint snap = *(uint*)(frame + 12), status = *(uint*)(frame + 20);
+            uint snap = *(uint*)(frame + 12), length = *(uint*)(frame + 16), status = *(uint*)(frame + 20);
             r.Left--;
             if (r.Left > 0) r.Next = frame + *(uint*)frame;
-            if (snap > (uint)buffer.Length || (status & TpStatusCsumNotReady) != 0)
+            var data = new ReadOnlySpan<byte>(frame + *(ushort*)(frame + 24), (int)snap);
+            var header = buffer[..VirtioNetHeader.Length];
+            header.Clear();
+            if (snap != length || snap > (uint)(buffer.Length - VirtioNetHeader.Length)
+                || ((status & TpStatusCsumNotReady) != 0 && !PlacePartialChecksum(data, header)))
             {
                 _skipped++;
                 continue;
             }
-            new ReadOnlySpan<byte>(frame + *(ushort*)(frame + 24), (int)snap).CopyTo(buffer);
-            return (int)snap;
+            data.CopyTo(buffer[VirtioNetHeader.Length..]);
+            return VirtioNetHeader.Length + (int)snap;
         }
+    }
+
+    /// <summary>
+    /// Fills NEEDS_CSUM, csum_start and csum_offset (virtio_net_hdr @0, @6, @8) for a TCP or UDP packet directly in
+    /// IPv4 or IPv6 (the transport checksum at 16 or 6 bytes into its header), as the kernel's skb would have them.
+    /// </summary>
+    private static bool PlacePartialChecksum(ReadOnlySpan<byte> frame, Span<byte> header)
+    {
+        if (frame.Length < 34) return false;
+        int type = frame[12] << 8 | frame[13], start, protocol;
+        if (type == 0x0800) (start, protocol) = (14 + (frame[14] & 0xF) * 4, frame[23]);
+        else if (type == 0x86DD && frame.Length >= 54) (start, protocol) = (54, frame[20]);
+        else return false;
+        int offset = protocol switch { 6 => 16, 17 => 6, _ => -1 };
+        if (offset < 0 || start + offset + 2 > frame.Length) return false;
+        header[0] = VirtioNetHeader.FlagNeedsChecksum;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(header[6..], (ushort)start);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(header[8..], (ushort)offset);
+        return true;
     }
 
     public override int Write(int queue, ReadOnlySpan<byte> header, ReadOnlySpan<byte> frame)

@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Ports;
 
@@ -51,7 +49,7 @@ public sealed record LinkOptions(bool Taps, string UplinkTap, string? HostTap, I
 public sealed class TapSet(LinkOptions options, TextWriter log) : IDisposable
 {
     /// <summary>Prefix of pod TAP (and host-side veth) names.</summary>
-    public const string PodPrefix = "fp";
+    public const string PodPrefix = LinkDevice.PortInterfacePrefix;
 
     private readonly Dictionary<string, (LinkDevice Device, int Index)> _byPortName = new(StringComparer.Ordinal);
     private readonly List<(string Port, LinkDevice Device)> _retiring = [];
@@ -63,13 +61,8 @@ public sealed class TapSet(LinkOptions options, TextWriter log) : IDisposable
     {
     }
 
-    /// <summary>
-    /// A pod's TAP name: "fp" + the first 12 hex digits of SHA-1("namespace/pod"), 14 characters, within Linux's 15
-    /// (the Calico scheme, "cali" + 11 hex of a hash, for the same reason: pod names are longer than any interface
-    /// name). In a shell: <c>printf '%s' "$ns/$pod" | sha1sum | cut -c1-12</c>.
-    /// </summary>
-    public static string PodTapName(string portName) =>
-        PodPrefix + Convert.ToHexStringLower(SHA1.HashData(Encoding.UTF8.GetBytes(portName)))[..12];
+    /// <summary>A pod's TAP (or host-side veth) name: <see cref="LinkDevice.PortInterfaceName"/>.</summary>
+    public static string PodTapName(string portName) => LinkDevice.PortInterfaceName(portName);
 
     /// <summary>Ports that should have an attached interface which does not exist (or is down) yet.</summary>
     public int Waiting { get; private set; }
