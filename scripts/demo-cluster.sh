@@ -95,14 +95,18 @@ cni_config() {
  "ipam": {"type": "host-local", "dataDir": "%s",
           "ranges": [[{"subnet": "10.244.%s.0/24"}], [{"subnet": "fd00:10:244:%s::/64"}]]},
  "runtimeConfig": {"ips": ["%s", "%s"]}}\n' \
-    "$DIR/$1.sock" "$DIR/ipam-$1" "$sub" "$sub" "$2" "$3"
+    "$DIR/$1.sock" "$DIR/ipam-$1" "$sub" "$sub" "$2" "$3" | if [ -n "${4:-}" ]; then
+      # CHECK: the result ADD returned goes in as prevResult.
+      "$PY" -c 'import json,sys; c=json.load(sys.stdin); c["prevResult"]=json.load(open(sys.argv[1])); print(json.dumps(c))' "$4"
+    else cat; fi
 }
 
-# cni COMMAND NODE NAMESPACE POD IPV4 IPV6 MAC: runs fastpath-cni in the node's namespace as a runtime would.
+# cni COMMAND NODE NAMESPACE POD IPV4 IPV6 MAC [PREVRESULT-FILE]: runs fastpath-cni in the node's namespace as a
+# runtime would (also `demo-cluster.sh cni ...`, for the live tests).
 cni() {
   local command=$1 node=$2 ns=$3 pod=$4 ip4=$5 ip6=$6 mac=$7 pns
   pns=$(ns_pod "$ns" "$pod")
-  cni_config "$node" "$ip4" "$ip6" | ip netns exec "$(ns_node "$node")" env CNI_COMMAND="$command" CNI_CONTAINERID="$pns" \
+  cni_config "$node" "$ip4" "$ip6" "${8:-}" | ip netns exec "$(ns_node "$node")" env CNI_COMMAND="$command" CNI_CONTAINERID="$pns" \
     CNI_NETNS="/var/run/netns/$pns" CNI_IFNAME=eth0 CNI_PATH="$CNI_PATH" \
     CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=$ns;K8S_POD_NAME=$pod;MAC=$mac" \
     "${CNI_PATH%%:*}/fastpath-cni"
@@ -279,6 +283,9 @@ up() {
   ip -n "$UL" link set ext master br0 up
   ip -n "$EXT" addr add 192.168.56.1/24 dev eth0
   ip -n "$EXT" link set eth0 up
+  # On veths a peer's checksum offload reaches the attached end as partial checksums, which libpcap cannot tell
+  # (AF_PACKET can: TP_STATUS_CSUMNOTREADY); a NIC never hands them over. The external client sends complete ones.
+  [ "$PORTS" != veth ] || ip netns exec "$EXT" ethtool -K eth0 tx off >/dev/null
   # FastPath has no host port here, so nothing answers ARP for the node addresses: pin them. LoadBalancer IPs are
   # routed to node-a, as a BGP or L2 announcement would.
   while read -r node ip mac _; do
@@ -412,5 +419,6 @@ case "${1:-}" in
     ;;
   down) down ;;
   test) demo_test ;;
-  *) echo "usage: $0 up|down|test" >&2; exit 2 ;;
+  cni) shift; CNI_PATH=$DIR/cni-bin:/usr/lib/cni:/opt/cni/bin; cni "$@" ;;
+  *) echo "usage: $0 up|down|test|cni COMMAND NODE NAMESPACE POD IPV4 IPV6 MAC [PREVRESULT]" >&2; exit 2 ;;
 esac
