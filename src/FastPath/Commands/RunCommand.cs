@@ -139,6 +139,10 @@ public static class RunCommand
             foreach (var spec in specs)
                 if (spec.Port is { } named && !snapshot.Ports.Any(p => p.Name == named))
                     return Fail(stderr, $"--attach {spec.Interface}={named}: node {o.Node} has no port {named} (ports: {string.Join(", ", snapshot.Ports.Select(p => p.Name))})");
+            foreach (var spec in specs)
+                if (spec.Port is null && TapSet.LooksLikePodInterface(spec.Interface)
+                    && !snapshot.Ports.Any(p => p.Kind == PortKind.Pod && TapSet.PodTapName(p.Name) == spec.Interface))
+                    return Fail(stderr, $"--attach {spec.Interface}: no pod of node {o.Node} has this interface name (fp + 12 hex of SHA-1 of namespace/pod); name the port with --attach {spec.Interface}=PORT");
             attachment = new Attachment(snapshot, taps.Reconcile(snapshot), 1);
         }
         catch (Exception e) when (e is IOException or ArgumentException)
@@ -222,11 +226,11 @@ public static class RunCommand
             Reattach();
             AnswerCni();
             if (taps.HasRetired && workers.All(w => w.AckedGeneration >= attachment.Generation)) taps.CloseRetired();
-            if (o.StatusInterval > 0) status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports);
+            if (o.StatusInterval > 0) status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports, attachedSkipped: taps.Skipped);
         }
         foreach (var t in threads) t.Join();
         foreach (var w in workers) w.Dispose();
-        status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports, force: true);
+        status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports, force: true, attachedSkipped: taps.Skipped);
         foreach (var f in flows)
         {
             f.Complete();

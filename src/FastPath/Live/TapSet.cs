@@ -64,6 +64,11 @@ public sealed class TapSet(LinkOptions options, TextWriter log) : IDisposable
     /// <summary>A pod's TAP (or host-side veth) name: <see cref="LinkDevice.PortInterfaceName"/>.</summary>
     public static string PodTapName(string portName) => LinkDevice.PortInterfaceName(portName);
 
+    /// <summary>Whether <paramref name="name"/> has the shape of a pod's interface name ("fp" + 12 hex digits).</summary>
+    public static bool LooksLikePodInterface(string name) =>
+        name.Length == PodPrefix.Length + 12 && name.StartsWith(PodPrefix, StringComparison.Ordinal)
+        && name.AsSpan(PodPrefix.Length).ContainsAnyExcept("0123456789abcdef") == false;
+
     /// <summary>Ports that should have an attached interface which does not exist (or is down) yet.</summary>
     public int Waiting { get; private set; }
 
@@ -79,7 +84,7 @@ public sealed class TapSet(LinkOptions options, TextWriter log) : IDisposable
         {
             if (spec.Port is not null) continue;
             if (port.Kind == PortKind.Pod && spec.Interface == PodTapName(port.Name)) return (spec.Interface, true, true);
-            if (port.Kind == PortKind.Uplink && !spec.Interface.StartsWith(PodPrefix, StringComparison.Ordinal)) return (spec.Interface, true, true);
+            if (port.Kind == PortKind.Uplink && !LooksLikePodInterface(spec.Interface)) return (spec.Interface, true, true);
         }
         if (port.Kind == PortKind.Pod && !options.Taps) return (PodTapName(port.Name), true, false);
         if (!options.Taps) return null;
@@ -165,6 +170,17 @@ public sealed class TapSet(LinkOptions options, TextWriter log) : IDisposable
         {
             log.WriteLine($"{e.Message}; falling back to libpcap");
             return PcapLinkDevice.Open(name);
+        }
+    }
+
+    /// <summary>Frames the attached AF_PACKET devices skipped (coordinator thread; figures, not a consistent cut).</summary>
+    public long Skipped
+    {
+        get
+        {
+            long n = 0;
+            foreach (var (device, _) in _byPortName.Values) if (device is PacketSocketDevice packet) n += packet.Skipped;
+            return n;
         }
     }
 
