@@ -9,6 +9,8 @@ public enum LinkKind
     Packet,
     /// <summary>An existing interface through libpcap (SharpPcap; <see cref="PcapLinkDevice"/>): the portable fallback.</summary>
     Pcap,
+    /// <summary>An existing interface through AF_XDP: XSK sockets, UMEM and rings, an XDP redirect program (<see cref="XdpSocketDevice"/>).</summary>
+    Xdp,
 }
 
 /// <summary>

@@ -30,7 +30,7 @@ public static class RunCommand
         var node = new Option<string>("--node") { Description = "The node whose data plane to run", Required = true };
         var tap = new Option<bool>("--tap") { Description = "TAP devices for every port without an --attach'ed interface (created, or found)" };
         var attach = new Option<string[]>("--attach") { Description = "Put an existing interface on a port: IFNAME[=PORT] (repeatable; PORT by default: a pod's when IFNAME is its veth's host end, else the uplink)" };
-        var attachMode = new Option<string>("--attach-mode") { Description = "How to attach interfaces: auto, xdp, packet (AF_PACKET TPACKET_V3), pcap (libpcap)", DefaultValueFactory = _ => "auto" };
+        var attachMode = new Option<string>("--attach-mode") { Description = "How to attach interfaces: auto (xdp, else packet, else pcap), xdp (AF_XDP, copy mode), packet (AF_PACKET TPACKET_V3), pcap (libpcap)", DefaultValueFactory = _ => "auto" };
         var cniSocket = new Option<string?>("--cni-socket") { Description = "Unix socket fastpath-cni tells this node about new pods on" };
         var uplink = new Option<string>("--uplink-tap") { Description = "TAP device of the uplink", DefaultValueFactory = _ => "fp-uplink" };
         var host = new Option<string?>("--host-tap") { Description = "TAP device of the host port (none by default)" };

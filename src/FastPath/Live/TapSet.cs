@@ -41,7 +41,7 @@ public sealed record LinkOptions(bool Taps, string UplinkTap, string? HostTap, I
 
 /// <summary>
 /// The devices behind a snapshot's ports: TAPs (the uplink's named on the command line, one per local pod named by
-/// <see cref="PodTapName"/>) and existing interfaces attached through AF_PACKET or libpcap (`--attach`, and pods'
+/// <see cref="PodTapName"/>) and existing interfaces attached through AF_XDP, AF_PACKET or libpcap (`--attach`, and pods'
 /// veths). <see cref="Reconcile"/> follows the snapshot as pods come and go (opening new devices, closing those of
 /// removed pods, attaching a pod's veth once it appears, letting go of one that disappeared) and gives the device of
 /// every port index, for <see cref="TapPort.Attach"/>.
@@ -154,12 +154,16 @@ public sealed class TapSet(LinkOptions options, TextWriter log) : IDisposable
         {
             case AttachMode.Packet: return PacketSocketDevice.Open(name, options.Queues);
             case AttachMode.Pcap: return PcapLinkDevice.Open(name);
-            case AttachMode.Xdp:
-                throw new IOException($"attach {name} (xdp): AF_XDP is not available in this build; use --attach-mode packet or auto");
+            case AttachMode.Xdp: return XdpSocketDevice.Open(name, options.Queues);
         }
-        if (!_autoLogged)
+        try
         {
-            log.WriteLine("attach: AF_XDP is not available in this build; using AF_PACKET (TPACKET_V3)");
+            return XdpSocketDevice.Open(name, options.Queues);
+        }
+        catch (IOException e)
+        {
+            // Older kernels, no CAP_BPF, another XDP program on the interface, fewer queues than workers.
+            if (!_autoLogged) log.WriteLine($"{e.Message}; falling back to AF_PACKET (TPACKET_V3)");
             _autoLogged = true;
         }
         try

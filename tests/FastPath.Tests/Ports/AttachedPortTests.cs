@@ -9,7 +9,7 @@ namespace FastPath.Tests.Ports;
 
 /// <summary>
 /// A veth pair this test creates: end A (fp19vXXXXa) stays in this process's namespace and is attached through
-/// <see cref="PacketSocketDevice"/> or <see cref="PcapLinkDevice"/> on port 0 of a <see cref="TapPort"/>; end B is moved
+/// <see cref="PacketSocketDevice"/>, <see cref="PcapLinkDevice"/> or <see cref="XdpSocketDevice"/> on port 0 of a <see cref="TapPort"/>; end B is moved
 /// into a namespace of its own (fp19v-XXXX) with 10.77.0.1/24 and a permanent neighbour 10.77.0.2. Echo requests
 /// written to A from 10.77.0.2 come back from B's kernel as echo replies: an existing interface in both directions,
 /// nothing outside the pair involved.
@@ -37,7 +37,12 @@ internal sealed class VethLab : IDisposable
         Ip("-n", _namespace, "addr", "add", "10.77.0.1/24", "dev", peer);
         Ip("-n", _namespace, "neigh", "add", "10.77.0.2", "lladdr", PeerMac, "dev", peer, "nud", "permanent");
         _kernelMac = Mac(KernelLab.Run("ip", ["-n", _namespace, "-br", "link", "show", peer], TimeSpan.FromSeconds(5)).Output.Split(' ', StringSplitOptions.RemoveEmptyEntries)[2]);
-        Device = kind == LinkKind.Pcap ? PcapLinkDevice.Open(Name) : PacketSocketDevice.Open(Name, queues);
+        Device = kind switch
+        {
+            LinkKind.Pcap => PcapLinkDevice.Open(Name),
+            LinkKind.Xdp => XdpSocketDevice.Open(Name, queues),
+            _ => PacketSocketDevice.Open(Name, queues),
+        };
         Port = new TapPort(TimeSpan.FromMilliseconds(50));
         Port.Attach([Device]);
     }
@@ -68,6 +73,7 @@ public class AttachedPortTests
     [Theory]
     [InlineData(LinkKind.Packet)]
     [InlineData(LinkKind.Pcap)]
+    [InlineData(LinkKind.Xdp)]
     public void EchoRequestsThroughAnAttachedVethComeBackAsReplies(LinkKind kind)
     {
         using var lab = new VethLab(kind);
@@ -143,6 +149,7 @@ public class AttachedPortAllocationTests
     [Theory]
     [InlineData(LinkKind.Packet)]
     [InlineData(LinkKind.Pcap)]
+    [InlineData(LinkKind.Xdp)]
     public void EchoRoundTripsThroughAnAttachedVethAllocateNothing(LinkKind kind)
     {
         using var lab = new VethLab(kind);
