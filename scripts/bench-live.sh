@@ -6,23 +6,24 @@
 # backend on the other node), 8 parallel streams across nodes, and a flood of 64-byte UDP datagrams pod → pod
 # (datagrams per second received). Prints a Markdown table for docs/BENCHMARKS.md and writes the means as CSV to
 # $FP_BENCH_CSV when set (bench/FastPath.Plots draws docs/plot-live.png from it). Beside the TAP cluster, the same demo
-# with pods on veths made by fastpath-cni (FP_DEMO_PORTS=veth) is measured once per attach mode, AF_PACKET
-# (TPACKET_V3) and libpcap, each its own cluster ($FP_BENCH_PREFIX + v / p), in the same run.
+# with pods on veths made by fastpath-cni (FP_DEMO_PORTS=veth) is measured once per attach mode, AF_XDP, AF_PACKET
+# (TPACKET_V3) and libpcap, each its own cluster ($FP_BENCH_PREFIX + x / v / p), in the same run.
 #
 #   scripts/bench-live.sh [ROUNDS]      (default 2 rounds; each iperf3 run lasts 5 s)
 #   FP_BENCH_RUN_ARGS="--workers 1" scripts/bench-live.sh   (other `fastpath run` options for the FastPath side)
-#   FP_BENCH_PREFIX=fpb (namespace prefix of every cluster), FP_BENCH_ATTACH="packet pcap" (veth sides; "" for none)
+#   FP_BENCH_PREFIX=fpb (namespace prefix of every cluster), FP_BENCH_ATTACH="xdp packet pcap" (veth sides; "" for none)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${1:-2}
 B=${FP_BENCH_PREFIX:-fpb}
 export FP_DEMO=$B FP_KERNEL=${B}k FP_DEMO_DIR=/tmp/$B
 export FP_DEMO_RUN_ARGS=${FP_BENCH_RUN_ARGS:---workers 2}
-ATTACH=${FP_BENCH_ATTACH-packet pcap}
+ATTACH=${FP_BENCH_ATTACH-xdp packet pcap}
 # side: prefix|column|FP_DEMO_PORTS|attach mode|run options (pcap has one queue: one worker)
 SIDES=("$FP_DEMO|FastPath (TAP)|tap|auto|$FP_DEMO_RUN_ARGS")
 for mode in $ATTACH; do
   case $mode in
+    xdp) SIDES+=("${B}x|FastPath (veth, AF_XDP)|veth|xdp|") ;; # a veth has one queue: one worker
     packet) SIDES+=("${B}v|FastPath (veth, AF_PACKET)|veth|packet|$FP_DEMO_RUN_ARGS") ;;
     pcap) SIDES+=("${B}p|FastPath (veth, pcap)|veth|pcap|") ;;
   esac

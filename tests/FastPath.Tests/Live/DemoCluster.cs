@@ -186,6 +186,15 @@ public sealed class VethPacketDemoCluster() : DemoCluster("vxlan", "veth", "pack
 /// <summary>The demo with pods on veths made by fastpath-cni, attached through libpcap (SharpPcap).</summary>
 public sealed class VethPcapDemoCluster() : DemoCluster("vxlan", "veth", "pcap");
 
+/// <summary>The demo with pods on veths made by fastpath-cni, attached through AF_XDP (copy mode).</summary>
+public sealed class VethXdpDemoCluster() : DemoCluster("vxlan", "veth", "xdp");
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class VethXdpDemoClusterCollection : ICollectionFixture<VethXdpDemoCluster>
+{
+    public const string Name = "live demo cluster, pods on veths, AF_XDP";
+}
+
 [CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class VethPacketDemoClusterCollection : ICollectionFixture<VethPacketDemoCluster>
 {

@@ -7,7 +7,7 @@ namespace FastPath.Tests.Live;
 /// ClusterIP (HTTP and DNS, both backends), the external client through NodePorts and LoadBalancer IPs, and two
 /// containers of one pod over localhost — run against every variant of the demo cluster: pods on FastPath's TAPs
 /// (<see cref="LiveClusterTests"/>) and pods on veths made by fastpath-cni, attached through AF_PACKET
-/// (<see cref="VethPacketLiveTests"/>) or libpcap (<see cref="VethPcapLiveTests"/>).
+/// (<see cref="VethPacketLiveTests"/>), libpcap (<see cref="VethPcapLiveTests"/>) or AF_XDP (<see cref="VethXdpLiveTests"/>).
 /// </summary>
 public abstract class DemoClusterMainCases(DemoCluster cluster, ITestOutputHelper output)
 {

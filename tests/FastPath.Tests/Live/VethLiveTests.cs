@@ -112,3 +112,7 @@ public class VethPacketLiveTests(VethPacketDemoCluster cluster, ITestOutputHelpe
 /// <summary>The demo's main cases with pods on veths, attached through libpcap.</summary>
 [Collection(VethPcapDemoClusterCollection.Name)]
 public class VethPcapLiveTests(VethPcapDemoCluster cluster, ITestOutputHelper output) : DemoClusterMainCases(cluster, output);
+
+/// <summary>The demo's main cases with pods on veths, attached through AF_XDP.</summary>
+[Collection(VethXdpDemoClusterCollection.Name)]
+public class VethXdpLiveTests(VethXdpDemoCluster cluster, ITestOutputHelper output) : DemoClusterMainCases(cluster, output);
