@@ -23,7 +23,7 @@ public sealed unsafe partial class XdpSocketDevice : LinkDevice
     private const int XdpMmapOffsets = 1, XdpRxRing = 2, XdpTxRing = 3, XdpUmemReg = 4, XdpUmemFillRing = 5, XdpUmemCompletionRing = 6;
     private const long PgoffRx = 0, PgoffTx = 0x80000000, PgoffFill = 0x100000000, PgoffCompletion = 0x180000000;
     private const ushort XdpCopy = 1 << 1;
-    private const int BpfMapCreate = 0, BpfMapUpdateElem = 2, BpfProgLoad = 5, BpfLinkCreate = 28;
+    private const int BpfMapCreate = 0, BpfMapUpdateElem = 2, BpfMapDeleteElem = 3, BpfProgLoad = 5, BpfLinkCreate = 28;
     private const int BpfMapTypeXskMap = 17, BpfProgTypeXdp = 6, BpfXdp = 37, XdpFlagsSkbMode = 2;
     private const int ProtRead = 1, ProtWrite = 2, MapShared = 1, MapPopulate = 0x8000;
     private const int MsgDontWait = 0x40, EAgain = 11, ENoBufs = 105, EBusy = 16;
@@ -77,10 +77,12 @@ public sealed unsafe partial class XdpSocketDevice : LinkDevice
         {
             map = CreateXskMap(name, queues);
             prog = LoadProgram(name, map);
+            // Every socket bound before any goes into the map: a socket in the map lives as long as the map, so one
+            // put there before a later queue fails would keep its queue busy after the cleanup below.
+            for (int q = 0; q < queues; q++) opened[q] = OpenQueue(name, ifindex, q);
             byte* attr = stackalloc byte[32];
             for (int q = 0; q < queues; q++)
             {
-                opened[q] = OpenQueue(name, ifindex, q);
                 int key = q, value = opened[q].Fd;
                 new Span<byte>(attr, 32).Clear();
                 *(int*)attr = map;
@@ -101,10 +103,23 @@ public sealed unsafe partial class XdpSocketDevice : LinkDevice
         }
         catch
         {
+            if (link >= 0) Close(link);
+            if (map >= 0) for (int q = 0; q < queues; q++) RemoveFromMap(map, q);
             foreach (var q in opened) if (q is not null) CloseQueue(q);
-            foreach (int fd in new[] { link, prog, map }) if (fd >= 0) Close(fd);
+            foreach (int fd in new[] { prog, map }) if (fd >= 0) Close(fd);
             throw;
         }
+    }
+
+    /// <summary>Takes queue <paramref name="key"/>'s socket out of the XSKMAP (BPF_MAP_DELETE_ELEM: map_fd @0, key
+    /// @8), so closing the socket releases its queue at once rather than when the map is freed.</summary>
+    private static void RemoveFromMap(int map, int key)
+    {
+        byte* attr = stackalloc byte[32];
+        new Span<byte>(attr, 32).Clear();
+        *(int*)attr = map;
+        *(ulong*)(attr + 8) = (ulong)&key;
+        _ = Bpf(BpfMapDeleteElem, attr, 32);
     }
 
     private static int CreateXskMap(string name, int entries)
@@ -297,6 +312,7 @@ public sealed unsafe partial class XdpSocketDevice : LinkDevice
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         Close(_linkFd); // detaches the program
+        for (int q = 0; q < _queues.Length; q++) RemoveFromMap(_mapFd, q);
         foreach (var q in _queues) CloseQueue(q);
         Close(_progFd);
         Close(_mapFd);

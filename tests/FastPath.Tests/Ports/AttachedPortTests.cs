@@ -121,6 +121,21 @@ public class AttachedPortTests
         Assert.Equal(32, received);
     }
 
+    /// <summary>A veth has one queue: AF_XDP for two workers fails with one line naming the interface and the queue
+    /// (what `--attach-mode auto` logs before falling back to AF_PACKET, which fans out over any number of sockets),
+    /// and leaves nothing attached: AF_PACKET then opens the same interface.</summary>
+    [Fact]
+    public void AfXdpForMoreQueuesThanTheInterfaceHasFailsCleanlyAndAfPacketTakesOver()
+    {
+        using var lab = new VethLab(LinkKind.Packet);
+        var e = Assert.Throws<IOException>(() => XdpSocketDevice.Open(lab.Name, queues: 2));
+        Assert.StartsWith($"attach {lab.Name} (xdp): bind to queue 1: ", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+        using var xdp = XdpSocketDevice.Open(lab.Name); // the failed attempt left no program or socket behind
+        using var packet = PacketSocketDevice.Open(lab.Name, queues: 2);
+        Assert.Equal(2, packet.Queues);
+    }
+
     [Fact]
     public void AMissingOrDownInterfaceIsNamedWithWhatToDo()
     {
