@@ -203,7 +203,10 @@ public sealed unsafe partial class XdpSocketDevice : LinkDevice
             *(ushort*)(sxdp + 2) = XdpCopy;
             *(uint*)(sxdp + 4) = (uint)ifindex;
             *(uint*)(sxdp + 8) = (uint)queueId;
-            if (Bind(q.Fd, sxdp, 16) < 0) throw Failure(name, $"bind to queue {queueId}");
+            if (Bind(q.Fd, sxdp, 16) < 0)
+                throw Failure(name, queueId > 0 && Marshal.GetLastPInvokeError() == 22
+                    ? $"bind to queue {queueId} (the interface has fewer queues than workers: `ethtool -l {name}`)"
+                    : $"bind to queue {queueId}");
             // The first half of the UMEM receives: every frame goes on the fill ring; the second half sends.
             for (int f = 0; f < Frames / 2; f++) ((ulong*)q.Fill.Descriptors)[f & (RingSize - 1)] = (ulong)f * FrameSize;
             q.Fill.Cached = Frames / 2;

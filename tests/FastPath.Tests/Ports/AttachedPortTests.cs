@@ -129,7 +129,7 @@ public class AttachedPortTests
     {
         using var lab = new VethLab(LinkKind.Packet);
         var e = Assert.Throws<IOException>(() => XdpSocketDevice.Open(lab.Name, queues: 2));
-        Assert.StartsWith($"attach {lab.Name} (xdp): bind to queue 1: ", e.Message);
+        Assert.StartsWith($"attach {lab.Name} (xdp): bind to queue 1 (the interface has fewer queues than workers: `ethtool -l {lab.Name}`): ", e.Message);
         Assert.DoesNotContain('\n', e.Message);
         using var xdp = XdpSocketDevice.Open(lab.Name); // the failed attempt left no program or socket behind
         using var packet = PacketSocketDevice.Open(lab.Name, queues: 2);
