@@ -5,20 +5,43 @@
 # round-trip time between pods (same node and across nodes), iperf3 TCP throughput pod → pod and pod → ClusterIP (one
 # backend on the other node), 8 parallel streams across nodes, and a flood of 64-byte UDP datagrams pod → pod
 # (datagrams per second received). Prints a Markdown table for docs/BENCHMARKS.md and writes the means as CSV to
-# $FP_BENCH_CSV when set (bench/FastPath.Plots draws docs/plot-live.png from it).
+# $FP_BENCH_CSV when set (bench/FastPath.Plots draws docs/plot-live.png from it). Beside the TAP cluster, the same demo
+# with pods on veths made by fastpath-cni (FP_DEMO_PORTS=veth) is measured once per attach mode, AF_XDP, AF_PACKET
+# (TPACKET_V3) and libpcap, each its own cluster ($FP_BENCH_PREFIX + x / v / p), in the same run.
 #
 #   scripts/bench-live.sh [ROUNDS]      (default 2 rounds; each iperf3 run lasts 5 s)
 #   FP_BENCH_RUN_ARGS="--workers 1" scripts/bench-live.sh   (other `fastpath run` options for the FastPath side)
+#   FP_BENCH_PREFIX=fpb (namespace prefix of every cluster), FP_BENCH_ATTACH="xdp packet pcap" (veth sides; "" for none)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${1:-2}
-export FP_DEMO=fpb FP_KERNEL=fpbk FP_DEMO_DIR=/tmp/fpb
+B=${FP_BENCH_PREFIX:-fpb}
+export FP_DEMO=$B FP_KERNEL=${B}k FP_DEMO_DIR=/tmp/$B
 export FP_DEMO_RUN_ARGS=${FP_BENCH_RUN_ARGS:---workers 2}
+ATTACH=${FP_BENCH_ATTACH-xdp packet pcap}
+# side: prefix|column|FP_DEMO_PORTS|attach mode|run options (pcap has one queue: one worker)
+SIDES=("$FP_DEMO|FastPath (TAP)|tap|auto|$FP_DEMO_RUN_ARGS")
+for mode in $ATTACH; do
+  case $mode in
+    xdp) SIDES+=("${B}x|FastPath (veth, AF_XDP)|veth|xdp|") ;; # a veth has one queue: one worker
+    packet) SIDES+=("${B}v|FastPath (veth, AF_PACKET)|veth|packet|$FP_DEMO_RUN_ARGS") ;;
+    pcap) SIDES+=("${B}p|FastPath (veth, pcap)|veth|pcap|") ;;
+  esac
+done
 OUT=$(mktemp -d)
-cleanup() { "$ROOT/scripts/demo-cluster.sh" down; "$ROOT/scripts/kernel-cluster.sh" down; rm -rf "$OUT"; }
+demo() { # demo SIDE COMMAND
+  local prefix label ports mode args
+  IFS='|' read -r prefix label ports mode args <<< "$1"
+  FP_DEMO=$prefix FP_DEMO_DIR=/tmp/$prefix FP_DEMO_PORTS=$ports FP_DEMO_ATTACH_MODE=$mode FP_DEMO_RUN_ARGS=$args \
+    "$ROOT/scripts/demo-cluster.sh" "$2"
+}
+cleanup() { for side in "${SIDES[@]}"; do demo "$side" down; done; "$ROOT/scripts/kernel-cluster.sh" down; rm -rf "$OUT"; }
 trap cleanup EXIT
-"$ROOT/scripts/demo-cluster.sh" up >/dev/null
+for side in "${SIDES[@]}"; do demo "$side" up >/dev/null; done
 "$ROOT/scripts/kernel-cluster.sh" up >/dev/null
+PREFIXES=()
+for side in "${SIDES[@]}"; do PREFIXES+=("${side%%|*}"); done
+PREFIXES+=("$FP_KERNEL")
 
 # ping_avg PREFIX TARGET: average RTT in ms over 200 pings 10 ms apart (after one warm-up ping).
 ping_avg() {
@@ -43,7 +66,7 @@ tests=("ping|same node|10.244.1.11" "ping|across nodes|10.244.2.11" "iperf|same 
 for round in $(seq "$ROUNDS"); do
   for t in "${tests[@]}"; do
     IFS='|' read -r kind what target <<< "$t"
-    for side in "$FP_DEMO" "$FP_KERNEL"; do
+    for side in "${PREFIXES[@]}"; do
       case $kind in
         ping) v=$(ping_avg "$side" "$target") ;;
         iperf) v=$(iperf "$side" "$target") ;;
@@ -56,21 +79,25 @@ for round in $(seq "$ROUNDS"); do
 done
 
 mean() { awk '{s += $1; n++} END {printf "%.3f", s / n}' "$1"; }
-echo "| measurement | FastPath (TAP) | Linux kernel | FastPath / kernel |"
-echo "|---|---:|---:|---:|"
+header="| measurement |" rule="|---|"
+for side in "${SIDES[@]}"; do IFS='|' read -r _ label _ <<< "$side"; header+=" $label |"; rule+="---:|"; done
+echo "$header Linux kernel | FastPath (TAP) / kernel |"
+echo "$rule---:|---:|"
 [ -z "${FP_BENCH_CSV:-}" ] || echo "measurement,unit,fastpath,kernel" > "$FP_BENCH_CSV"
 for t in "${tests[@]}"; do
   IFS='|' read -r kind what target <<< "$t"
   f=$(mean "$OUT/$FP_DEMO-$kind-${what// /_}")
   k=$(mean "$OUT/$FP_KERNEL-$kind-${what// /_}")
+  attached=""
+  for side in "${SIDES[@]:1}"; do attached+=" $(mean "$OUT/${side%%|*}-$kind-${what// /_}") |"; done
   case $kind in
     ping) label="ping RTT, $what ($target), ms"; unit=ms; ratio=$(awk -v f="$f" -v k="$k" 'BEGIN {printf "%.2f", f / k}') ;;
     udp) label="$what ($target), datagrams/s"; unit=pps; ratio=$(awk -v f="$f" -v k="$k" 'BEGIN {printf "%.2f", f / k}') ;;
     *) label="iperf3 TCP, $what ($target), Gbit/s"; unit=Gbit/s; ratio=$(awk -v f="$f" -v k="$k" 'BEGIN {printf "%.2f", f / k}') ;;
   esac
-  echo "| $label | $f | $k | $ratio |"
+  echo "| $label | $f |$attached $k | $ratio |"
   [ -z "${FP_BENCH_CSV:-}" ] || echo "\"$label\",$unit,$f,$k" >> "$FP_BENCH_CSV"
 done
 echo
 echo "FastPath side: fastpath run $FP_DEMO_RUN_ARGS; status lines during the run:"
-tail -n 3 /tmp/fpb/node-a.log
+tail -n 3 "/tmp/$FP_DEMO/node-a.log"

@@ -16,6 +16,13 @@
 # manifests are written to $FP_DEMO_DIR/cluster. Pod TAP names: "fp" + the first 12 hex digits of
 # sha1("namespace/pod"), as `fastpath run` names them.
 #
+# With FP_DEMO_PORTS=veth the pods sit on veth pairs, as real CNIs put them: each FastPath runs with
+# `--attach ul-X --cni-socket $FP_DEMO_DIR/node-X.sock` (its uplink a veth onto the bridge, attached in
+# FP_DEMO_ATTACH_MODE, default auto), and every pod is created by the `fastpath-cni` plugin, invoked exactly as a
+# container runtime does (CNI_* environment, the network configuration on stdin, host-local IPAM asked for the pod's
+# addresses through runtimeConfig "ips"); `down` runs the plugin's DEL for each pod. The CNI results are kept in
+# $FP_DEMO_DIR/<pod>.cni.json.
+#
 # Environment: FP_DEMO (namespace prefix, default fpd), FP_DEMO_DIR (manifests, logs, pids; default /tmp/$FP_DEMO),
 # FP_DEMO_TUNNEL (vxlan, the default, or direct: pod frames cross the underlay unencapsulated, to the peer node's MAC),
 # FASTPATH (the command; default: dotnet on the Release build, built when missing), FP_DEMO_RUN_ARGS (more options for
@@ -32,6 +39,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 P=${FP_DEMO:-fpd}
 TUNNEL=${FP_DEMO_TUNNEL:-vxlan}
+PORTS=${FP_DEMO_PORTS:-tap}
+ATTACH_MODE=${FP_DEMO_ATTACH_MODE:-auto}
 DIR=${FP_DEMO_DIR:-/tmp/$P}
 PY=/usr/bin/python3
 GATEWAY_MAC=ee:ee:ee:ee:ee:ee
@@ -61,6 +70,46 @@ fastpath_cmd() {
     dotnet build "$ROOT/src/FastPath/FastPath.csproj" -c Release -nologo -v quiet -clp:ErrorsOnly >&2
   fi
   echo "dotnet $dll"
+}
+
+# The CNI plugin directory (CNI_PATH's first entry): fastpath-cni (FASTPATH_CNI, or the Release build's apphost) and
+# Debian's host-local (containernetworking-plugins).
+cni_bin() {
+  local bin=$DIR/cni-bin app=${FASTPATH_CNI:-}
+  mkdir -p "$bin"
+  if [ -z "$app" ]; then
+    app=$ROOT/src/FastPath.Cni/bin/Release/net10.0/fastpath-cni
+    [ -x "$app" ] || dotnet build "$ROOT/src/FastPath.Cni/FastPath.Cni.csproj" -c Release -nologo -v quiet -clp:ErrorsOnly >&2
+  fi
+  printf '#!/bin/sh\nexec %s "$@"\n' "$app" > "$bin/fastpath-cni"
+  chmod +x "$bin/fastpath-cni"
+  echo "$bin:/usr/lib/cni:/opt/cni/bin"
+}
+
+# cni_config NODE IPV4 IPV6: the network configuration a runtime on NODE passes the plugin (one plugin of the
+# conflist), with the pod's addresses as runtimeConfig "ips" (the CNI "ips" capability host-local honours).
+cni_config() {
+  local sub=1
+  [ "$1" = node-b ] && sub=2
+  printf '{"cniVersion": "1.0.0", "name": "fastpath", "type": "fastpath-cni", "socket": "%s", "mtu": 1450,
+ "ipam": {"type": "host-local", "dataDir": "%s",
+          "ranges": [[{"subnet": "10.244.%s.0/24"}], [{"subnet": "fd00:10:244:%s::/64"}]]},
+ "runtimeConfig": {"ips": ["%s", "%s"]}}\n' \
+    "$DIR/$1.sock" "$DIR/ipam-$1" "$sub" "$sub" "$2" "$3" | if [ -n "${4:-}" ]; then
+      # CHECK: the result ADD returned goes in as prevResult.
+      "$PY" -c 'import json,sys; c=json.load(sys.stdin); c["prevResult"]=json.load(open(sys.argv[1])); print(json.dumps(c))' "$4"
+    else cat; fi
+}
+
+# cni COMMAND NODE NAMESPACE POD IPV4 IPV6 MAC [PREVRESULT-FILE]: runs fastpath-cni in the node's namespace as a
+# runtime would (also `demo-cluster.sh cni ...`, for the live tests).
+cni() {
+  local command=$1 node=$2 ns=$3 pod=$4 ip4=$5 ip6=$6 mac=$7 pns
+  pns=$(ns_pod "$ns" "$pod")
+  cni_config "$node" "$ip4" "$ip6" "${8:-}" | ip netns exec "$(ns_node "$node")" env CNI_COMMAND="$command" CNI_CONTAINERID="$pns" \
+    CNI_NETNS="/var/run/netns/$pns" CNI_IFNAME=eth0 CNI_PATH="$CNI_PATH" \
+    CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=$ns;K8S_POD_NAME=$pod;MAC=$mac" \
+    "${CNI_PATH%%:*}/fastpath-cni"
 }
 
 HTTP='{name: http, port: 8080, protocol: TCP}'
@@ -202,6 +251,16 @@ wait_link() {
   return 1
 }
 
+# Waits until FILE exists (FastPath opened its CNI socket).
+wait_file() {
+  for _ in $(seq 150); do
+    [ -e "$1" ] && return 0
+    sleep 0.1
+  done
+  echo "demo-cluster: $1 did not appear (see $DIR/$2.log)" >&2
+  return 1
+}
+
 new_ns() {
   ip netns add "$1"
   ip -n "$1" link set lo up
@@ -224,6 +283,9 @@ up() {
   ip -n "$UL" link set ext master br0 up
   ip -n "$EXT" addr add 192.168.56.1/24 dev eth0
   ip -n "$EXT" link set eth0 up
+  # On veths a peer's checksum offload reaches the attached end as partial checksums, which libpcap cannot tell
+  # (AF_PACKET can: TP_STATUS_CSUMNOTREADY); a NIC never hands them over. The external client sends complete ones.
+  [ "$PORTS" != veth ] || ip netns exec "$EXT" ethtool -K eth0 tx off >/dev/null
   # FastPath has no host port here, so nothing answers ARP for the node addresses: pin them. LoadBalancer IPs are
   # routed to node-a, as a BGP or L2 announcement would.
   while read -r node ip mac _; do
@@ -231,10 +293,25 @@ up() {
   done <<< "$NODES"
   ip -n "$EXT" route add 192.168.57.0/24 via 192.168.56.11
 
+  [ "$PORTS" = veth ] && CNI_PATH=$(cni_bin)
   while read -r node ip mac uplink; do
     local nns
     nns=$(ns_node "$node")
     new_ns "$nns"
+    if [ "$PORTS" = veth ]; then
+      # The node's NIC: a veth onto the underlay bridge. The node's own kernel keeps out of the way: no IPv6
+      # (no link-local chatter), no addresses on the attached interfaces.
+      ip netns exec "$nns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+      ip -n "$UL" link add "$uplink" type veth peer name "$uplink" netns "$nns"
+      ip -n "$UL" link set "$uplink" master br0 up
+      ip -n "$nns" link set "$uplink" up
+      ip netns exec "$nns" setsid $fastpath run --cluster "$DIR/cluster" --node "$node" --attach "$uplink" \
+        --attach-mode "$ATTACH_MODE" --cni-socket "$DIR/$node.sock" \
+        --status-interval 5 --flow-log "$DIR/$node.flows.jsonl" ${FP_DEMO_RUN_ARGS:-} > "$DIR/$node.log" 2>&1 < /dev/null &
+      echo $! > "$DIR/$node.pid"
+      wait_file "$DIR/$node.sock" "$node"
+      continue
+    fi
     ip netns exec "$nns" setsid $fastpath run --cluster "$DIR/cluster" --node "$node" --tap --uplink-tap "$uplink" \
       --status-interval 5 --flow-log "$DIR/$node.flows.jsonl" ${FP_DEMO_RUN_ARGS:-} > "$DIR/$node.log" 2>&1 < /dev/null &
     echo $! > "$DIR/$node.pid"
@@ -249,6 +326,10 @@ up() {
     pns=$(ns_pod "$ns" "$pod") nns=$(ns_node "$node") tap=$(tap_name "$ns" "$pod")
     id=${pns#"$P"-}
     new_ns "$pns"
+    if [ "$PORTS" = veth ]; then
+      cni ADD "$node" "$ns" "$pod" "$ip4" "$ip6" "$mac" > "$DIR/$id.cni.json" \
+        || { echo "demo-cluster: fastpath-cni ADD $ns/$pod failed: $(cat "$DIR/$id.cni.json")" >&2; return 1; }
+    else
     wait_link "$nns" "$tap" "$node"
     ip -n "$nns" link set "$tap" netns "$pns"
     ip -n "$pns" link set "$tap" name eth0
@@ -258,6 +339,7 @@ up() {
     ip -n "$pns" route add 169.254.1.1 dev eth0 scope link
     ip -n "$pns" route add default via 169.254.1.1 dev eth0
     ip -n "$pns" -6 route add default via fe80::1 dev eth0
+    fi
     local tcp=8080 udp=5353
     case $role in
       web) ip netns exec "$pns" setsid iperf3 -s -D --logfile "$DIR/$id-iperf3.log" --pidfile "$DIR/$id-iperf3.pid" ;;
@@ -280,6 +362,14 @@ up() {
 }
 
 down() {
+  # Pods on veths leave as a runtime removes them: the plugin's DEL while the node still runs (idempotent, so a pod
+  # that was never added is fine).
+  if [ "$PORTS" = veth ] && [ -x "$DIR/cni-bin/fastpath-cni" ]; then
+    CNI_PATH=$DIR/cni-bin:/usr/lib/cni:/opt/cni/bin
+    while read -r node ns pod ip4 ip6 mac _; do
+      [ -e "/var/run/netns/$(ns_node "$node")" ] && cni DEL "$node" "$ns" "$pod" "$ip4" "$ip6" "$mac" >/dev/null 2>&1 || true
+    done <<< "$PODS"
+  fi
   for f in "$DIR"/*.pid; do
     [ -e "$f" ] || continue
     local pid
@@ -293,6 +383,7 @@ down() {
   while read -r node _; do ip netns del "$(ns_node "$node")" 2>/dev/null || true; done <<< "$NODES"
   ip netns del "$EXT" 2>/dev/null || true
   ip netns del "$UL" 2>/dev/null || true
+  rm -rf "$DIR/ipam-node-a" "$DIR/ipam-node-b" "$DIR"/node-*.sock
 }
 
 in_pod() { local pod=$1; shift; ip netns exec "$(ns_pod - "$pod")" "$@"; }
@@ -328,5 +419,6 @@ case "${1:-}" in
     ;;
   down) down ;;
   test) demo_test ;;
-  *) echo "usage: $0 up|down|test" >&2; exit 2 ;;
+  cni) shift; CNI_PATH=$DIR/cni-bin:/usr/lib/cni:/opt/cni/bin; cni "$@" ;;
+  *) echo "usage: $0 up|down|test|cni COMMAND NODE NAMESPACE POD IPV4 IPV6 MAC [PREVRESULT]" >&2; exit 2 ;;
 esac

@@ -19,6 +19,8 @@ nc -h 2>&1 | grep -q OpenBSD || missing+=(netcat-openbsd)
 command -v dig >/dev/null 2>&1 || missing+=(bind9-dnsutils)
 command -v iperf3 >/dev/null 2>&1 || missing+=(iperf3)
 command -v ethtool >/dev/null 2>&1 || [ -x /usr/sbin/ethtool ] || missing+=(ethtool)
+[ -x /usr/lib/cni/host-local ] || [ -x /opt/cni/bin/host-local ] || missing+=(containernetworking-plugins)
+command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   if [ "$(id -u)" != 0 ]; then echo "need root to apt-get install ${missing[*]}" >&2; exit 1; fi

@@ -30,11 +30,8 @@ public enum TapOffloads
 /// attached and left in place on <see cref="Dispose"/>.
 /// </summary>
 [SkipLocalsInit]
-public sealed partial class TapDevice : IDisposable
+public sealed partial class TapDevice : LinkDevice
 {
-    /// <summary>IFNAMSIZ - 1: Linux interface names are at most 15 bytes.</summary>
-    public const int MaxNameLength = 15;
-
     private const int ORdWr = 2, ONonBlock = 0x800, OCloExec = 0x80000;
     private const uint TunSetIff = 0x400454CA; // _IOW('T', 202, int)
     private const uint TunSetOffload = 0x400454D0; // _IOW('T', 208, unsigned int)
@@ -48,35 +45,13 @@ public sealed partial class TapDevice : IDisposable
     private readonly int[] _fds;
 
     private TapDevice(string name, int[] fds, bool created, TapOffloads offloads, int headerLength)
-    {
-        Name = name;
-        _fds = fds;
-        Created = created;
-        Offloads = offloads;
-        HeaderLength = headerLength;
-    }
-
-    public string Name { get; }
-
-    /// <summary>True when this process created the device (it disappears on <see cref="Dispose"/>).</summary>
-    public bool Created { get; }
-
-    /// <summary>The offloads in force (none: plain frames, no header).</summary>
-    public TapOffloads Offloads { get; }
-
-    /// <summary>Bytes of virtio-net header in front of every frame read or written (0, 12 or 24).</summary>
-    public int HeaderLength { get; }
+        : base(name, LinkKind.Tap, created, offloads, headerLength) => _fds = fds;
 
     /// <summary>Queues (descriptors) of the device.</summary>
-    public int Queues => _fds.Length;
+    public override int Queues => _fds.Length;
 
     /// <summary>The descriptor of queue <paramref name="queue"/>, for poll(2).</summary>
-    public int FileDescriptor(int queue = 0) => _fds[queue];
-
-    /// <summary>Whether <paramref name="name"/> can name a network interface (1–15 bytes, no '/', ':' or whitespace).</summary>
-    public static bool IsValidName(string name) =>
-        name.Length is > 0 and <= MaxNameLength && name != "." && name != ".."
-        && !name.Any(c => c is '/' or ':' or '\0' || char.IsWhiteSpace(c) || c > 0x7E);
+    public override int FileDescriptor(int queue = 0) => _fds[queue];
 
     /// <summary>Creates the TAP <paramref name="name"/>, or attaches to it if it exists.</summary>
     /// <param name="queues">Descriptors to open (IFF_MULTI_QUEUE when more than one).</param>
@@ -151,7 +126,7 @@ public sealed partial class TapDevice : IDisposable
 
     /// <summary>Reads one frame, with its virtio-net header in front when the device has one, into <paramref name="buffer"/>.</summary>
     /// <returns>The bytes read (header included); 0 when no frame is waiting; a negative errno on failure.</returns>
-    public unsafe int Read(int queue, Span<byte> buffer)
+    public override unsafe int Read(int queue, Span<byte> buffer)
     {
         int fd = _fds[queue];
         while (true)
@@ -170,7 +145,7 @@ public sealed partial class TapDevice : IDisposable
 
     /// <summary>Sends one frame preceded by <paramref name="header"/> (empty for a device without one), in one writev.</summary>
     /// <returns>0 when sent; a negative errno otherwise (EAGAIN: the device's queue is full; EIO: the device is down).</returns>
-    public unsafe int Write(int queue, ReadOnlySpan<byte> header, ReadOnlySpan<byte> frame)
+    public override unsafe int Write(int queue, ReadOnlySpan<byte> header, ReadOnlySpan<byte> frame)
     {
         int fd = _fds[queue];
         fixed (byte* h = header)
@@ -198,7 +173,7 @@ public sealed partial class TapDevice : IDisposable
     }
 
     /// <summary>Closes the descriptors; a device this process created disappears with them.</summary>
-    public void Dispose()
+    public override void Dispose()
     {
         for (int q = 0; q < _fds.Length; q++)
         {

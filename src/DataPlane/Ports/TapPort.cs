@@ -29,7 +29,7 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
         public short Revents;
     }
 
-    private TapDevice?[] _byPort = [];
+    private LinkDevice?[] _byPort = [];
     private PollFd[] _poll = [];
     private short[] _pollPort = [];
     private int _next;
@@ -79,7 +79,7 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
     /// Sets which device serves which engine port (index = port; null = none). Control path: call it between batches,
     /// from the thread that calls <see cref="Receive"/>. The devices stay owned by the caller.
     /// </summary>
-    public void Attach(TapDevice?[] devicesByPort)
+    public void Attach(LinkDevice?[] devicesByPort)
     {
         _byPort = devicesByPort;
         int n = devicesByPort.Count(d => d is not null) + (Wake is null ? 0 : 1);
@@ -246,7 +246,7 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
         }
     }
 
-    private void SegmentTo(TapDevice device, ReadOnlySpan<byte> frame, in PacketMeta m)
+    private void SegmentTo(LinkDevice device, ReadOnlySpan<byte> frame, in PacketMeta m)
     {
         if (_segment.Length == 0) _segment = GC.AllocateUninitializedArray<byte>(PacketBatch.SuperFrameSlotSize, pinned: true);
         var sink = new DeviceSink(this, device);
@@ -254,7 +254,7 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
         else SoftwareSegmented++;
     }
 
-    private readonly struct DeviceSink(TapPort port, TapDevice device) : ISegmentSink
+    private readonly struct DeviceSink(TapPort port, LinkDevice device) : ISegmentSink
     {
         public void Emit(ReadOnlySpan<byte> segment)
         {

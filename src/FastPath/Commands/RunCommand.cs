@@ -28,7 +28,10 @@ public static class RunCommand
     {
         var cluster = new ClusterInput.Options();
         var node = new Option<string>("--node") { Description = "The node whose data plane to run", Required = true };
-        var tap = new Option<bool>("--tap") { Description = "Attach to TAP devices (the only live port kind so far)", Required = true };
+        var tap = new Option<bool>("--tap") { Description = "TAP devices for every port without an --attach'ed interface (created, or found)" };
+        var attach = new Option<string[]>("--attach") { Description = "Put an existing interface on a port: IFNAME[=PORT] (repeatable; PORT by default: a pod's when IFNAME is its veth's host end, else the uplink)" };
+        var attachMode = new Option<string>("--attach-mode") { Description = "How to attach interfaces: auto (xdp, else packet, else pcap), xdp (AF_XDP, copy mode), packet (AF_PACKET TPACKET_V3), pcap (libpcap)", DefaultValueFactory = _ => "auto" };
+        var cniSocket = new Option<string?>("--cni-socket") { Description = "Unix socket fastpath-cni tells this node about new pods on" };
         var uplink = new Option<string>("--uplink-tap") { Description = "TAP device of the uplink", DefaultValueFactory = _ => "fp-uplink" };
         var host = new Option<string?>("--host-tap") { Description = "TAP device of the host port (none by default)" };
         var batchSize = new Option<int>("--batch") { Description = "Packets per batch", DefaultValueFactory = _ => 64 };
@@ -41,9 +44,9 @@ public static class RunCommand
         var busyPoll = new Option<int>("--busy-poll") { Description = "Microseconds to keep polling without sleeping after the last frame (0: sleep at once)", DefaultValueFactory = _ => 50 };
         var offloads = new Option<string>("--offloads") { Description = "on: virtio-net headers, partial checksums and GSO super-frames on the TAPs; off: plain frames", DefaultValueFactory = _ => "on" };
         var healthz = new Option<string>("--healthz") { Description = "Serve /healthz and /livez on ADDR:PORT, as kube-proxy's --healthz-bind-address ('off': none)", DefaultValueFactory = _ => ":10256" };
-        var cmd = new Command("run", "Run a node's data plane live on TAP devices")
+        var cmd = new Command("run", "Run a node's data plane live on TAP devices and attached interfaces")
         {
-            node, tap, uplink, host, batchSize, status, duration, metrics, flowLog, flowSample, workers, busyPoll, offloads, healthz,
+            node, tap, attach, attachMode, cniSocket, uplink, host, batchSize, status, duration, metrics, flowLog, flowSample, workers, busyPoll, offloads, healthz,
         };
         cluster.AddTo(cmd);
         cmd.SetAction(r => Run(new RunOptions(cluster.Get(r), r.GetValue(node)!, r.GetValue(tap), r.GetValue(uplink)!,
@@ -51,7 +54,8 @@ public static class RunCommand
         {
             Metrics = r.GetValue(metrics), FlowLog = r.GetValue(flowLog), FlowLogSample = r.GetValue(flowSample),
             Workers = r.GetValue(workers), BusyPollMicroseconds = r.GetValue(busyPoll), Offloads = r.GetValue(offloads)!,
-            Healthz = r.GetValue(healthz)!,
+            Healthz = r.GetValue(healthz)!, Attach = r.GetValue(attach) ?? [], AttachMode = r.GetValue(attachMode)!,
+            CniSocket = r.GetValue(cniSocket),
         }, stdout, stderr));
         return cmd;
     }
@@ -77,11 +81,32 @@ public static class RunCommand
 
         /// <summary>--healthz ADDR:PORT for /healthz and /livez, or "off".</summary>
         public string Healthz { get; init; } = "off";
+
+        /// <summary>--attach IFNAME[=PORT], each.</summary>
+        public IReadOnlyList<string> Attach { get; init; } = [];
+
+        /// <summary>--attach-mode auto|xdp|packet|pcap.</summary>
+        public string AttachMode { get; init; } = "auto";
+
+        /// <summary>--cni-socket PATH, or null.</summary>
+        public string? CniSocket { get; init; }
     }
 
     public static int Run(RunOptions o, TextWriter stdout, TextWriter stderr)
     {
-        if (!o.Tap) return Fail(stderr, "--tap is required: TAP devices are the only live ports so far");
+        if (!o.Tap && o.Attach.Count == 0 && o.CniSocket is null)
+            return Fail(stderr, "no ports: give --tap (TAP devices), --attach IFNAME (existing interfaces) and/or --cni-socket PATH (pods on veths)");
+        var specs = new List<AttachSpec>();
+        foreach (var text in o.Attach)
+        {
+            if (AttachSpec.Parse(text, out var error) is not { } spec) return Fail(stderr, error!);
+            if (specs.Any(s => s.Interface == spec.Interface)) return Fail(stderr, $"--attach {text}: {spec.Interface} is attached twice");
+            specs.Add(spec);
+        }
+        if (!Enum.TryParse<AttachMode>(o.AttachMode, ignoreCase: true, out var mode) || !Enum.IsDefined(mode) || o.AttachMode.Any(char.IsDigit))
+            return Fail(stderr, $"--attach-mode {o.AttachMode}: must be auto, xdp, packet or pcap");
+        if (mode == AttachMode.Pcap && o.Workers > 1)
+            return Fail(stderr, $"--attach-mode pcap --workers {o.Workers}: libpcap has one queue per interface; use --workers 1 or --attach-mode packet");
         if (o.BatchSize is < 1 or > 4096) return Fail(stderr, $"--batch {o.BatchSize}: must be between 1 and 4096");
         if (o.FlowLogSample < 1) return Fail(stderr, $"--flow-log-sample {o.FlowLogSample}: must be at least 1");
         if (o.Workers is < 1 or > 64) return Fail(stderr, $"--workers {o.Workers}: must be between 1 and 64");
@@ -90,7 +115,7 @@ public static class RunCommand
         foreach (var (option, name) in new[] { ("--uplink-tap", o.UplinkTap), ("--host-tap", o.HostTap) })
             if (name is not null && !TapDevice.IsValidName(name))
                 return Fail(stderr, $"{option} {name}: not a valid interface name (1-{TapDevice.MaxNameLength} characters, no '/', ':' or spaces)");
-        if (!OperatingSystem.IsLinux() || !File.Exists("/dev/net/tun")) return Fail(stderr, "/dev/net/tun is missing: TAP devices need Linux with the tun module");
+        if (o.Tap && (!OperatingSystem.IsLinux() || !File.Exists("/dev/net/tun"))) return Fail(stderr, "/dev/net/tun is missing: TAP devices need Linux with the tun module");
 
         if (o.Cluster.Problem() is { } problem) return Fail(stderr, problem);
         // The controller logs from the watcher's thread while the loop below prints status lines.
@@ -108,17 +133,39 @@ public static class RunCommand
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
 
-        using var taps = new TapSet(o.UplinkTap, o.HostTap, stdout, o.Workers, o.Offloads == "on");
+        using var taps = new TapSet(new LinkOptions(o.Tap, o.UplinkTap, o.HostTap, specs, mode, o.Workers, o.Offloads == "on"), stdout);
         var snapshot = publisher.Holder.Current;
         Attachment attachment;
         try
         {
+            foreach (var spec in specs)
+                if (spec.Port is { } named && !snapshot.Ports.Any(p => p.Name == named))
+                    return Fail(stderr, $"--attach {spec.Interface}={named}: node {o.Node} has no port {named} (ports: {string.Join(", ", snapshot.Ports.Select(p => p.Name))})");
+            foreach (var spec in specs)
+                if (spec.Port is null && TapSet.LooksLikePodInterface(spec.Interface)
+                    && !snapshot.Ports.Any(p => p.Kind == PortKind.Pod && TapSet.PodTapName(p.Name) == spec.Interface))
+                    return Fail(stderr, $"--attach {spec.Interface}: no pod of node {o.Node} has this interface name (fp + 12 hex of SHA-1 of namespace/pod); name the port with --attach {spec.Interface}=PORT");
             attachment = new Attachment(snapshot, taps.Reconcile(snapshot), 1);
         }
         catch (Exception e) when (e is IOException or ArgumentException)
         {
             return Fail(stderr, e.Message);
         }
+        CniEndpoint? cni = null;
+        if (o.CniSocket is { } socketPath)
+        {
+            try
+            {
+                cni = CniEndpoint.Start(socketPath);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return Fail(stderr, e.Message);
+            }
+            stdout.WriteLine($"cni: listening on {socketPath}");
+        }
+        using var cniLifetime = cni;
+        var relookAt = TimeSpan.FromSeconds(1);
 
         // Each worker's engine reads its own holder, advanced by the worker between batches once its TAP queues match
         // the new snapshot: a batch is always received and processed under one port numbering (ports are renumbered
@@ -179,12 +226,13 @@ public static class RunCommand
             // /healthz turns 503 when a worker stops coming round its loop (it does at least every poll timeout).
             if (workers.Count(w => w.Progressed()) == workers.Length) health.Server.Beat();
             Reattach();
+            AnswerCni();
             if (taps.HasRetired && workers.All(w => w.AckedGeneration >= attachment.Generation)) taps.CloseRetired();
-            if (o.StatusInterval > 0) status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports);
+            if (o.StatusInterval > 0) status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports, attachedSkipped: taps.Skipped);
         }
         foreach (var t in threads) t.Join();
         foreach (var w in workers) w.Dispose();
-        status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports, force: true);
+        status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports, force: true, attachedSkipped: taps.Skipped);
         foreach (var f in flows)
         {
             f.Complete();
@@ -193,19 +241,43 @@ public static class RunCommand
         stdout.WriteLine($"stopped: {ports.Sum(p => p.Received):N0} frames received, {ports.Sum(p => p.Transmitted):N0} sent; removing the TAP devices this process created");
         return 0;
 
-        void Reattach()
+        // Re-reads the devices when a snapshot renumbers the ports, and every second while interfaces are attached
+        // (a pod's veth appears when the CNI plugin creates it and goes with the pod's namespace), or when asked to.
+        void Reattach(bool now = false)
         {
             var current = publisher.Holder.Current;
-            if (ForwardingWorker.SamePorts(current, attachment.Snapshot) || clock.Elapsed < retryAt) return;
+            bool renumbered = !ForwardingWorker.SamePorts(current, attachment.Snapshot);
+            bool look = now || (clock.Elapsed >= relookAt && (taps.Waiting > 0 || specs.Count > 0 || !o.Tap));
+            if ((!renumbered && !look) || clock.Elapsed < retryAt) return;
+            if (look) relookAt = clock.Elapsed + TimeSpan.FromSeconds(1);
             try
             {
-                Volatile.Write(ref attachment, new Attachment(current, taps.Reconcile(current, deferClose: true), attachment.Generation + 1));
+                var devices = taps.Reconcile(renumbered ? current : attachment.Snapshot, deferClose: true);
+                if (renumbered || !devices.SequenceEqual(attachment.Devices))
+                    Volatile.Write(ref attachment, new Attachment(renumbered ? current : attachment.Snapshot, devices, attachment.Generation + 1));
             }
             catch (Exception e) when (e is IOException or ArgumentException)
             {
                 // Retried a second later; meanwhile the ports that work keep forwarding.
                 stderr.WriteLine($"fastpath run: {e.Message}");
                 retryAt = clock.Elapsed + TimeSpan.FromSeconds(1);
+            }
+        }
+
+        // fastpath-cni's requests: look at the devices now, then say whether the pod's port has its interface.
+        void AnswerCni()
+        {
+            if (cni is null || cni.Requests.IsEmpty) return;
+            Reattach(now: true);
+            while (cni.Requests.TryDequeue(out var request))
+            {
+                var snap = attachment.Snapshot;
+                int p = snap.FindPort(request.Pod);
+                string answer = request.Command == "DEL" ? "ok"
+                    : p < 0 ? $"error pod {request.Pod} is not on node {o.Node} in the cluster directory {o.Cluster}"
+                    : attachment.Devices[p] is { } device ? $"ok {device.Name} = {request.Pod} ({device.Kind.ToString().ToLowerInvariant()})"
+                    : $"error {request.Interface} for {request.Pod} is not attached (missing or down)";
+                request.Answer.TrySetResult(answer);
             }
         }
 

@@ -10,7 +10,7 @@ namespace FastPath.Live;
 /// the ports are renumbered (pods came or went). <see cref="Generation"/> counts them, so the coordinator knows when
 /// every worker has moved on and the devices of removed ports may be closed.
 /// </summary>
-public sealed record Attachment(ForwardingSnapshot Snapshot, TapDevice?[] Devices, long Generation);
+public sealed record Attachment(ForwardingSnapshot Snapshot, LinkDevice?[] Devices, long Generation);
 
 /// <summary>
 /// One forwarding thread of `fastpath run`: its own <see cref="Engine"/> (conntrack, counters), its own queue of every

@@ -20,7 +20,10 @@ public sealed class StatusLine(TextWriter output, TimeSpan interval)
     private TimeSpan _lastAt;
 
     /// <summary>Prints a line when <paramref name="interval"/> has passed since the previous one.</summary>
-    public void Report(TimeSpan now, ForwardingSnapshot snapshot, IReadOnlyList<Engine> workers, IReadOnlyList<TapPort> taps, bool force = false)
+    /// <param name="attachedSkipped">Frames attached interfaces skipped so far (partial checksums that cannot be
+    /// placed, frames larger than a slot): counted, shown when there are any.</param>
+    public void Report(TimeSpan now, ForwardingSnapshot snapshot, IReadOnlyList<Engine> workers, IReadOnlyList<TapPort> taps, bool force = false,
+        long attachedSkipped = 0)
     {
         if (!force && now - _lastAt < interval) return;
         double seconds = Math.Max((now - _lastAt).TotalSeconds, 1e-3);
@@ -65,6 +68,7 @@ public sealed class StatusLine(TextWriter output, TimeSpan interval)
         if (superFrames > 0) line.Append(ci, $", super-frames rx {superFrames:N0}");
         long segmented = taps.Sum(t => t.SoftwareSegmented);
         if (segmented > 0) line.Append(ci, $", super-frames segmented in software {segmented:N0}");
+        if (attachedSkipped > 0) line.Append(ci, $", attached frames skipped {attachedSkipped:N0}");
         int failed = taps.Max(t => t.FailedDevices);
         if (failed > 0) line.Append(ci, $", {failed} TAP device(s) gone");
         _lastRx = rx;

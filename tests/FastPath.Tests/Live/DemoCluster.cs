@@ -21,13 +21,22 @@ public class DemoCluster : IDisposable
     }
 
     /// <param name="tunnel">The FastPathConfiguration tunnel mode (FP_DEMO_TUNNEL).</param>
+    /// <param name="ports">tap (FastPath's TAPs moved into the pods) or veth (pods created by fastpath-cni on veth
+    /// pairs, uplinks on veths; FP_DEMO_PORTS), attached in <paramref name="attachMode"/> (FP_DEMO_ATTACH_MODE).</param>
+    protected DemoCluster(string tunnel, string ports, string attachMode) : this(tunnel, null, ports, attachMode)
+    {
+    }
+
+    /// <param name="tunnel">The FastPathConfiguration tunnel mode (FP_DEMO_TUNNEL).</param>
     /// <param name="writeCluster">
     /// For another cluster than the demo's: writes the manifests into the cluster directory it is given and returns the
     /// pod table (FP_DEMO_PODS, see scripts/demo-cluster.sh).
     /// </param>
-    protected DemoCluster(string tunnel, Func<string, string>? writeCluster = null)
+    protected DemoCluster(string tunnel, Func<string, string>? writeCluster = null, string ports = "tap", string attachMode = "auto")
     {
         Tunnel = tunnel;
+        Ports = ports;
+        AttachMode = attachMode;
         if (!OperatingSystem.IsLinux()) { SkipReason = "TAP devices and network namespaces need Linux"; return; }
         if (!Environment.IsPrivilegedProcess) { SkipReason = "not root: TAP devices and network namespaces need root"; return; }
         if (!File.Exists("/dev/net/tun")) { SkipReason = "/dev/net/tun is missing (modprobe tun)"; return; }
@@ -35,12 +44,16 @@ public class DemoCluster : IDisposable
         if (!File.Exists("/usr/bin/python3")) missing.Add("/usr/bin/python3");
         if (missing.Count > 0) { SetupFailure = $"missing {string.Join(", ", missing)}: run scripts/install-deps.sh"; return; }
 
-        Prefix = "fpe" + Random.Shared.Next(0x1000, 0xFFFF).ToString("x4");
+        // FP_LIVE_PREFIX lets a developer keep the namespaces of a run apart from other clusters on the machine.
+        Prefix = (Environment.GetEnvironmentVariable("FP_LIVE_PREFIX") ?? "fpe") + Random.Shared.Next(0x1000, 0xFFFF).ToString("x4");
         Directory = System.IO.Directory.CreateTempSubdirectory("fastpath-live-").FullName;
         _environment["FP_DEMO"] = Prefix;
         _environment["FP_DEMO_DIR"] = Directory;
         _environment["FP_DEMO_TUNNEL"] = tunnel;
         _environment["FASTPATH"] = $"dotnet {Path.Combine(AppContext.BaseDirectory, "fastpath.dll")}";
+        _environment["FASTPATH_CNI"] = $"dotnet {Path.Combine(AppContext.BaseDirectory, "fastpath-cni.dll")}";
+        _environment["FP_DEMO_PORTS"] = ports;
+        _environment["FP_DEMO_ATTACH_MODE"] = attachMode;
         if (writeCluster is not null)
         {
             string pods = Path.Combine(Directory, "pods.txt");
@@ -52,6 +65,8 @@ public class DemoCluster : IDisposable
     }
 
     public string Tunnel { get; }
+    public string Ports { get; }
+    public string AttachMode { get; }
     public string? SkipReason { get; }
     public string? SetupFailure { get; }
     public string Prefix { get; } = "";
@@ -68,8 +83,10 @@ public class DemoCluster : IDisposable
         if (SetupFailure is not null) Assert.Fail(SetupFailure);
     }
 
-    public (int Exit, string Output) Script(string command, TimeSpan timeout) =>
-        KernelLab.Run("bash", [ScriptPath, command], timeout, _environment);
+    public (int Exit, string Output) Script(string command, TimeSpan timeout) => Script([command], timeout);
+
+    public (int Exit, string Output) Script(string[] arguments, TimeSpan timeout) =>
+        KernelLab.Run("bash", [ScriptPath, .. arguments], timeout, _environment);
 
     /// <summary>
     /// Runs a command inside a pod's namespace ("client", "web-a", ...; "NAMESPACE-POD" with a pod table of the caller's)
@@ -162,6 +179,33 @@ public class DemoCluster : IDisposable
 
 /// <summary>The demo cluster with `tunnel: direct`: pod frames cross the underlay to the peer node's MAC, unencapsulated.</summary>
 public sealed class DirectRoutedDemoCluster() : DemoCluster("direct");
+
+/// <summary>The demo with pods on veths made by fastpath-cni, attached through AF_PACKET (TPACKET_V3).</summary>
+public sealed class VethPacketDemoCluster() : DemoCluster("vxlan", "veth", "packet");
+
+/// <summary>The demo with pods on veths made by fastpath-cni, attached through libpcap (SharpPcap).</summary>
+public sealed class VethPcapDemoCluster() : DemoCluster("vxlan", "veth", "pcap");
+
+/// <summary>The demo with pods on veths made by fastpath-cni, attached through AF_XDP (copy mode).</summary>
+public sealed class VethXdpDemoCluster() : DemoCluster("vxlan", "veth", "xdp");
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class VethXdpDemoClusterCollection : ICollectionFixture<VethXdpDemoCluster>
+{
+    public const string Name = "live demo cluster, pods on veths, AF_XDP";
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class VethPacketDemoClusterCollection : ICollectionFixture<VethPacketDemoCluster>
+{
+    public const string Name = "live demo cluster, pods on veths, AF_PACKET";
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class VethPcapDemoClusterCollection : ICollectionFixture<VethPcapDemoCluster>
+{
+    public const string Name = "live demo cluster, pods on veths, libpcap";
+}
 
 /// <summary>The live tests share one demo cluster and run alone (iperf3 and timing-sensitive flows).</summary>
 [CollectionDefinition(Name, DisableParallelization = true)]

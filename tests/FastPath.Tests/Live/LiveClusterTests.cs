@@ -9,39 +9,13 @@ namespace FastPath.Tests.Live;
 /// command is bounded in time and count, and talks only to addresses inside the cluster's own namespaces.
 /// </summary>
 [Collection(DemoClusterCollection.Name)]
-public class LiveClusterTests(DemoCluster cluster, ITestOutputHelper output)
+public class LiveClusterTests(DemoCluster cluster, ITestOutputHelper output) : DemoClusterMainCases(cluster, output)
 {
-    private static readonly TimeSpan Short = TimeSpan.FromSeconds(20);
-    private const string WebA = "10.244.1.11", WebB = "10.244.2.11";
-
-    [Fact]
-    public void ContainersOfOnePodTalkOverLocalhost()
-    {
-        cluster.Require();
-        // Two processes in the client pod's namespace, as two containers of one pod: FastPath never sees this traffic
-        // and must not break it.
-        var (exit, text) = cluster.In("client", Short, "sh", "-c",
-            "echo pong | timeout 5 nc -N -l 127.0.0.1 9000 & " +
-            "for i in $(seq 25); do echo ping | timeout 5 nc -N 127.0.0.1 9000 && break; sleep 0.2; done; wait");
-        Assert.True(exit == 0, text);
-        Assert.Contains("ping", text); // what the server received
-        Assert.Contains("pong", text); // what the client received
-    }
-
-    [Theory]
-    [InlineData("client", "10.244.1.11")]        // same node
-    [InlineData("client", "fd00:10:244:1::b")]
-    [InlineData("client", "10.244.2.11")]        // across nodes, VXLAN
-    [InlineData("client", "fd00:10:244:2::b")]
-    [InlineData("cart", "10.244.1.10")]
-    [InlineData("cart", "fd00:10:244:1::a")]
-    public void PingBetweenPods(string from, string to) => cluster.AssertPing(from, to);
-
     [Fact]
     public void PodPacketsCrossTheUnderlayInVxlan()
     {
-        cluster.Require();
-        string seen = cluster.UnderlayDuring("icmp or udp port 8472", 4, "client", "ping", "-c", "2", "-i", "0.2", "-W", "2", "10.244.2.11");
+        Cluster.Require();
+        string seen = Cluster.UnderlayDuring("icmp or udp port 8472", 4, "client", "ping", "-c", "2", "-i", "0.2", "-W", "2", "10.244.2.11");
         Assert.Contains("192.168.56.11.", seen); // node-a's VTEP, a flow-hash source port ...
         Assert.Contains("> 192.168.56.12.8472:", seen); // ... to node-b's, Flannel's port
         // tcpdump prints the inner packet on the line after its outer headers; a pod packet never travels bare.
@@ -51,85 +25,16 @@ public class LiveClusterTests(DemoCluster cluster, ITestOutputHelper output)
                 Assert.True(i > 0 && lines[i - 1].Contains(".8472: ", StringComparison.Ordinal), seen);
     }
 
-    [Theory]
-    [InlineData("client", "10.244.1.10", "10.244.1.11", "web-a")]             // same node
-    [InlineData("client", "10.244.1.10", "10.244.2.11", "web-b")]             // across nodes
-    [InlineData("client", "fd00:10:244:1::a", "fd00:10:244:2::b", "web-b")]
-    [InlineData("cart", "10.244.2.12", "10.244.1.11", "web-a")]
-    public void TcpBetweenPodsKeepsBothAddresses(string from, string fromIp, string to, string backend) =>
-        cluster.AssertSeenBy(from, to, "tcp", $"{backend} {fromIp}"); // no NAT between pods
-
-    [Theory]
-    [InlineData("client", "10.244.1.10", "10.244.2.11", "web-b")]
-    [InlineData("cart", "fd00:10:244:2::c", "fd00:10:244:1::b", "web-a")]
-    public void UdpBetweenPodsKeepsBothAddresses(string from, string fromIp, string to, string backend) =>
-        cluster.AssertSeenBy(from, to, "udp", $"{backend} {fromIp}");
-
-    [Theory]
-    [InlineData("client", "10.96.0.20", "10.244.1.10")]        // default → shop: another namespace
-    [InlineData("cart", "10.96.0.20", "10.244.2.12")]          // shop → shop: the same namespace
-    [InlineData("client", "fd00:10:96::20", "fd00:10:244:1::a")]
-    public void ClusterIpSpreadsConnectionsOverBothBackendsAndKeepsEachOnItsBackend(string from, string clusterIp, string fromIp)
-    {
-        cluster.Require();
-        var seen = HttpConnections(from, clusterIp, 80, connections: 32, requests: 3);
-        foreach (var (backend, source) in seen) Assert.Equal(fromIp, source); // pod clients are not SNATed
-        var perBackend = seen.GroupBy(s => s.Backend).ToDictionary(g => g.Key, g => g.Count());
-        output.WriteLine(string.Join(", ", perBackend.Select(kv => $"{kv.Key}: {kv.Value}")));
-        Assert.Equal(["web-a", "web-b"], perBackend.Keys.Order());
-        // 32 connections over two equal Maglev shares: fewer than 4 on one side has probability ~1e-6.
-        Assert.All(perBackend.Values, n => Assert.True(n >= 4, $"unbalanced: {string.Join(", ", perBackend)}"));
-
-        // The client's node logged these connections (--flow-log): opened as Service flows, DNATed to a backend.
-        string flows = Path.Combine(cluster.Directory, "node-" + (from == "client" ? "a" : "b") + ".flows.jsonl");
-        var deadline = DateTime.UtcNow.AddSeconds(5);
-        bool Logged() => File.Exists(flows) && File.ReadLines(flows).Any(l => l.Contains("\"event\":\"start\"")
-            && l.Contains("\"service\":\"shop/web") && l.Contains($"\"source\":\"{fromIp}"));
-        while (!Logged() && DateTime.UtcNow < deadline) Thread.Sleep(100);
-        Assert.True(Logged(), $"no Service flow from {fromIp} in {flows}");
-    }
-
-    [Theory]
-    [InlineData("client", "10.96.0.20")]
-    [InlineData("cart", "10.96.0.20")]
-    [InlineData("client", "fd00:10:96::20")]
-    public void DnsQueriesThroughClusterIpAreAnsweredByBothBackends(string from, string server)
-    {
-        cluster.Require();
-        var (exit, text) = cluster.In(from, TimeSpan.FromSeconds(60), "sh", "-c",
-            $"for i in $(seq 20); do dig +short +time=2 +tries=1 @{server} web.shop.svc.cluster.local A; done");
-        Assert.True(exit == 0, text);
-        var answers = text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        Assert.Equal(20, answers.Length);
-        Assert.All(answers, a => Assert.Contains(a, new[] { WebA, WebB }));
-        Assert.Equal([WebA, WebB], answers.Distinct().Order());
-    }
-
-    [Theory]
-    [InlineData("192.168.56.11", 30080, "web-a,web-b", "192.168.56.11")] // NodePort, Cluster: SNATed to the node
-    [InlineData("192.168.56.12", 30080, "web-a,web-b", "192.168.56.12")]
-    [InlineData("192.168.56.11", 30081, "web-a", "192.168.56.1")]        // NodePort, Local: the node's own endpoint, client kept
-    [InlineData("192.168.56.12", 30081, "web-b", "192.168.56.1")]
-    [InlineData("192.168.57.10", 80, "web-a,web-b", "192.168.56.11")]    // LoadBalancer IP (routed via node-a), Cluster
-    [InlineData("192.168.57.11", 80, "web-a", "192.168.56.1")]           // LoadBalancer IP, Local
-    public void ExternalClientReachesNodePortAndLoadBalancer(string address, int port, string backends, string sourceSeen)
-    {
-        cluster.Require();
-        var seen = HttpConnections("ext", address, port, connections: 24, requests: 2);
-        foreach (var (_, source) in seen) Assert.Equal(sourceSeen, source);
-        Assert.Equal(backends.Split(','), seen.Select(s => s.Backend).Distinct().Order());
-    }
-
     [Fact]
     public async Task BackendRemovedWhileTrafficRunsNewConnectionsGoToTheOtherAndUdpDoesNotBlackhole()
     {
-        cluster.Require();
-        string original = File.ReadAllText(cluster.Manifest);
+        Cluster.Require();
+        string original = File.ReadAllText(Cluster.Manifest);
         try
         {
             // One UDP flow (one source port) that starts on web-b, through the ClusterIP, for 10 s (room for a slow
             // change on a loaded machine).
-            var flow = Task.Run(() => cluster.In("client", TimeSpan.FromSeconds(40), "/usr/bin/python3", DemoCluster.Clients,
+            var flow = Task.Run(() => Cluster.In("client", TimeSpan.FromSeconds(40), "/usr/bin/python3", DemoCluster.Clients,
                 "udp-flow", "10.96.0.20", "53", WebB, "10"));
             await Task.Delay(2500, TestContext.Current.CancellationToken);
 
@@ -140,7 +45,7 @@ public class LiveClusterTests(DemoCluster cluster, ITestOutputHelper output)
             // The boundaries bracket the write: "before" ends before it starts, "after" begins once it returned, so
             // a slow write on a busy machine cannot move a query answered by the old backend into either window.
             double writeStarted = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
-            cluster.WriteFile(cluster.Manifest, original.Remove(at, endpointB.Length));
+            Cluster.WriteFile(Cluster.Manifest, original.Remove(at, endpointB.Length));
             double removedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
 
             var after = HttpConnections("client", "10.96.0.20", 80, connections: 16, requests: 1);
@@ -154,7 +59,7 @@ public class LiveClusterTests(DemoCluster cluster, ITestOutputHelper output)
                 .ToList();
             var before = queries.Where(q => q.Time < writeStarted - 0.5).ToList();
             var later = queries.Where(q => q.Time > removedAt + 0.5).ToList();
-            output.WriteLine($"{queries.Count} queries: {before.Count} before the removal, {later.Count} after it, {queries.Count(q => q.Answer == "lost")} lost");
+            Output.WriteLine($"{queries.Count} queries: {before.Count} before the removal, {later.Count} after it, {queries.Count(q => q.Answer == "lost")} lost");
             Assert.NotEmpty(before);
             Assert.All(before, q => Assert.Equal(WebB, q.Answer));
             Assert.True(later.Count >= 10, text);
@@ -163,23 +68,23 @@ public class LiveClusterTests(DemoCluster cluster, ITestOutputHelper output)
         }
         finally
         {
-            cluster.WriteFile(cluster.Manifest, original);
+            Cluster.WriteFile(Cluster.Manifest, original);
         }
     }
 
     [Fact]
     public void Iperf3ThroughClusterIpAcrossNodes()
     {
-        cluster.Require();
+        Cluster.Require();
         // shop/iperf 10.96.0.30:5201 has one backend, web-b on node-b; the client is on node-a.
-        var (exit, text) = cluster.In("client", TimeSpan.FromSeconds(30), "iperf3", "-c", "10.96.0.30", "-t", "5", "-J",
+        var (exit, text) = Cluster.In("client", TimeSpan.FromSeconds(30), "iperf3", "-c", "10.96.0.30", "-t", "5", "-J",
             "--connect-timeout", "3000");
-        Assert.True(exit == 0, $"{text}\n{cluster.Logs()}");
+        Assert.True(exit == 0, $"{text}\n{Cluster.Logs()}");
         using var json = JsonDocument.Parse(text);
         var received = json.RootElement.GetProperty("end").GetProperty("sum_received");
         double bits = received.GetProperty("bits_per_second").GetDouble();
         long bytes = received.GetProperty("bytes").GetInt64();
-        output.WriteLine($"iperf3 TCP client (node-a) -> ClusterIP 10.96.0.30 -> web-b (node-b), 5 s: {bits / 1e9:F2} Gbit/s, {bytes:N0} bytes");
+        Output.WriteLine($"iperf3 TCP client (node-a) -> ClusterIP 10.96.0.30 -> web-b (node-b), 5 s: {bits / 1e9:F2} Gbit/s, {bytes:N0} bytes");
         Assert.True(bytes > 10_000_000, $"only {bytes} bytes in 5 s");
     }
 
@@ -192,12 +97,12 @@ public class LiveClusterTests(DemoCluster cluster, ITestOutputHelper output)
     [Fact]
     public void BulkBytesThroughClusterIpArriveIntactWithOffloadsOnSameNodeAndAcrossVxlan()
     {
-        cluster.Require();
-        var (_, features) = cluster.In("client", TimeSpan.FromSeconds(10), "ethtool", "-k", "eth0");
+        Cluster.Require();
+        var (_, features) = Cluster.In("client", TimeSpan.FromSeconds(10), "ethtool", "-k", "eth0");
         Assert.Contains("tcp-segmentation-offload: on", features);
         Assert.Contains("tx-checksumming: on", features);
 
-        var file = Path.Combine(cluster.Directory, "bulk.bin");
+        var file = Path.Combine(Cluster.Directory, "bulk.bin");
         var bytes = new byte[8 << 20];
         new Random(15).NextBytes(bytes);
         File.WriteAllBytes(file, bytes);
@@ -205,9 +110,9 @@ public class LiveClusterTests(DemoCluster cluster, ITestOutputHelper output)
         var seen = new HashSet<string>();
         for (int attempt = 0; attempt < 12 && seen.Count < 2; attempt++)
         {
-            var (exit, text) = cluster.In("client", TimeSpan.FromSeconds(30), "curl", "-sS", "-m", "20", "--data-binary", "@" + file,
+            var (exit, text) = Cluster.In("client", TimeSpan.FromSeconds(30), "curl", "-sS", "-m", "20", "--data-binary", "@" + file,
                 "-H", "Content-Type: application/octet-stream", "http://10.96.0.20/");
-            Assert.True(exit == 0, $"{text}\n{cluster.Logs()}");
+            Assert.True(exit == 0, $"{text}\n{Cluster.Logs()}");
             var parts = text.Trim().Split(' ');
             Assert.Equal([expected, bytes.Length.ToString(CultureInfo.InvariantCulture)], parts[1..]);
             seen.Add(parts[0]);
@@ -216,33 +121,8 @@ public class LiveClusterTests(DemoCluster cluster, ITestOutputHelper output)
         // The status line (every 5 s) counts the super-frames node-a received.
         var deadline = DateTime.UtcNow.AddSeconds(15);
         string log = "";
-        while (DateTime.UtcNow < deadline && !(log = File.ReadAllText(Path.Combine(cluster.Directory, "node-a.log"))).Contains("super-frames rx"))
+        while (DateTime.UtcNow < deadline && !(log = File.ReadAllText(Path.Combine(Cluster.Directory, "node-a.log"))).Contains("super-frames rx"))
             Thread.Sleep(200);
         Assert.Contains("super-frames rx", log);
-    }
-
-    /// <summary>
-    /// Opens <paramref name="connections"/> HTTP connections from <paramref name="from"/> with
-    /// <paramref name="requests"/> keep-alive requests each; checks every connection stayed on one backend and returns
-    /// (backend, client address it saw) per connection.
-    /// </summary>
-    private List<(string Backend, string Source)> HttpConnections(string from, string host, int port, int connections, int requests)
-    {
-        var (exit, text) = cluster.In(from, TimeSpan.FromSeconds(60), "/usr/bin/python3", DemoCluster.Clients, "http", host,
-            port.ToString(CultureInfo.InvariantCulture), connections.ToString(CultureInfo.InvariantCulture),
-            requests.ToString(CultureInfo.InvariantCulture));
-        Assert.True(exit == 0, text);
-        var lines = text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.True(lines.Length == connections && !text.Contains("error"), $"{text}\n{cluster.Logs()}");
-        var result = new List<(string, string)>();
-        foreach (var line in lines)
-        {
-            var bodies = line.Split(" | ");
-            Assert.Equal(requests, bodies.Length);
-            Assert.All(bodies, b => Assert.Equal(bodies[0], b)); // a connection keeps its backend
-            var parts = bodies[0].Split(' ');
-            result.Add((parts[0], parts[1]));
-        }
-        return result;
     }
 }

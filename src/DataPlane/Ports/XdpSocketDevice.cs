@@ -1,0 +1,354 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace FastPath.DataPlane.Ports;
+
+/// <summary>
+/// An existing interface attached through AF_XDP (Documentation/networking/af_xdp.rst; the kernel's
+/// tools/lib/bpf/xsk.c does the same steps): per queue an XSK socket with its own UMEM (page-aligned native memory cut
+/// into 4 KB frames, half for receiving, half for sending) and its four rings — fill and completion for the UMEM, rx
+/// and tx for the socket — mmap'ed from the kernel; one XSKMAP holding the sockets by queue index; and the smallest XDP
+/// program that sends every frame of a queue to its socket, `bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS)`,
+/// hand-assembled and loaded with bpf(BPF_PROG_LOAD), attached with a BPF link in generic (SKB) mode, so that it works
+/// on any interface, veths included, and goes away with the link when the device is closed. Sockets are bound in copy
+/// mode (XDP_COPY): frames are copied between the skb and the UMEM; zero-copy needs driver support a veth lacks.
+/// A read takes one rx descriptor, copies the frame into the batch slot and gives the UMEM frame back on the fill
+/// ring; a write copies the frame into a free UMEM frame, posts a tx descriptor and kicks the kernel with sendto(2),
+/// reclaiming sent frames from the completion ring first.
+/// </summary>
+[SkipLocalsInit]
+public sealed unsafe partial class XdpSocketDevice : LinkDevice
+{
+    private const int AfXdp = 44, SockRaw = 3, SockCloExec = 0x80000, SolXdp = 283;
+    private const int XdpMmapOffsets = 1, XdpRxRing = 2, XdpTxRing = 3, XdpUmemReg = 4, XdpUmemFillRing = 5, XdpUmemCompletionRing = 6;
+    private const long PgoffRx = 0, PgoffTx = 0x80000000, PgoffFill = 0x100000000, PgoffCompletion = 0x180000000;
+    private const ushort XdpCopy = 1 << 1;
+    private const int BpfMapCreate = 0, BpfMapUpdateElem = 2, BpfMapDeleteElem = 3, BpfProgLoad = 5, BpfLinkCreate = 28;
+    private const int BpfMapTypeXskMap = 17, BpfProgTypeXdp = 6, BpfXdp = 37, XdpFlagsSkbMode = 2;
+    private const int ProtRead = 1, ProtWrite = 2, MapShared = 1, MapPopulate = 0x8000;
+    private const int MsgDontWait = 0x40, EAgain = 11, ENoBufs = 105, EBusy = 16;
+    private const int FrameSize = 4096, Frames = 2048, RingSize = 1024;
+    private const long SysBpf = 321; // x86-64
+
+    private readonly Queue[] _queues;
+    private readonly int _mapFd, _progFd, _linkFd;
+
+    /// <summary>One queue: its socket, UMEM and rings (producer/consumer pointers into the mmap'ed rings).</summary>
+    private sealed class Queue
+    {
+        public int Fd = -1;
+        public byte* Umem;
+        public Ring Rx, Tx, Fill, Completion;
+        public int[] FreeTx = new int[Frames / 2];
+        public int FreeTxCount;
+    }
+
+    private struct Ring
+    {
+        public byte* Map;
+        public nuint MapLength;
+        public uint* Producer, Consumer;
+        public byte* Descriptors;
+        public uint Cached; // our index: the producer's for rings we fill (fill, tx), the consumer's for the others
+    }
+
+    private XdpSocketDevice(string name, Queue[] queues, int mapFd, int progFd, int linkFd)
+        : base(name, LinkKind.Xdp, created: false, TapOffloads.None, 0)
+    {
+        _queues = queues;
+        _mapFd = mapFd;
+        _progFd = progFd;
+        _linkFd = linkFd;
+    }
+
+    public override int Queues => _queues.Length;
+
+    public override int FileDescriptor(int queue = 0) => _queues[queue].Fd;
+
+    /// <summary>Attaches to <paramref name="name"/> with one XSK socket per queue (queue ids 0..n-1).</summary>
+    /// <exception cref="IOException">No AF_XDP, no permission to load XDP (CAP_BPF, CAP_NET_ADMIN), or the interface
+    /// has fewer queues.</exception>
+    public static XdpSocketDevice Open(string name, int queues = 1)
+    {
+        int ifindex = InterfaceState.Require(name);
+        int map = -1, prog = -1, link = -1;
+        var opened = new Queue[queues];
+        try
+        {
+            map = CreateXskMap(name, queues);
+            prog = LoadProgram(name, map);
+            // Every socket bound before any goes into the map: a socket in the map lives as long as the map, so one
+            // put there before a later queue fails would keep its queue busy after the cleanup below.
+            for (int q = 0; q < queues; q++) opened[q] = OpenQueue(name, ifindex, q);
+            byte* attr = stackalloc byte[32];
+            for (int q = 0; q < queues; q++)
+            {
+                int key = q, value = opened[q].Fd;
+                new Span<byte>(attr, 32).Clear();
+                *(int*)attr = map;
+                *(ulong*)(attr + 8) = (ulong)&key;
+                *(ulong*)(attr + 16) = (ulong)&value;
+                if (Bpf(BpfMapUpdateElem, attr, 32) < 0) throw Failure(name, "XSKMAP update");
+            }
+            // Attached last: until the sockets are in the map the program would pass every frame anyway.
+            byte* l = stackalloc byte[64];
+            new Span<byte>(l, 64).Clear();
+            *(int*)l = prog;
+            *(int*)(l + 4) = ifindex;
+            *(int*)(l + 8) = BpfXdp;
+            *(int*)(l + 12) = XdpFlagsSkbMode;
+            link = (int)Bpf(BpfLinkCreate, l, 64);
+            if (link < 0) throw Failure(name, "attaching the XDP program (BPF_LINK_CREATE)");
+            return new XdpSocketDevice(name, opened, map, prog, link);
+        }
+        catch
+        {
+            if (link >= 0) Close(link);
+            if (map >= 0) for (int q = 0; q < queues; q++) RemoveFromMap(map, q);
+            foreach (var q in opened) if (q is not null) CloseQueue(q);
+            foreach (int fd in new[] { prog, map }) if (fd >= 0) Close(fd);
+            throw;
+        }
+    }
+
+    /// <summary>Takes queue <paramref name="key"/>'s socket out of the XSKMAP (BPF_MAP_DELETE_ELEM: map_fd @0, key
+    /// @8), so closing the socket releases its queue at once rather than when the map is freed.</summary>
+    private static void RemoveFromMap(int map, int key)
+    {
+        byte* attr = stackalloc byte[32];
+        new Span<byte>(attr, 32).Clear();
+        *(int*)attr = map;
+        *(ulong*)(attr + 8) = (ulong)&key;
+        _ = Bpf(BpfMapDeleteElem, attr, 32);
+    }
+
+    private static int CreateXskMap(string name, int entries)
+    {
+        // union bpf_attr, BPF_MAP_CREATE: map_type @0, key_size @4, value_size @8, max_entries @12, map_flags @16.
+        byte* attr = stackalloc byte[72];
+        new Span<byte>(attr, 72).Clear();
+        ((uint*)attr)[0] = BpfMapTypeXskMap;
+        ((uint*)attr)[1] = 4;
+        ((uint*)attr)[2] = 4;
+        ((uint*)attr)[3] = (uint)entries;
+        int fd = (int)Bpf(BpfMapCreate, attr, 72);
+        if (fd < 0) throw Failure(name, "creating the XSKMAP (bpf BPF_MAP_CREATE)");
+        return fd;
+    }
+
+    /// <summary>
+    /// The program, as struct bpf_insn (code u8, dst_reg:4 | src_reg:4 u8, off s16, imm s32):
+    /// r2 = *(u32 *)(r1 + 16) (xdp_md.rx_queue_index); r1 = map (ld_imm64, src BPF_PSEUDO_MAP_FD); r3 = XDP_PASS
+    /// (bpf_redirect_map's action when the key has no socket); call bpf_redirect_map (helper 51); exit.
+    /// </summary>
+    private static int LoadProgram(string name, int map)
+    {
+        ulong* insns = stackalloc ulong[6];
+        insns[0] = Insn(0x61, 2, 1, 16, 0);
+        insns[1] = Insn(0x18, 1, 1, 0, map);
+        insns[2] = 0;
+        insns[3] = Insn(0xb7, 3, 0, 0, 2);
+        insns[4] = Insn(0x85, 0, 0, 0, 51);
+        insns[5] = Insn(0x95, 0, 0, 0, 0);
+        byte* license = stackalloc byte[4];
+        license[0] = (byte)'G'; license[1] = (byte)'P'; license[2] = (byte)'L'; license[3] = 0;
+        // BPF_PROG_LOAD: prog_type @0, insn_cnt @4, insns @8, license @16, log_level @24, log_size @28, log_buf @32,
+        // kern_version @40, prog_flags @44, prog_name[16] @48, prog_ifindex @64, expected_attach_type @68.
+        byte* attr = stackalloc byte[128];
+        new Span<byte>(attr, 128).Clear();
+        *(uint*)attr = BpfProgTypeXdp;
+        *(uint*)(attr + 4) = 6;
+        *(ulong*)(attr + 8) = (ulong)insns;
+        *(ulong*)(attr + 16) = (ulong)license;
+        "fastpath_xsk"u8.CopyTo(new Span<byte>(attr + 48, 16));
+        *(uint*)(attr + 68) = BpfXdp;
+        int fd = (int)Bpf(BpfProgLoad, attr, 128);
+        if (fd < 0) throw Failure(name, "loading the XDP program (bpf BPF_PROG_LOAD)");
+        return fd;
+    }
+
+    private static ulong Insn(byte code, int dst, int src, short off, int imm) =>
+        code | (ulong)(byte)(dst | src << 4) << 8 | (ulong)(ushort)off << 16 | (ulong)(uint)imm << 32;
+
+    private static Queue OpenQueue(string name, int ifindex, int queueId)
+    {
+        var q = new Queue();
+        try
+        {
+            q.Fd = Socket(AfXdp, SockRaw | SockCloExec, 0);
+            if (q.Fd < 0) throw Failure(name, "socket(AF_XDP)");
+            q.Umem = (byte*)NativeMemory.AlignedAlloc((nuint)FrameSize * Frames, 4096);
+            // struct xdp_umem_reg: addr u64 @0, len u64 @8, chunk_size u32 @16, headroom u32 @20, flags u32 @24.
+            byte* reg = stackalloc byte[32];
+            new Span<byte>(reg, 32).Clear();
+            *(ulong*)reg = (ulong)q.Umem;
+            *(ulong*)(reg + 8) = (ulong)FrameSize * Frames;
+            *(uint*)(reg + 16) = FrameSize;
+            if (SetSocketOption(q.Fd, SolXdp, XdpUmemReg, reg, 24) < 0) throw Failure(name, "XDP_UMEM_REG");
+            int size = RingSize;
+            foreach (int option in new[] { XdpUmemFillRing, XdpUmemCompletionRing, XdpRxRing, XdpTxRing })
+                if (SetSocketOption(q.Fd, SolXdp, option, &size, sizeof(int)) < 0) throw Failure(name, "ring size");
+            // struct xdp_mmap_offsets: rx, tx, fr, cr, each struct xdp_ring_offset {producer, consumer, desc, flags} u64.
+            ulong* off = stackalloc ulong[16];
+            int length = 128;
+            if (GetSocketOption(q.Fd, SolXdp, XdpMmapOffsets, off, &length) < 0) throw Failure(name, "XDP_MMAP_OFFSETS");
+            q.Rx = MapRing(name, q.Fd, off, PgoffRx, 16);
+            q.Tx = MapRing(name, q.Fd, off + 4, PgoffTx, 16);
+            q.Fill = MapRing(name, q.Fd, off + 8, PgoffFill, 8);
+            q.Completion = MapRing(name, q.Fd, off + 12, PgoffCompletion, 8);
+            // struct sockaddr_xdp: family u16 @0, flags u16 @2, ifindex u32 @4, queue_id u32 @8, shared_umem_fd u32 @12.
+            byte* sxdp = stackalloc byte[16];
+            new Span<byte>(sxdp, 16).Clear();
+            *(ushort*)sxdp = AfXdp;
+            *(ushort*)(sxdp + 2) = XdpCopy;
+            *(uint*)(sxdp + 4) = (uint)ifindex;
+            *(uint*)(sxdp + 8) = (uint)queueId;
+            if (Bind(q.Fd, sxdp, 16) < 0)
+                throw Failure(name, queueId > 0 && Marshal.GetLastPInvokeError() == 22
+                    ? $"bind to queue {queueId} (the interface has fewer queues than workers: `ethtool -l {name}`)"
+                    : $"bind to queue {queueId}");
+            // The first half of the UMEM receives: every frame goes on the fill ring; the second half sends.
+            for (int f = 0; f < Frames / 2; f++) ((ulong*)q.Fill.Descriptors)[f & (RingSize - 1)] = (ulong)f * FrameSize;
+            q.Fill.Cached = Frames / 2;
+            Volatile.Write(ref *q.Fill.Producer, q.Fill.Cached);
+            for (int f = 0; f < Frames / 2; f++) q.FreeTx[f] = Frames / 2 + f;
+            q.FreeTxCount = Frames / 2;
+            return q;
+        }
+        catch
+        {
+            CloseQueue(q);
+            throw;
+        }
+    }
+
+    private static Ring MapRing(string name, int fd, ulong* offsets, long pgoff, int descriptorSize)
+    {
+        nuint length = (nuint)(offsets[2] + (ulong)(RingSize * descriptorSize));
+        byte* map = (byte*)Map(null, length, ProtRead | ProtWrite, MapShared | MapPopulate, fd, (nint)pgoff);
+        if (map == (byte*)-1) throw Failure(name, "mmap of an XDP ring");
+        return new Ring
+        {
+            Map = map, MapLength = length,
+            Producer = (uint*)(map + offsets[0]), Consumer = (uint*)(map + offsets[1]), Descriptors = map + offsets[2],
+        };
+    }
+
+    private static IOException Failure(string name, string what)
+    {
+        int errno = Marshal.GetLastPInvokeError();
+        string hint = errno is 1 or 13 ? " (AF_XDP and XDP programs need CAP_NET_ADMIN and CAP_BPF: run as root)"
+            : errno == 97 ? " (this kernel has no AF_XDP)"
+            : errno == EBusy ? " (another XDP program is attached to the interface)" : "";
+        return new IOException($"attach {name} (xdp): {what}: {Marshal.GetPInvokeErrorMessage(errno)}{hint}");
+    }
+
+    public override int Read(int queue, Span<byte> buffer)
+    {
+        var q = _queues[queue];
+        ref var rx = ref q.Rx;
+        uint producer = Volatile.Read(ref *rx.Producer);
+        while (rx.Cached != producer)
+        {
+            // struct xdp_desc: addr u64 @0, len u32 @8, options u32 @12.
+            byte* desc = rx.Descriptors + (rx.Cached & (RingSize - 1)) * 16;
+            ulong address = *(ulong*)desc;
+            int length = (int)*(uint*)(desc + 8);
+            rx.Cached++;
+            bool fits = length <= buffer.Length;
+            if (fits) new ReadOnlySpan<byte>(q.Umem + address, length).CopyTo(buffer);
+            Volatile.Write(ref *rx.Consumer, rx.Cached);
+            // The frame goes back to the kernel for the next receive (its chunk: the address without the offset).
+            ((ulong*)q.Fill.Descriptors)[q.Fill.Cached & (RingSize - 1)] = address & ~(ulong)(FrameSize - 1);
+            Volatile.Write(ref *q.Fill.Producer, ++q.Fill.Cached);
+            if (fits) return length;
+        }
+        return 0;
+    }
+
+    public override int Write(int queue, ReadOnlySpan<byte> header, ReadOnlySpan<byte> frame)
+    {
+        var q = _queues[queue];
+        if (frame.Length > FrameSize) return -90; // EMSGSIZE
+        ref var completion = ref q.Completion;
+        uint done = Volatile.Read(ref *completion.Producer);
+        while (completion.Cached != done)
+        {
+            ulong address = ((ulong*)completion.Descriptors)[completion.Cached & (RingSize - 1)];
+            q.FreeTx[q.FreeTxCount++] = (int)(address / FrameSize);
+            completion.Cached++;
+        }
+        Volatile.Write(ref *completion.Consumer, completion.Cached);
+        if (q.FreeTxCount == 0)
+        {
+            _ = SendTo(q.Fd, null, 0, MsgDontWait, null, 0);
+            return -EAgain;
+        }
+        int chunk = q.FreeTx[--q.FreeTxCount];
+        frame.CopyTo(new Span<byte>(q.Umem + (long)chunk * FrameSize, FrameSize));
+        ref var tx = ref q.Tx;
+        byte* desc = tx.Descriptors + (tx.Cached & (RingSize - 1)) * 16;
+        *(ulong*)desc = (ulong)chunk * FrameSize;
+        *(uint*)(desc + 8) = (uint)frame.Length;
+        *(uint*)(desc + 12) = 0;
+        Volatile.Write(ref *tx.Producer, ++tx.Cached);
+        // Copy mode sends from sendto's context: one kick per frame, as a TAP's write.
+        if (SendTo(q.Fd, null, 0, MsgDontWait, null, 0) < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno is not (EAgain or ENoBufs or EBusy)) return -errno;
+        }
+        return 0;
+    }
+
+    private static void CloseQueue(Queue q)
+    {
+        foreach (var ring in new[] { q.Rx, q.Tx, q.Fill, q.Completion })
+            if (ring.Map != null) Unmap(ring.Map, ring.MapLength);
+        if (q.Fd >= 0) Close(q.Fd);
+        if (q.Umem != null) NativeMemory.AlignedFree(q.Umem);
+        q.Fd = -1;
+        q.Umem = null;
+    }
+
+    public override void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        Close(_linkFd); // detaches the program
+        for (int q = 0; q < _queues.Length; q++) RemoveFromMap(_mapFd, q);
+        foreach (var q in _queues) CloseQueue(q);
+        Close(_progFd);
+        Close(_mapFd);
+    }
+
+    private int _disposed;
+
+    private static nint Bpf(int command, void* attr, int size) => Syscall(SysBpf, command, (nint)attr, size);
+
+    [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
+    private static partial nint Syscall(long number, nint a, nint b, nint c);
+
+    [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
+    private static partial int Socket(int domain, int type, int protocol);
+
+    [LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
+    private static partial int SetSocketOption(int fd, int level, int option, void* value, int length);
+
+    [LibraryImport("libc", EntryPoint = "getsockopt", SetLastError = true)]
+    private static partial int GetSocketOption(int fd, int level, int option, void* value, int* length);
+
+    [LibraryImport("libc", EntryPoint = "bind", SetLastError = true)]
+    private static partial int Bind(int fd, void* address, int length);
+
+    [LibraryImport("libc", EntryPoint = "sendto", SetLastError = true)]
+    private static partial nint SendTo(int fd, void* buffer, nuint length, int flags, void* address, int addressLength);
+
+    [LibraryImport("libc", EntryPoint = "mmap", SetLastError = true)]
+    private static partial void* Map(void* address, nuint length, int protection, int flags, int fd, nint offset);
+
+    [LibraryImport("libc", EntryPoint = "munmap")]
+    private static partial int Unmap(void* address, nuint length);
+
+    [LibraryImport("libc", EntryPoint = "close")]
+    private static partial int Close(int fd);
+}
