@@ -203,7 +203,15 @@ public sealed unsafe partial class XdpSocketDevice : LinkDevice
             *(ushort*)(sxdp + 2) = XdpCopy;
             *(uint*)(sxdp + 4) = (uint)ifindex;
             *(uint*)(sxdp + 8) = (uint)queueId;
-            if (Bind(q.Fd, sxdp, 16) < 0)
+            // A queue whose socket was just closed (a failed attempt a moment ago, a restart) is released by the kernel
+            // asynchronously: EBUSY for a short while. Control path, so a bounded wait is fine.
+            int bound = Bind(q.Fd, sxdp, 16);
+            for (int wait = 0; bound < 0 && Marshal.GetLastPInvokeError() == 16 && wait < 40; wait++)
+            {
+                Thread.Sleep(25);
+                bound = Bind(q.Fd, sxdp, 16);
+            }
+            if (bound < 0)
                 throw Failure(name, queueId > 0 && Marshal.GetLastPInvokeError() == 22
                     ? $"bind to queue {queueId} (the interface has fewer queues than workers: `ethtool -l {name}`)"
                     : $"bind to queue {queueId}");

@@ -102,6 +102,9 @@ public sealed class ForwardingWorker : IDisposable
             Follow(attachments());
             TakeHandedOver();
             if (Port.Receive(_batch) == 0) continue;
+            // Packets that arrived while the worker waited meet the newest snapshot their port numbering allows: a
+            // change the controller applied during the wait (a new policy, say) already holds for them.
+            FollowSnapshot();
             Forward(_batch);
         }
     }
@@ -179,8 +182,14 @@ public sealed class ForwardingWorker : IDisposable
             _forwarding.Publish(attachment.Snapshot);
             Volatile.Write(ref _ackedGeneration, attachment.Generation);
         }
+        FollowSnapshot();
+    }
+
+    /// <summary>Takes the controller's newest snapshot if it numbers the ports as the attached one does.</summary>
+    private void FollowSnapshot()
+    {
         var newest = _published.Current;
-        if (!ReferenceEquals(newest, _forwarding.Current) && SamePorts(newest, attachment.Snapshot)) _forwarding.Publish(newest);
+        if (!ReferenceEquals(newest, _forwarding.Current) && SamePorts(newest, _attached.Snapshot)) _forwarding.Publish(newest);
     }
 
     /// <summary>True when both snapshots number the same ports the same way.</summary>
