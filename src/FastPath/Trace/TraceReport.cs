@@ -176,8 +176,7 @@ public sealed class TraceReport
             _ => "unreachable",
         };
         return Stage("route", $"{prefix} via {via}", ("destination", t.RouteDestination.ToString()), ("prefix", prefix),
-            ("next_hop", hop.Kind switch { NextHopKind.RemoteNode => "remote-node", NextHopKind.Uplink => "uplink", NextHopKind.Host => "host", _ => "unreachable" }), ("underlay", hop.Kind == NextHopKind.RemoteNode ? hop.Underlay.ToString() : null),
-            ("gateway", hop.Resolve ? hop.Underlay.ToString() : null),
+            ("next_hop", hop.Kind switch { NextHopKind.RemoteNode => "remote-node", NextHopKind.Uplink => "uplink", NextHopKind.Host => "host", _ => "unreachable" }), ("underlay", hop.Kind == NextHopKind.RemoteNode || hop.Resolve ? hop.Underlay.ToString() : null),
             ("mac", hop.Mac.ToString()), ("masquerade", hop.Masquerade));
     }
 
