@@ -219,7 +219,7 @@ public static class RunCommand
     }
 
     /// <summary>Where off-cluster traffic goes, in one line: the configured gateway, or the host's default route.</summary>
-    internal static string UplinkGatewayLine(ControlPlane.Cluster.FastPathConfiguration config, List<(DataPlane.Packets.IpAddr Gateway, string Device)> hostRoutes)
+    public static string UplinkGatewayLine(ControlPlane.Cluster.FastPathConfiguration config, List<(DataPlane.Packets.IpAddr Gateway, string Device)> hostRoutes)
     {
         if (!config.UplinkGateways.IsEmpty)
             return $"uplink gateway: {string.Join(", ", config.UplinkGateways)} (uplinkGateway; MAC {(config.UplinkGatewayMac is { } m ? $"{m}, uplinkGatewayMAC" : "resolved by ARP / neighbor discovery on the uplink")})";
