@@ -143,7 +143,8 @@ serviceCIDRs: [10.96.0.0/12, "fd00:10:96::/112"]
 tunnel: $TUNNEL
 mtu: 1500
 gatewayMAC: "ee:ee:ee:ee:ee:ee"
-uplinkGatewayMAC: "02:00:00:00:00:fe"
+# The underlay router by address: each FastPath resolves its MAC by ARP on its uplink.
+uplinkGateway: 192.168.56.1
 ---
 apiVersion: v1
 kind: Namespace
@@ -228,6 +229,23 @@ web-nodeport-local 10.96.0.41 30081 - Local
 web-lb 10.96.0.42 30082 192.168.57.10 Cluster
 web-lb-local 10.96.0.43 30083 192.168.57.11 Local
 EOF
+    # A LoadBalancer Service with traffic policy Local whose only endpoint is web-a: its health check node port answers
+    # 200 on node-a and 503 on node-b, as kube-proxy's does, so a cloud load balancer would send traffic to node-a only.
+    cat <<'EOF'
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-lb-local-a, namespace: shop}
+spec:
+  type: LoadBalancer
+  clusterIP: 10.96.0.44
+  externalTrafficPolicy: Local
+  healthCheckNodePort: 32084
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30084, protocol: TCP}]
+status: {loadBalancer: {ingress: [{ip: 192.168.57.12}]}}
+EOF
+    endpoint_slice web-lb-local-a-v4 web-lb-local-a IPv4 "$HTTP" 10.244.1.11@node-a
   } > "$DIR/cluster/cluster.yaml"
 }
 
@@ -286,8 +304,8 @@ up() {
   # On veths a peer's checksum offload reaches the attached end as partial checksums, which libpcap cannot tell
   # (AF_PACKET can: TP_STATUS_CSUMNOTREADY); a NIC never hands them over. The external client sends complete ones.
   [ "$PORTS" != veth ] || ip netns exec "$EXT" ethtool -K eth0 tx off >/dev/null
-  # FastPath has no host port here, so nothing answers ARP for the node addresses: pin them. LoadBalancer IPs are
-  # routed to node-a, as a BGP or L2 announcement would.
+  # ARP for the node addresses would reach each node's host TAP only through FastPath: pin them. LoadBalancer IPs
+  # are routed to node-a, as a BGP or L2 announcement would.
   while read -r node ip mac _; do
     ip -n "$EXT" neigh replace "$ip" lladdr "$mac" dev eth0 nud permanent
   done <<< "$NODES"
@@ -313,11 +331,17 @@ up() {
       continue
     fi
     ip netns exec "$nns" setsid $fastpath run --cluster "$DIR/cluster" --node "$node" --tap --uplink-tap "$uplink" \
-      --status-interval 5 --flow-log "$DIR/$node.flows.jsonl" ${FP_DEMO_RUN_ARGS:-} > "$DIR/$node.log" 2>&1 < /dev/null &
+      --host-tap fp-host --status-interval 5 --flow-log "$DIR/$node.flows.jsonl" ${FP_DEMO_RUN_ARGS:-} > "$DIR/$node.log" 2>&1 < /dev/null &
     echo $! > "$DIR/$node.pid"
     wait_link "$nns" "$uplink" "$node"
     ip -n "$nns" link set "$uplink" netns "$UL"
     ip -n "$UL" link set "$uplink" master br0 up
+    # The node's own stack: its address on the host TAP (with the node's MAC, which FastPath sends the node's traffic
+    # to), so the health check node ports and /healthz that `fastpath run` serves in this namespace are reachable.
+    wait_link "$nns" fp-host "$node"
+    ip netns exec "$nns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    ip -n "$nns" link set fp-host address "$mac" up
+    ip -n "$nns" addr add "$ip/24" dev fp-host
   done <<< "$NODES"
 
   local servers=()
@@ -393,6 +417,15 @@ check() {
   if out=$("$@" 2>&1); then echo "ok    $what: $(echo "$out" | tail -1)"; else echo "FAIL  $what: $out"; failures=$((failures + 1)); fi
 }
 
+# health_check NODE-IP CODE: the external client's GET of web-lb-local-a's healthCheckNodePort answers CODE.
+health_check() {
+  local out code
+  out=$(ip netns exec "$EXT" curl -sS -m 5 -w ' %{http_code}' "http://$1:32084/") || return 1
+  code=${out##* }
+  echo "$out"
+  [ "$code" = "$2" ]
+}
+
 demo_test() {
   failures=0
   check "pod to pod, same node, ping IPv4"       in_pod client ping -c 2 -i 0.2 -W 2 10.244.1.11
@@ -404,6 +437,9 @@ demo_test() {
   check "pod to Service ClusterIP, DNS"          in_pod cart dig +short +time=2 +tries=2 @10.96.0.20 web.shop.svc.cluster.local
   check "external to NodePort (Cluster)"         ip netns exec "$EXT" curl -sS -m 5 http://192.168.56.11:30080/
   check "external to LoadBalancer (Local)"       ip netns exec "$EXT" curl -sS -m 5 http://192.168.57.11/
+  check "pod to outside the cluster (uplinkGateway, ARP)" in_pod client ping -c 3 -i 0.2 -W 2 192.168.56.1
+  check "health check node port, node-a: 200"    health_check 192.168.56.11 200
+  check "health check node port, node-b: 503"    health_check 192.168.56.12 503
   echo "$failures failed"
   [ "$failures" = 0 ]
 }

@@ -47,6 +47,12 @@ public sealed record FastPathConfiguration
     /// off-cluster destinations are unreachable (ICMP net unreachable), as on a node with no default gateway.
     /// </summary>
     public MacAddress? UplinkGatewayMac { get; init; }
+    /// <summary>
+    /// The uplink's default gateways by address (at most one IPv4 and one IPv6): the engine resolves their MACs by ARP
+    /// and Neighbor Discovery. With <see cref="UplinkGatewayMac"/> too, that MAC is taken as the gateway's (no
+    /// resolution). With neither, <c>fastpath run</c> takes the host's default routes.
+    /// </summary>
+    public ImmutableArray<IpAddr> UplinkGateways { get; init; } = [];
     public PortRange NodePortRange { get; init; } = new(30000, 32767);
     /// <summary>SNAT pod traffic leaving the cluster CIDRs to the node IP (kube-proxy's --cluster-cidr masquerade rule).</summary>
     public bool MasqueradeOffCluster { get; init; } = true;

@@ -56,6 +56,9 @@ internal static partial class FastPathConfigurationReader
                 case "uplinkGatewayMAC":
                     if (ReadUnicastMac(value, Error) is { } uplinkGateway) config = config with { UplinkGatewayMac = uplinkGateway };
                     break;
+                case "uplinkGateway":
+                    if (ReadGateways(value, Error) is { } gateways) config = config with { UplinkGateways = gateways };
+                    break;
                 case "nodePortRange":
                     if (ReadScalar(value, Error) is { } rangeText)
                     {
@@ -115,6 +118,32 @@ internal static partial class FastPathConfigurationReader
         else if (mac.IsMulticast || mac == MacAddress.Zero) error($"\"{text}\" is not a unicast MAC address");
         else return mac;
         return null;
+    }
+
+    /// <summary>One address, or a list of one IPv4 and/or one IPv6 address: unicast, as a next hop must be.</summary>
+    private static ImmutableArray<IpAddr>? ReadGateways(ManifestNode node, Action<string> error)
+    {
+        IReadOnlyList<ManifestNode> items = node is ManifestSequence seq ? seq.Items : [node];
+        var gateways = ImmutableArray.CreateBuilder<IpAddr>();
+        foreach (var item in items)
+        {
+            if (ReadScalar(item, error) is not { } text) return null;
+            if (!IpAddr.TryParse(text, out var address)) { error($"\"{text}\" is not an IP address"); return null; }
+            if (address.Value == UInt128.Zero || address == IpAddr.FromV4(0) || Ipv6Header.IsMulticast(address)
+                || (address.IsV4 && (address.V4 >> 28) >= 0xE))
+            {
+                error($"\"{text}\" is not a unicast address");
+                return null;
+            }
+            if (gateways.Any(g => g.IsV4 == address.IsV4))
+            {
+                error($"more than one {(address.IsV4 ? "IPv4" : "IPv6")} gateway (give at most one per family)");
+                return null;
+            }
+            gateways.Add(address);
+        }
+        if (gateways.Count == 0) { error("expected an IP address or a list of one IPv4 and one IPv6 address"); return null; }
+        return gateways.ToImmutable();
     }
 
     private static int? ReadInt(ManifestNode node, int min, int max, Action<string> error)

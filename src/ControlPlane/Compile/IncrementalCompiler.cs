@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using FastPath.ControlPlane.Cluster;
+using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Policy;
 using FastPath.DataPlane.Routing;
@@ -63,6 +64,12 @@ public sealed class IncrementalCompiler
         _nodeName = nodeName;
         _routeBuilder = routes ?? new RouteTable.Builder();
     }
+
+    /// <summary>
+    /// The host's default gateways (<c>fastpath run</c> reads the kernel's default routes), used when the configuration
+    /// names neither uplinkGateway nor uplinkGatewayMAC. Set before the first compilation.
+    /// </summary>
+    public IReadOnlyList<IpAddr> HostGateways { get; init; } = [];
 
     /// <summary>The configuration in force (declared, with clusterCIDRs defaulted to the nodes' podCIDRs).</summary>
     public FastPathConfiguration Configuration { get; private set; } = ClusterDirectory.EffectiveConfiguration(null, []);
@@ -194,7 +201,7 @@ public sealed class IncrementalCompiler
         {
             Configuration = ClusterDirectory.EffectiveConfiguration(_declared?.Value, _nodes.Values);
             _settings = SnapshotCompiler.Settings(node, Configuration);
-            _globalRoutes = RouteCompiler.GlobalRoutes(Configuration);
+            _globalRoutes = RouteCompiler.GlobalRoutes(Configuration, HostGateways);
             _nodeRoutes.Clear();
             foreach (var n in _nodes.Values) _nodeRoutes[n.Name] = RouteCompiler.NodeRoutes(n, _nodeName);
             _frontends.Clear();
@@ -218,7 +225,7 @@ public sealed class IncrementalCompiler
                     if (!config.ClusterCidrs.SequenceEqual(Configuration.ClusterCidrs))
                     {
                         Configuration = config;
-                        _globalRoutes = RouteCompiler.GlobalRoutes(Configuration);
+                        _globalRoutes = RouteCompiler.GlobalRoutes(Configuration, HostGateways);
                     }
                 }
                 _routes = null;

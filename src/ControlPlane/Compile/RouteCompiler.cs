@@ -11,14 +11,17 @@ namespace FastPath.ControlPlane.Compile;
 /// <item>every other node's own addresses → the uplink, straight to that node's MAC (shared L2), not masqueraded;</item>
 /// <item>this node's podCIDRs → unreachable (host) for addresses no local pod holds (local pods match exactly first);</item>
 /// <item>cluster and service CIDRs → unreachable (net): nothing outside a node's podCIDR or a Service lives there;</item>
-/// <item>default routes → the uplink gateway (uplinkGatewayMAC), masqueraded when masqueradeOffCluster is on.</item>
+/// <item>default routes → the uplink gateway (uplinkGatewayMAC, or uplinkGateway's address resolved by ARP / ND, or the
+/// host's default route under <c>run</c>), masqueraded when masqueradeOffCluster is on.</item>
 /// </list>
 /// Longest prefix wins, so a node's /24 inside the cluster /16 takes precedence over the unreachable /16.
 /// </summary>
 public static class RouteCompiler
 {
     /// <summary>The routes no Node contributes: cluster and service CIDRs, the default routes.</summary>
-    public static List<Route> GlobalRoutes(FastPathConfiguration config)
+    /// <param name="hostGateways">The host's default gateways (<c>run</c> reads them from the kernel), used only when the
+    /// configuration names neither uplinkGateway nor uplinkGatewayMAC.</param>
+    public static List<Route> GlobalRoutes(FastPathConfiguration config, IReadOnlyList<IpAddr>? hostGateways = null)
     {
         var routes = new List<Route>();
         foreach (var cidr in config.ClusterCidrs)
@@ -26,11 +29,20 @@ public static class RouteCompiler
         foreach (var cidr in config.ServiceCidrs)
             routes.Add(new Route(cidr.Network, cidr.Length, Unreachable(IcmpHeader.CodeNetUnreachable)));
 
-        if (config.UplinkGatewayMac is { } gateway)
+        IReadOnlyList<IpAddr> gateways = config.UplinkGateways.IsEmpty && config.UplinkGatewayMac is null ? hostGateways ?? [] : config.UplinkGateways;
+        foreach (var v4 in (ReadOnlySpan<bool>)[true, false])
         {
-            var hop = new NextHop(NextHopKind.Uplink, default, gateway, Masquerade: config.MasqueradeOffCluster);
-            routes.Add(new Route(IpAddr.FromV4(0), 0, hop));
-            routes.Add(new Route(new IpAddr(UInt128.Zero), 0, hop));
+            var any = v4 ? IpAddr.FromV4(0) : new IpAddr(UInt128.Zero);
+            NextHop hop;
+            if (gateways.FirstOrDefault(g => g.IsV4 == v4) is var address && address != default)
+                hop = config.UplinkGatewayMac is { } known
+                    ? new NextHop(NextHopKind.Uplink, address, known, Masquerade: config.MasqueradeOffCluster)
+                    : new NextHop(NextHopKind.Uplink, address, MacAddress.Zero, Masquerade: config.MasqueradeOffCluster, Resolve: true);
+            // A MAC alone serves both families, as before gateways could be named by address.
+            else if (config.UplinkGatewayMac is { } mac && config.UplinkGateways.IsEmpty)
+                hop = new NextHop(NextHopKind.Uplink, default, mac, Masquerade: config.MasqueradeOffCluster);
+            else continue;
+            routes.Add(new Route(any, 0, hop));
         }
         return routes;
     }

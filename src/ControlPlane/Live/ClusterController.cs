@@ -35,21 +35,23 @@ public sealed class ClusterController : IDisposable
     private bool _published;
 
     /// <summary>A controller fed by <see cref="Apply"/> (replays, tests); <see cref="Start"/> connects a source.</summary>
-    public ClusterController(string nodeName, SnapshotPublisher publisher, ILogger logger)
+    /// <param name="hostGateways">The host's default gateways, for a configuration that names no uplink gateway.</param>
+    public ClusterController(string nodeName, SnapshotPublisher publisher, ILogger logger, IReadOnlyList<DataPlane.Packets.IpAddr>? hostGateways = null)
     {
         _nodeName = nodeName;
         _publisher = publisher;
         _logger = logger;
-        _compiler = new IncrementalCompiler(nodeName);
+        _compiler = new IncrementalCompiler(nodeName) { HostGateways = hostGateways ?? [] };
     }
 
     /// <summary>
     /// Reads the source's current objects, publishes the first snapshot (rejecting bad objects one by one), then
     /// applies every later change as it arrives. <see cref="InitialErrors"/> says what the first load refused.
     /// </summary>
-    public static ClusterController Start(IClusterSource source, string nodeName, SnapshotPublisher publisher, ILogger logger)
+    public static ClusterController Start(IClusterSource source, string nodeName, SnapshotPublisher publisher, ILogger logger,
+        IReadOnlyList<DataPlane.Packets.IpAddr>? hostGateways = null)
     {
-        var controller = new ClusterController(nodeName, publisher, logger) { _source = source, _sourceName = source.Description };
+        var controller = new ClusterController(nodeName, publisher, logger, hostGateways) { _source = source, _sourceName = source.Description };
         logger.LogInformation("watching {Source} for node {Node}", source.Description, nodeName);
         var initial = source.Start(batch => controller.Apply(batch));
         controller.InitialErrors = controller.Apply(initial);
@@ -59,6 +61,12 @@ public sealed class ClusterController : IDisposable
     /// <summary>Like <see cref="Start(IClusterSource, string, SnapshotPublisher, ILogger)"/>, publishing into <paramref name="holder"/>.</summary>
     public static ClusterController Start(IClusterSource source, string nodeName, SnapshotHolder holder, ILogger logger) =>
         Start(source, nodeName, new SnapshotPublisher(nodeName, holder), logger);
+
+    /// <summary>The configuration in force.</summary>
+    public FastPathConfiguration Configuration
+    {
+        get { lock (_gate) return _compiler.Configuration; }
+    }
 
     /// <summary>What the data plane reads.</summary>
     public SnapshotHolder Holder => _publisher.Holder;

@@ -38,9 +38,12 @@ public sealed class Engine
     /// <param name="owners">With several live workers: the shared map of who tracks which connection, and this
     /// worker's number in it. A packet of a connection another worker tracks is handed over
     /// (<see cref="PacketMeta.HandOverTo"/>) instead of being forwarded here.</param>
-    public Engine(SnapshotHolder snapshots, ulong? conntrackSeed = null, FlowOwners? owners = null, int workerId = 0)
+    /// <param name="neighbors">The uplink gateways' resolved MACs, shared by a node's workers; a fresh cache by default.</param>
+    public Engine(SnapshotHolder snapshots, ulong? conntrackSeed = null, FlowOwners? owners = null, int workerId = 0,
+        UplinkNeighbors? neighbors = null)
     {
         _snapshots = snapshots;
+        Neighbors = neighbors ?? new UplinkNeighbors();
         _conntrackSeed = conntrackSeed;
         _owners = owners;
         _workerId = workerId;
@@ -72,6 +75,16 @@ public sealed class Engine
 
     /// <summary>Limits the ICMP errors this worker sends (capture clock).</summary>
     public IcmpRateLimiter IcmpLimiter { get; } = new();
+
+    /// <summary>The uplink gateways this engine resolves by ARP / Neighbor Discovery (shared with the node's other workers).</summary>
+    public UplinkNeighbors Neighbors { get; }
+
+    /// <summary>
+    /// Packets dropped <c>no-route</c> because no route covers their destination, IPv4 [0] and IPv6 [1]: with the
+    /// cluster and service CIDRs routed, these are off-cluster destinations on a node without a default gateway
+    /// (neither <c>uplinkGateway</c> nor <c>uplinkGatewayMAC</c> for that family), which replay's summary names.
+    /// </summary>
+    public long[] NoGatewayDrops { get; } = new long[2];
 
     /// <summary>The snapshot the last batch ran against.</summary>
     public ForwardingSnapshot Snapshot => _sized!;
@@ -174,10 +187,15 @@ public sealed class Engine
             var srcMac = MacAddress.Read(arena.AsSpan(m.Offset + 6));
             if (!srcMac.IsMulticast) _learnedMacs[ingress] = srcMac.Value;
         }
+        // Frames from a gateway's MAC confirm it is still there (Linux's neighbour confirmation by upper layers).
+        else if (ingress == PortIndex.Uplink) Neighbors.Confirm(MacAddress.Read(arena.AsSpan(m.Offset + 6)).Value, m.Timestamp);
 
         if (m.L3 == L3Kind.Arp)
         {
+            // The host stack reaches the world through the engine as a pod does: its ARP requests are answered with
+            // the gateway MAC; its replies (to requests the uplink passed in) go out.
             if (fromPod) return NeighborProxy.HandleArp(arena, ref m, snap.Node.GatewayMac, snap.LocalAddresses, ingress);
+            if (ingress == PortIndex.Host) return ArpFromHost(snap, arena, ref m);
             return ArpFromUplink(snap, arena, ref m, ingress);
         }
 
@@ -208,8 +226,12 @@ public sealed class Engine
         }
         else
         {
-            if (fromPod && m.IpProtocol == IpProtocol.Icmpv6 && (m.Flags & PacketFlags.HasL4) != 0 && IsNeighborDiscovery(arena[m.Offset + m.L4Offset]))
-                return NeighborProxy.HandleNeighborDiscovery(arena, ref m, snap.Node.GatewayMac, snap.LocalAddresses, ingress);
+            if (m.IpProtocol == IpProtocol.Icmpv6 && (m.Flags & PacketFlags.HasL4) != 0 && IsNeighborDiscovery(arena[m.Offset + m.L4Offset]))
+            {
+                if (fromPod || ingress == PortIndex.Host)
+                    return NeighborProxy.HandleNeighborDiscovery(arena, ref m, snap.Node.GatewayMac, snap.LocalAddresses, ingress);
+                if (ingress == PortIndex.Uplink) LearnFromNeighborDiscovery(arena, in m);
+            }
             if (Ipv6Header.IsMulticast(dst))
                 return (dst.Value >> 112) == 0xFF02 ? DropReason.Consumed : DropReason.NoRoute; // link-scope stays on the link
             // RFC 4291 §2.5.6: link-local addresses are never forwarded.
@@ -242,7 +264,10 @@ public sealed class Engine
         {
             var svc = ServiceNat.Open(snap.Services, services, Affinity, arena, ref m, m.Timestamp,
                 IpAddr.FromV4(snap.UnderlayV4), snap.MasqueradeV6, out translated, ref observer);
-            if (svc is DropReason.NoEndpoints or DropReason.UnknownServicePort)
+            // A node address is a NodePort frontend, but its other ports are the host's (ssh, kubelet, health check
+            // node ports): kube-proxy matches NodePorts by port, so those reach the node's stack.
+            if (svc == DropReason.UnknownServicePort && snap.LocalAddresses.Lookup(dst) == PortIndex.Host) svc = DropReason.None;
+            else if (svc is DropReason.NoEndpoints or DropReason.UnknownServicePort)
                 return SendError(snap, arena, ref m, ingress, IcmpHeader.DestinationUnreachable, IcmpHeader.CodePortUnreachable,
                     Icmpv6.DestinationUnreachable, Icmpv6.CodePortUnreachable, 0, svc);
             if (svc != DropReason.None) return svc;
@@ -274,8 +299,11 @@ public sealed class Engine
         if (ingress == PortIndex.Uplink && !translated) return DropReason.NotForNode;
         observer.OnRoute(dst, hop);
         if (hop < 0)
+        {
+            NoGatewayDrops[m.L3 == L3Kind.Ipv4 ? 0 : 1]++;
             return SendError(snap, arena, ref m, ingress, IcmpHeader.DestinationUnreachable, IcmpHeader.CodeNetUnreachable,
                 Icmpv6.DestinationUnreachable, Icmpv6.CodeNoRoute, 0, DropReason.NoRoute);
+        }
         var nh = snap.Routes.NextHops[hop];
         switch (nh.Kind)
         {
@@ -286,6 +314,11 @@ public sealed class Engine
                     Icmpv6.DestinationUnreachable, nh.IcmpCode == IcmpHeader.CodeHostUnreachable ? Icmpv6.CodeAddressUnreachable : Icmpv6.CodeNoRoute,
                     0, DropReason.NoRoute);
         }
+
+        // A gateway named by address: its MAC from the neighbour cache; without one the packet becomes the ARP request
+        // or Neighbor Solicitation (at most one a second) and is dropped, before it touches conntrack.
+        ulong nextMac = nh.Mac.Value;
+        if (nh.Resolve && (nextMac = Neighbors.Lookup(nh.Underlay, m.Timestamp)) == 0) return ResolveGateway(snap, arena, ref m, nh.Underlay);
 
         // RFC 1812 §5.3.1 and Linux ip_forward: TTL first, then the MTU, then the decrement.
         if (TtlExpires(arena, in m)) return SendError(snap, arena, ref m, ingress, IcmpHeader.TimeExceeded, 0, Icmpv6.TimeExceeded, 0, 0, DropReason.TtlExceeded);
@@ -311,7 +344,7 @@ public sealed class Engine
         }
 
         var uplinkMac = snap.Node.UplinkMac;
-        var drop = RewriteL2(arena, ref m, PortIndex.Uplink, nh.Mac.Value, uplinkMac);
+        var drop = RewriteL2(arena, ref m, PortIndex.Uplink, nextMac, uplinkMac);
         if (drop != DropReason.None || !tunnel) return drop;
         VxlanTunnel.Encapsulate(arena, ref m, snap.UnderlayV4, nh.Underlay.V4, uplinkMac, nh.Mac, snap.Node.VxlanPort, snap.Node.Vni, _ipId++);
         observer.OnEncapsulated(nh.Underlay.V4, snap.Node.Vni);
@@ -384,16 +417,78 @@ public sealed class Engine
     private static bool IsNeighborDiscovery(byte icmpType) =>
         icmpType is >= Icmpv6.MldQuery and <= Icmpv6.Redirect or Icmpv6.MldV2Report;
 
-    /// <summary>ARP on the uplink: requests for the node's own addresses belong to the host stack.</summary>
-    private static DropReason ArpFromUplink(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int ingress)
+    /// <summary>
+    /// ARP on the uplink: a gateway's request or reply fills its neighbour entry (as Linux learns from both); requests
+    /// and replies for the node's own addresses belong to the host stack.
+    /// </summary>
+    private DropReason ArpFromUplink(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int ingress)
     {
-        uint tpa = BinaryPrimitives.ReadUInt32BigEndian(arena.AsSpan(m.Offset + m.L3Offset + 24));
+        var arp = new ArpPacket(arena.AsSpan(m.Offset + m.L3Offset, ArpPacket.Length));
+        Neighbors.Learn(IpAddr.FromV4(arp.SenderProtocol), arp.SenderHardware, m.Timestamp);
+        uint tpa = arp.TargetProtocol;
         if (ingress == PortIndex.Uplink && snap.LocalAddresses.Lookup(IpAddr.FromV4(tpa)) == PortIndex.Host)
         {
             m.EgressPort = PortIndex.Host;
             return DropReason.None;
         }
         return DropReason.NotForNode;
+    }
+
+    /// <summary>ARP from the host stack: requests are answered like a pod's; replies (to the uplink's requests for the
+    /// node's addresses, which the engine passed in) go out on the uplink.</summary>
+    private static DropReason ArpFromHost(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m)
+    {
+        var arp = new ArpPacket(arena.AsSpan(m.Offset + m.L3Offset, ArpPacket.Length));
+        if (arp.Operation == ArpPacket.OpReply && snap.LocalAddresses.Lookup(IpAddr.FromV4(arp.SenderProtocol)) == PortIndex.Host)
+        {
+            m.EgressPort = PortIndex.Uplink;
+            return DropReason.None;
+        }
+        return NeighborProxy.HandleArp(arena, ref m, snap.Node.GatewayMac, snap.LocalAddresses, PortIndex.Host);
+    }
+
+    /// <summary>
+    /// A Neighbor Advertisement for a gateway (target + target link-layer option) or a Solicitation from one (source +
+    /// source link-layer option) fills its entry, as Linux's ndisc_recv_na / ndisc_recv_ns do. The message itself goes
+    /// on as before (to the host stack when addressed to the node).
+    /// </summary>
+    private void LearnFromNeighborDiscovery(byte[] arena, in PacketMeta m)
+    {
+        int icmpLength = m.L3Length - (m.L4Offset - m.L3Offset);
+        if (icmpLength < NeighborMessage.Length || arena[m.Offset + m.L3Offset + 7] != 255) return; // RFC 4861 §7.1: hop limit 255
+        var message = new NeighborMessage(arena.AsSpan(m.Offset + m.L4Offset, icmpLength));
+        byte type = arena[m.Offset + m.L4Offset];
+        if (type == Icmpv6.NeighborAdvertisement && message.TryGetLinkLayerOption(Icmpv6.OptionTargetLinkLayer, out var target, out _))
+            Neighbors.Learn(message.Target, target, m.Timestamp);
+        else if (type == Icmpv6.NeighborSolicitation && message.TryGetLinkLayerOption(Icmpv6.OptionSourceLinkLayer, out var source, out _))
+            Neighbors.Learn(PacketAddresses.Source(arena.AsSpan(m.Offset, m.Length), in m), source, m.Timestamp);
+    }
+
+    /// <summary>
+    /// The packet found its gateway unresolved: it becomes the ARP request (IPv4, from the node's address) or Neighbor
+    /// Solicitation (IPv6, from the node's IPv6 address, else its EUI-64 link-local one) on the uplink, unless one
+    /// went out in the last second, and is dropped <c>neighbor-unknown</c>; the sender retransmits.
+    /// </summary>
+    private DropReason ResolveGateway(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, IpAddr gateway)
+    {
+        var mac = snap.Node.UplinkMac;
+        if (mac == MacAddress.Zero || (gateway.IsV4 && snap.UnderlayV4 == 0) || !Neighbors.ClaimRequest(gateway, m.Timestamp))
+            return DropReason.NeighborUnknown;
+        if (gateway.IsV4) UplinkNeighbors.WriteArpRequest(arena, ref m, snap.UnderlayV4, mac, gateway.V4);
+        else
+        {
+            var source = snap.MasqueradeV6.Value != UInt128.Zero ? snap.MasqueradeV6 : LinkLocal(mac);
+            UplinkNeighbors.WriteNeighborSolicitation(arena, ref m, source, mac, gateway);
+        }
+        return DropReason.NeighborUnknown;
+    }
+
+    /// <summary>fe80::/64 with the modified EUI-64 interface identifier of <paramref name="mac"/> (RFC 4291 appendix A).</summary>
+    private static IpAddr LinkLocal(MacAddress mac)
+    {
+        ulong v = mac.Value ^ 0x0200_0000_0000UL;
+        ulong iid = ((v >> 24) << 40) | (0xFFFEUL << 24) | (v & 0xFF_FFFF);
+        return new IpAddr(new UInt128(0xFE80_0000_0000_0000UL, iid));
     }
 
     /// <summary>RFC 1812 §5.3.1 / RFC 8200 §3: a router must not forward a packet whose TTL / hop limit it would take to zero.</summary>
@@ -469,6 +564,8 @@ public sealed class Engine
         }
         _learnedMacs = learned;
         _sized = snap;
+        foreach (var hop in snap.Routes.NextHops)
+            if (hop.Resolve) Neighbors.Track(hop.Underlay);
         if (snap.NeedsConntrack && Conntrack is null)
             Conntrack = new ConntrackTable(snap.Node.ConntrackCapacity, seed: _conntrackSeed) { Owners = _owners, WorkerId = _workerId };
         if (previous is not null && !ReferenceEquals(previous.Services, snap.Services)) _staleSweep.Pending = true;

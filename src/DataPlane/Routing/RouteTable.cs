@@ -19,7 +19,9 @@ public enum NextHopKind : byte
 /// <summary>Where a route leads. <see cref="Underlay"/> and <see cref="Mac"/> are the remote node's (RemoteNode) or the gateway's (Uplink).</summary>
 /// <param name="IcmpCode">For Unreachable: the ICMPv4 destination-unreachable code (0 net, 1 host).</param>
 /// <param name="Masquerade">SNAT pod traffic to the node address on the way out (off-cluster destinations).</param>
-public readonly record struct NextHop(NextHopKind Kind, IpAddr Underlay, MacAddress Mac, byte IcmpCode = 0, bool Masquerade = false);
+/// <param name="Resolve">Uplink only: <see cref="Underlay"/> is the gateway's address and its MAC is resolved by the
+/// engine (ARP / Neighbor Discovery, <see cref="UplinkNeighbors"/>) instead of configured.</param>
+public readonly record struct NextHop(NextHopKind Kind, IpAddr Underlay, MacAddress Mac, byte IcmpCode = 0, bool Masquerade = false, bool Resolve = false);
 
 /// <summary>One route as the control plane states it.</summary>
 public readonly record struct Route(IpAddr Prefix, int Length, NextHop NextHop);

@@ -167,6 +167,7 @@ public static class ReplayCommand
             recorded?.Delivered ?? captureSource.Delivered, sink.Emitted + emittedLater, clock.Elapsed)
         {
             Retired = engine.TakeRetiredPorts(),
+            NoGatewayDrops = engine.NoGatewayDrops,
             // With changes, the controller compiled the state the replay ran and every change: its histograms count them all.
             Metrics = changes is null
                 ? NodeMetrics.Collect(engine.Snapshot, [engine], compileLatency)

@@ -123,10 +123,14 @@ public static class RunCommand
         var publisher = new SnapshotPublisher(o.Node);
         var source = o.Cluster.CreateSource(out var configErrors);
         if (configErrors.Count > 0) { source.Dispose(); return Fail(stderr, configErrors.Select(e => e.ToString())); }
-        using var controller = ClusterController.Start(source, o.Node, publisher, new TextWriterLogger(stdout, ""));
+        // A node knows its gateway: without uplinkGateway or uplinkGatewayMAC the default routes of this namespace serve.
+        var hostRoutes = HostDefaultRoute.Read();
+        using var controller = ClusterController.Start(source, o.Node, publisher, new TextWriterLogger(stdout, ""),
+            hostRoutes.Select(r => r.Gateway).ToList());
         // Like replay, run starts only from a cluster without problems; later bad changes are rejected one object at a
         // time while the last good version stays in force.
         if (controller.InitialErrors.Count > 0) return Fail(stderr, controller.InitialErrors.Select(e => e.ToString()));
+        stdout.WriteLine(UplinkGatewayLine(controller.Configuration, hostRoutes));
 
         using var stop = new CancellationTokenSource();
         if (o.Duration > 0) stop.CancelAfter(TimeSpan.FromSeconds(o.Duration));
@@ -172,8 +176,9 @@ public static class RunCommand
         // when pods come and go).
         var busyPoll = TimeSpan.FromMicroseconds(o.BusyPollMicroseconds);
         var owners = o.Workers > 1 ? new FlowOwners(o.Workers) : null;
+        var neighbors = new DataPlane.Routing.UplinkNeighbors();
         var workers = Enumerable.Range(0, o.Workers)
-            .Select(w => new ForwardingWorker(w, attachment, publisher.Holder, o.BatchSize, busyPoll, owners)).ToArray();
+            .Select(w => new ForwardingWorker(w, attachment, publisher.Holder, o.BatchSize, busyPoll, owners, neighbors)).ToArray();
         ForwardingWorker.Connect(workers);
         var engines = workers.Select(w => w.Engine).ToArray();
         var ports = workers.Select(w => w.Port).ToArray();
@@ -286,6 +291,17 @@ public static class RunCommand
             ctx.Cancel = true;
             stop.Cancel();
         }
+    }
+
+    /// <summary>Where off-cluster traffic goes, in one line: the configured gateway, or the host's default route.</summary>
+    public static string UplinkGatewayLine(ControlPlane.Cluster.FastPathConfiguration config, List<(DataPlane.Packets.IpAddr Gateway, string Device)> hostRoutes)
+    {
+        if (!config.UplinkGateways.IsEmpty)
+            return $"uplink gateway: {string.Join(", ", config.UplinkGateways)} (uplinkGateway; MAC {(config.UplinkGatewayMac is { } m ? $"{m}, uplinkGatewayMAC" : "resolved by ARP / neighbor discovery on the uplink")})";
+        if (config.UplinkGatewayMac is { } mac) return $"uplink gateway: MAC {mac} (uplinkGatewayMAC)";
+        if (hostRoutes.Count == 0)
+            return "uplink gateway: none (no uplinkGateway or uplinkGatewayMAC in the FastPathConfiguration, and no default route in /proc/net/route or /proc/net/ipv6_route): off-cluster traffic drops as no-route";
+        return $"uplink gateway: {string.Join(", ", hostRoutes.Select(r => $"{r.Gateway} (default route via {r.Device})"))} taken from the host's routing table (no uplinkGateway or uplinkGatewayMAC in the FastPathConfiguration); MAC resolved by ARP / neighbor discovery on the uplink";
     }
 
     private static int Fail(TextWriter stderr, string message) => Fail(stderr, [message]);

@@ -76,7 +76,7 @@ public static class TraceCommand
         var trace = new PacketTrace();
         var observer = new TraceObserver(trace);
         engine.Process(batch, ref observer);
-        var report = new TraceReport(o.Node, description, snapshot, trace, input, batch.Frame(0).ToArray());
+        var report = new TraceReport(o.Node, description, snapshot, trace, input, batch.Frame(0).ToArray(), engine.Neighbors);
         if (o.Json)
         {
             using var buffer = new MemoryStream();

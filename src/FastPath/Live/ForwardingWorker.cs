@@ -1,5 +1,6 @@
 using FastPath.DataPlane.Conntrack;
 using FastPath.DataPlane.Pipeline;
+using FastPath.DataPlane.Routing;
 using FastPath.DataPlane.Ports;
 using FastPath.FlowLog;
 
@@ -37,14 +38,16 @@ public sealed class ForwardingWorker : IDisposable
 
     /// <param name="published">The controller's holder: snapshots that keep the port numbering apply from there at once.</param>
     /// <param name="owners">Shared by all workers when there are several; null for one.</param>
-    public ForwardingWorker(int index, Attachment initial, SnapshotHolder published, int batchSize, TimeSpan busyPoll, FlowOwners? owners)
+    /// <param name="neighbors">The uplink gateways' MACs, shared by all workers (a reply reaches one worker's queue).</param>
+    public ForwardingWorker(int index, Attachment initial, SnapshotHolder published, int batchSize, TimeSpan busyPoll, FlowOwners? owners,
+        UplinkNeighbors? neighbors = null)
     {
         Index = index;
         _published = published;
         _attached = initial;
         _ackedGeneration = initial.Generation;
         _forwarding = new SnapshotHolder(initial.Snapshot);
-        Engine = new Engine(_forwarding, owners: owners, workerId: index);
+        Engine = new Engine(_forwarding, owners: owners, workerId: index, neighbors: neighbors);
         Port = new TapPort(TimeSpan.FromMilliseconds(100), queue: index, busyPoll: busyPoll);
         if (owners is not null) Port.Wake = new WakeEvent();
         Port.Attach(initial.Devices);

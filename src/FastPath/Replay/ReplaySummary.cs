@@ -14,6 +14,24 @@ public sealed record ReplaySummary(string Node, string[] Inputs, ForwardingSnaps
     public IReadOnlyList<RetiredPort> Retired { get; init; } = [];
     /// <summary>Conntrack, per-Service and control-plane figures (written after drops).</summary>
     public NodeMetrics? Metrics { get; init; }
+    /// <summary>Packets dropped no-route for want of any route, IPv4 and IPv6 (<see cref="Engine.NoGatewayDrops"/>).</summary>
+    public long[] NoGatewayDrops { get; init; } = new long[2];
+
+    /// <summary>
+    /// For each family whose packets found no route at all: which setting would have given them one. Only a node
+    /// without a default route for the family drops that way (cluster and service CIDRs are always routed), and a
+    /// MAC alone routes both families, so what is missing is an address of that family in uplinkGateway and the MAC.
+    /// </summary>
+    public IEnumerable<(string Family, long Packets, string Missing)> MissingGateways()
+    {
+        for (int f = 0; f < 2; f++)
+            if (NoGatewayDrops[f] > 0)
+            {
+                string family = f == 0 ? "IPv4" : "IPv6";
+                yield return (family.ToLowerInvariant(), NoGatewayDrops[f],
+                    $"the FastPathConfiguration has no {family} address in uplinkGateway and no uplinkGatewayMAC: off-cluster {family} packets have no default route");
+            }
+    }
 
     public double PacketsPerSecond => Elapsed.TotalSeconds > 0 ? PacketsIn / Elapsed.TotalSeconds : 0;
 
@@ -64,6 +82,19 @@ public sealed record ReplaySummary(string Node, string[] Inputs, ForwardingSnaps
         for (int r = 1; r < DropReasons.Count; r++)
             if (Drops((DropReason)r) is var n and > 0) w.WriteNumber(DropReasons.Name((DropReason)r), n);
         w.WriteEndObject();
+        var missing = MissingGateways().ToList();
+        if (missing.Count > 0)
+        {
+            w.WriteStartObject("no_gateway");
+            foreach (var (family, packets, why) in missing)
+            {
+                w.WriteStartObject(family);
+                w.WriteNumber("packets", packets);
+                w.WriteString("missing", why);
+                w.WriteEndObject();
+            }
+            w.WriteEndObject();
+        }
         Metrics?.WriteJson(w);
         w.WriteNumber("elapsed_seconds", Math.Round(Elapsed.TotalSeconds, 6));
         w.WriteNumber("packets_per_second", Math.Round(PacketsPerSecond, 1));
@@ -86,6 +117,8 @@ public sealed record ReplaySummary(string Node, string[] Inputs, ForwardingSnaps
             .Select(r => (Name: DropReasons.Name((DropReason)r), Count: Drops((DropReason)r)))
             .Where(d => d.Count > 0).ToList();
         o.WriteLine(drops.Count == 0 ? "  drops: none" : "  drops: " + string.Join(", ", drops.Select(d => $"{d.Name} {d.Count:N0}")));
+        foreach (var (_, packets, why) in MissingGateways())
+            o.WriteLine(string.Format(ci, "  no-route {0:N0}: {1} (set uplinkGateway or uplinkGatewayMAC)", packets, why));
         o.WriteLine($"  wrote {outDir}: {string.Join(", ", files)}");
     }
 }

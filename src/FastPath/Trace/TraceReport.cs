@@ -23,12 +23,15 @@ public sealed class TraceReport
     private readonly PacketTrace _trace;
     private readonly byte[] _input;
     private readonly byte[] _output;
+    private readonly UplinkNeighbors? _neighbors;
 
     /// <param name="input">The frame as it entered (offsets of <see cref="PacketTrace.Parsed"/> are relative to it).</param>
     /// <param name="output">The frame after processing (offsets of <see cref="PacketTrace.Verdict"/> relative to it).</param>
-    public TraceReport(string node, string packet, ForwardingSnapshot snapshot, PacketTrace trace, byte[] input, byte[] output)
+    /// <param name="neighbors">The engine's uplink neighbour cache, to say what a gateway named by address resolved to.</param>
+    public TraceReport(string node, string packet, ForwardingSnapshot snapshot, PacketTrace trace, byte[] input, byte[] output,
+        UplinkNeighbors? neighbors = null)
     {
-        (Node, Packet, _snap, _trace, _input, _output) = (node, packet, snapshot, trace, input, output);
+        (Node, Packet, _snap, _trace, _input, _output, _neighbors) = (node, packet, snapshot, trace, input, output, neighbors);
         Stages = BuildStages();
     }
 
@@ -165,12 +168,15 @@ public sealed class TraceReport
         string via = hop.Kind switch
         {
             NextHopKind.RemoteNode => $"remote node {hop.Underlay} ({hop.Mac})",
+            NextHopKind.Uplink when hop.Resolve => $"uplink gateway {hop.Underlay} ({(_neighbors?.Describe(hop.Underlay) is { } mac
+                ? $"is-at {mac}, learned by {(hop.Underlay.IsV4 ? "ARP" : "neighbor discovery")}"
+                : $"MAC unresolved: {(hop.Underlay.IsV4 ? "ARP" : "neighbor discovery")} on the uplink")})" + (hop.Masquerade ? ", masquerade" : ""),
             NextHopKind.Uplink => $"uplink gateway {hop.Mac}" + (hop.Masquerade ? ", masquerade" : ""),
             NextHopKind.Host => "host",
             _ => "unreachable",
         };
         return Stage("route", $"{prefix} via {via}", ("destination", t.RouteDestination.ToString()), ("prefix", prefix),
-            ("next_hop", hop.Kind switch { NextHopKind.RemoteNode => "remote-node", NextHopKind.Uplink => "uplink", NextHopKind.Host => "host", _ => "unreachable" }), ("underlay", hop.Kind == NextHopKind.RemoteNode ? hop.Underlay.ToString() : null),
+            ("next_hop", hop.Kind switch { NextHopKind.RemoteNode => "remote-node", NextHopKind.Uplink => "uplink", NextHopKind.Host => "host", _ => "unreachable" }), ("underlay", hop.Kind == NextHopKind.RemoteNode || hop.Resolve ? hop.Underlay.ToString() : null),
             ("mac", hop.Mac.ToString()), ("masquerade", hop.Masquerade));
     }
 
@@ -183,6 +189,9 @@ public sealed class TraceReport
             return Stage("verdict", $"forwarded to {egress}: {Describe(_output, v)}", ("action", "forward"), ("egress", egress), ("drop", null), ("icmp_error", null));
         if (egress is null) return Stage("verdict", $"dropped: {drop}", ("action", "drop"), ("egress", null), ("drop", drop), ("icmp_error", null));
         string error = Describe(_output, v);
+        // A packet that found its gateway unresolved became the ARP request / Neighbor Solicitation.
+        if (v.Drop == DropReason.NeighborUnknown)
+            return Stage("verdict", $"dropped: {drop}; resolving the gateway, sent to {egress}: {error}", ("action", "drop"), ("egress", egress), ("drop", drop), ("icmp_error", null), ("neighbor_request", error));
         return Stage("verdict", $"dropped: {drop}; sent back to {egress}: {error}", ("action", "drop"), ("egress", egress), ("drop", drop), ("icmp_error", error));
     }
 

@@ -44,7 +44,7 @@ public class DemoCluster : IDisposable
         if (!File.Exists("/usr/bin/python3")) missing.Add("/usr/bin/python3");
         if (missing.Count > 0) { SetupFailure = $"missing {string.Join(", ", missing)}: run scripts/install-deps.sh"; return; }
 
-        // FP_LIVE_PREFIX lets a developer keep the namespaces of a run apart from other clusters on the machine.
+        // FP_LIVE_PREFIX keeps concurrent runs on one machine apart (each its own namespaces); "fpe" by default.
         Prefix = (Environment.GetEnvironmentVariable("FP_LIVE_PREFIX") ?? "fpe") + Random.Shared.Next(0x1000, 0xFFFF).ToString("x4");
         Directory = System.IO.Directory.CreateTempSubdirectory("fastpath-live-").FullName;
         _environment["FP_DEMO"] = Prefix;

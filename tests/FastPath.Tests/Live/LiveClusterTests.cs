@@ -25,6 +25,46 @@ public class LiveClusterTests(DemoCluster cluster, ITestOutputHelper output) : D
                 Assert.True(i > 0 && lines[i - 1].Contains(".8472: ", StringComparison.Ordinal), seen);
     }
 
+    /// <summary>
+    /// Issue 18 item 6: the configuration names the underlay router by address only (uplinkGateway, no
+    /// uplinkGatewayMAC); node-b resolves its MAC by ARP on the uplink and the pod's ping leaves masqueraded.
+    /// </summary>
+    [Fact]
+    public void PodReachesAnAddressOutsideTheClusterThroughTheGatewayFastPathResolved()
+    {
+        Cluster.Require();
+        var manifest = File.ReadAllText(Cluster.Manifest);
+        Assert.Contains("uplinkGateway: 192.168.56.1", manifest);
+        Assert.DoesNotContain("uplinkGatewayMAC", manifest);
+        string seen = Cluster.UnderlayDuring("arp or (icmp and host 192.168.56.1)", 3, "cart", "ping", "-c", "3", "-i", "0.3", "-W", "2", "192.168.56.1");
+        Output.WriteLine(seen);
+        Assert.Contains("IP 192.168.56.12 > 192.168.56.1: ICMP echo request", seen); // masqueraded to node-b
+        Assert.Contains("IP 192.168.56.1 > 192.168.56.12: ICMP echo reply", seen);
+        var (exit, text) = Cluster.In("cart", Short, "ping", "-c", "3", "-i", "0.2", "-W", "2", "192.168.56.1");
+        Assert.True(exit == 0, $"{text}\n{Cluster.Logs()}");
+        Assert.Contains("3 received", text); // resolved: nothing is lost any more
+        Assert.Contains("uplink gateway: 192.168.56.1 (uplinkGateway; MAC resolved by ARP", Cluster.Logs());
+    }
+
+    /// <summary>
+    /// Issue 18 item 3: web-lb-local-a (LoadBalancer, externalTrafficPolicy Local, its only endpoint web-a on node-a)
+    /// answers on its healthCheckNodePort 32084 with 200 on node-a and 503 on node-b, reached from the external client
+    /// through each node's FastPath and host TAP.
+    /// </summary>
+    [Theory]
+    [InlineData("192.168.56.11", "200", 1)]
+    [InlineData("192.168.56.12", "503", 0)]
+    public void HealthCheckNodePortAnswers200OnTheNodeWithALocalEndpointAnd503OnTheOther(string node, string code, int endpoints)
+    {
+        Cluster.Require();
+        var (exit, text) = Cluster.In("ext", Short, "curl", "-sS", "-m", "5", "-w", " %{http_code}", $"http://{node}:32084/");
+        Assert.True(exit == 0, $"{text}\n{Cluster.Logs()}");
+        Assert.EndsWith(" " + code, text.Trim());
+        using var body = JsonDocument.Parse(text.Trim()[..^4]);
+        Assert.Equal("web-lb-local-a", body.RootElement.GetProperty("service").GetProperty("name").GetString());
+        Assert.Equal(endpoints, body.RootElement.GetProperty("localEndpoints").GetInt32());
+    }
+
     [Fact]
     public async Task BackendRemovedWhileTrafficRunsNewConnectionsGoToTheOtherAndUdpDoesNotBlackhole()
     {
