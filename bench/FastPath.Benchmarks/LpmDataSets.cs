@@ -111,6 +111,50 @@ public static class LpmDataSets
     public static uint Mask4(int l) => l == 0 ? 0 : uint.MaxValue << (32 - l);
     public static UInt128 Mask6(int l) => l == 0 ? UInt128.Zero : UInt128.MaxValue << (128 - l);
 
+    /// <summary>
+    /// The .NET side of bench/rte_lpm/compare.sh: reads the files <see cref="Export"/> wrote for <paramref name="n"/>
+    /// routes and times LpmTable4 exactly as rte_lpm_bench times rte_lpm (warm-up pass, then 5 runs of 8 passes over
+    /// the addresses, median and minimum ns/lookup, checksum with misses as -1), so the two processes can alternate.
+    /// </summary>
+    public static int Time(string dir, int n)
+    {
+        var routes = new List<(uint, int, int)>();
+        foreach (var line in File.ReadLines(Path.Combine(dir, $"v4-{n}.routes")))
+        {
+            var f = line.Split(' ');
+            routes.Add((uint.Parse(f[0], CultureInfo.InvariantCulture), int.Parse(f[1], CultureInfo.InvariantCulture), int.Parse(f[2], CultureInfo.InvariantCulture)));
+        }
+        var sw = Stopwatch.StartNew();
+        var table = LpmTable4.Build(routes);
+        Console.WriteLine($"v4 {routes.Count} routes: LpmTable4 build {sw.Elapsed.TotalMilliseconds:F1} ms");
+        foreach (var traffic in new[] { "Random", "Zipf" })
+        {
+            var bytes = File.ReadAllBytes(Path.Combine(dir, $"v4-{n}-{traffic}.addrs"));
+            var addrs = MemoryMarshal.Cast<byte, uint>(bytes.AsSpan(0, bytes.Length / 4 / 64 * 64 * 4)).ToArray();
+            var hops = new int[addrs.Length];
+            Console.WriteLine($" {traffic}, {addrs.Length} addresses");
+            TimeIt("fp-single", () => { long s = 0; foreach (uint a in addrs) s += table.Lookup(a); return s; }, addrs.Length);
+            TimeIt("fp-batch", () => { table.LookupBatch(addrs, hops); long s = 0; foreach (int h in hops) s += h; return s; }, addrs.Length);
+        }
+        return 0;
+    }
+
+    private static void TimeIt(string label, Func<long> run, int n)
+    {
+        const int Reps = 5, Rounds = 8;
+        var t = new double[Reps];
+        long sum = run(), sink = 0;
+        for (int r = 0; r < Reps; r++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            for (int k = 0; k < Rounds; k++) sink += run();
+            t[r] = Stopwatch.GetElapsedTime(t0).TotalNanoseconds / ((double)n * Rounds);
+        }
+        Array.Sort(t);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  {label,-9} {t[Reps / 2],6:F2} ns/lookup  {1e3 / t[Reps / 2],7:F1} Mlookups/s  (min {t[0]:F2})  checksum {sum}{(sink == 42 ? " " : "")}"));
+    }
+
     public static int Export(string dir)
     {
         Directory.CreateDirectory(dir);
