@@ -113,8 +113,8 @@ public static class LpmDataSets
 
     /// <summary>
     /// The .NET side of bench/rte_lpm/compare.sh: reads the files <see cref="Export"/> wrote for <paramref name="n"/>
-    /// routes and times LpmTable4 exactly as rte_lpm_bench times rte_lpm (warm-up pass, then 5 runs of 8 passes over
-    /// the addresses, median and minimum ns/lookup, checksum with misses as -1), so the two processes can alternate.
+    /// routes and times LpmTable4 exactly as rte_lpm_bench times rte_lpm (warm-up, then 5 runs of 8 passes over
+    /// the addresses, median and minimum thread CPU ns/lookup, checksum with misses as -1), so the two processes can alternate.
     /// </summary>
     public static int Time(string dir, int n)
     {
@@ -155,6 +155,19 @@ public static class LpmDataSets
         return s;
     }
 
+    // CLOCK_THREAD_CPUTIME_ID, as rte_lpm_bench: CPU time per lookup stays meaningful when the process is descheduled.
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Timespec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    [DllImport("libc", EntryPoint = "clock_gettime")]
+    private static extern int ClockGetTime(int clock, out Timespec time);
+
+    private static long ThreadCpuNs() => ClockGetTime(3, out var t) == 0 ? t.Seconds * 1_000_000_000L + t.Nanoseconds : Stopwatch.GetTimestamp();
+
     private static void TimeIt(string label, Func<long> run, int n)
     {
         const int Reps = 5, Rounds = 8;
@@ -165,9 +178,9 @@ public static class LpmDataSets
         while (warm.ElapsedMilliseconds < 1000) sink += run();
         for (int r = 0; r < Reps; r++)
         {
-            long t0 = Stopwatch.GetTimestamp();
+            long t0 = ThreadCpuNs();
             for (int k = 0; k < Rounds; k++) sink += run();
-            t[r] = Stopwatch.GetElapsedTime(t0).TotalNanoseconds / ((double)n * Rounds);
+            t[r] = (ThreadCpuNs() - t0) / ((double)n * Rounds);
         }
         Array.Sort(t);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
