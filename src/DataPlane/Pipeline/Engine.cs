@@ -176,13 +176,6 @@ public sealed class Engine
             if (!srcMac.IsMulticast) _learnedMacs[ingress] = srcMac.Value;
         }
 
-        // The common case first: an IPv4 packet of a connection this worker tracks (ForwardTracked4); whatever it
-        // does not take goes the general way below.
-        if (m.L3 == L3Kind.Ipv4 && _batchKeys && _keyTaken[index] && m.Offload == OffloadFlags.None
-            && (fromPod || (ingress == PortIndex.Uplink && !VxlanTunnel.IsForUs(arena, in m, snap.UnderlayV4, snap.Node.VxlanPort)))
-            && ForwardTracked4(snap, arena, ref m, index, ingress, fromPod, out var tracked4, ref observer))
-            return tracked4;
-
         if (m.L3 == L3Kind.Arp)
         {
             if (fromPod) return NeighborProxy.HandleArp(arena, ref m, snap.Node.GatewayMac, snap.LocalAddresses, ingress);
@@ -263,56 +256,6 @@ public sealed class Engine
             if (verdict != DropReason.None) return verdict;
         }
 
-        return Deliver(snap, arena, ref m, ingress, fromPod, translated, dst, ref observer);
-    }
-
-    /// <summary>
-    /// The IPv4 fast path: a packet (from a pod, or from the uplink and not a tunnel for us) whose tuple, taken before
-    /// the loop, names a tracked connection. It makes exactly the general path's decisions for such a packet — the
-    /// destination checks, the source check, the conntrack hit with its state update and translation — then delivers
-    /// it; every other packet (a multicast or broadcast destination, a spoofed source, a conntrack miss) returns false
-    /// before anything changed, and the general path decides. Kept apart so the JIT compiles this path on its own,
-    /// small enough to inline what it calls, instead of as a corner of the whole of <see cref="Forward"/>.
-    /// </summary>
-    private bool ForwardTracked4<TObserver>(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int index, int ingress, bool fromPod,
-        out DropReason drop, ref TObserver observer) where TObserver : struct, IPacketObserver
-    {
-        drop = DropReason.None;
-        var table = Conntrack!;
-        int l3 = m.Offset + m.L3Offset;
-        uint d = BinaryPrimitives.ReadUInt32BigEndian(arena.AsSpan(l3 + 16, 4));
-        if (d == uint.MaxValue || (d >> 28) == 0xE || (m.Flags & PacketFlags.IcmpError) != 0) return false;
-        if (fromPod && snap.LocalAddresses.Lookup(IpAddr.FromV4(BinaryPrimitives.ReadUInt32BigEndian(arena.AsSpan(l3 + 12, 4)))) != ingress) return false;
-        ref readonly var key = ref _keys[index];
-        int connection = table.Lookup(key, _tags[index], m.Timestamp, out bool isReply);
-        // A connection of an older Services table that is no longer valid is released here and is then a miss.
-        if (connection < 0 || !ServiceNat.StillValid(snap.Services, table, connection)) return false;
-
-        var frame = arena.AsSpan(m.Offset, m.Length);
-        table.Observe(connection, isReply, ConntrackNat.StateInput(frame, in m), m.Length, m.Timestamp);
-        ref var entry = ref table[connection];
-        observer.OnConntrack(entry, isReply, created: false, related: false);
-        if ((entry.Status & ConntrackStatus.Translated) != 0)
-        {
-            if (!ConntrackNat.Translate(frame, ref m, key, entry, isReply))
-            {
-                drop = DropReason.Malformed;
-                return true;
-            }
-            d = BinaryPrimitives.ReadUInt32BigEndian(arena.AsSpan(l3 + 16, 4));
-        }
-        drop = Deliver(snap, arena, ref m, ingress, fromPod, translated: true, IpAddr.FromV4(d), ref observer);
-        return true;
-    }
-
-    /// <summary>
-    /// The end of <see cref="Forward"/> once the packet's final destination is known: local delivery, or a route with
-    /// its TTL, MTU, masquerade, L2 rewrite and tunnel. <paramref name="translated"/>: the packet belongs to a tracked
-    /// connection (or just opened a Service one).
-    /// </summary>
-    private DropReason Deliver<TObserver>(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int ingress, bool fromPod, bool translated,
-        IpAddr dst, ref TObserver observer) where TObserver : struct, IPacketObserver
-    {
         int egress = snap.LocalAddresses.Lookup(dst);
         if (egress >= 0)
         {
@@ -494,7 +437,6 @@ public sealed class Engine
     /// Writes a fresh untagged Ethernet header right in front of the IP header (stripping any VLAN tags) and trims
     /// L2 padding. A zero destination MAC means the neighbor is neither configured nor learned yet.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static DropReason RewriteL2(byte[] arena, ref PacketMeta m, int egress, ulong destinationMac, MacAddress sourceMac)
     {
         if (destinationMac == 0) return DropReason.NeighborUnknown;
