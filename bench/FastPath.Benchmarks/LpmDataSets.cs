@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using FastPath.DataPlane.Routing;
+using FastPath.DataPlane.Telemetry;
 
 namespace FastPath.Benchmarks;
 
@@ -156,17 +157,7 @@ public static class LpmDataSets
     }
 
     // CLOCK_THREAD_CPUTIME_ID, as rte_lpm_bench: CPU time per lookup stays meaningful when the process is descheduled.
-    [StructLayout(LayoutKind.Sequential)]
-    private struct Timespec
-    {
-        public long Seconds;
-        public long Nanoseconds;
-    }
-
-    [DllImport("libc", EntryPoint = "clock_gettime")]
-    private static extern int ClockGetTime(int clock, out Timespec time);
-
-    private static long ThreadCpuNs() => ClockGetTime(3, out var t) == 0 ? t.Seconds * 1_000_000_000L + t.Nanoseconds : Stopwatch.GetTimestamp();
+    private static long ThreadCpuNs() => ThreadCpuClock.Now() is var t and >= 0 ? t : Stopwatch.GetTimestamp();
 
     private static void TimeIt(string label, Func<long> run, int n)
     {

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using CsCheck;
 using FastPath.DataPlane.Conntrack;
 using FastPath.DataPlane.Nat;
@@ -71,6 +72,20 @@ public class NatRewrite4Tests
             if (!partial && !(udp && zero))
                 Assert.Equal(0, SlowChecksum(fast.AsSpan(14, 20)));
         }, iter: 3000, print: t => $"{(t.udp ? "udp" : "tcp")} sides {t.sides} zero {t.zero} partial {t.partial}");
+    }
+
+    /// <summary>ConntrackTable.PrefetchEntry brings in bytes 0–127 of an entry: the lookup's fields and both
+    /// rewrites must stay there.</summary>
+    [Fact]
+    public void RewritesSitInTheEntrysPrefetchedBytes()
+    {
+        var e = new ConntrackEntry();
+        ref byte start = ref Unsafe.As<ConntrackEntry, byte>(ref e);
+        long reply = Unsafe.ByteOffset(ref start, ref Unsafe.As<NatRewrite4, byte>(ref e.RewriteReply));
+        long tag = Unsafe.ByteOffset(ref start, ref Unsafe.As<int, byte>(ref e.NatTag));
+        Assert.True(reply + Unsafe.SizeOf<NatRewrite4>() <= 128);
+        Assert.True(tag < 128);
+        Assert.Equal(16, Unsafe.SizeOf<NatRewrite4>());
     }
 
     [Fact]
