@@ -318,12 +318,7 @@ public sealed class ConntrackTable
             LastSeen = now,
             Expires = now + _timeout[(int)first],
         };
-        if (translated)
-        {
-            // What each direction's packets become: the reverse of the other direction's tuple (nf_nat's rule).
-            e.RewriteOriginal = Nat.NatRewrite4.Between(original, reply.Reverse());
-            e.RewriteReply = Nat.NatRewrite4.Between(reply, original.Reverse());
-        }
+        if (translated) Nat.NatRewrite4.ForConnection(original, reply, out e.RewriteOriginal, out e.RewriteReply);
         Place(tagO, index << 1);
         Place(tagR, index << 1 | 1);
         if (Owners is { } claims)

@@ -41,27 +41,51 @@ public struct NatRewrite4
     /// (<see cref="IsSet"/> false) unless both are IPv4 TCP/UDP tuples.</summary>
     public static NatRewrite4 Between(in FlowKey from, in FlowKey to)
     {
-        var plan = default(NatRewrite4);
-        if (from.Protocol is not (IpProtocol.Tcp or IpProtocol.Udp) || to.Protocol != from.Protocol) return plan;
+        if (from.Protocol is not (IpProtocol.Tcp or IpProtocol.Udp) || to.Protocol != from.Protocol) return default;
         IpAddr fs = from.Source, fd = from.Destination, ts = to.Source, td = to.Destination;
-        if (!fs.IsV4 || !fd.IsV4 || !ts.IsV4 || !td.IsV4) return plan;
+        if (!fs.IsV4 || !fd.IsV4 || !ts.IsV4 || !td.IsV4) return default;
+        return Plan(fs.V4, fd.V4, from.SourcePort, from.DestinationPort, ts.V4, td.V4, to.SourcePort, to.DestinationPort);
+    }
+
+    /// <summary>
+    /// Both directions' rewrites of a connection tracked as <paramref name="original"/> one way and
+    /// <paramref name="reply"/> the other (nf_nat's rule: each direction becomes the reverse of the other's tuple):
+    /// <see cref="Between"/>(original, reply.Reverse()) and (reply, original.Reverse()), without building the reversed
+    /// tuples — it runs on every connection opening.
+    /// </summary>
+    public static void ForConnection(in FlowKey original, in FlowKey reply, out NatRewrite4 forOriginal, out NatRewrite4 forReply)
+    {
+        forOriginal = forReply = default;
+        if (original.Protocol is not (IpProtocol.Tcp or IpProtocol.Udp) || reply.Protocol != original.Protocol) return;
+        IpAddr os = original.Source, od = original.Destination, rs = reply.Source, rd = reply.Destination;
+        if (!os.IsV4 || !od.IsV4 || !rs.IsV4 || !rd.IsV4) return;
+        ushort osp = original.SourcePort, odp = original.DestinationPort, rsp = reply.SourcePort, rdp = reply.DestinationPort;
+        forOriginal = Plan(os.V4, od.V4, osp, odp, rd.V4, rs.V4, rdp, rsp);
+        forReply = Plan(rs.V4, rd.V4, rsp, rdp, od.V4, os.V4, odp, osp);
+    }
+
+    private static NatRewrite4 Plan(uint fromSource, uint fromDestination, ushort fromSourcePort, ushort fromDestinationPort,
+        uint toSource, uint toDestination, ushort toSourcePort, ushort toDestinationPort)
+    {
         ulong addresses = 0, ports = 0;
         // As NatRewriter: a side is rewritten (address and port words both summed) when its address or port differs.
-        if (fs != ts || from.SourcePort != to.SourcePort)
+        if (fromSource != toSource || fromSourcePort != toSourcePort)
         {
-            addresses += Checksum.Delta32(fs.V4, ts.V4);
-            ports += Checksum.Delta16(from.SourcePort, to.SourcePort);
+            addresses += Checksum.Delta32(fromSource, toSource);
+            ports += Checksum.Delta16(fromSourcePort, toSourcePort);
         }
-        if (fd != td || from.DestinationPort != to.DestinationPort)
+        if (fromDestination != toDestination || fromDestinationPort != toDestinationPort)
         {
-            addresses += Checksum.Delta32(fd.V4, td.V4);
-            ports += Checksum.Delta16(from.DestinationPort, to.DestinationPort);
+            addresses += Checksum.Delta32(fromDestination, toDestination);
+            ports += Checksum.Delta16(fromDestinationPort, toDestinationPort);
         }
-        plan.Addresses = (ulong)ts.V4 << 32 | td.V4;
-        plan.Ports = (uint)to.SourcePort << 16 | to.DestinationPort;
-        plan.AddressDelta = Fold(addresses);
-        plan.PortDelta = Fold(ports);
-        return plan;
+        return new NatRewrite4
+        {
+            Addresses = (ulong)toSource << 32 | toDestination,
+            Ports = (uint)toSourcePort << 16 | toDestinationPort,
+            AddressDelta = Fold(addresses),
+            PortDelta = Fold(ports),
+        };
     }
 
     // One's complement end-around-carry fold of a small positive sum: the value in 1..0xFFFF congruent to it mod 0xFFFF

@@ -111,6 +111,8 @@ public class NatRewrite4Tests
         Assert.True(i >= 0);
         Assert.True(table[i].RewriteOriginal.IsSet);
         Assert.True(table[i].RewriteReply.IsSet);
+        Assert.Equal(NatRewrite4.Between(client, reply.Reverse()), table[i].RewriteOriginal);
+        Assert.Equal(NatRewrite4.Between(reply, client.Reverse()), table[i].RewriteReply);
         var other = new FlowKey(IpAddr.FromV4(0x0A000106), IpAddr.FromV4(0x0A00010C), 40001, 80, IpProtocol.Tcp);
         int plain = table.Insert(other, other.Reverse(), 0);
         Assert.True(plain >= 0);
