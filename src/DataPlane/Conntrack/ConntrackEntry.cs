@@ -23,6 +23,11 @@ public struct ConntrackEntry
     /// <summary>Which rewrite applies (none, SNAT, DNAT...), set by the NAT stages; the table never reads it.</summary>
     public byte NatKind;
     public int NatTag;
+    /// <summary>The precomputed IPv4 TCP/UDP rewrite of each direction (<see cref="Nat.NatRewrite4"/>), set by
+    /// <see cref="ConntrackTable.Insert"/> for a translated connection; right after the tuples and state so a hit
+    /// reads it from the lines the lookup already brought in.</summary>
+    public Nat.NatRewrite4 RewriteOriginal;
+    public Nat.NatRewrite4 RewriteReply;
     public int Backend;
     public long Created;
     public long LastSeen;

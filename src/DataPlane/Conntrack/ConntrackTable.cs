@@ -154,14 +154,15 @@ public sealed class ConntrackTable
         }
     }
 
-    // Expires and both tuples are bytes 0–87: at most three cache lines, whatever the alignment.
+    // Expires, both tuples, the state and both precomputed rewrites are bytes 0–127: at most three cache lines,
+    // whatever the alignment, and the lines holding bytes 0, 64 and 127 are those three.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchEntry(ref ConntrackEntry entry)
     {
         ref byte e = ref Unsafe.As<ConntrackEntry, byte>(ref entry);
         Prefetch(ref e);
         Prefetch(ref Unsafe.Add(ref e, 64));
-        Prefetch(ref Unsafe.Add(ref e, 87));
+        Prefetch(ref Unsafe.Add(ref e, 127));
     }
 
     /// <summary>Lookup with the key's hash already computed (<paramref name="tag"/> = its low 32 bits).</summary>
@@ -317,6 +318,7 @@ public sealed class ConntrackTable
             LastSeen = now,
             Expires = now + _timeout[(int)first],
         };
+        if (translated) Nat.NatRewrite4.ForConnection(original, reply, out e.RewriteOriginal, out e.RewriteReply);
         Place(tagO, index << 1);
         Place(tagR, index << 1 | 1);
         if (Owners is { } claims)

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using FastPath.DataPlane.Conntrack;
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Pipeline;
@@ -101,7 +102,16 @@ public static class ConntrackNat
     }
 
     /// <summary>Applies a connection's translation to one of its packets, in the direction the lookup found.</summary>
-    public static bool Translate(Span<byte> frame, ref PacketMeta m, in FlowKey packet, in ConntrackEntry entry, bool isReply) =>
+    /// <remarks>An IPv4 TCP/UDP packet takes the rewrite precomputed at insert (<see cref="NatRewrite4"/>: two stores and
+    /// one add-and-fold per checksum); anything else, or a packet that plan does not fit, the general field-by-field path.</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool Translate(Span<byte> frame, ref PacketMeta m, in FlowKey packet, in ConntrackEntry entry, bool isReply)
+    {
+        ref readonly var plan = ref isReply ? ref entry.RewriteReply : ref entry.RewriteOriginal;
+        return plan.TryApply(frame, ref m) || TranslateGeneral(frame, ref m, packet, in entry, isReply);
+    }
+
+    private static bool TranslateGeneral(Span<byte> frame, ref PacketMeta m, in FlowKey packet, in ConntrackEntry entry, bool isReply) =>
         Rewrite(frame, ref m, packet, isReply ? entry.Original.Reverse() : entry.Reply.Reverse());
 
     /// <summary>

@@ -18,7 +18,7 @@ public static class VxlanTunnel
     public const int Overhead = EthernetHeader.Length + Ipv4Header.MinLength + UdpHeader.Length + VxlanHeader.Length;
 
     private const ushort SourcePortMin = 49152;
-    private const byte OuterTtl = 64;
+    internal const byte OuterTtl = 64;
 
     /// <summary>
     /// Encapsulates the packet (whose inner Ethernet header must already be in place at <see cref="PacketMeta.Offset"/>)
@@ -31,27 +31,41 @@ public static class VxlanTunnel
     public static void Encapsulate(Span<byte> arena, ref PacketMeta m, uint localUnderlay, uint remoteUnderlay,
         MacAddress localMac, MacAddress remoteMac, ushort udpPort, uint vni, ushort ipId)
     {
+        var template = VxlanTemplate.Create(localUnderlay, remoteUnderlay, localMac, remoteMac, udpPort, vni);
+        Encapsulate(arena, ref m, in template, ipId);
+    }
+
+    /// <summary>
+    /// <see cref="Encapsulate(Span{byte}, ref PacketMeta, uint, uint, MacAddress, MacAddress, ushort, uint, ushort)"/>
+    /// with the outer headers prebuilt for the remote node (<see cref="VxlanTemplate"/>): one copy, then the fields that
+    /// vary per packet, each checksum finished from its precomputed partial sum.
+    /// </summary>
+    public static void Encapsulate(Span<byte> arena, ref PacketMeta m, in VxlanTemplate template, ushort ipId)
+    {
         int innerStart = m.Offset;
         int innerLength = m.Length;
         ushort sourcePort = (ushort)(SourcePortMin + (FlowHash(arena.Slice(innerStart, innerLength), in m) % (65536 - SourcePortMin)));
 
         int start = innerStart - Overhead;
         var outer = arena.Slice(start, Overhead);
-        EthernetHeader.Write(outer, remoteMac, localMac, EtherType.Ipv4);
+        ((ReadOnlySpan<byte>)template.Bytes).CopyTo(outer);
         int ipLength = Overhead - EthernetHeader.Length + innerLength;
-        Ipv4Header.Write(outer[EthernetHeader.Length..], 0, (ushort)ipLength, ipId, 0, OuterTtl, IpProtocol.Udp, localUnderlay, remoteUnderlay);
-        var udp = outer[(EthernetHeader.Length + Ipv4Header.MinLength)..];
+        int udpLength = ipLength - Ipv4Header.MinLength;
+        var ip = outer[EthernetHeader.Length..];
+        BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)ipLength);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[4..], ipId);
+        BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum.Fold(template.IpSum + (uint)ipLength + ipId));
+        var udp = ip[Ipv4Header.MinLength..];
         BinaryPrimitives.WriteUInt16BigEndian(udp, sourcePort);
-        BinaryPrimitives.WriteUInt16BigEndian(udp[2..], udpPort);
-        BinaryPrimitives.WriteUInt16BigEndian(udp[4..], (ushort)(ipLength - Ipv4Header.MinLength));
-        BinaryPrimitives.WriteUInt16BigEndian(udp[6..], 0);
-        VxlanHeader.Write(udp[UdpHeader.Length..], vni);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[4..], (ushort)udpLength);
         int udpStart = start + EthernetHeader.Length + Ipv4Header.MinLength;
         // A super-frame's outer checksum would differ per segment: it goes as 0 (allowed over IPv4, RFC 768), as the
-        // kernel's GSO over UDP tunnels without _CSUM leaves it.
+        // kernel's GSO over UDP tunnels without _CSUM leaves it. (The template's checksum field is 0.)
         if (m.Gso == GsoKind.None)
         {
-            ushort checksum = OuterChecksum(arena, in m, udpStart, innerStart, ipLength - Ipv4Header.MinLength, localUnderlay, remoteUnderlay);
+            // The constant words, the pseudo-header's and the header's UDP length, the source port; then the rest.
+            uint known = template.UdpSum + 2 * (uint)udpLength + sourcePort;
+            ushort checksum = OuterChecksum(arena, in m, udpStart, innerStart, udpLength, known);
             BinaryPrimitives.WriteUInt16BigEndian(udp[6..], checksum);
         }
         if ((m.Offload & OffloadFlags.ChecksumPartial) != 0)
@@ -69,7 +83,7 @@ public static class VxlanTunnel
         m.L3Length = (ushort)ipLength;
         m.IpProtocol = IpProtocol.Udp;
         m.SourcePort = sourcePort;
-        m.DestinationPort = udpPort;
+        m.DestinationPort = BinaryPrimitives.ReadUInt16BigEndian(udp[2..]);
         m.Flags = PacketFlags.HasL4;
     }
 
@@ -81,14 +95,13 @@ public static class VxlanTunnel
     /// (offloaded, to be finished downstream) counts as valid: the sum is what it will be once finished, as the
     /// kernel's lco_csum assumes.
     /// </summary>
-    private static ushort OuterChecksum(ReadOnlySpan<byte> arena, in PacketMeta inner, int udpStart, int innerStart, int udpLength, uint src, uint dst)
+    private static ushort OuterChecksum(ReadOnlySpan<byte> arena, in PacketMeta inner, int udpStart, int innerStart, int udpLength, uint outerHeaders)
     {
-        uint sum = Checksum.PseudoHeaderV4(src, dst, IpProtocol.Udp, udpLength);
         int innerL3 = innerStart + inner.L3Offset;
         int innerL4 = innerStart + inner.L4Offset;
         int l4Length = inner.L3Length - (inner.L4Offset - inner.L3Offset);
         bool whole = (inner.Flags & (PacketFlags.HasL4 | PacketFlags.Fragment)) == PacketFlags.HasL4;
-        uint segment = 0;
+        uint segment;
         if (whole && inner.IpProtocol == IpProtocol.Icmp && inner.L3 == L3Kind.Ipv4)
         {
             segment = 0xFFFF; // ICMPv4 has no pseudo-header: a valid message sums to -0
@@ -105,9 +118,13 @@ public static class VxlanTunnel
         }
         else
         {
-            innerL4 = udpStart + udpLength; // nothing to take for granted: sum everything
+            // Nothing to take for granted: sum the whole datagram (its checksum field is still 0) and the pseudo-header.
+            uint pseudo = Checksum.PseudoHeaderV4(BinaryPrimitives.ReadUInt32BigEndian(arena[(udpStart - 8)..]),
+                BinaryPrimitives.ReadUInt32BigEndian(arena[(udpStart - 4)..]), IpProtocol.Udp, udpLength);
+            return Checksum.UdpTransmitted(Checksum.Fold(Checksum.Sum(arena.Slice(udpStart, udpLength), pseudo)));
         }
-        sum = Checksum.Sum(arena[udpStart..innerL4], sum) + segment;
+        // The outer headers in front of the inner frame are known; sum the inner headers in front of its checksum.
+        uint sum = Checksum.Sum(arena[innerStart..innerL4], outerHeaders) + segment;
         return Checksum.UdpTransmitted(Checksum.Fold(sum));
     }
 
@@ -157,6 +174,7 @@ public static class VxlanTunnel
     private static uint FlowHash(ReadOnlySpan<byte> frame, in PacketMeta m)
     {
         var l3 = frame[m.L3Offset..];
+        if (m.L3 == L3Kind.Ipv4) return FlowHashV4(l3, m.SourcePort, m.DestinationPort, m.IpProtocol);
         int size = m.L3 == L3Kind.Ipv4 ? 4 : 16;
         var a = l3.Slice(m.L3 == L3Kind.Ipv4 ? 12 : 8, size);
         var b = l3.Slice(m.L3 == L3Kind.Ipv4 ? 16 : 24, size);
@@ -173,6 +191,31 @@ public static class VxlanTunnel
         foreach (byte x in a) h = (h ^ x) * 0x0000_0100_0000_01B3UL;
         foreach (byte x in b) h = (h ^ x) * 0x0000_0100_0000_01B3UL;
         h ^= ((ulong)m.IpProtocol << 32) | ((ulong)pa << 16) | pb;
+        h *= 0x9E37_79B9_7F4A_7C15UL;
+        return (uint)(h >> 32);
+    }
+
+    /// <summary><see cref="FlowHash"/> for IPv4, the same value: the byte-wise order of two 4-byte addresses is their
+    /// order as big-endian integers, and FNV-1a runs over their bytes high to low.</summary>
+    private static uint FlowHashV4(ReadOnlySpan<byte> l3, ushort pa, ushort pb, byte protocol)
+    {
+        uint a = BinaryPrimitives.ReadUInt32BigEndian(l3[12..]);
+        uint b = BinaryPrimitives.ReadUInt32BigEndian(l3[16..]);
+        if (a > b || (a == b && pa > pb))
+        {
+            (a, b) = (b, a);
+            (pa, pb) = (pb, pa);
+        }
+        ulong h = 0xCBF2_9CE4_8422_2325UL;
+        h = (h ^ (a >> 24)) * 0x0000_0100_0000_01B3UL;
+        h = (h ^ ((a >> 16) & 0xFF)) * 0x0000_0100_0000_01B3UL;
+        h = (h ^ ((a >> 8) & 0xFF)) * 0x0000_0100_0000_01B3UL;
+        h = (h ^ (a & 0xFF)) * 0x0000_0100_0000_01B3UL;
+        h = (h ^ (b >> 24)) * 0x0000_0100_0000_01B3UL;
+        h = (h ^ ((b >> 16) & 0xFF)) * 0x0000_0100_0000_01B3UL;
+        h = (h ^ ((b >> 8) & 0xFF)) * 0x0000_0100_0000_01B3UL;
+        h = (h ^ (b & 0xFF)) * 0x0000_0100_0000_01B3UL;
+        h ^= ((ulong)protocol << 32) | ((ulong)pa << 16) | pb;
         h *= 0x9E37_79B9_7F4A_7C15UL;
         return (uint)(h >> 32);
     }

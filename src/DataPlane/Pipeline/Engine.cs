@@ -29,6 +29,7 @@ public sealed class Engine
     private uint[] _tags = [];
     private bool[] _keyTaken = [];
     private bool _batchKeys;
+    private VxlanTemplate[] _vxlan = []; // per next hop of the current snapshot, built on first use
     private ushort _ipId; // outer IPv4 identification of encapsulated packets (DF is clear, so it must vary)
     private readonly ulong? _conntrackSeed;
     private readonly FlowOwners? _owners;
@@ -346,7 +347,10 @@ public sealed class Engine
         var uplinkMac = snap.Node.UplinkMac;
         var drop = RewriteL2(arena, ref m, PortIndex.Uplink, nextMac, uplinkMac);
         if (drop != DropReason.None || !tunnel) return drop;
-        VxlanTunnel.Encapsulate(arena, ref m, snap.UnderlayV4, nh.Underlay.V4, uplinkMac, nh.Mac, snap.Node.VxlanPort, snap.Node.Vni, _ipId++);
+        // The outer headers towards this node are built on its first packet under this snapshot, then copied.
+        ref var outer = ref _vxlan[hop];
+        if (!outer.Ready) outer = VxlanTemplate.Create(snap.UnderlayV4, nh.Underlay.V4, uplinkMac, nh.Mac, snap.Node.VxlanPort, snap.Node.Vni);
+        VxlanTunnel.Encapsulate(arena, ref m, in outer, _ipId++);
         observer.OnEncapsulated(nh.Underlay.V4, snap.Node.Vni);
         return DropReason.None;
     }
@@ -563,6 +567,7 @@ public sealed class Engine
             }
         }
         _learnedMacs = learned;
+        _vxlan = new VxlanTemplate[snap.Routes.NextHops.Length];
         _sized = snap;
         foreach (var hop in snap.Routes.NextHops)
             if (hop.Resolve) Neighbors.Track(hop.Underlay);

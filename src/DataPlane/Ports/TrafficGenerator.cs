@@ -110,7 +110,7 @@ public sealed class GeneratedTraffic(TrafficScenario scenario, ForwardingSnapsho
 
 /// <summary>
 /// Builds a node and in-memory traffic for a scenario: node-a (192.168.56.11) with a client pod 10.244.1.10, server
-/// pods 10.244.1.20+, other nodes' pod CIDRs 11.x.y.0/24 behind 192.168.57.x, ClusterIPs 10.96.x.x:80 and a NodePort
+/// pods 10.244.1.20+ (the client also 10.245.0.k past 64,000 Service flows), other nodes' pod CIDRs 11.x.y.0/24 behind 192.168.57.x, ClusterIPs 10.96.x.x:80 and a NodePort
 /// 30080. Deterministic (fixed random seed), so runs compare.
 /// </summary>
 public static class TrafficGenerator
@@ -169,7 +169,8 @@ public static class TrafficGenerator
         {
             NodeName = "node-a", UplinkMac = NodeMac, HostAddresses = [IpAddr.FromV4(NodeIp)], ConntrackCapacity = capacity,
         };
-        var pods = new List<PortDefinition> { new("default/client", PortKind.Pod, SyntheticFrames.Client, [IpAddr.FromV4(ClientIp)]) };
+        var clientAddresses = Enumerable.Range(0, ClientCount(p)).Select(k => IpAddr.FromV4(ClientAddress(k))).ToArray();
+        var pods = new List<PortDefinition> { new("default/client", PortKind.Pod, SyntheticFrames.Client, clientAddresses) };
         for (int e = 0; e < p.Endpoints; e++)
             pods.Add(new PortDefinition($"default/server-{e}", PortKind.Pod, new MacAddress(FirstServerMac + (ulong)e), [IpAddr.FromV4(FirstServerIp + (uint)e)]));
         var routes = new Route[p.Routes];
@@ -218,6 +219,13 @@ public static class TrafficGenerator
 
     private static uint RemotePrefix(int route) => FirstRemotePrefix + ((uint)route << 8);
 
+    // Service flows from one client address can only use 64,000 source ports: past that, a reply tuple (backend:8080 →
+    // client:port) would repeat and every further connection would be a NAT port remap or a failure, not a hit. So
+    // each further 64,000 flows come from another address of the client pod (10.245.0.k), as many clients would.
+    private const int FlowsPerClient = 64_000;
+    private static int ClientCount(TrafficParameters p) => (p.Flows + FlowsPerClient - 1) / FlowsPerClient;
+    private static uint ClientAddress(int k) => k == 0 ? ClientIp : 0x0AF5_0000u + (uint)k;
+
     private static byte[] Frame(TrafficScenario kind, int flow, TrafficParameters p, Random rng)
     {
         // Distinct 5-tuples: the source port walks 1024-65023, then the destination port moves on.
@@ -234,8 +242,8 @@ public static class TrafficGenerator
             TrafficScenario.VxlanDecap => SyntheticFrames.Vxlan(
                 SyntheticFrames.Ipv4Tcp(sport, dport, length, RemotePrefix(route) + 11, server, source: new MacAddress(FirstRemoteNodeMac + (ulong)(route % 250)), destination: NodeMac),
                 FirstRemoteNode + (uint)(route % 250), (ushort)(49152 + (flow * 2654435761u >> 18) % 16384)),
-            TrafficScenario.ClusterIpEstablished => SyntheticFrames.Ipv4Tcp(sport, 80, length, ClientIp, FirstVip + (uint)rng.Next(p.Services)),
-            TrafficScenario.ClusterIpNewFlows => SyntheticFrames.Ipv4Tcp(sport, 80, length, ClientIp, FirstVip + (uint)rng.Next(p.Services), TcpHeader.Syn),
+            TrafficScenario.ClusterIpEstablished => SyntheticFrames.Ipv4Tcp(sport, 80, length, ClientAddress(flow / FlowsPerClient), FirstVip + (uint)rng.Next(p.Services)),
+            TrafficScenario.ClusterIpNewFlows => SyntheticFrames.Ipv4Tcp(sport, 80, length, ClientAddress(flow / FlowsPerClient), FirstVip + (uint)rng.Next(p.Services), TcpHeader.Syn),
             TrafficScenario.NodePortSnat => SyntheticFrames.Ipv4Tcp((ushort)(1024 + flow / 250 % 64000), NodePort, length,
                 FirstExternalClient + (uint)(flow % 250), NodeIp, source: new MacAddress(0x0200_0000_0901UL), destination: NodeMac),
             _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),

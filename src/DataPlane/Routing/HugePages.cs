@@ -21,12 +21,13 @@ internal static partial class HugePages
 
     /// <summary>
     /// A pinned (pinned object heap, never moved) uninitialised array, its 2 MiB-aligned interior advised for huge
-    /// pages. Best effort: on other systems or if madvise fails it is an ordinary array.
+    /// pages. Best effort: on other systems or if madvise fails it is on ordinary pages (still pinned).
     /// </summary>
     public static unsafe uint[] AllocateUInt32(int length)
     {
-        if (!Enabled || !OperatingSystem.IsLinux()) return GC.AllocateUninitializedArray<uint>(length);
+        // Pinned either way: LpmTable4 reads it through a raw pointer taken once.
         var array = GC.AllocateUninitializedArray<uint>(length, pinned: true);
+        if (!Enabled || !OperatingSystem.IsLinux()) return array;
         long start = (long)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
         long end = start + (long)length * sizeof(uint);
         long alignedStart = (start + HugePageSize - 1) & ~(HugePageSize - 1);

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Ports;
+using FastPath.DataPlane.Telemetry;
 
 namespace FastPath.Bench;
 

@@ -43,6 +43,37 @@ public class RoutingTests
         Assert.NotEqual(BinaryPrimitives.ReadUInt16BigEndian(f.AsSpan(18)), BinaryPrimitives.ReadUInt16BigEndian(r[1].Frame.AsSpan(18))); // IP ID varies
     }
 
+    /// <summary>The outer source port of the prebuilt-template path equals the byte-wise symmetric FNV-1a of the
+    /// flow (the seedless hash both directions and every node share), for either address order and equal addresses.</summary>
+    [Theory]
+    [InlineData("10.244.1.10", "10.244.2.11", 1000, 8080)]
+    [InlineData("10.244.2.11", "10.244.1.10", 8080, 1000)]
+    [InlineData("192.168.0.1", "10.0.0.1", 53, 53)]
+    [InlineData("10.0.0.7", "10.0.0.7", 9000, 80)]
+    [InlineData("10.0.0.7", "10.0.0.7", 80, 9000)]
+    public void VxlanSourcePortIsTheSymmetricByteWiseFlowHash(string src, string dst, ushort sport, ushort dport)
+    {
+        byte[] frame = Ethernet(Mac("02:00:00:00:00:01"), Mac("02:00:00:00:00:02"), 0x0800, Ipv4(src, dst, 17, Udp(sport, dport)));
+        var arena = new byte[128 + frame.Length];
+        frame.CopyTo(arena, 128);
+        var m = new PacketMeta { Offset = 128, Length = frame.Length };
+        Assert.Equal(DropReason.None, FastPath.DataPlane.Packets.PacketParser.Parse(arena.AsSpan(128, frame.Length), ref m));
+        FastPath.DataPlane.Overlay.VxlanTunnel.Encapsulate(arena, ref m, 0xC0A8380B, 0xC0A8380C,
+            new FastPath.DataPlane.Packets.MacAddress(0x02_00_00_00_00_0A), new FastPath.DataPlane.Packets.MacAddress(0x02_00_00_00_00_0B), 8472, 1, 7);
+        byte[] a = Ip(src), b = Ip(dst);
+        ushort pa = sport, pb = dport;
+        int order = a.AsSpan().SequenceCompareTo(b);
+        if (order > 0 || (order == 0 && pa > pb)) { (a, b) = (b, a); (pa, pb) = (pb, pa); }
+        ulong h = 0xCBF2_9CE4_8422_2325UL;
+        foreach (byte x in a.Concat(b)) h = (h ^ x) * 0x0000_0100_0000_01B3UL;
+        h ^= (17UL << 32) | ((ulong)pa << 16) | pb;
+        h *= 0x9E37_79B9_7F4A_7C15UL;
+        ushort want = (ushort)(49152 + (uint)(h >> 32) % (65536 - 49152));
+        Assert.Equal(want, BinaryPrimitives.ReadUInt16BigEndian(arena.AsSpan(m.Offset + 34)));
+        Assert.Equal(0, SlowChecksum(arena.AsSpan(m.Offset + 14, 20)));
+        Assert.Equal(0, SlowChecksum(arena.AsSpan(m.Offset + 34, m.Length - 34), PseudoSum(Ip("192.168.56.11"), Ip("192.168.56.12"), 17, m.Length - 34)));
+    }
+
     [Fact]
     public void IcmpErrorsAreRateLimitedPerDestinationButPathMtuNeverIs()
     {

@@ -1,12 +1,13 @@
 using System.Runtime.InteropServices;
 
-namespace FastPath.Bench;
+namespace FastPath.DataPlane.Telemetry;
 
 /// <summary>
 /// CPU time of the calling thread (Linux CLOCK_THREAD_CPUTIME_ID). On a shared machine a worker is often descheduled;
-/// its own CPU time per packet stays meaningful where wall-clock time per packet does not. No allocation.
+/// its own CPU time per packet stays meaningful where wall-clock time per packet does not. No allocation. Used by
+/// <c>fastpath bench</c> and the LPM comparison against rte_lpm (bench/rte_lpm/compare.sh).
 /// </summary>
-internal static class ThreadCpuClock
+public static class ThreadCpuClock
 {
     private const int ClockThreadCpuTime = 3; // CLOCK_THREAD_CPUTIME_ID, linux/time.h
 
@@ -17,7 +18,7 @@ internal static class ThreadCpuClock
         public long Nanoseconds;
     }
 
-    // DllImport (blittable, no marshalling stub): LibraryImport would need unsafe code in this project.
+    // DllImport (blittable, no marshalling stub).
     [DllImport("libc", EntryPoint = "clock_gettime")]
     private static extern int ClockGetTime(int clock, out Timespec time);
 
