@@ -180,6 +180,8 @@ public static class RunCommand
         var workers = Enumerable.Range(0, o.Workers)
             .Select(w => new ForwardingWorker(w, attachment, publisher.Holder, o.BatchSize, busyPoll, owners, neighbors)).ToArray();
         ForwardingWorker.Connect(workers);
+        var busyPollGate = new BusyPollGate();
+        foreach (var w in workers) w.Port.BusyPollGate = busyPollGate;
         var engines = workers.Select(w => w.Engine).ToArray();
         var ports = workers.Select(w => w.Port).ToArray();
         MetricsServer? metricsServer = null;
