@@ -17,7 +17,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${1:-2}
 B=${FP_BENCH_PREFIX:-fpb}
 export FP_DEMO=$B FP_KERNEL=${B}k FP_DEMO_DIR=/tmp/$B
-export FP_DEMO_RUN_ARGS=${FP_BENCH_RUN_ARGS:---workers 2}
+export FP_DEMO_RUN_ARGS=${FP_BENCH_RUN_ARGS:---workers 2 --busy-poll 20000}
 ATTACH=${FP_BENCH_ATTACH-xdp packet pcap}
 # side: prefix|column|FP_DEMO_PORTS|attach mode|run options (pcap has one queue: one worker)
 SIDES=("$FP_DEMO|FastPath (TAP)|tap|auto|$FP_DEMO_RUN_ARGS")
@@ -43,9 +43,10 @@ PREFIXES=()
 for side in "${SIDES[@]}"; do PREFIXES+=("${side%%|*}"); done
 PREFIXES+=("$FP_KERNEL")
 
-# ping_avg PREFIX TARGET: average RTT in ms over 200 pings 10 ms apart (after one warm-up ping).
+# ping_avg PREFIX TARGET: average RTT in ms over 200 pings 10 ms apart, after 50 warm-up pings (the first ones after a
+# cluster comes up meet cold caches, neighbour and flow-steering tables, on both sides).
 ping_avg() {
-  ip netns exec "$1-client" ping -c 1 -W 2 "$2" >/dev/null
+  ip netns exec "$1-client" ping -q -c 50 -i 0.01 -W 2 "$2" >/dev/null
   ip netns exec "$1-client" ping -q -c 200 -i 0.01 -W 2 "$2" | awk -F'[/ ]' '/^rtt/ {print $8}'
 }
 # iperf PREFIX TARGET [OPTIONS]: Gbit/s received over 5 s.

@@ -6,13 +6,14 @@
 #
 #   scripts/profile-live.sh "--offloads off"     # before: one read and one write per MTU-sized frame
 #   scripts/profile-live.sh "--offloads on"      # after: 64 KB super-frames
+#   FP_PROFILE_KEEP=FILE keeps perf's full report (dso, symbol) in FILE.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export FP_DEMO=fpp FP_DEMO_DIR=/tmp/fpp FP_DEMO_RUN_ARGS="${1:-}"
 command -v perf >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null; }
 command -v strace >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null; }
 OUT=$(mktemp -d)
-cleanup() { "$ROOT/scripts/demo-cluster.sh" down >/dev/null 2>&1 || true; rm -rf "$OUT"; }
+cleanup() { "$ROOT/scripts/demo-cluster.sh" down >/dev/null 2>&1 || true; [ -n "${FP_PROFILE_KEEP:-}" ] && cp "$OUT/perf.txt" "$FP_PROFILE_KEEP"; rm -rf "$OUT"; }
 trap cleanup EXIT
 dll=$ROOT/src/FastPath/bin/Release/net10.0/fastpath.dll
 FASTPATH="env DOTNET_PerfMapEnabled=1 dotnet $dll" "$ROOT/scripts/demo-cluster.sh" up >/dev/null

@@ -204,6 +204,7 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
                     do
                     {
                         if (Poll(fds, (nuint)devices, 0) > 0) return true;
+                        Thread.Yield();
                     } while (Stopwatch.GetTimestamp() < until);
                 }
                 finally

@@ -219,6 +219,11 @@ public static class RunCommand
         var retryAt = TimeSpan.Zero;
         stdout.WriteLine($"forwarding: node {o.Node}, {snapshot.PortCount} ports, generation {snapshot.Generation}, {o.Workers} worker(s); SIGINT/SIGTERM stops; watching {o.Cluster}");
         stdout.Flush();
+        // The workers allocate nothing, but a collection stops them too: collect the start-up garbage (manifests, the
+        // first compile) now, before traffic, and keep later collections of the control plane's garbage background
+        // ones (no blocking gen2 while forwarding). Measured: the first pings after start-up took up to 30 ms without.
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        System.Runtime.GCSettings.LatencyMode = System.Runtime.GCLatencyMode.SustainedLowLatency;
         var threads = workers.Select(w => new Thread(() => w.Run(() => Volatile.Read(ref attachment), stop.Token))
         {
             Name = $"fastpath-worker-{w.Index}",
