@@ -140,9 +140,6 @@ public sealed partial class TapDevice : LinkDevice
         }
     }
 
-    /// <summary>Reads one frame from queue 0 (no header expected: see <see cref="Read(int, Span{byte})"/>).</summary>
-    public int Read(Span<byte> buffer) => Read(0, buffer);
-
     /// <summary>Sends one frame preceded by <paramref name="header"/> (empty for a device without one), in one writev.</summary>
     /// <returns>0 when sent; a negative errno otherwise (EAGAIN: the device's queue is full; EIO: the device is down).</returns>
     public override unsafe int Write(int queue, ReadOnlySpan<byte> header, ReadOnlySpan<byte> frame)
@@ -162,14 +159,6 @@ public sealed partial class TapDevice : LinkDevice
                 if (errno != EIntr) return -errno;
             }
         }
-    }
-
-    /// <summary>Sends one frame on queue 0 with an all-zero header when the device has one.</summary>
-    public int Write(ReadOnlySpan<byte> frame)
-    {
-        Span<byte> header = stackalloc byte[VirtioNetHeader.TunnelLength];
-        header.Clear();
-        return Write(0, header[..HeaderLength], frame);
     }
 
     /// <summary>Closes the descriptors; a device this process created disappears with them.</summary>
