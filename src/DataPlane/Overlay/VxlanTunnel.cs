@@ -152,12 +152,13 @@ public static class VxlanTunnel
         if (header.Vni != vni) return DropReason.UnknownVni;
 
         int innerStart = vx + VxlanHeader.Length;
-        var kept = (m.Timestamp, m.InputIndex, m.IngressPort);
-        // Offloads travel with the inner packet; its partial checksum's offset moves with the frame start.
-        var offload = (m.Offload & ~OffloadFlags.Encapsulated, m.Gso, m.GsoSize, (ushort)(m.ChecksumStart - (innerStart - m.Offset)), m.ChecksumOffset);
+        var outer = m;
         m = default;
-        (m.Timestamp, m.InputIndex, m.IngressPort) = kept;
-        (m.Offload, m.Gso, m.GsoSize, m.ChecksumStart, m.ChecksumOffset) = offload;
+        (m.Timestamp, m.InputIndex, m.IngressPort) = (outer.Timestamp, outer.InputIndex, outer.IngressPort);
+        // Offloads travel with the inner packet; its partial checksum's offset moves with the frame start.
+        m.CopyOffloads(in outer);
+        m.Offload &= ~OffloadFlags.Encapsulated;
+        m.ChecksumStart = (ushort)(outer.ChecksumStart - (innerStart - outer.Offset));
         m.EgressPort = PortIndex.None;
         m.Offset = innerStart;
         m.Length = end - innerStart;

@@ -244,19 +244,21 @@ public sealed class Engine
         // Packets of tracked connections (Service and masquerade flows, both directions, and ICMP errors about them)
         // are translated by their conntrack entry; a new flow to a Service frontend opens one.
         bool translated = false;
+        bool batchKey = _batchKeys && !decapsulated && _keyTaken[index]; // the tuple taken before the loop still describes the packet
         if (Conntrack is { Count: > 0 } tracked)
         {
             var frame = arena.AsSpan(m.Offset, m.Length);
             bool bad = false;
             if ((m.Flags & PacketFlags.IcmpError) != 0)
                 translated = ConntrackNat.TranslateIcmpError(tracked, frame, ref m, m.Timestamp, out bad, ref observer);
-            else if (_batchKeys && !decapsulated && _keyTaken[index]) // the tuple taken before the loop still describes the packet
+            else if (batchKey)
                 translated = ConntrackNat.TranslateTracked(tracked, snap.Services, frame, ref m, _keys[index], _tags[index], m.Timestamp, out bad, ref observer);
             else translated = ConntrackNat.TryTranslateTracked(tracked, snap.Services, frame, ref m, m.Timestamp, out bad, ref observer);
             if (bad) return DropReason.Malformed;
         }
         // Several workers: a packet no connection of ours matches may belong to one another worker tracks.
-        if (!translated && _owners is not null && (m.Flags & (PacketFlags.HandedOver | PacketFlags.IcmpError)) == 0 && HandOver(arena, ref m))
+        if (!translated && _owners is not null && (m.Flags & (PacketFlags.HandedOver | PacketFlags.IcmpError)) == 0
+            && HandOver(arena, ref m, batchKey ? index : -1))
             return DropReason.None;
         bool established = translated;
         // Most packets are not addressed to a Service: one address lookup lets them skip the frontend search.
@@ -382,9 +384,13 @@ public sealed class Engine
     }
 
     /// <summary>Marks the packet for the worker that claims its tuple, if that is another one.</summary>
-    private bool HandOver(byte[] arena, ref PacketMeta m)
+    /// <param name="batchIndex">The packet's index when its tuple taken before the loop still holds (a miss left the
+    /// packet untouched), else -1.</param>
+    private bool HandOver(byte[] arena, ref PacketMeta m, int batchIndex)
     {
-        if (!FlowKey.TryFromPacket(arena.AsSpan(m.Offset, m.Length), in m, out var key)) return false;
+        FlowKey key;
+        if (batchIndex >= 0) key = _keys[batchIndex];
+        else if (!FlowKey.TryFromPacket(arena.AsSpan(m.Offset, m.Length), in m, out key)) return false;
         int owner = _owners!.Owner(key);
         if (owner == _workerId || owner == FlowOwners.None || owner >= _owners.Workers) return false;
         m.HandOverTo = (byte)(owner + 1);

@@ -74,6 +74,12 @@ public struct PacketMeta
     /// <summary>Set by the engine instead of a verdict: the worker (+ 1) whose conntrack holds the packet's connection
     /// (<see cref="Conntrack.FlowOwners"/>); 0 for none.</summary>
     public byte HandOverTo;
+
+    /// <summary>Copies the offload fields (<see cref="Offload"/>, <see cref="Gso"/>, <see cref="GsoSize"/>,
+    /// <see cref="ChecksumStart"/>, <see cref="ChecksumOffset"/>) of <paramref name="from"/>, where a packet's metadata is
+    /// rebuilt around the same bytes.</summary>
+    public void CopyOffloads(in PacketMeta from) =>
+        (Offload, Gso, GsoSize, ChecksumStart, ChecksumOffset) = (from.Offload, from.Gso, from.GsoSize, from.ChecksumStart, from.ChecksumOffset);
 }
 
 /// <summary>Checksum facts a packet carries past the engine (virtio-net header flags, Linux's ip_summed).</summary>

@@ -76,9 +76,7 @@ public sealed class MemorySource : IPacketSource
             {
                 _data.AsSpan(_starts[_next], length).CopyTo(area);
                 batch.SetReceived(count, length, timestamp, _inputIndex, _ingressPort);
-                ref var m = ref batch.Meta[count];
-                (m.Offload, m.Gso, m.GsoSize, m.ChecksumStart, m.ChecksumOffset) =
-                    (_offload.Offload, _offload.Gso, _offload.GsoSize, _offload.ChecksumStart, _offload.ChecksumOffset);
+                batch.Meta[count].CopyOffloads(in _offload);
             }
             else
             {

@@ -298,7 +298,8 @@ public sealed class BusyPollGate
 {
     private object? _holder;
 
-    public bool TryEnter(object port) => Interlocked.CompareExchange(ref _holder, port, null) is null || ReferenceEquals(Volatile.Read(ref _holder), port);
+    public bool TryEnter(object port) => Interlocked.CompareExchange(ref _holder, port, null) is var previous
+        && (previous is null || ReferenceEquals(previous, port));
 
     public void Exit(object port) => Interlocked.CompareExchange(ref _holder, null, port);
 }

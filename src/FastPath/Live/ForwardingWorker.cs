@@ -139,9 +139,8 @@ public sealed class ForwardingWorker : IDisposable
             int slot = target.Count;
             batch.Frame(i).CopyTo(target.ReceiveArea(slot));
             target.SetReceived(slot, m.Length, m.Timestamp, m.InputIndex, m.IngressPort);
-            ref var t = ref target.Meta[slot];
-            (t.Flags, t.Offload, t.Gso, t.GsoSize, t.ChecksumStart, t.ChecksumOffset) =
-                (PacketFlags.HandedOver, m.Offload, m.Gso, m.GsoSize, m.ChecksumStart, m.ChecksumOffset);
+            target.Meta[slot].Flags = PacketFlags.HandedOver;
+            target.Meta[slot].CopyOffloads(in m);
             target.Count = slot + 1;
             HandedOver++;
             if (target.Count == target.Capacity) lane.Submit();
