@@ -240,11 +240,13 @@ public static class RunCommand
             Reattach();
             AnswerCni();
             if (taps.HasRetired && workers.All(w => w.AckedGeneration >= attachment.Generation)) taps.CloseRetired();
-            if (o.StatusInterval > 0) status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports, attachedSkipped: taps.Skipped);
+            if (o.StatusInterval > 0) status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports, attachedSkipped: taps.Skipped,
+                handOverDrops: workers.Sum(w => w.HandOverDrops));
         }
         foreach (var t in threads) t.Join();
         foreach (var w in workers) w.Dispose();
-        status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports, force: true, attachedSkipped: taps.Skipped);
+        status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports, force: true, attachedSkipped: taps.Skipped,
+            handOverDrops: workers.Sum(w => w.HandOverDrops));
         foreach (var f in flows)
         {
             f.Complete();

@@ -22,8 +22,10 @@ public sealed class StatusLine(TextWriter output, TimeSpan interval)
     /// <summary>Prints a line when <paramref name="interval"/> has passed since the previous one.</summary>
     /// <param name="attachedSkipped">Frames attached interfaces skipped so far (partial checksums that cannot be
     /// placed, frames larger than a slot): counted, shown when there are any.</param>
+    /// <param name="handOverDrops">Packets a worker could not hand to the worker tracking their connection (its lane
+    /// was full) so far: counted, shown when there are any.</param>
     public void Report(TimeSpan now, ForwardingSnapshot snapshot, IReadOnlyList<Engine> workers, IReadOnlyList<TapPort> taps, bool force = false,
-        long attachedSkipped = 0)
+        long attachedSkipped = 0, long handOverDrops = 0)
     {
         if (!force && now - _lastAt < interval) return;
         double seconds = Math.Max((now - _lastAt).TotalSeconds, 1e-3);
@@ -69,6 +71,7 @@ public sealed class StatusLine(TextWriter output, TimeSpan interval)
         long segmented = taps.Sum(t => t.SoftwareSegmented);
         if (segmented > 0) line.Append(ci, $", super-frames segmented in software {segmented:N0}");
         if (attachedSkipped > 0) line.Append(ci, $", attached frames skipped {attachedSkipped:N0}");
+        if (handOverDrops > 0) line.Append(ci, $", dropped at a full hand-over lane {handOverDrops:N0}");
         int failed = taps.Max(t => t.FailedDevices);
         if (failed > 0) line.Append(ci, $", {failed} TAP device(s) gone");
         _lastRx = rx;

@@ -86,6 +86,8 @@ public sealed class KubernetesApiSource : IClusterSource
     public long Relists => _informers.Sum(i => i.Relists);
     public long Watches => _informers.Sum(i => i.Watches);
     public long Reconnects => _informers.Sum(i => i.Reconnects);
+    /// <summary>BOOKMARK events taken (each moves its kind's resourceVersion on without a change).</summary>
+    public long Bookmarks => _informers.Sum(i => Interlocked.Read(ref i.Bookmarks));
 
     /// <summary>Batches delivered after <see cref="Start"/> (tests wait on it).</summary>
     public long BatchesDelivered { get; private set; }
@@ -173,7 +175,7 @@ public sealed class KubernetesApiSource : IClusterSource
 
     private abstract class Informer
     {
-        public long Relists, Watches, Reconnects;
+        public long Relists, Watches, Reconnects, Bookmarks;
 
         public abstract Task<(List<ClusterChange> Changes, ClusterError? Error)> InitialListAsync(CancellationToken stop);
 
@@ -337,6 +339,7 @@ public sealed class KubernetesApiSource : IClusterSource
                     {
                         case WatchEventType.Bookmark:
                             _resourceVersion = item.Metadata.ResourceVersion ?? _resourceVersion;
+                            Interlocked.Increment(ref Bookmarks);
                             break;
                         case WatchEventType.Added or WatchEventType.Modified:
                         {

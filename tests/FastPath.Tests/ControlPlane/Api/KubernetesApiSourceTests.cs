@@ -112,8 +112,11 @@ public sealed class KubernetesApiSourceTests
         h.WaitFor(x => x.Server.OpenWatches == 6, "six watches");
         h.Server.Apply(ApiObjects.Pod("web-9", "shop", "node-a", "10.244.1.19")); // only the Pod watch sees a version move
         h.WaitFor(x => x.State.Pods.Any(p => p.Name == "web-9"), "pod");
+        long bookmarks = h.Source.Bookmarks;
         h.Server.Bookmark();
-        Thread.Sleep(300); // bookmarks carry no change: nothing to wait on but time
+        // Bookmarks carry no change: wait until every kind's watch has taken its one (a fixed sleep was too short on a
+        // busy machine, and the compaction then forced a relist).
+        h.WaitFor(x => x.Source.Bookmarks >= bookmarks + 6, "a bookmark on each of the six watches");
         h.Server.Compact();
         h.Server.DropConnections();
         h.WaitFor(x => x.Server.OpenWatches == 6 && x.Source.Watches >= 12, "six watches again");
