@@ -40,41 +40,54 @@ public static class ControlPlaneStats
 
     public static void Run(int maglevTableSize, bool forwarding = true)
     {
-        var ci = CultureInfo.InvariantCulture;
-        Console.WriteLine($"cluster: {LargeCluster.Nodes:N0} nodes, {LargeCluster.Nodes * LargeCluster.PodsPerNode:N0} pods, {LargeCluster.Services:N0} services x {LargeCluster.EndpointsPerService} endpoints, Maglev M={maglevTableSize}; {Environment.ProcessorCount} cores, GC {(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")} {System.Runtime.GCSettings.LatencyMode}");
+        Console.WriteLine($"cluster: {LargeCluster.Nodes:N0} nodes, {LargeCluster.Nodes * LargeCluster.PodsPerNode:N0} pods, {LargeCluster.Services:N0} services x {LargeCluster.EndpointsPerService} endpoints, Maglev M={maglevTableSize}; {Environment.ProcessorCount} cores, GC {(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")}{(AppContext.TryGetSwitch("System.GC.Concurrent", out bool concurrent) && !concurrent ? " non-concurrent" : "")} {System.Runtime.GCSettings.LatencyMode}");
+        for (int run = 0; run < 2; run++) FullCompile(maglevTableSize);
+        LargeClusterChanges(FullCompile(maglevTableSize), forwarding);
+        GC.Collect(); // the large cluster is gone: the policy rows run on their own heap
+        PolicyChanges();
+    }
 
-        ClusterController? controller = null;
-        SnapshotPublisher? publisher = null;
-        for (int run = 0; run < 3; run++)
-        {
-            controller = null; publisher = null;
-            // Retained = what the controller and its snapshot hold once the source's objects are gone (a watch does
-            // not keep them): the baseline is taken before the cluster objects exist and the batch is dropped after.
-            long baseline = GC.GetTotalMemory(forceFullCollection: true);
-            var cluster = new LargeCluster(maglevTableSize);
-            int objects = cluster.ObjectCount;
-            var batch = cluster.Initial();
-            cluster = null;
-            var gc = GcCounts.Now();
-            long allocated = GC.GetTotalAllocatedBytes(precise: true);
-            var watch = Stopwatch.StartNew();
-            publisher = new SnapshotPublisher(LargeCluster.NodeName);
-            controller = new ClusterController(LargeCluster.NodeName, publisher, NullLogger.Instance);
-            var problems = controller.Apply(batch);
-            watch.Stop();
-            batch = null;
-            if (problems.Count > 0) throw new InvalidOperationException(problems[0].ToString());
-            long allocatedNow = GC.GetTotalAllocatedBytes(precise: true);
-            var collections = GcCounts.Now() - gc;
-            long retained = GC.GetTotalMemory(forceFullCollection: true) - baseline;
-            Console.WriteLine(string.Format(ci, "full compile (validate {0:N0} objects, compile, publish): {1:F0} ms, retained {2:F0} MiB, allocated {3:F0} MiB, {4:N0} frontends; GC gen0/gen1/gen2 {5}/{6}/{7}, pause {8:F0} ms",
-                objects, watch.Elapsed.TotalMilliseconds, retained / 1048576.0, (allocatedNow - allocated) / 1048576.0, publisher.Holder.Current.Services.Count,
-                collections.Gen0, collections.Gen1, collections.Gen2, collections.Pause.TotalMilliseconds));
-        }
+    /// <summary>
+    /// One full compile of a fresh <see cref="LargeCluster"/>. Retained = what the controller and its snapshot hold once
+    /// the source's objects are gone (a watch keeps only resourceVersions): the baseline is taken before the cluster
+    /// objects exist, and nothing else refers to them after the apply.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static (ClusterController Controller, SnapshotPublisher Publisher) FullCompile(int maglevTableSize)
+    {
+        long baseline = GC.GetTotalMemory(forceFullCollection: true);
+        var (controller, publisher, objects, elapsed, allocated, collections) = Apply(maglevTableSize);
+        long retained = GC.GetTotalMemory(forceFullCollection: true) - baseline;
+        Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "full compile (validate {0:N0} objects, compile, publish): {1:F0} ms, retained {2:F0} MiB, allocated {3:F0} MiB, {4:N0} frontends; GC gen0/gen1/gen2 {5}/{6}/{7}, pause {8:F0} ms",
+            objects, elapsed.TotalMilliseconds, retained / 1048576.0, allocated / 1048576.0, publisher.Holder.Current.Services.Count,
+            collections.Gen0, collections.Gen1, collections.Gen2, collections.Pause.TotalMilliseconds));
+        return (controller, publisher);
+    }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static (ClusterController, SnapshotPublisher, int, TimeSpan, long, GcCounts) Apply(int maglevTableSize)
+    {
+        var cluster = new LargeCluster(maglevTableSize);
+        var batch = cluster.Initial();
+        var gc = GcCounts.Now();
+        long allocated = GC.GetTotalAllocatedBytes(precise: true);
+        var watch = Stopwatch.StartNew();
+        var publisher = new SnapshotPublisher(LargeCluster.NodeName);
+        var controller = new ClusterController(LargeCluster.NodeName, publisher, NullLogger.Instance);
+        var problems = controller.Apply(batch);
+        watch.Stop();
+        if (problems.Count > 0) throw new InvalidOperationException(problems[0].ToString());
+        return (controller, publisher, cluster.ObjectCount, watch.Elapsed, GC.GetTotalAllocatedBytes(precise: true) - allocated, GcCounts.Now() - gc);
+    }
+
+    /// <summary>Single changes on the large cluster, the peer (a full recompile per change) and forwarding under churn.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void LargeClusterChanges((ClusterController Controller, SnapshotPublisher Publisher) compiled, bool forwarding)
+    {
+        var (controller, publisher) = compiled;
         var random = new Random(6);
         int shift = 0;
-        Report("EndpointSlice change", 2 * Changes, () => Batch(ClusterChange.Upsert(LargeCluster.Slice(random.Next(LargeCluster.Services), ++shift))), controller!);
+        Report("EndpointSlice change", 2 * Changes, () => Batch(ClusterChange.Upsert(LargeCluster.Slice(random.Next(LargeCluster.Services), ++shift))), controller);
 
         int next = LargeCluster.Services;
         var added = new Queue<IClusterObject>();
@@ -89,7 +102,7 @@ public static class ControlPlaneStats
             next++;
             added.Enqueue(svc);
             return Batch(ClusterChange.Upsert(svc));
-        }, controller!);
+        }, controller);
 
         int nodeNext = LargeCluster.Nodes;
         var nodes = new Queue<IClusterObject>();
@@ -100,19 +113,14 @@ public static class ControlPlaneStats
             nodeNext++;
             nodes.Enqueue(node);
             return Batch(ClusterChange.Upsert(node));
-        }, controller!);
+        }, controller);
 
         // The peer: a full recompile for one change, as a full proxy sync rewrites every rule.
-        var state = controller!.State;
+        var state = controller.State;
         var full = new SnapshotPublisher(LargeCluster.NodeName);
         Report("peer: full recompile per change", 5, () => { full.Publish(state); return ClusterChangeBatch.Empty; }, null);
-        state = null;
-        full = null;
 
-        if (forwarding) ForwardingUnderChurn(controller, publisher!, random);
-        controller = null;
-        publisher = null;
-        PolicyChanges();
+        if (forwarding) ForwardingUnderChurn(controller, publisher, random);
     }
 
     /// <summary>
