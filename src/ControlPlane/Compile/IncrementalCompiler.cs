@@ -33,7 +33,7 @@ public sealed class IncrementalCompiler
     private readonly MaglevTable.Builder _maglev = new();
 
     private readonly Dictionary<string, ClusterObject<V1Node>> _nodes = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, ClusterObject<V1Pod>> _pods = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, PodRecord> _pods = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ClusterObject<V1Service>> _services = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ClusterObject<V1EndpointSlice>> _slices = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Dictionary<string, ClusterObject<V1EndpointSlice>>> _slicesByService = new(StringComparer.Ordinal);
@@ -83,8 +83,8 @@ public sealed class IncrementalCompiler
     /// <summary>NetworkPolicy rule sets the last compilation built (the others were reused).</summary>
     public int LastPolicyRuleSetsBuilt { get; private set; }
 
-    /// <summary>The version in force of an object, or null.</summary>
-    public IClusterObject? Find(ObjectKey key)
+    /// <summary>The version in force of an object (for a Pod, its compact <see cref="PodRecord"/>), or null.</summary>
+    public IObjectOrigin? Find(ObjectKey key)
     {
         string qualified = key.Namespace is null ? key.Name : $"{key.Namespace}/{key.Name}";
         return key.Kind switch
@@ -120,14 +120,16 @@ public sealed class IncrementalCompiler
                 if (node.Name == _nodeName) _allDirty = true; // settings, own podCIDR routes, NodePort addresses
                 _dirtyNodes.Add(node.Name);
                 break;
-            case ClusterObject<V1Pod> pod:
-                Set(_pods, pod.QualifiedName, now as ClusterObject<V1Pod>);
-                _policyCompiler.SetPod(pod.QualifiedName, now as ClusterObject<V1Pod>);
+            case ClusterObject<V1Pod> or PodRecord:
+                var record = now is ClusterObject<V1Pod> pod ? PodRecord.From(pod) : null;
+                string podName = record?.QualifiedName ?? ((PodRecord)before!).QualifiedName;
+                Set(_pods, podName, record);
+                _policyCompiler.SetPod(podName, record);
                 _policyDirty = true; // pod labels and addresses are policy peers
-                if (_localPorts.Remove(pod.QualifiedName)) _portsDirty = true;
-                if (now is ClusterObject<V1Pod> added && SnapshotCompiler.PodPort(added, _nodeName) is { } port)
+                if (_localPorts.Remove(podName)) _portsDirty = true;
+                if (record is not null && SnapshotCompiler.PodPort(record, _nodeName) is { } port)
                 {
-                    _localPorts[pod.QualifiedName] = port;
+                    _localPorts[podName] = port;
                     _portsDirty = true;
                 }
                 break;
@@ -300,7 +302,7 @@ public sealed class IncrementalCompiler
     {
         Source = source,
         Nodes = Sorted(_nodes.Values),
-        Pods = Sorted(_pods.Values),
+        Pods = Sorted(_pods.Values.Select(p => p.ToObject())),
         Services = Sorted(_services.Values),
         EndpointSlices = Sorted(_slices.Values),
         Namespaces = Sorted(_others.Values.OfType<ClusterObject<V1Namespace>>()),
