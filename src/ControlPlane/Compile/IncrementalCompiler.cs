@@ -6,6 +6,7 @@ using FastPath.DataPlane.Policy;
 using FastPath.DataPlane.Routing;
 using FastPath.DataPlane.Services;
 using k8s.Models;
+using Microsoft.Extensions.ObjectPool;
 
 namespace FastPath.ControlPlane.Compile;
 
@@ -30,7 +31,11 @@ public sealed class IncrementalCompiler
 {
     private readonly string _nodeName;
     private readonly RouteTable.Builder _routeBuilder;
-    private readonly MaglevTable.Builder _maglev = new();
+    /// <summary>
+    /// Maglev builders (their permutation scratch arrays): one per Service compiled at a time, so the full compile's
+    /// workers each take one and a single change reuses the same one instead of allocating it.
+    /// </summary>
+    private static readonly ObjectPool<MaglevTable.Builder> Builders = new DefaultObjectPool<MaglevTable.Builder>(new DefaultPooledObjectPolicy<MaglevTable.Builder>());
 
     private readonly Dictionary<string, ClusterObject<V1Node>> _nodes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, PodRecord> _pods = new(StringComparer.Ordinal);
@@ -70,6 +75,12 @@ public sealed class IncrementalCompiler
     /// names neither uplinkGateway nor uplinkGatewayMAC. Set before the first compilation.
     /// </summary>
     public IReadOnlyList<IpAddr> HostGateways { get; init; } = [];
+
+    /// <summary>
+    /// Workers the full compile builds Services on (each Service's frontends and Maglev tables are independent of the
+    /// others'); 1 builds them one by one. The snapshot is the same either way.
+    /// </summary>
+    public int Parallelism { get; init; } = Environment.ProcessorCount;
 
     /// <summary>The configuration in force (declared, with clusterCIDRs defaulted to the nodes' podCIDRs).</summary>
     public FastPathConfiguration Configuration { get; private set; } = ClusterDirectory.EffectiveConfiguration(null, []);
@@ -207,7 +218,7 @@ public sealed class IncrementalCompiler
             _nodeRoutes.Clear();
             foreach (var n in _nodes.Values) _nodeRoutes[n.Name] = RouteCompiler.NodeRoutes(n, _nodeName);
             _frontends.Clear();
-            foreach (var name in _services.Keys) CompileService(name);
+            CompileAllServices();
             _routes = null;
             _serviceTable = null;
         }
@@ -271,7 +282,37 @@ public sealed class IncrementalCompiler
     {
         LastServicesCompiled++;
         if (_frontends.Remove(name, out var old)) _removedFrontends.AddRange(old);
-        if (!_services.TryGetValue(name, out var service)) return;
+        var builder = Builders.Get();
+        var compiled = BuildService(name, builder);
+        Builders.Return(builder);
+        if (compiled.Length == 0) return;
+        _frontends[name] = compiled;
+        _addedFrontends.AddRange(compiled);
+    }
+
+    /// <summary>
+    /// Every Service at once (the full compile): the Services are independent, so their frontends and Maglev tables
+    /// are built in parallel, then stored in the order of <see cref="_services"/> as the one-by-one loop would, so the
+    /// snapshot is the same.
+    /// </summary>
+    private void CompileAllServices()
+    {
+        var names = _services.Keys.ToArray();
+        var compiled = new CompiledFrontend[names.Length][];
+        Parallel.For(0, names.Length, new ParallelOptions { MaxDegreeOfParallelism = Parallelism }, () => Builders.Get(), (i, _, builder) =>
+        {
+            compiled[i] = BuildService(names[i], builder);
+            return builder;
+        }, Builders.Return);
+        LastServicesCompiled += names.Length;
+        for (int i = 0; i < names.Length; i++)
+            if (compiled[i].Length > 0) _frontends[names[i]] = compiled[i];
+    }
+
+    /// <summary>One Service's frontends with their Maglev tables (none when it is gone or has no frontend). Reads only.</summary>
+    private CompiledFrontend[] BuildService(string name, MaglevTable.Builder builder)
+    {
+        if (!_services.TryGetValue(name, out var service)) return [];
         IReadOnlyList<ClusterObject<V1EndpointSlice>> slices = _slicesByService.TryGetValue(name, out var s)
             ? s.Values.OrderBy(x => x.Name, StringComparer.Ordinal).ToList()
             : [];
@@ -287,14 +328,12 @@ public sealed class IncrementalCompiler
             var table = tables.FirstOrDefault(t => t.Backends.SequenceEqual(f.Backends)).Table;
             if (table is null)
             {
-                table = CompiledFrontend.BuildMaglev(f.Backends, Configuration.MaglevTableSize, _maglev);
+                table = CompiledFrontend.BuildMaglev(f.Backends, Configuration.MaglevTableSize, builder);
                 tables.Add((f.Backends, table));
             }
             compiled[i] = new CompiledFrontend(f, table);
         }
-        if (compiled.Length == 0) return;
-        _frontends[name] = compiled;
-        _addedFrontends.AddRange(compiled);
+        return compiled;
     }
 
     /// <summary>The objects in force as a <see cref="ClusterState"/> (sorted by name; for checks and tests, O(objects)).</summary>
