@@ -56,7 +56,9 @@ public sealed class PodRecord : IObjectOrigin
     /// <summary>The addresses the pod holds on its own (none for hostNetwork pods: they carry the node's).</summary>
     public ReadOnlySpan<IpAddr> OwnAddresses => HostNetwork ? [] : Addresses;
 
-    public static PodRecord From(ClusterObject<V1Pod> pod)
+    /// <param name="nodeName">spec.nodeName as a string already kept (the Node's own name), so 150,000 pods share a few
+    /// thousand strings; null to keep the pod's.</param>
+    public static PodRecord From(ClusterObject<V1Pod> pod, string? nodeName = null)
     {
         var v = pod.Value;
         var ports = new List<ContainerPort>();
@@ -65,7 +67,7 @@ public sealed class PodRecord : IObjectOrigin
                 if (p is not null) ports.Add(new ContainerPort(p.Name, p.ContainerPort, ClusterValidator.ProtocolNumber(p.Protocol)));
         return new PodRecord(pod.Namespace ?? v.Metadata?.NamespaceProperty ?? "default", pod.Name, pod.File, pod.Line)
         {
-            NodeName = v.Spec?.NodeName,
+            NodeName = nodeName is not null && nodeName == v.Spec?.NodeName ? nodeName : v.Spec?.NodeName,
             HostNetwork = v.Spec?.HostNetwork == true,
             Mac = Compile.SnapshotCompiler.AnnotatedMac(v.Metadata),
             Addresses = [.. Compile.SnapshotCompiler.PodAddresses(v)],

@@ -132,7 +132,9 @@ public sealed class IncrementalCompiler
                 _dirtyNodes.Add(node.Name);
                 break;
             case ClusterObject<V1Pod> or PodRecord:
-                var record = now is ClusterObject<V1Pod> pod ? PodRecord.From(pod) : null;
+                var record = now is ClusterObject<V1Pod> pod
+                    ? PodRecord.From(pod, pod.Value.Spec?.NodeName is { } on && _nodes.TryGetValue(on, out var host) ? host.Name : null)
+                    : null;
                 string podName = record?.QualifiedName ?? ((PodRecord)before!).QualifiedName;
                 Set(_pods, podName, record);
                 _policyCompiler.SetPod(podName, record);
@@ -273,9 +275,17 @@ public sealed class IncrementalCompiler
         }
 
         _allDirty = _portsDirty = _policyDirty = false;
-        _dirtyNodes.Clear();
-        _dirtyServices.Clear();
+        Clear(_dirtyNodes);
+        Clear(_dirtyServices);
         return new CompileResult(new ForwardingSnapshot(_settings!, _ports, generation, _routes, _serviceTable, _policy), []);
+    }
+
+    /// <summary>Empties a set of changed names, giving back the room a full load took (so it is not kept for good).</summary>
+    internal static void Clear(HashSet<string> names)
+    {
+        bool large = names.Count > 1024;
+        names.Clear();
+        if (large) names.TrimExcess();
     }
 
     private void CompileService(string name)

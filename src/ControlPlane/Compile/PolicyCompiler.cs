@@ -184,8 +184,8 @@ public sealed class PolicyCompiler
         foreach (var (key, cached) in _sets)
             if (!(cached.NamedPortPod is { } pod && _dirtyPods.Contains(pod)) && !cached.Selecting.Any(p => _dirtyPolicies.Contains(p.Name)))
                 kept[key] = cached;
-        _dirtyPolicies.Clear();
-        _dirtyPods.Clear();
+        IncrementalCompiler.Clear(_dirtyPolicies);
+        IncrementalCompiler.Clear(_dirtyPods);
         if (_policies.Count == 0)
         {
             _sets = kept;
