@@ -27,14 +27,14 @@ public sealed class PodRecord : IObjectOrigin
     private PodRecord(string ns, string name, string file, int line)
     {
         Namespace = ns;
-        Name = name;
         QualifiedName = $"{ns}/{name}";
         File = file;
         Line = line;
     }
 
     public string Namespace { get; }
-    public string Name { get; }
+    /// <summary>metadata.name (cut from <see cref="QualifiedName"/>: one string per pod is kept, not two).</summary>
+    public string Name => QualifiedName[(Namespace.Length + 1)..];
     /// <summary>"namespace/name": the port name and the key the compilers use.</summary>
     public string QualifiedName { get; }
     public string File { get; }

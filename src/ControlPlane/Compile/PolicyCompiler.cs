@@ -61,7 +61,6 @@ public sealed class PolicyCompiler
     /// <summary>A rule set of the last table, what it was built from, and so when it must be rebuilt.</summary>
     private sealed record CachedSet(PolicyRuleSet Set, CompiledPolicy[] Selecting, string? NamedPortPod);
 
-    private readonly Dictionary<string, PodRecord> _pods = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Dictionary<string, PodRecord>> _podsByNamespace = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IDictionary<string, string>> _declaredNamespaces = new(StringComparer.Ordinal);
     private readonly SortedDictionary<string, CompiledPolicy> _policies = new(StringComparer.Ordinal);
@@ -96,21 +95,19 @@ public sealed class PolicyCompiler
     /// <inheritdoc cref="SetPod(string, ClusterObject{V1Pod})"/>
     public void SetPod(string qualifiedName, PodRecord? pod)
     {
-        var before = _pods.GetValueOrDefault(qualifiedName);
+        var before = Pod(qualifiedName);
         var after = pod is null ? null : PolicyView(pod);
         if (before is null ? after is null : after is not null && SameForPolicy(before, after)) return;
         _dirtyPods.Add(qualifiedName);
         _podsByAddress = null;
         if (before is not null)
         {
-            _pods.Remove(qualifiedName);
             var inNamespace = _podsByNamespace[before.Namespace];
             inNamespace.Remove(qualifiedName);
             if (inNamespace.Count == 0) _podsByNamespace.Remove(before.Namespace);
         }
         if (after is not null)
         {
-            _pods[qualifiedName] = after;
             if (!_podsByNamespace.TryGetValue(after.Namespace, out var inNamespace))
                 _podsByNamespace[after.Namespace] = inNamespace = new Dictionary<string, PodRecord>(StringComparer.Ordinal);
             inNamespace[qualifiedName] = after;
@@ -118,6 +115,15 @@ public sealed class PolicyCompiler
         if (_policies.Count == 0) return; // loading: nothing to mark
         foreach (var policy in _policies.Values)
             if (Names(policy, before) || Names(policy, after)) MarkDirty(policy);
+    }
+
+    /// <summary>The pod named "namespace/name" as policy sees it (found through its namespace: no second index of every pod), or null.</summary>
+    private PodRecord? Pod(string qualifiedName)
+    {
+        int slash = qualifiedName.IndexOf('/');
+        return slash > 0 && _podsByNamespace.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(qualifiedName.AsSpan(0, slash), out var inNamespace)
+            ? inNamespace.GetValueOrDefault(qualifiedName)
+            : null;
     }
 
     /// <summary>Adds, replaces or (null) removes the Namespace <paramref name="name"/>.</summary>
@@ -201,7 +207,7 @@ public sealed class PolicyCompiler
         var used = new Dictionary<string, (CachedSet Cached, int Index)>(StringComparer.Ordinal);
         for (int i = 0; i < pods.Count; i++)
         {
-            if (!_pods.TryGetValue(pods[i].Name, out var pod) || !_policiesByNamespace.TryGetValue(pod.Namespace, out var candidates)) continue;
+            if (Pod(pods[i].Name) is not { } pod || !_policiesByNamespace.TryGetValue(pod.Namespace, out var candidates)) continue;
             foreach (var direction in Directions)
             {
                 var selecting = candidates.Where(p => Selects(p.Source.Value, pod, direction)).ToArray();
@@ -328,7 +334,7 @@ public sealed class PolicyCompiler
     {
         if (_podsByAddress is { } known) return known;
         var all = new List<(UInt128 Address, PodRecord Pod)>();
-        foreach (var pod in _pods.Values)
+        foreach (var pod in _podsByNamespace.Values.SelectMany(inNamespace => inNamespace.Values))
             foreach (var a in pod.Addresses) all.Add((a.Value, pod));
         all.Sort((x, y) => x.Address.CompareTo(y.Address));
         return _podsByAddress = [.. all];
