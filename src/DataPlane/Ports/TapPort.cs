@@ -355,6 +355,7 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
             if (header.Length > 0) VirtioNetHeader.Write(header, in m);
             Count(device.Write(Queue, header, frame), device.Kind);
         }
+        if (inPlace) foreach (var device in _xdp) device.Flush(Queue);
     }
 
     private void SegmentTo(LinkDevice device, ReadOnlySpan<byte> frame, in PacketMeta m)

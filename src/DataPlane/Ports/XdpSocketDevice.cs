@@ -21,7 +21,8 @@ namespace FastPath.DataPlane.Ports;
 /// interface by putting the same (address, length) on that socket's tx ring: no copy by FastPath. The copying
 /// <see cref="Read"/> and <see cref="Write"/> serve batches elsewhere and frames from other kinds of port. Fill rings
 /// are stocked, and completions taken back, by the worker between batches (<see cref="Service"/>), never by the thread
-/// that opens the device. Each transmit kicks the kernel with sendto(2) (copy mode sends in sendto's context).
+/// that opens the device. Copy mode sends in sendto(2)'s context: frames sent by descriptor are kicked once per batch
+/// (<see cref="Flush"/>), copied ones at once.
 /// </para>
 /// </summary>
 [SkipLocalsInit]
@@ -51,6 +52,8 @@ public sealed unsafe partial class XdpSocketDevice : LinkDevice
         /// <summary>This socket's id in the UMEM's chunk ownership.</summary>
         public int Owner;
         public bool Bound;
+        /// <summary>Descriptors were posted by <see cref="TransmitInPlace"/> since the last <see cref="Flush"/>.</summary>
+        public bool Unkicked;
         public Ring Rx, Tx, Fill, Completion;
         /// <summary>Chunks given to the fill ring that have not come back on the rx ring.</summary>
         public int OnFill;
@@ -281,13 +284,14 @@ public sealed unsafe partial class XdpSocketDevice : LinkDevice
     public XdpUmem UmemOf(int queue) => _queues[queue].Umem;
 
     /// <summary>
-    /// Takes the completions of queue <paramref name="queue"/>'s transmit ring back and stocks its fill ring up to the
-    /// UMEM's <see cref="XdpUmem.FillTarget"/> from the free chunks. Worker thread, between batches.
+    /// Kicks what is left on queue <paramref name="queue"/>'s transmit ring, takes its completions back and stocks its
+    /// fill ring up to the UMEM's <see cref="XdpUmem.FillTarget"/> from the free chunks. Worker thread, between batches.
     /// </summary>
     public void Service(int queue)
     {
         var q = _queues[queue];
         if (!q.Bound) return;
+        if (q.Unkicked) Flush(queue);
         Reap(q);
         var umem = q.Umem;
         ref var fill = ref q.Fill;
@@ -385,7 +389,30 @@ public sealed unsafe partial class XdpSocketDevice : LinkDevice
             return -EAgain;
         }
         if (!q.Umem.Sending(XdpUmem.ChunkOf(address), q.Owner)) return -EInval;
-        return Post(q, address, length);
+        Post(q, address, length);
+        q.Unkicked = true;
+        return 0;
+    }
+
+    /// <summary>
+    /// Kicks the kernel to send what <see cref="TransmitInPlace"/> posted: once per batch rather than once per frame.
+    /// Copy mode sends at most 32 descriptors per sendto(2) and answers EAGAIN while more wait (or the device is busy),
+    /// so it kicks again, a bounded number of times, taking completions back in between; what is left goes with the
+    /// next kick.
+    /// </summary>
+    public void Flush(int queue)
+    {
+        var q = _queues[queue];
+        if (!q.Unkicked) return;
+        q.Unkicked = false;
+        ref var tx = ref q.Tx;
+        for (int kick = 0; kick < RingSize / 32 + 2 && Volatile.Read(ref *tx.Consumer) != tx.Cached; kick++)
+        {
+            if (SendTo(q.Fd, null, 0, MsgDontWait, null, 0) < 0 && Marshal.GetLastPInvokeError() != EAgain) break;
+            Reap(q);
+        }
+        // Left over (the device was busy): kicked again between batches (<see cref="Service"/>).
+        q.Unkicked = Volatile.Read(ref *tx.Consumer) != tx.Cached;
     }
 
     /// <summary>Copies the frame into a free chunk of the UMEM and sends it (frames from other ports or batches).</summary>
@@ -402,10 +429,18 @@ public sealed unsafe partial class XdpSocketDevice : LinkDevice
         }
         frame.CopyTo(new Span<byte>(q.Umem.Base + (long)chunk * ChunkSize, ChunkSize));
         q.Umem.SendingCopy(chunk, q.Owner);
-        return Post(q, (ulong)chunk * ChunkSize, frame.Length);
+        Post(q, (ulong)chunk * ChunkSize, frame.Length);
+        // Copy mode sends from sendto's context: a copied frame (single, or from another kind of port) is kicked at
+        // once, as a TAP's write.
+        if (SendTo(q.Fd, null, 0, MsgDontWait, null, 0) < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno is not (EAgain or ENoBufs or EBusy)) return -errno;
+        }
+        return 0;
     }
 
-    private static int Post(Queue q, ulong address, int length)
+    private static void Post(Queue q, ulong address, int length)
     {
         ref var tx = ref q.Tx;
         byte* desc = tx.Descriptors + (tx.Cached & (RingSize - 1)) * 16;
@@ -413,13 +448,6 @@ public sealed unsafe partial class XdpSocketDevice : LinkDevice
         *(uint*)(desc + 8) = (uint)length;
         *(uint*)(desc + 12) = 0;
         Volatile.Write(ref *tx.Producer, ++tx.Cached);
-        // Copy mode sends from sendto's context: one kick per frame, as a TAP's write.
-        if (SendTo(q.Fd, null, 0, MsgDontWait, null, 0) < 0)
-        {
-            int errno = Marshal.GetLastPInvokeError();
-            if (errno is not (EAgain or ENoBufs or EBusy)) return -errno;
-        }
-        return 0;
     }
 
     /// <summary>Closes the socket; once it is bound, the UMEM takes its chunks back (<see cref="XdpUmem.ReclaimClosed"/>).</summary>
