@@ -137,11 +137,7 @@ public sealed unsafe class XdpUmem
     /// <summary>Fill ring of <paramref name="owner"/> → engine (the kernel received a frame into it).</summary>
     internal bool Received(int chunk, int owner)
     {
-        if ((uint)chunk >= (uint)Chunks || _state[chunk] != State.Fill || _owner[chunk] != owner)
-        {
-            OwnershipErrors++;
-            return false;
-        }
+        if (!Is(chunk, State.Fill, owner)) return false;
         _state[chunk] = State.Engine;
         _onFill--;
         _withEngine++;
@@ -150,9 +146,13 @@ public sealed unsafe class XdpUmem
 
     /// <summary>Whether <paramref name="chunk"/> is on <paramref name="owner"/>'s fill ring: a frame received into it
     /// that is copied out goes straight back there (the copying read), so its state does not change.</summary>
-    internal bool IsOnFillOf(int chunk, int owner)
+    internal bool IsOnFillOf(int chunk, int owner) => Is(chunk, State.Fill, owner);
+
+    /// <summary>True when <paramref name="chunk"/> is in <paramref name="state"/> and, unless
+    /// <paramref name="owner"/> is 0, that socket's; otherwise counted in <see cref="OwnershipErrors"/>.</summary>
+    private bool Is(int chunk, State state, int owner)
     {
-        if ((uint)chunk < (uint)Chunks && _state[chunk] == State.Fill && _owner[chunk] == owner) return true;
+        if ((uint)chunk < (uint)Chunks && _state[chunk] == state && (owner == 0 || _owner[chunk] == owner)) return true;
         OwnershipErrors++;
         return false;
     }
@@ -160,11 +160,7 @@ public sealed unsafe class XdpUmem
     /// <summary>Engine → in flight on <paramref name="owner"/>'s transmit ring (forwarded without a copy).</summary>
     internal bool Sending(int chunk, int owner)
     {
-        if ((uint)chunk >= (uint)Chunks || _state[chunk] != State.Engine)
-        {
-            OwnershipErrors++;
-            return false;
-        }
+        if (!Is(chunk, State.Engine, 0)) return false;
         _state[chunk] = State.Transmit;
         _owner[chunk] = owner;
         _withEngine--;
@@ -183,11 +179,7 @@ public sealed unsafe class XdpUmem
     /// <summary>In flight on <paramref name="owner"/>'s transmit ring → free (its completion came back).</summary>
     internal void Completed(int chunk, int owner)
     {
-        if ((uint)chunk >= (uint)Chunks || _state[chunk] != State.Transmit || _owner[chunk] != owner)
-        {
-            OwnershipErrors++;
-            return;
-        }
+        if (!Is(chunk, State.Transmit, owner)) return;
         _inFlight--;
         Free(chunk);
     }
