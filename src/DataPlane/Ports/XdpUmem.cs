@@ -70,7 +70,7 @@ public sealed unsafe class XdpUmem
         _free = new int[chunks];
         for (int c = 0; c < chunks; c++) _free[c] = chunks - 1 - c;
         _freeCount = chunks;
-        FillTarget = RingSize / 2;
+        FillTarget = RingSize;
     }
 
     /// <summary>Entries of each socket's four rings.</summary>
@@ -110,7 +110,7 @@ public sealed unsafe class XdpUmem
     /// <summary>Shares the chunks out over <paramref name="sockets"/> fill rings, keeping a quarter back for frames
     /// with the engine and in flight (worker thread, between batches).</summary>
     public void SetSockets(int sockets) =>
-        FillTarget = Math.Clamp(Chunks * 3 / 4 / Math.Max(sockets, 1), 16, RingSize / 2);
+        FillTarget = Math.Clamp(Chunks * 3 / 4 / Math.Max(sockets, 1), 16, RingSize);
 
     /// <summary>The chunk holding UMEM address <paramref name="address"/> (an offset from <see cref="Base"/>).</summary>
     public static int ChunkOf(ulong address) => (int)(address / ChunkSize);
