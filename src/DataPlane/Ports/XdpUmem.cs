@@ -129,9 +129,14 @@ public sealed unsafe class XdpUmem
     /// <summary>Free → on <paramref name="owner"/>'s fill ring (the chunk was just taken from the free stack).</summary>
     internal void ToFill(int chunk, int owner)
     {
-        _state[chunk] = State.Fill;
-        _owner[chunk] = owner;
+        Move(chunk, State.Fill, owner);
         _onFill++;
+    }
+
+    private void Move(int chunk, State state, int owner)
+    {
+        _state[chunk] = state;
+        _owner[chunk] = owner;
     }
 
     /// <summary>Fill ring of <paramref name="owner"/> → engine (the kernel received a frame into it).</summary>
@@ -161,8 +166,7 @@ public sealed unsafe class XdpUmem
     internal bool Sending(int chunk, int owner)
     {
         if (!Is(chunk, State.Engine, 0)) return false;
-        _state[chunk] = State.Transmit;
-        _owner[chunk] = owner;
+        Move(chunk, State.Transmit, owner);
         _withEngine--;
         _inFlight++;
         return true;
@@ -171,8 +175,7 @@ public sealed unsafe class XdpUmem
     /// <summary>Free → in flight on <paramref name="owner"/>'s transmit ring (a frame copied into it).</summary>
     internal void SendingCopy(int chunk, int owner)
     {
-        _state[chunk] = State.Transmit;
-        _owner[chunk] = owner;
+        Move(chunk, State.Transmit, owner);
         _inFlight++;
     }
 
@@ -195,8 +198,7 @@ public sealed unsafe class XdpUmem
 
     private void Free(int chunk)
     {
-        _state[chunk] = State.Free;
-        _owner[chunk] = 0;
+        Move(chunk, State.Free, 0);
         _free[_freeCount++] = chunk;
     }
 
