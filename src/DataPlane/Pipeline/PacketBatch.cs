@@ -32,12 +32,21 @@ public sealed class PacketBatch
     /// <param name="slotSize">Bytes per slot, headroom included: <see cref="SlotSize"/> (jumbo frames) or
     /// <see cref="SuperFrameSlotSize"/> (GSO super-frames).</param>
     public PacketBatch(int capacity = DefaultCapacity, int slotSize = SlotSize)
+        : this(capacity, slotSize, GC.AllocateUninitializedArray<byte>(capacity * slotSize, pinned: true))
+    {
+    }
+
+    /// <param name="arena">A pinned array of at least <paramref name="capacity"/> × <paramref name="slotSize"/> bytes
+    /// whose start holds the slots; frames may also lie beyond them (an AF_XDP UMEM's chunks, <c>Ports/XdpUmem</c>),
+    /// since a packet's <see cref="PacketMeta.Offset"/> is where its frame is, wherever in the arena.</param>
+    public PacketBatch(int capacity, int slotSize, byte[] arena)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(slotSize, SlotSize);
+        ArgumentOutOfRangeException.ThrowIfLessThan(arena.Length, capacity * slotSize);
         Capacity = capacity;
         _slotSize = slotSize;
-        _arena = GC.AllocateUninitializedArray<byte>(capacity * slotSize, pinned: true);
+        _arena = arena;
         Meta = new PacketMeta[capacity];
     }
 
@@ -56,11 +65,16 @@ public sealed class PacketBatch
     public Span<byte> ReceiveArea(int index) => _arena.AsSpan(index * _slotSize + Headroom, _slotSize == SlotSize ? MaxFrameLength : ReceiveLength);
 
     /// <summary>Resets slot <paramref name="index"/> for a frame of <paramref name="length"/> bytes just received.</summary>
-    public void SetReceived(int index, int length, long timestamp, long inputIndex, short ingressPort)
+    public void SetReceived(int index, int length, long timestamp, long inputIndex, short ingressPort) =>
+        SetReceivedAt(index, index * _slotSize + Headroom, length, timestamp, inputIndex, ingressPort);
+
+    /// <summary>Resets slot <paramref name="index"/> for a frame received at <paramref name="offset"/> of the arena
+    /// rather than into the slot (a UMEM chunk; at least <see cref="Headroom"/> bytes of the chunk in front of it).</summary>
+    public void SetReceivedAt(int index, int offset, int length, long timestamp, long inputIndex, short ingressPort)
     {
         ref var m = ref Meta[index];
         m = default;
-        m.Offset = index * _slotSize + Headroom;
+        m.Offset = offset;
         m.Length = length;
         m.Timestamp = timestamp;
         m.InputIndex = inputIndex;

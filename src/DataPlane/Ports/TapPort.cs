@@ -16,6 +16,15 @@ namespace FastPath.DataPlane.Ports;
 /// port's device with the header rebuilt from the metadata (partial checksum, super-frame), or, for a device that cannot
 /// take it, finishes the checksum or cuts the super-frame in software first (<see cref="GsoSegmenter"/>). Nothing is
 /// allocated per packet; at most one poll per batch and one read or write per frame (or segment).
+/// <para>
+/// With <see cref="Umem"/> (the worker's AF_XDP memory, which the batch lives in), a frame from an AF_XDP interface on
+/// that memory is not copied into a slot: the packet's offset is where the kernel received it, in its UMEM chunk, and
+/// if the engine sends it out of another AF_XDP interface on the same memory it leaves by descriptor
+/// (<see cref="XdpSocketDevice.TransmitInPlace"/>). Every other frame is copied on the way out (a TAP's writev, a
+/// packet socket's write, libpcap, a free UMEM chunk), and counted as such per kind of port
+/// (<see cref="TransmittedWithoutCopy"/>, <see cref="TransmittedCopied"/>). The chunks a batch received go back to the
+/// worker at the next <see cref="Receive"/>, when the batch is done with (sent, dropped, or handed over).
+/// </para>
 /// </summary>
 public sealed partial class TapPort : IPacketSource, IPacketSink
 {
@@ -40,6 +49,14 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
     private long _lastTrafficAt;
     private readonly byte[] _header = new byte[VirtioNetHeader.TunnelLength];
     private byte[] _segment = [];
+    private XdpSocketDevice?[] _xdpByPort = [];
+    private bool[] _onUmem = [];
+    private XdpSocketDevice[] _xdp = [];
+    private int[] _held = [];
+    private int _heldCount;
+    private const int Kinds = (int)LinkKind.Xdp + 1;
+    private readonly long[] _withoutCopy = new long[Kinds];
+    private readonly long[] _copied = new long[Kinds];
 
     /// <param name="pollTimeout">How long <see cref="Receive"/> waits for a frame before returning an empty batch, so
     /// the caller can check for shutdown and publish status.</param>
@@ -66,6 +83,21 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
     /// <summary>Polled beside the devices: when signalled, <see cref="Receive"/> returns (with what it read) so the
     /// caller can take packets other workers handed it. Set before <see cref="Attach"/>.</summary>
     public WakeEvent? Wake { get; set; }
+
+    /// <summary>
+    /// The worker's AF_XDP memory: frames of AF_XDP devices on it are received in place when the batch given to
+    /// <see cref="Receive"/> is <see cref="XdpUmem.CreateBatch"/>'s, and sent on by descriptor. Set before
+    /// <see cref="Attach"/>; null: every frame is copied.
+    /// </summary>
+    public XdpUmem? Umem { get; set; }
+
+    /// <summary>Frames sent out of a port of kind <paramref name="kind"/> without a copy by FastPath (an AF_XDP frame
+    /// forwarded by descriptor to another AF_XDP port on the same UMEM).</summary>
+    public long TransmittedWithoutCopy(LinkKind kind) => _withoutCopy[(int)kind];
+
+    /// <summary>Frames sent out of a port of kind <paramref name="kind"/> by copying them (into a UMEM chunk, or by
+    /// the kernel in write/writev/pcap_sendpacket).</summary>
+    public long TransmittedCopied(LinkKind kind) => _copied[(int)kind];
 
     /// <summary>Frames received so far.</summary>
     public long Received => _inputIndex;
@@ -108,6 +140,34 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
         _next = 0;
         _lastFull = false;
         FailedDevices = 0;
+        _xdpByPort = new XdpSocketDevice?[devicesByPort.Length];
+        _onUmem = new bool[devicesByPort.Length];
+        var xdp = new List<XdpSocketDevice>();
+        for (int port = 0; port < devicesByPort.Length; port++)
+        {
+            if (devicesByPort[port] is not XdpSocketDevice device) continue;
+            _xdpByPort[port] = device;
+            _onUmem[port] = Umem is not null && ReferenceEquals(device.UmemOf(Queue), Umem);
+            if (!xdp.Contains(device)) xdp.Add(device);
+        }
+        _xdp = [.. xdp];
+        Umem?.SetSockets(_onUmem.Count(on => on));
+        ServiceXdp();
+    }
+
+    /// <summary>
+    /// Gives the worker the chunks of the last batch that were not sent on by descriptor, takes back those of sockets
+    /// closed since, then takes the completions and stocks the fill ring of every AF_XDP device (between batches).
+    /// </summary>
+    private void ServiceXdp()
+    {
+        if (Umem is { } umem)
+        {
+            for (int i = 0; i < _heldCount; i++) umem.Release(_held[i]);
+            _heldCount = 0;
+            if (umem.HasClosed) umem.ReclaimClosed();
+        }
+        foreach (var device in _xdp) device.Service(Queue);
     }
 
     /// <summary>
@@ -117,6 +177,9 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
     public unsafe int Receive(PacketBatch batch)
     {
         batch.Count = 0;
+        ServiceXdp();
+        bool inPlace = Umem is { } umem && ReferenceEquals(batch.Arena, umem.Arena);
+        if (inPlace && _held.Length < batch.Capacity) _held = new int[batch.Capacity];
         int devices = _poll.Length;
         if (devices == 0)
         {
@@ -157,6 +220,20 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
                 {
                     Wake!.Drain();
                     fd.Revents = 0;
+                    continue;
+                }
+                if (inPlace && _onUmem[port])
+                {
+                    int frameLength = _xdpByPort[port]!.ReadInPlace(Queue, out int offset);
+                    if (frameLength == 0)
+                    {
+                        fd.Revents = 0;
+                        continue;
+                    }
+                    _held[_heldCount++] = (offset - Umem!.ChunkRegionOffset) / XdpUmem.ChunkSize;
+                    batch.SetReceivedAt(count, offset, frameLength, now, ++_inputIndex, port);
+                    count++;
+                    more = true;
                     continue;
                 }
                 var device = _byPort[port]!;
@@ -223,7 +300,7 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
         {
             var header = _header.AsSpan(0, device.HeaderLength);
             header.Clear();
-            Count(device.Write(Queue, header, frame));
+            Count(device.Write(Queue, header, frame), device.Kind);
         }
         else TransmitErrors++;
     }
@@ -232,6 +309,8 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
     public void TransmitBatch(PacketBatch batch)
     {
         var meta = batch.Meta;
+        var umem = Umem;
+        bool inPlace = umem is not null && ReferenceEquals(batch.Arena, umem.Arena);
         for (int i = 0; i < batch.Count; i++)
         {
             ref var m = ref meta[i];
@@ -256,10 +335,27 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
                     continue;
                 }
             }
+            if (inPlace && _onUmem[port] && m.Offset >= umem!.ChunkRegionOffset)
+            {
+                // Received into a chunk of this UMEM and still inside it (the engine moves the start by at most the
+                // headroom): out by descriptor.
+                int address = m.Offset - umem.ChunkRegionOffset;
+                if (address % XdpUmem.ChunkSize + m.Length <= XdpUmem.ChunkSize)
+                {
+                    if (_xdpByPort[port]!.TransmitInPlace(Queue, (ulong)address, m.Length) == 0)
+                    {
+                        Transmitted++;
+                        _withoutCopy[(int)LinkKind.Xdp]++;
+                    }
+                    else TransmitErrors++;
+                    continue;
+                }
+            }
             var header = _header.AsSpan(0, device.HeaderLength);
             if (header.Length > 0) VirtioNetHeader.Write(header, in m);
-            Count(device.Write(Queue, header, frame));
+            Count(device.Write(Queue, header, frame), device.Kind);
         }
+        if (inPlace) foreach (var device in _xdp) device.Flush(Queue);
     }
 
     private void SegmentTo(LinkDevice device, ReadOnlySpan<byte> frame, in PacketMeta m)
@@ -276,13 +372,17 @@ public sealed partial class TapPort : IPacketSource, IPacketSink
         {
             var header = port._header.AsSpan(0, device.HeaderLength);
             header.Clear();
-            port.Count(device.Write(port.Queue, header, segment));
+            port.Count(device.Write(port.Queue, header, segment), device.Kind);
         }
     }
 
-    private void Count(int writeResult)
+    private void Count(int writeResult, LinkKind kind)
     {
-        if (writeResult == 0) Transmitted++;
+        if (writeResult == 0)
+        {
+            Transmitted++;
+            _copied[(int)kind]++;
+        }
         else TransmitErrors++;
     }
 

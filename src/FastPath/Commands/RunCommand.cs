@@ -137,7 +137,12 @@ public static class RunCommand
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
 
-        using var taps = new TapSet(new LinkOptions(o.Tap, o.UplinkTap, o.HostTap, specs, mode, o.Workers, o.Offloads == "on"), stdout);
+        // AF_XDP interfaces of one worker share its memory, which also holds its batch, so frames move between them by
+        // descriptor: made only when something may be attached through AF_XDP.
+        var umems = OperatingSystem.IsLinux() && mode is (AttachMode.Xdp or AttachMode.Auto) && (specs.Count > 0 || !o.Tap)
+            ? Enumerable.Range(0, o.Workers).Select(_ => new XdpUmem(o.BatchSize, PacketBatch.SuperFrameSlotSize)).ToArray()
+            : null;
+        using var taps = new TapSet(new LinkOptions(o.Tap, o.UplinkTap, o.HostTap, specs, mode, o.Workers, o.Offloads == "on", umems), stdout);
         var snapshot = publisher.Holder.Current;
         Attachment attachment;
         try
@@ -178,7 +183,7 @@ public static class RunCommand
         var owners = o.Workers > 1 ? new FlowOwners(o.Workers) : null;
         var neighbors = new DataPlane.Routing.UplinkNeighbors();
         var workers = Enumerable.Range(0, o.Workers)
-            .Select(w => new ForwardingWorker(w, attachment, publisher.Holder, o.BatchSize, busyPoll, owners, neighbors)).ToArray();
+            .Select(w => new ForwardingWorker(w, attachment, publisher.Holder, o.BatchSize, busyPoll, owners, neighbors, umems?[w])).ToArray();
         ForwardingWorker.Connect(workers);
         var busyPollGate = new BusyPollGate();
         foreach (var w in workers) w.Port.BusyPollGate = busyPollGate;

@@ -39,8 +39,10 @@ public sealed class ForwardingWorker : IDisposable
     /// <param name="published">The controller's holder: snapshots that keep the port numbering apply from there at once.</param>
     /// <param name="owners">Shared by all workers when there are several; null for one.</param>
     /// <param name="neighbors">The uplink gateways' MACs, shared by all workers (a reply reaches one worker's queue).</param>
+    /// <param name="umem">This worker's AF_XDP memory (its batch is built in it, so AF_XDP frames are forwarded in
+    /// place); null when nothing is attached through AF_XDP.</param>
     public ForwardingWorker(int index, Attachment initial, SnapshotHolder published, int batchSize, TimeSpan busyPoll, FlowOwners? owners,
-        UplinkNeighbors? neighbors = null)
+        UplinkNeighbors? neighbors = null, XdpUmem? umem = null)
     {
         Index = index;
         _published = published;
@@ -48,10 +50,10 @@ public sealed class ForwardingWorker : IDisposable
         _ackedGeneration = initial.Generation;
         _forwarding = new SnapshotHolder(initial.Snapshot);
         Engine = new Engine(_forwarding, owners: owners, workerId: index, neighbors: neighbors);
-        Port = new TapPort(TimeSpan.FromMilliseconds(100), queue: index, busyPoll: busyPoll);
+        Port = new TapPort(TimeSpan.FromMilliseconds(100), queue: index, busyPoll: busyPoll) { Umem = umem };
         if (owners is not null) Port.Wake = new WakeEvent();
         Port.Attach(initial.Devices);
-        _batch = new PacketBatch(batchSize, PacketBatch.SuperFrameSlotSize);
+        _batch = umem?.CreateBatch() ?? new PacketBatch(batchSize, PacketBatch.SuperFrameSlotSize);
     }
 
     /// <summary>Packets this worker handed to another (their owner), and ones it could not (no free batch: dropped).</summary>

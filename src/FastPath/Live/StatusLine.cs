@@ -8,7 +8,8 @@ namespace FastPath.Live;
 
 /// <summary>
 /// The periodic line `fastpath run` prints: snapshot generation, ports, receive/transmit rates, drops per reason
-/// since the last line, transmit errors and super-frames cut in software, summed over the workers. Read from the
+/// since the last line, transmit errors and super-frames cut in software, and the frames sent so far per kind of port
+/// without a copy by FastPath (AF_XDP to AF_XDP by descriptor) and copied, summed over the workers. Read from the
 /// coordinator thread while the workers count: figures, not a consistent cut.
 /// </summary>
 public sealed class StatusLine(TextWriter output, TimeSpan interval)
@@ -66,6 +67,7 @@ public sealed class StatusLine(TextWriter output, TimeSpan interval)
         if (dropped == 0) line.Append(" 0");
         long txErrors = taps.Sum(t => t.TransmitErrors);
         line.Append(ci, $", tx errors {txErrors - _lastTxErrors}");
+        AppendCopies(line, ci, taps);
         long superFrames = taps.Sum(t => t.SuperFramesReceived);
         if (superFrames > 0) line.Append(ci, $", super-frames rx {superFrames:N0}");
         long segmented = taps.Sum(t => t.SoftwareSegmented);
@@ -78,5 +80,21 @@ public sealed class StatusLine(TextWriter output, TimeSpan interval)
         _lastTx = tx;
         _lastTxErrors = txErrors;
         output.WriteLine(line.ToString());
+    }
+
+    /// <summary>", tx without copy xdp=N, copied tap=N packet=N …": totals, kinds with none left out.</summary>
+    private static void AppendCopies(StringBuilder line, CultureInfo ci, IReadOnlyList<TapPort> taps)
+    {
+        foreach (var (label, copied) in new[] { (", tx without copy", false), (", copied", true) })
+        {
+            bool any = false;
+            foreach (var kind in Enum.GetValues<LinkKind>())
+            {
+                long n = taps.Sum(t => copied ? t.TransmittedCopied(kind) : t.TransmittedWithoutCopy(kind));
+                if (n == 0) continue;
+                line.Append(any ? " " : label + " ").Append(ci, $"{kind.ToString().ToLowerInvariant()}={n}");
+                any = true;
+            }
+        }
     }
 }

@@ -36,8 +36,10 @@ public sealed record AttachSpec(string Interface, string? Port)
 /// it so), as soon as that interface exists and is up.</param>
 /// <param name="Queues">Queues per device: one per forwarding worker.</param>
 /// <param name="Offloads">Open TAPs with the virtio-net header and offloads (partial checksums, GSO).</param>
+/// <param name="Umems">One AF_XDP memory per worker (queue q of every AF_XDP device on <c>Umems[q]</c>, so the
+/// worker forwards between them without copying); null: each AF_XDP device gets memory of its own.</param>
 public sealed record LinkOptions(bool Taps, string UplinkTap, string? HostTap, IReadOnlyList<AttachSpec> Attach,
-    AttachMode Mode, int Queues = 1, bool Offloads = true);
+    AttachMode Mode, int Queues = 1, bool Offloads = true, IReadOnlyList<XdpUmem>? Umems = null);
 
 /// <summary>
 /// The devices behind a snapshot's ports: TAPs (the uplink's named on the command line, one per local pod named by
@@ -154,11 +156,11 @@ public sealed class TapSet(LinkOptions options, TextWriter log) : IDisposable
         {
             case AttachMode.Packet: return PacketSocketDevice.Open(name, options.Queues);
             case AttachMode.Pcap: return PcapLinkDevice.Open(name);
-            case AttachMode.Xdp: return XdpSocketDevice.Open(name, options.Queues);
+            case AttachMode.Xdp: return OpenXdp(name);
         }
         try
         {
-            return XdpSocketDevice.Open(name, options.Queues);
+            return OpenXdp(name);
         }
         catch (IOException e)
         {
@@ -176,6 +178,9 @@ public sealed class TapSet(LinkOptions options, TextWriter log) : IDisposable
             return PcapLinkDevice.Open(name);
         }
     }
+
+    private XdpSocketDevice OpenXdp(string name) =>
+        options.Umems is { } umems ? XdpSocketDevice.Open(name, umems) : XdpSocketDevice.Open(name, options.Queues);
 
     /// <summary>Frames the attached AF_PACKET devices skipped (coordinator thread; figures, not a consistent cut).</summary>
     public long Skipped

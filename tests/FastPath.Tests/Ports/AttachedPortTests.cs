@@ -20,7 +20,8 @@ internal sealed class VethLab : IDisposable
     private readonly string _namespace;
     private readonly byte[] _kernelMac;
 
-    public VethLab(LinkKind kind, int queues = 1)
+    /// <param name="umem">For AF_XDP: the memory its socket shares (XDP_SHARED_UMEM) with other labs'; null: its own.</param>
+    public VethLab(LinkKind kind, int queues = 1, XdpUmem? umem = null)
     {
         if (!OperatingSystem.IsLinux()) Assert.Skip("AF_PACKET and veths need Linux");
         if (!Environment.IsPrivilegedProcess) Assert.Skip("not root: creating veths and raw sockets needs root");
@@ -40,11 +41,12 @@ internal sealed class VethLab : IDisposable
         Device = kind switch
         {
             LinkKind.Pcap => PcapLinkDevice.Open(Name),
-            LinkKind.Xdp => XdpSocketDevice.Open(Name, queues),
+            LinkKind.Xdp => umem is null ? XdpSocketDevice.Open(Name, queues) : XdpSocketDevice.Open(Name, [umem]),
             _ => PacketSocketDevice.Open(Name, queues),
         };
         Port = new TapPort(TimeSpan.FromMilliseconds(50));
-        Port.Attach([Device]);
+        // On a shared UMEM the port of whoever shares it stocks the fill ring: a port of its own would too.
+        if (umem is null) Port.Attach([Device]);
     }
 
     public string Name { get; }
@@ -53,6 +55,29 @@ internal sealed class VethLab : IDisposable
 
     public byte[] EchoRequest(ushort sequence) =>
         Ethernet(_kernelMac, Mac(PeerMac), 0x0800, Ipv4("10.77.0.2", "10.77.0.1", 1, IcmpEcho(8, 0x77, sequence)));
+
+    private static readonly byte[] PeerMacBytes = Mac(PeerMac);
+
+    /// <summary>
+    /// Turns, in place, an echo reply that another lab's kernel sent (10.77.0.1 → 10.77.0.2) into an echo request to
+    /// this lab's kernel (10.77.0.2 → 10.77.0.1, to its MAC), as a router between the two would forward it: the same
+    /// bytes, addresses swapped. False (and untouched) for any other frame.
+    /// </summary>
+    public bool MakeRequestFrom(Span<byte> frame)
+    {
+        if (frame.Length < 42 || frame[12] != 0x08 || frame[13] != 0 || frame[23] != 1 || frame[34] != 0) return false;
+        _kernelMac.CopyTo(frame);
+        PeerMacBytes.CopyTo(frame[6..]);
+        Span<byte> address = stackalloc byte[4];
+        frame.Slice(26, 4).CopyTo(address);
+        frame.Slice(30, 4).CopyTo(frame[26..]);
+        address.CopyTo(frame[30..]);
+        frame[34] = 8;
+        var icmp = frame[34..(14 + BinaryPrimitives.ReadUInt16BigEndian(frame[16..]))];
+        icmp[2] = icmp[3] = 0;
+        BinaryPrimitives.WriteUInt16BigEndian(icmp[2..], DataPlane.Packets.Checksum.Fold(DataPlane.Packets.Checksum.Sum(icmp)));
+        return true;
+    }
 
     private static void Ip(params string[] args)
     {
@@ -157,6 +182,135 @@ public class AttachedPortTests
     }
 }
 
+/// <summary>
+/// Two veth labs attached through AF_XDP on one UMEM and one <see cref="TapPort"/> whose batch lives in that UMEM, as a
+/// worker of `fastpath run` has them: <see cref="Forward"/> injects echo requests into one kernel, then turns each
+/// reply that comes back into a request to the other kernel, in place, and sends it by descriptor — frames bouncing
+/// between two real kernels through the zero-copy path until they have been forwarded the asked number of times.
+/// </summary>
+internal sealed class SharedUmemBounce : IDisposable
+{
+    public const int InFlight = 32;
+    private readonly VethLab[] _labs;
+    private readonly byte[][] _requests;
+
+    public SharedUmemBounce()
+    {
+        Umem = new XdpUmem(batchCapacity: 64, chunks: 1024);
+        _labs = [new VethLab(LinkKind.Xdp, umem: Umem), null!];
+        try
+        {
+            _labs[1] = new VethLab(LinkKind.Xdp, umem: Umem);
+        }
+        catch
+        {
+            _labs[0].Dispose();
+            throw;
+        }
+        Port = new TapPort(TimeSpan.FromMilliseconds(50)) { Umem = Umem };
+        Port.Attach([_labs[0].Device, _labs[1].Device]);
+        Batch = Umem.CreateBatch();
+        _requests = Enumerable.Range(1, InFlight).Select(i => _labs[0].EchoRequest((ushort)i)).ToArray();
+    }
+
+    public XdpUmem Umem { get; }
+    public TapPort Port { get; }
+    public PacketBatch Batch { get; }
+
+    /// <summary>Injects <see cref="InFlight"/> requests (copied into free chunks), forwards replies until
+    /// <paramref name="forwards"/> were sent on, then takes the last replies without sending them.</summary>
+    /// <returns>Frames received (forwards + <see cref="InFlight"/> when none was lost).</returns>
+    public long Forward(long forwards, TimeSpan timeout)
+    {
+        for (int i = 0; i < _requests.Length; i++) Port.Transmit(0, _requests[i], 0);
+        long received = 0, forwarded = 0;
+        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        while (received < forwards + InFlight && Environment.TickCount64 < deadline)
+        {
+            int n = Port.Receive(Batch);
+            for (int i = 0; i < n; i++)
+            {
+                ref var m = ref Batch.Meta[i];
+                received++;
+                int to = 1 - m.IngressPort;
+                if (forwarded < forwards && _labs[to].MakeRequestFrom(Batch.Frame(i)))
+                {
+                    m.EgressPort = (short)to;
+                    forwarded++;
+                }
+            }
+            Port.TransmitBatch(Batch);
+        }
+        return received;
+    }
+
+    /// <summary>Lets the last batch's chunks go and waits (bounded) for the kernel's last completions.</summary>
+    public void Settle()
+    {
+        for (int i = 0; i < 40 && (Umem.WithEngine > 0 || Umem.InFlight > 0); i++) Port.Receive(Batch);
+    }
+
+    public void Dispose()
+    {
+        foreach (var lab in _labs) lab?.Dispose();
+    }
+}
+
+public class SharedUmemTests
+{
+    /// <summary>
+    /// Frames received on one AF_XDP port and forwarded to another on the same UMEM leave by descriptor: every forward
+    /// is counted without a copy (only the injected requests were copied), no frame is lost, and afterwards every chunk
+    /// is accounted for — free or on a fill ring, none with the engine or in flight, no move from a wrong state.
+    /// The reply offsets also show the headroom: each frame starts at least <see cref="PacketBatch.Headroom"/> bytes
+    /// into its chunk, so VXLAN's 50 bytes can be prepended in place.
+    /// </summary>
+    [Fact]
+    public void FramesForwardedBetweenAfXdpPortsOnOneUmemAreNotCopiedAndNoChunkLeaks()
+    {
+        using var bounce = new SharedUmemBounce();
+        var umem = bounce.Umem;
+        Assert.Equal(umem.Chunks, umem.FreeChunks + umem.OnFillRings);
+        const int forwards = 4000;
+        long received = bounce.Forward(forwards, TimeSpan.FromSeconds(60));
+        Assert.Equal(forwards + SharedUmemBounce.InFlight, received);
+        Assert.Equal(forwards, bounce.Port.TransmittedWithoutCopy(LinkKind.Xdp));
+        Assert.Equal(SharedUmemBounce.InFlight, bounce.Port.TransmittedCopied(LinkKind.Xdp));
+        Assert.Equal(0, bounce.Port.TransmitErrors);
+        for (int i = 0; i < bounce.Batch.Count; i++)
+        {
+            int offset = bounce.Batch.Meta[i].Offset;
+            Assert.True(offset >= umem.ChunkRegionOffset, "received into a batch slot, not a UMEM chunk");
+            Assert.True((offset - umem.ChunkRegionOffset) % XdpUmem.ChunkSize >= PacketBatch.Headroom);
+        }
+        bounce.Settle();
+        Assert.Equal(0, umem.OwnershipErrors);
+        Assert.Equal(0, umem.WithEngine);
+        Assert.Equal(0, umem.InFlight);
+        Assert.Equal(umem.Chunks, umem.FreeChunks + umem.OnFillRings);
+    }
+
+    /// <summary>Closing an AF_XDP device gives its fill-ring chunks back to the worker's UMEM at the next batch.</summary>
+    [Fact]
+    public void ClosingADeviceOnASharedUmemGivesItsChunksBack()
+    {
+        var umem = new XdpUmem(batchCapacity: 8, chunks: 256);
+        using var a = new VethLab(LinkKind.Xdp, umem: umem);
+        var port = new TapPort(TimeSpan.FromMilliseconds(10)) { Umem = umem };
+        using (var b = new VethLab(LinkKind.Xdp, umem: umem))
+        {
+            port.Attach([a.Device, b.Device]);
+            Assert.Equal(2 * umem.FillTarget, umem.OnFillRings);
+            port.Attach([a.Device]);
+        }
+        var batch = umem.CreateBatch();
+        port.Receive(batch);
+        Assert.Equal(umem.FillTarget, umem.OnFillRings);
+        Assert.Equal(umem.Chunks, umem.FreeChunks + umem.OnFillRings);
+        Assert.Equal(0, umem.OwnershipErrors);
+    }
+}
+
 /// <summary>The attached ports' receive and transmit paths allocate nothing per packet.</summary>
 [Collection(AllocationCollection.Name)]
 public class AttachedPortAllocationTests
@@ -188,6 +342,20 @@ public class AttachedPortAllocationTests
         long received = RoundTrips(2000); // 64k requests, 64k replies
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         Assert.True(received >= 2000 * 32 * 99 / 100, $"only {received} replies");
+        Assert.Equal(0, allocated);
+    }
+
+    /// <summary>The shared-UMEM path: frames received in place, rewritten and sent on by descriptor.</summary>
+    [Fact]
+    public void FramesForwardedByDescriptorBetweenAfXdpPortsAllocateNothing()
+    {
+        using var bounce = new SharedUmemBounce();
+        bounce.Forward(2000, TimeSpan.FromSeconds(60));
+        bounce.Settle();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        long received = bounce.Forward(100_000, TimeSpan.FromSeconds(240));
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(100_000 + SharedUmemBounce.InFlight, received);
         Assert.Equal(0, allocated);
     }
 }
