@@ -67,7 +67,7 @@ public static class ControlPlaneStats
 
         int nodeNext = LargeCluster.Nodes;
         var nodes = new Queue<IClusterObject>();
-        Report("Node add or remove", 100, () =>
+        Report("Node add or remove", 1000, () =>
         {
             if (nodes.Count > 0 && nodes.Count % 2 == 0) return Batch(ClusterChange.Delete(nodes.Dequeue()));
             var node = LargeCluster.Node(nodeNext, nodeNext);
