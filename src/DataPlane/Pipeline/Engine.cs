@@ -554,8 +554,8 @@ public sealed class Engine
     }
 
     /// <summary>
-    /// Follows a new snapshot: per-port state when the ports changed, the VXLAN templates when the routes or the node
-    /// settings changed. Runs on the forwarding thread at the first batch under each snapshot, so a snapshot that
+    /// Follows a new snapshot: per-port state when the ports changed, the VXLAN templates when the next hops or the
+    /// node settings changed. Runs on the forwarding thread at the first batch under each snapshot, so a snapshot that
     /// shares its ports and routes with the previous one (an EndpointSlice or Service change) costs a few reference
     /// compares here and allocates nothing (issue 20: it used to re-allocate a template per next hop, 5,000 at 5,000
     /// nodes, for every change).
@@ -565,9 +565,12 @@ public sealed class Engine
         var previous = _sized;
         _sized = snap;
         if (previous is null || !SamePortNames(previous, snap)) ResizePorts(previous, snap);
-        if (previous is null || !ReferenceEquals(previous.Routes, snap.Routes) || !ReferenceEquals(previous.Node, snap.Node))
-        {
+        // A route table from the same builder that did not grow its next-hop array keeps every hop at its index
+        // (RouteTable.Builder appends only), so the templates built so far stay right.
+        if (previous is null || !ReferenceEquals(previous.Routes.NextHops, snap.Routes.NextHops) || !ReferenceEquals(previous.Node, snap.Node))
             _vxlan = new VxlanTemplate[snap.Routes.NextHops.Length];
+        if (previous is null || !ReferenceEquals(previous.Routes, snap.Routes))
+        {
             foreach (var hop in snap.Routes.NextHops)
                 if (hop.Resolve) Neighbors.Track(hop.Underlay);
         }
