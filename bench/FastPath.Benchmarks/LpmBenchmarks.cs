@@ -47,17 +47,7 @@ public class Lpm4Benchmarks
     [Benchmark(OperationsPerInvoke = LpmDataSets.Lookups)]
     public int Batch()
     {
-        LpmTable4.UseGather = false;
         _table.LookupBatch(_addresses, _hops);
-        return _hops[^1];
-    }
-
-    [Benchmark(OperationsPerInvoke = LpmDataSets.Lookups)]
-    public int BatchGather()
-    {
-        LpmTable4.UseGather = true;
-        _table.LookupBatch(_addresses, _hops);
-        LpmTable4.UseGather = false;
         return _hops[^1];
     }
 

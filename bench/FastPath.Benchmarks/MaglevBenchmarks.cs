@@ -14,7 +14,7 @@ public class MaglevLookupBenchmarks
     private const int Flows = 4096;
     private MaglevTable _table = null!;
     private ulong[] _hashes = null!;
-    private int[] _slots = null!;
+    private ushort[] _slots = null!;
     private ulong _fastModLo, _fastModHi;
 
     [Params(16381, 131071)]
@@ -47,7 +47,7 @@ public class MaglevLookupBenchmarks
     [Benchmark(OperationsPerInvoke = Flows)]
     public int LookupFastMod()
     {
-        int[] slots = _slots;
+        ushort[] slots = _slots;
         ulong lo = _fastModLo, hi = _fastModHi;
         uint d = (uint)slots.Length;
         int x = 0;
@@ -90,7 +90,7 @@ public class MaglevBuildBenchmarks
     {
         _backends = MaglevStats.Backends(Backends);
         _permutation = new uint[(long)Backends * TableSize];
-        if (!CiliumStyle().AsSpan().SequenceEqual(OffsetSkip().Slots)) throw new InvalidOperationException("peer builds a different table");
+        if (!CiliumStyle().AsSpan().SequenceEqual(OffsetSkip().Slots.ToArray().Select(s => (int)s).ToArray())) throw new InvalidOperationException("peer builds a different table");
     }
 
     [Benchmark(Baseline = true)]

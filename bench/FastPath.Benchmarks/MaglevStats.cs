@@ -60,7 +60,7 @@ public static class MaglevStats
         }
     }
 
-    private static int Changed(ReadOnlySpan<int> a, ReadOnlySpan<int> b)
+    private static int Changed(ReadOnlySpan<ushort> a, ReadOnlySpan<ushort> b)
     {
         int changed = 0;
         for (int i = 0; i < a.Length; i++) if (a[i] != b[i]) changed++;

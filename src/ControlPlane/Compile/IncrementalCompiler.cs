@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Runtime.InteropServices;
 using FastPath.ControlPlane.Cluster;
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Pipeline;
@@ -48,6 +49,7 @@ public sealed class IncrementalCompiler
     private readonly SortedDictionary<string, PortDefinition> _localPorts = new(StringComparer.Ordinal);
     private readonly Dictionary<string, CompiledFrontend[]> _frontends = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<Route>> _nodeRoutes = new(StringComparer.Ordinal);
+    private readonly Dictionary<(UInt128 Prefix, int Length), int> _routeOwners = [];
     private readonly HashSet<string> _dirtyServices = new(StringComparer.Ordinal);
     private readonly HashSet<string> _dirtyNodes = new(StringComparer.Ordinal);
     private bool _allDirty = true;
@@ -172,6 +174,22 @@ public sealed class IncrementalCompiler
         }
     }
 
+    /// <summary>
+    /// Counts who states each prefix (global routes and every Node's), so an incremental route update knows a removed
+    /// prefix has no other owner. False when a prefix of <paramref name="routes"/> has (or had) more than one owner.
+    /// </summary>
+    private bool CountRouteOwners(List<Route> routes, int delta)
+    {
+        bool single = true;
+        foreach (var r in routes)
+        {
+            ref int owners = ref CollectionsMarshal.GetValueRefOrAddDefault(_routeOwners, (r.Prefix.Value & IpAddr.PrefixMask(r.Prefix.IsV4, r.Length), r.Length), out _);
+            single &= owners <= 1 && owners + delta <= 1;
+            owners += delta;
+        }
+        return single;
+    }
+
     private static void Set<T>(Dictionary<string, T> map, string key, T? value) where T : class
     {
         if (value is null) map.Remove(key);
@@ -228,11 +246,14 @@ public sealed class IncrementalCompiler
         {
             if (_dirtyNodes.Count > 0)
             {
+                var removedRoutes = new List<Route>();
+                var addedRoutes = new List<Route>();
                 foreach (var name in _dirtyNodes)
                 {
-                    if (_nodes.TryGetValue(name, out var n)) _nodeRoutes[name] = RouteCompiler.NodeRoutes(n, _nodeName);
-                    else _nodeRoutes.Remove(name);
+                    if (_nodeRoutes.Remove(name, out var old)) removedRoutes.AddRange(old);
+                    if (_nodes.TryGetValue(name, out var n)) addedRoutes.AddRange(_nodeRoutes[name] = RouteCompiler.NodeRoutes(n, _nodeName));
                 }
+                bool globalChanged = false;
                 // Without declared clusterCIDRs the cluster range is the union of the nodes' podCIDRs.
                 if (_declared?.Value.ClusterCidrs is not { IsEmpty: false })
                 {
@@ -241,9 +262,17 @@ public sealed class IncrementalCompiler
                     {
                         Configuration = config;
                         _globalRoutes = RouteCompiler.GlobalRoutes(Configuration, HostGateways);
+                        globalChanged = true;
                     }
                 }
-                _routes = null;
+                // Only the changed Nodes' prefixes are rewritten (O(their routes), not O(all routes)), unless the
+                // global routes changed or a prefix is stated by more than one owner (then the full list decides).
+                if (_routes is not null && !globalChanged && CountRouteOwners(removedRoutes, -1) && CountRouteOwners(addedRoutes, +1))
+                {
+                    _routes = _routeBuilder.Update(removedRoutes, addedRoutes);
+                    LastRouteChanges = _routeBuilder.LastChanges;
+                }
+                else _routes = null;
             }
             foreach (var name in _dirtyServices) CompileService(name);
         }
@@ -254,6 +283,8 @@ public sealed class IncrementalCompiler
             foreach (var routes in _nodeRoutes.Values) all.AddRange(routes);
             _routes = _routeBuilder.Apply(all);
             LastRouteChanges = _routeBuilder.LastChanges;
+            _routeOwners.Clear();
+            CountRouteOwners(all, +1);
         }
         if (_serviceTable is null)
         {

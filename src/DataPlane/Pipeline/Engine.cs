@@ -553,9 +553,44 @@ public sealed class Engine
         return DropReason.None;
     }
 
+    /// <summary>
+    /// Follows a new snapshot: per-port state when the ports changed, the VXLAN templates when the next hops or the
+    /// node settings changed. Runs on the forwarding thread at the first batch under each snapshot, so a snapshot that
+    /// shares its ports and routes with the previous one (an EndpointSlice or Service change) costs a few reference
+    /// compares here and allocates nothing (issue 20: it used to re-allocate a template per next hop, 5,000 at 5,000
+    /// nodes, for every change).
+    /// </summary>
     private void Resize(ForwardingSnapshot snap)
     {
         var previous = _sized;
+        _sized = snap;
+        if (previous is null || !SamePortNames(previous, snap)) ResizePorts(previous, snap);
+        // A route table from the same builder that did not grow its next-hop array keeps every hop at its index
+        // (RouteTable.Builder appends only), so the templates built so far stay right.
+        if (previous is null || !ReferenceEquals(previous.Routes.NextHops, snap.Routes.NextHops) || !ReferenceEquals(previous.Node, snap.Node))
+            _vxlan = new VxlanTemplate[snap.Routes.NextHops.Length];
+        if (previous is null || !ReferenceEquals(previous.Routes, snap.Routes))
+        {
+            foreach (var hop in snap.Routes.NextHops)
+                if (hop.Resolve) Neighbors.Track(hop.Underlay);
+        }
+        if (snap.NeedsConntrack && Conntrack is null)
+            Conntrack = new ConntrackTable(snap.Node.ConntrackCapacity, seed: _conntrackSeed) { Owners = _owners, WorkerId = _workerId };
+        if (previous is not null && !ReferenceEquals(previous.Services, snap.Services)) _staleSweep.Pending = true;
+        if (snap.Services.HasAffinity && Affinity is null) Affinity = new AffinityTable();
+    }
+
+    private static bool SamePortNames(ForwardingSnapshot previous, ForwardingSnapshot snap)
+    {
+        if (ReferenceEquals(previous.Ports, snap.Ports)) return true;
+        if (previous.PortCount != snap.PortCount) return false;
+        for (int p = 0; p < snap.PortCount; p++)
+            if (previous.Ports[p].Name != snap.Ports[p].Name) return false;
+        return true;
+    }
+
+    private void ResizePorts(ForwardingSnapshot? previous, ForwardingSnapshot snap)
+    {
         int ports = snap.PortCount;
         // Counters and learned MACs follow the port name across snapshots; a pod that was re-created will announce
         // itself again. A deleted pod's counters wait in RetiredPorts until read.
@@ -573,13 +608,5 @@ public sealed class Engine
             }
         }
         _learnedMacs = learned;
-        _vxlan = new VxlanTemplate[snap.Routes.NextHops.Length];
-        _sized = snap;
-        foreach (var hop in snap.Routes.NextHops)
-            if (hop.Resolve) Neighbors.Track(hop.Underlay);
-        if (snap.NeedsConntrack && Conntrack is null)
-            Conntrack = new ConntrackTable(snap.Node.ConntrackCapacity, seed: _conntrackSeed) { Owners = _owners, WorkerId = _workerId };
-        if (previous is not null && !ReferenceEquals(previous.Services, snap.Services)) _staleSweep.Pending = true;
-        if (snap.Services.HasAffinity && Affinity is null) Affinity = new AffinityTable();
     }
 }

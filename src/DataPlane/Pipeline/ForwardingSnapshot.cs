@@ -55,7 +55,7 @@ public sealed class ForwardingSnapshot
             throw new ArgumentException($"policy table has {Policy.PortCount} ports, the snapshot {PortIndex.FirstPod + pods.Count}", nameof(policy));
         UnderlayV4 = node.HostAddresses.FirstOrDefault(a => a.IsV4, default).V4;
         MasqueradeV6 = node.HostAddresses.FirstOrDefault(a => !a.IsV4, default);
-        NeedsConntrack = Services.Count > 0 || Routes.NextHops.Any(h => h.Masquerade) || !Policy.IsEmpty;
+        NeedsConntrack = Services.Count > 0 || Routes.AnyMasquerade || !Policy.IsEmpty;
         Generation = generation;
         var hostAddresses = new List<IpAddr>();
         var ports = new PortDefinition[PortIndex.FirstPod + pods.Count];

@@ -29,25 +29,31 @@ public sealed unsafe class LpmTable4
     internal const int Tbl24Size = 1 << 24;
     internal const int Tbl8GroupSize = 256;
 
-    // The arrays are pinned (pinned object heap: HugePages.AllocateUInt32, Builder.Pinned) and immutable once the
-    // table exists, so lookups go through raw pointers taken here: no field-to-array-to-length chain and no bounds
-    // check per lookup. tbl24 has 2^24 entries, so any address >> 8 is inside it; a tbl8 index comes from an extended
-    // entry the builder wrote, so it names a group it allocated. The arrays are kept to keep the memory alive.
-    private readonly uint[] _tbl24;
-    private readonly uint[] _tbl8;
-    private readonly uint* _t24;
-    private readonly uint* _t8;
+    // Both levels are copy-on-write pages (LpmPages) read through page directories of raw pointers: no field-to-
+    // array-to-length chain and no bounds check per lookup. A tbl24 index (address >> 8) is below 2^24, so its page
+    // (>> 14) is one of the 1,024; a tbl8 group comes from an extended entry the builder wrote, so it names a group on
+    // a page this table's directory holds. The directories are kept to keep the pages alive.
+    private readonly PageDirectory _tbl24;
+    private readonly PageDirectory _tbl8;
+    private readonly uint** _t24;
+    private readonly uint** _t8;
 
-    private LpmTable4(uint[] tbl24, uint[] tbl8, int routeCount, int tbl8Groups)
+    private const int GroupsPerPageBits = LpmPages.PageBits - 8;
+    private const int Tbl24PageShift = 8 + LpmPages.PageBits;
+
+    private LpmTable4(PageDirectory tbl24, PageDirectory tbl8, int routeCount, int tbl8Groups)
     {
-        if (tbl24.Length != Tbl24Size) throw new ArgumentException("tbl24 must have 2^24 entries", nameof(tbl24));
+        if (tbl24.PageCount * LpmPages.PageSize != Tbl24Size) throw new ArgumentException("tbl24 must have 2^24 entries", nameof(tbl24));
         _tbl24 = tbl24;
         _tbl8 = tbl8;
-        _t24 = (uint*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(tbl24));
-        _t8 = (uint*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(tbl8));
+        _t24 = tbl24.Pages;
+        _t8 = tbl8.Pages;
         RouteCount = routeCount;
         Tbl8GroupsUsed = tbl8Groups;
     }
+
+    /// <summary>The tbl24 pages, for the copy-on-write tests (which pages two snapshots share).</summary>
+    internal PageDirectory Tbl24Pages => _tbl24;
 
     public int RouteCount { get; }
 
@@ -65,10 +71,15 @@ public sealed unsafe class LpmTable4
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int Lookup(uint address)
     {
-        uint e = _t24[address >> 8];
-        if ((int)e < 0) e = _t8[((e & 0xFF_FFFF) << 8) | (address & 0xFF)];
+        uint e = _t24[address >> Tbl24PageShift][(address >> 8) & LpmPages.PageMask];
+        if ((int)e < 0) e = Tbl8(_t8, e, address);
         return (int)(e << 8) >> 8;
     }
+
+    /// <summary>The tbl8 entry of <paramref name="address"/> under the extended tbl24 entry <paramref name="e"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint Tbl8(uint** t8, uint e, uint address) =>
+        t8[(e & 0xFF_FFFF) >> GroupsPerPageBits][((e << 8) & LpmPages.PageMask) | (address & 0xFF)];
 
     /// <summary>
     /// Looks up <paramref name="addresses"/> into <paramref name="nextHops"/> (same length or longer), eight at a time:
@@ -81,17 +92,15 @@ public sealed unsafe class LpmTable4
     /// interleaved runs: random 14.0 → 11.3 ns/lookup, Zipf 5.8 → 4.5 ns. Over raw pointers (issue 16,
     /// bench/rte_lpm/compare.sh, thread CPU time, 5 alternating sittings): 0.82× the array-indexed loop uniform,
     /// 0.90× Zipf, and 1.32× / 1.23× the speed of rte_lpm_lookup_bulk in the same sittings (docs/BENCHMARKS.md).
+    /// An AVX2 gather variant (vpgatherdd for tbl24, a masked one for tbl8) showed no consistent win in
+    /// Lpm4Benchmarks (Zen microcodes vpgatherdd; 100k random 11.0 vs 12.5 ns, 1M random 35.0 vs 24.1 ns, error bars as
+    /// wide as the differences) and was dropped with the paged layout, which would need a pointer gather first.
     /// </remarks>
     public void LookupBatch(ReadOnlySpan<uint> addresses, Span<int> nextHops)
     {
         if (nextHops.Length < addresses.Length) ThrowShortOutput();
         int n = addresses.Length, i = 0;
-        if (UseGather && Avx2.IsSupported)
-        {
-            for (; i + 8 <= n; i += 8)
-                LookupGather8(_tbl24, _tbl8, addresses.Slice(i, 8), nextHops.Slice(i, 8));
-        }
-        uint* t24 = _t24, t8 = _t8;
+        uint** t24 = _t24, t8 = _t8;
         fixed (uint* a = addresses)
         fixed (int* hop = nextHops)
         {
@@ -101,21 +110,21 @@ public sealed unsafe class LpmTable4
                 if (Sse.IsSupported && i <= ahead)
                 {
                     uint* p = a + i + PrefetchDistance;
-                    Sse.Prefetch0(t24 + (p[0] >> 8));
-                    Sse.Prefetch0(t24 + (p[1] >> 8));
-                    Sse.Prefetch0(t24 + (p[2] >> 8));
-                    Sse.Prefetch0(t24 + (p[3] >> 8));
-                    Sse.Prefetch0(t24 + (p[4] >> 8));
-                    Sse.Prefetch0(t24 + (p[5] >> 8));
-                    Sse.Prefetch0(t24 + (p[6] >> 8));
-                    Sse.Prefetch0(t24 + (p[7] >> 8));
+                    Sse.Prefetch0(Tbl24Entry(t24, p[0]));
+                    Sse.Prefetch0(Tbl24Entry(t24, p[1]));
+                    Sse.Prefetch0(Tbl24Entry(t24, p[2]));
+                    Sse.Prefetch0(Tbl24Entry(t24, p[3]));
+                    Sse.Prefetch0(Tbl24Entry(t24, p[4]));
+                    Sse.Prefetch0(Tbl24Entry(t24, p[5]));
+                    Sse.Prefetch0(Tbl24Entry(t24, p[6]));
+                    Sse.Prefetch0(Tbl24Entry(t24, p[7]));
                 }
                 LookupScalar8(t24, t8, a + i, hop + i);
             }
             for (; i < n; i++)
             {
-                uint e = t24[a[i] >> 8];
-                if ((int)e < 0) e = t8[((e & 0xFF_FFFF) << 8) | (a[i] & 0xFF)];
+                uint e = *Tbl24Entry(t24, a[i]);
+                if ((int)e < 0) e = Tbl8(t8, e, a[i]);
                 hop[i] = (int)(e << 8) >> 8;
             }
         }
@@ -124,29 +133,26 @@ public sealed unsafe class LpmTable4
     /// <summary>Four blocks of eight: far enough ahead to cover a DRAM miss at ~3 ns of work per lookup.</summary>
     private const int PrefetchDistance = 32;
 
-    /// <summary>
-    /// Whether <see cref="LookupBatch"/> uses AVX2 gathers. Off by default: see <see cref="LookupGather8"/> for the
-    /// measurement. Internal so the benchmark can compare both paths in one run.
-    /// </summary>
-    internal static bool UseGather { get; set; }
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint* Tbl24Entry(uint** t24, uint address) => t24[address >> Tbl24PageShift] + ((address >> 8) & LpmPages.PageMask);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void LookupScalar8(uint* tbl24, uint* tbl8, uint* a, int* hop)
+    private static void LookupScalar8(uint** tbl24, uint** tbl8, uint* a, int* hop)
     {
         uint a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], a4 = a[4], a5 = a[5], a6 = a[6], a7 = a[7];
-        uint e0 = tbl24[a0 >> 8], e1 = tbl24[a1 >> 8], e2 = tbl24[a2 >> 8], e3 = tbl24[a3 >> 8];
-        uint e4 = tbl24[a4 >> 8], e5 = tbl24[a5 >> 8], e6 = tbl24[a6 >> 8], e7 = tbl24[a7 >> 8];
+        uint e0 = *Tbl24Entry(tbl24, a0), e1 = *Tbl24Entry(tbl24, a1), e2 = *Tbl24Entry(tbl24, a2), e3 = *Tbl24Entry(tbl24, a3);
+        uint e4 = *Tbl24Entry(tbl24, a4), e5 = *Tbl24Entry(tbl24, a5), e6 = *Tbl24Entry(tbl24, a6), e7 = *Tbl24Entry(tbl24, a7);
         // One test for the common case (no /25–/32 under any of the eight /24s), as rte_lpm_lookupx4 does.
         if ((int)(e0 | e1 | e2 | e3 | e4 | e5 | e6 | e7) < 0)
         {
-            if ((int)e0 < 0) e0 = tbl8[((e0 & 0xFF_FFFF) << 8) | (a0 & 0xFF)];
-            if ((int)e1 < 0) e1 = tbl8[((e1 & 0xFF_FFFF) << 8) | (a1 & 0xFF)];
-            if ((int)e2 < 0) e2 = tbl8[((e2 & 0xFF_FFFF) << 8) | (a2 & 0xFF)];
-            if ((int)e3 < 0) e3 = tbl8[((e3 & 0xFF_FFFF) << 8) | (a3 & 0xFF)];
-            if ((int)e4 < 0) e4 = tbl8[((e4 & 0xFF_FFFF) << 8) | (a4 & 0xFF)];
-            if ((int)e5 < 0) e5 = tbl8[((e5 & 0xFF_FFFF) << 8) | (a5 & 0xFF)];
-            if ((int)e6 < 0) e6 = tbl8[((e6 & 0xFF_FFFF) << 8) | (a6 & 0xFF)];
-            if ((int)e7 < 0) e7 = tbl8[((e7 & 0xFF_FFFF) << 8) | (a7 & 0xFF)];
+            if ((int)e0 < 0) e0 = Tbl8(tbl8, e0, a0);
+            if ((int)e1 < 0) e1 = Tbl8(tbl8, e1, a1);
+            if ((int)e2 < 0) e2 = Tbl8(tbl8, e2, a2);
+            if ((int)e3 < 0) e3 = Tbl8(tbl8, e3, a3);
+            if ((int)e4 < 0) e4 = Tbl8(tbl8, e4, a4);
+            if ((int)e5 < 0) e5 = Tbl8(tbl8, e5, a5);
+            if ((int)e6 < 0) e6 = Tbl8(tbl8, e6, a6);
+            if ((int)e7 < 0) e7 = Tbl8(tbl8, e7, a7);
         }
         hop[0] = (int)(e0 << 8) >> 8;
         hop[1] = (int)(e1 << 8) >> 8;
@@ -158,30 +164,6 @@ public sealed unsafe class LpmTable4
         hop[7] = (int)(e7 << 8) >> 8;
     }
 
-    /// <summary>
-    /// Eight lookups with AVX2 gathers (vpgatherdd): one gather for tbl24, one masked gather for the lanes whose /24 is
-    /// extended. Measured in Lpm4Benchmarks (Batch vs BatchGather, BenchmarkDotNet short job, this AMD EPYC): no
-    /// consistent win — 100k random 11.0 vs 12.5 ns, 100k Zipf 11.2 vs 8.5 ns, 1M random 35.0 vs 24.1 ns, with error
-    /// bars as wide as the differences on this shared machine. The lookups are memory-bound and Zen microcodes
-    /// vpgatherdd, so the simpler scalar path is the default and this stays behind <see cref="UseGather"/>.
-    /// Pointers here because the gather instruction takes a base address.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void LookupGather8(uint[] tbl24, uint[] tbl8, ReadOnlySpan<uint> a, Span<int> hop)
-    {
-        var addr = Vector256.Create(a).AsInt32();
-        fixed (uint* t24 = tbl24, t8 = tbl8)
-        {
-            var e = Avx2.GatherVector256((int*)t24, Avx2.ShiftRightLogical(addr, 8), 4);
-            if (Avx.MoveMask(e.AsSingle()) != 0)
-            {
-                var index = Avx2.Or(Avx2.ShiftLeftLogical(Avx2.And(e, Vector256.Create(0xFF_FFFF)), 8), Avx2.And(addr, Vector256.Create(0xFF)));
-                e = Avx2.GatherMaskVector256(e, (int*)t8, index, e, 4);
-            }
-            Avx2.ShiftRightArithmetic(Avx2.ShiftLeftLogical(e, 8), 8).CopyTo(hop);
-        }
-    }
-
     private static void ThrowShortOutput() => throw new ArgumentException("nextHops is shorter than addresses");
 
     internal static uint Entry(int nextHop, int depth) => Valid | (uint)depth << 24 | ((uint)nextHop & 0xFF_FFFF);
@@ -191,27 +173,26 @@ public sealed unsafe class LpmTable4
     /// <summary>
     /// Mutable DIR-24-8 with DPDK's incremental add and delete (<c>add_depth_small/big</c>, <c>delete_depth_small/big</c>
     /// with tbl8 recycling), so a route change touches only the entries under that prefix instead of rebuilding from
-    /// the whole route list. <see cref="ToTable"/> hands its arrays to an immutable table and copies them on the next
-    /// change (copy-on-write), so building once costs no copy.
+    /// the whole route list. <see cref="ToTable"/> shares the pages with an immutable table; the next change copies only
+    /// the 64 KiB pages it writes (<see cref="LpmPages"/>), so a snapshot costs two page directories and a change after
+    /// it costs what its prefix covers.
     /// </summary>
     public sealed class Builder
     {
         // Routes by length, the source of truth for "which route covers this one" on delete (rte_lpm keeps a rules
         // table for the same reason).
         private readonly Dictionary<uint, int>[] _routes = new Dictionary<uint, int>[33];
-        private uint[] _tbl24;
-        private uint[] _tbl8;
+        private readonly LpmPages _tbl24;
+        private readonly LpmPages _tbl8;
         private readonly Stack<int> _freeGroups = new();
         private int _groupHighWater;
         private int _groupsInUse;
-        private bool _shared;
 
         public Builder(int initialTbl8Groups = 256)
         {
             for (int i = 0; i <= 32; i++) _routes[i] = new Dictionary<uint, int>();
-            _tbl24 = HugePages.AllocateUInt32(Tbl24Size);
-            Array.Fill(_tbl24, NoRoute);
-            _tbl8 = Pinned(Math.Max(1, initialTbl8Groups) * Tbl8GroupSize);
+            _tbl24 = new LpmPages(Tbl24Size / LpmPages.PageSize, NoRoute, hugeBase: true);
+            _tbl8 = new LpmPages(PagesFor(Math.Max(1, initialTbl8Groups)), 0, hugeBase: false);
         }
 
         public int Count { get; private set; }
@@ -226,7 +207,6 @@ public sealed unsafe class LpmTable4
             if (existed && slot == nextHop) return;
             slot = nextHop;
             if (!existed) Count++;
-            EnsureWritable();
             Write(prefix, length, Entry(nextHop, length), replaceDepth: -1);
         }
 
@@ -237,7 +217,6 @@ public sealed unsafe class LpmTable4
             prefix &= Mask(length);
             if (!_routes[length].Remove(prefix)) return false;
             Count--;
-            EnsureWritable();
             uint cover = NoRoute;
             for (int l = length - 1; l >= 0; l--)
             {
@@ -250,12 +229,12 @@ public sealed unsafe class LpmTable4
         public bool Contains(uint prefix, int length) => (uint)length <= 32 && _routes[length].ContainsKey(prefix & Mask(length));
 
         /// <summary>
-        /// Snapshot for readers. O(1): the arrays move to the table and this builder copies them before its next change.
+        /// Snapshot for readers: O(pages) (two directories of pointers, 8 KiB for the tbl24); the pages become shared
+        /// and the builder copies a page before its next write to it.
         /// </summary>
         public LpmTable4 ToTable()
         {
-            _shared = true;
-            return new LpmTable4(_tbl24, _tbl8, Count, _groupsInUse);
+            return new LpmTable4(_tbl24.Share(), _tbl8.Share(), Count, _groupsInUse);
         }
 
         public IEnumerable<(uint Prefix, int Length, int NextHop)> Routes()
@@ -266,19 +245,12 @@ public sealed unsafe class LpmTable4
 
         internal static uint Mask(int length) => length == 0 ? 0 : uint.MaxValue << (32 - length);
 
-        private void EnsureWritable()
-        {
-            if (!_shared) return;
-            var tbl24 = HugePages.AllocateUInt32(Tbl24Size);
-            _tbl24.AsSpan().CopyTo(tbl24);
-            _tbl24 = tbl24;
-            _tbl8 = Pinned(_tbl8);
-            _shared = false;
-        }
+        private static int PagesFor(int groups) => (groups * Tbl8GroupSize + LpmPages.PageSize - 1) / LpmPages.PageSize;
 
         /// <summary>
         /// Writes <paramref name="value"/> over the prefix's range. Add (<paramref name="replaceDepth"/> = -1) overwrites
         /// entries no more specific than the new route; delete overwrites exactly the entries of the removed depth.
+        /// Reads go through the shared pages; only an entry that changes makes its page private (copied).
         /// </summary>
         private void Write(uint prefix, int length, uint value, int replaceDepth)
         {
@@ -292,13 +264,20 @@ public sealed unsafe class LpmTable4
                     uint e = _tbl24[i];
                     if ((int)e >= 0)
                     {
-                        if (Replaces(e)) _tbl24[i] = value;
+                        if (Replaces(e) && e != value) _tbl24[i] = value;
                         continue;
                     }
                     // A /24 with longer routes under it: the entries that were inherited from ≤ /24 routes change.
-                    var group = _tbl8.AsSpan((int)(e & 0xFF_FFFF) * Tbl8GroupSize, Tbl8GroupSize);
-                    for (int j = 0; j < group.Length; j++)
-                        if (Replaces(group[j])) group[j] = value;
+                    int start = (int)(e & 0xFF_FFFF) * Tbl8GroupSize;
+                    var read = _tbl8.ReadRange(start, Tbl8GroupSize);
+                    for (int j = 0; j < read.Length; j++)
+                    {
+                        if (!Replaces(read[j]) || read[j] == value) continue;
+                        var group = _tbl8.WritableRange(start, Tbl8GroupSize);
+                        for (; j < group.Length; j++)
+                            if (Replaces(group[j])) group[j] = value;
+                        break;
+                    }
                 }
                 return;
             }
@@ -310,12 +289,12 @@ public sealed unsafe class LpmTable4
             {
                 if (replaceDepth >= 0) return; // nothing longer than /24 was here
                 g = AllocateGroup();
-                _tbl8.AsSpan(g * Tbl8GroupSize, Tbl8GroupSize).Fill(t); // inherit the covering ≤ /24 route
+                _tbl8.WritableRange(g * Tbl8GroupSize, Tbl8GroupSize).Fill(t); // inherit the covering ≤ /24 route
                 _tbl24[i24] = Extended | (uint)g;
             }
             else g = (int)(t & 0xFF_FFFF);
 
-            var span = _tbl8.AsSpan(g * Tbl8GroupSize, Tbl8GroupSize);
+            var span = _tbl8.WritableRange(g * Tbl8GroupSize, Tbl8GroupSize);
             int lo = (int)(prefix & 0xFF), n = 1 << (32 - length);
             for (int j = lo; j < lo + n; j++)
                 if (Replaces(span[j])) span[j] = value;
@@ -327,19 +306,9 @@ public sealed unsafe class LpmTable4
                 for (int j = 0; j < span.Length; j++)
                     if (DepthOf(span[j]) > 24) return;
                 _tbl24[i24] = span[0];
-                _freeGroups.Push(g);
+                _freeGroups.Push(g); // reusing it is safe: a snapshot that still reads it holds its own page
                 _groupsInUse--;
             }
-        }
-
-        // tbl8 lives on the pinned object heap: the table reads it through a pointer (zeroed, as new uint[] was).
-        private static uint[] Pinned(int length) => GC.AllocateArray<uint>(length, pinned: true);
-
-        private static uint[] Pinned(uint[] copyOf)
-        {
-            var copy = GC.AllocateUninitializedArray<uint>(copyOf.Length, pinned: true);
-            copyOf.AsSpan().CopyTo(copy);
-            return copy;
         }
 
         private int AllocateGroup()
@@ -349,9 +318,7 @@ public sealed unsafe class LpmTable4
             if (_groupHighWater * Tbl8GroupSize == _tbl8.Length)
             {
                 if (_groupHighWater >= 1 << 24) throw new InvalidOperationException("tbl8 pool exhausted (2^24 groups)");
-                var grown = Pinned(_tbl8.Length * 2); // off the packet path: the builder owns this array
-                _tbl8.AsSpan().CopyTo(grown);
-                _tbl8 = grown;
+                _tbl8.Grow(_tbl8.PageCount); // doubles the pool; the existing pages are not copied
             }
             return _groupHighWater++;
         }

@@ -22,15 +22,25 @@ public sealed class MaglevTable
     /// <summary>Fixed so every node places a backend identically; changing it reshuffles every table.</summary>
     public const ulong DefaultSeed = 0x4D61676C65763031UL; // "Maglev01"
 
-    private readonly int[] _slots;
+    /// <summary>Largest backend index: slots are 2 bytes and <see cref="NoBackend"/> marks an empty one.</summary>
+    public const int MaxBackendIndex = ushort.MaxValue - 1;
 
-    private MaglevTable(int[] slots) => _slots = slots;
+    private const ushort NoBackend = ushort.MaxValue;
+
+    // 2-byte slots (issue 20): at the default M a table is 32 KiB instead of 64 KiB, so 10,000 Services hold 328 MB
+    // of tables instead of 655 MB; a Service never has 65,535 endpoints (EndpointSlices hold ≤ 1,000 each).
+    private readonly ushort[] _slots;
+
+    private MaglevTable(ushort[] slots) => _slots = slots;
 
     /// <summary>Number of slots (a prime).</summary>
     public int Size => _slots.Length;
 
-    /// <summary>Backend index per slot, for tests and measurements.</summary>
-    public ReadOnlySpan<int> Slots => _slots;
+    /// <summary>Bytes the slots take (what a Service's table costs in memory).</summary>
+    public int Bytes => _slots.Length * sizeof(ushort);
+
+    /// <summary>Backend index per slot (<see cref="ushort.MaxValue"/> in an empty table), for tests and measurements.</summary>
+    public ReadOnlySpan<ushort> Slots => _slots;
 
     /// <summary>
     /// The backend index for a flow: slot <c>flowHash % Size</c>, or -1 when the table has no backends (empty tables hold
@@ -39,8 +49,9 @@ public sealed class MaglevTable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int Lookup(ulong flowHash)
     {
-        int[] slots = _slots;
-        return slots[(int)(flowHash % (ulong)slots.Length)];
+        ushort[] slots = _slots;
+        // NoBackend (0xFFFF) + 1 wraps to 0, so an empty slot reads as -1 without a branch.
+        return ((slots[(int)(flowHash % (ulong)slots.Length)] + 1) & 0xFFFF) - 1;
     }
 
     /// <summary>The slot <see cref="Lookup"/> reads for a flow (traces name it).</summary>
@@ -80,10 +91,10 @@ public sealed class MaglevTable
                 throw new ArgumentException($"Maglev table size {tableSize} must be a prime between {MinSize} and {MaxSize} (§3.4: a prime M makes every skip generate a full permutation).", nameof(tableSize));
 
             int n = backends.Length;
-            var slots = new int[tableSize];
+            var slots = new ushort[tableSize];
             if (n == 0)
             {
-                Array.Fill(slots, -1);
+                Array.Fill(slots, NoBackend);
                 return new MaglevTable(slots);
             }
 
@@ -102,7 +113,7 @@ public sealed class MaglevTable
             {
                 ref readonly var b = ref sorted[i];
                 if (b.Weight < 1) throw new ArgumentException($"Maglev backend {b.Index} (identity {b.Identity:x16}) has weight {b.Weight}; weights must be ≥ 1 (leave drained backends out).", nameof(backends));
-                if (b.Index < 0) throw new ArgumentException($"Maglev backend identity {b.Identity:x16} has index {b.Index}; indices must be ≥ 0.", nameof(backends));
+                if (b.Index < 0 || b.Index > MaxBackendIndex) throw new ArgumentException($"Maglev backend identity {b.Identity:x16} has index {b.Index}; indices must be 0..{MaxBackendIndex}.", nameof(backends));
                 if (i > 0 && sorted[i - 1].Identity == b.Identity) throw new ArgumentException($"Maglev backends {sorted[i - 1].Index} and {b.Index} share identity {b.Identity:x16}; identities must be unique.", nameof(backends));
                 maxWeight = Math.Max(maxWeight, b.Weight);
 
@@ -124,11 +135,11 @@ public sealed class MaglevTable
         /// weight in credit and takes a turn per <c>maxWeight</c> of credit, so its share is proportional to its weight;
         /// with equal weights this is exactly the paper's round-robin.
         /// </summary>
-        private void Fill(int[] slots, ReadOnlySpan<MaglevBackend> sorted, int maxWeight)
+        private void Fill(ushort[] slots, ReadOnlySpan<MaglevBackend> sorted, int maxWeight)
         {
             int m = slots.Length;
             int n = sorted.Length;
-            Array.Fill(slots, -1);
+            Array.Fill(slots, NoBackend);
             var position = _position.AsSpan(0, n);
             var skip = _skip.AsSpan(0, n);
             var credit = _credit.AsSpan(0, n);
@@ -149,13 +160,13 @@ public sealed class MaglevTable
                     // add-and-subtract instead of Katran's (offset + next·skip) % M: same sequence, no division.
                     int pos = position[i];
                     int step = skip[i];
-                    while (slots[pos] >= 0)
+                    while (slots[pos] != NoBackend)
                     {
                         pos += step;
                         if (pos >= m) pos -= m;
                     }
 
-                    slots[pos] = sorted[i].Index;
+                    slots[pos] = (ushort)sorted[i].Index;
                     pos += step;
                     if (pos >= m) pos -= m;
                     position[i] = pos;

@@ -104,9 +104,14 @@ public sealed class ServiceTable
         public readonly Routing.AddressTable VirtualIps;
         public readonly bool HasAffinity;
 
-        public Shard(CompiledFrontend[] entries)
+        /// <summary>Per entry: set when the <see cref="Update"/> that built this shard added it (a new or changed
+        /// frontend); an entry carried over from the previous shard is the same object with the same backends.</summary>
+        public readonly bool[]? Changed;
+
+        public Shard(CompiledFrontend[] entries, bool[]? changed = null)
         {
             Entries = entries;
+            Changed = changed;
             int size = 8;
             while (size < entries.Length * 2) size <<= 1;
             Slots = new Slot[size];
@@ -134,6 +139,15 @@ public sealed class ServiceTable
     /// <summary>Unique per table: tracked connections remember which table they were last checked against.</summary>
     public int Version { get; } = Interlocked.Increment(ref s_versions);
 
+    /// <summary>
+    /// The <see cref="Version"/> of the table this one was made from by <see cref="Update"/> (0 when built whole), and
+    /// which of its shards that update rebuilt: what a connection checked against the previous table needs to know
+    /// (<see cref="UnchangedSincePrevious"/>).
+    /// </summary>
+    public int PreviousVersion { get; }
+
+    private readonly bool[]? _rebuiltShards;
+
     public ServiceTable(IReadOnlyList<ServiceFrontend> frontends, int maglevTableSize = MaglevTable.DefaultSize)
         : this(Compile(frontends, maglevTableSize))
     {
@@ -152,9 +166,11 @@ public sealed class ServiceTable
         HasAffinity = _shards.Any(x => x.HasAffinity);
     }
 
-    private ServiceTable(Shard[] shards, int count)
+    private ServiceTable(Shard[] shards, int count, int previousVersion, bool[] rebuiltShards)
     {
         _shards = shards;
+        PreviousVersion = previousVersion;
+        _rebuiltShards = rebuiltShards;
         _shardMask = shards.Length - 1;
         Count = count;
         HasAffinity = _shards.Any(x => x.HasAffinity);
@@ -186,8 +202,32 @@ public sealed class ServiceTable
         foreach (var e in removed) Touch(ShardOf(e.Frontend.Address)).Remove(e);
         foreach (var e in added) Touch(ShardOf(e.Frontend.Address)).Add(e);
         var next = (Shard[])_shards.Clone();
-        foreach (var (shard, entries) in touched) next[shard] = entries.Count == 0 ? Shard.Empty : new Shard(entries.ToArray());
-        return new ServiceTable(next, count);
+        var rebuilt = new bool[_shards.Length];
+        var fresh = added.ToHashSet(ReferenceEqualityComparer.Instance);
+        foreach (var (shard, entries) in touched)
+        {
+            rebuilt[shard] = true;
+            var changed = new bool[entries.Count];
+            for (int i = 0; i < changed.Length; i++) changed[i] = fresh.Contains(entries[i]);
+            next[shard] = entries.Count == 0 ? Shard.Empty : new Shard(entries.ToArray(), changed);
+        }
+        return new ServiceTable(next, count, Version, rebuilt);
+    }
+
+    /// <summary>
+    /// Whether the frontend (<paramref name="address"/>, <paramref name="port"/>, <paramref name="protocol"/>) is the
+    /// same in this table as in the one it was updated from (<see cref="PreviousVersion"/>): its shard was not rebuilt,
+    /// or the shard carried that frontend over unchanged. A connection checked against the previous table then needs
+    /// no check against this one (issue 20: one change re-checks only the connections of the Services it touched).
+    /// False for a table built whole, and for a frontend that was removed or changed.
+    /// </summary>
+    public bool UnchangedSincePrevious(IpAddr address, ushort port, byte protocol)
+    {
+        if (_rebuiltShards is null) return false;
+        int shard = ShardOf(address);
+        if (!_rebuiltShards[shard]) return true;
+        int frontend = Lookup(address, port, protocol);
+        return frontend >= 0 && !_shards[shard].Changed![frontend & ((1 << LocalBits) - 1)];
     }
 
     private int ShardOf(IpAddr address) => ShardOf(address.Hash());

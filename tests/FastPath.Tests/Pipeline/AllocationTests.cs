@@ -65,4 +65,49 @@ public class AllocationTests
         Assert.True(h.Engine.Counters.RxPackets(PortIndex.Uplink) > 0);
         Assert.Equal(0, h.Engine.Counters.Drops(PortIndex.Uplink, DropReason.NotForNode));  // the decapsulated packets were delivered
     }
+
+    /// <summary>
+    /// A new snapshot that shares routes, node settings and ports with the previous one (what an EndpointSlice or
+    /// Service change publishes) costs the forwarding thread no allocation: 1,000 swaps between two Service tables,
+    /// one per batch, with VXLAN encapsulation running under both.
+    /// </summary>
+    [Fact]
+    public void SnapshotSwapsThatShareRoutesAndPortsAllocateNothing()
+    {
+        var h = new EngineHarness(EngineHarness.ClusterRoutes());
+        var a = h.Snapshot;
+        var pods = a.Ports.Skip(PortIndex.FirstPod).ToList();
+        var backends = new List<FastPath.DataPlane.Services.ServiceBackend> { new(EngineHarness.Addr("10.244.1.11"), 8080) };
+        var services = new FastPath.DataPlane.Services.ServiceTable([new FastPath.DataPlane.Services.ServiceFrontend(
+            "default/web", EngineHarness.Addr("10.96.0.10"), 80, 6, backends)]);
+        var snapshots = new[] { a, new ForwardingSnapshot(a.Node, pods, 1, a.Routes, services), new ForwardingSnapshot(a.Node, pods, 2, a.Routes, services.Update([], [])) };
+        var holder = new SnapshotHolder(a);
+        var engine = new Engine(holder);
+        var frame = EngineHarness.FromClient(Ipv4("10.244.1.10", "10.244.2.11", 6, Tcp(40000, 8080))); // VXLAN to node-b
+        var batch = new PacketBatch(32);
+        int swaps = 0;
+        long encapsulated = 0;
+
+        void Run(int batches)
+        {
+            for (int b = 0; b < batches; b++)
+            {
+                holder.Publish(snapshots[1 + (swaps++ & 1)]);
+                for (int i = 0; i < batch.Capacity; i++)
+                {
+                    frame.CopyTo(batch.ReceiveArea(i));
+                    batch.SetReceived(i, frame.Length, i, i + 1, (short)a.FindPort("default/client"));
+                }
+                batch.Count = batch.Capacity;
+                engine.Process(batch);
+                for (int i = 0; i < batch.Count; i++)
+                    if (batch.Meta[i].EgressPort == PortIndex.Uplink) encapsulated++;
+            }
+        }
+
+        Run(100); // warm up
+        long allocated = Allocations.Measure(() => Run(1000));
+        Assert.Equal(0, allocated);
+        Assert.Equal(1100L * batch.Capacity, encapsulated);
+    }
 }

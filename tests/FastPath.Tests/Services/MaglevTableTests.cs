@@ -26,7 +26,7 @@ public class MaglevTableTests
         return counts;
     }
 
-    private static int Changed(ReadOnlySpan<int> a, ReadOnlySpan<int> b)
+    private static int Changed(ReadOnlySpan<ushort> a, ReadOnlySpan<ushort> b)
     {
         int changed = 0;
         for (int i = 0; i < a.Length; i++) if (a[i] != b[i]) changed++;
@@ -83,7 +83,7 @@ public class MaglevTableTests
         gen.Sample((ids, weights, m, seed) =>
         {
             var backends = ids.Select((id, i) => new MaglevBackend(id, i, weights[i])).ToArray();
-            Assert.Equal(Reference(backends, m, seed), MaglevTable.Build(backends, m, seed).Slots.ToArray());
+            Assert.Equal(Reference(backends, m, seed), MaglevTable.Build(backends, m, seed).Slots.ToArray().Select(s => (int)s).ToArray());
         }, iter: 200);
     }
 
@@ -248,8 +248,8 @@ public class MaglevTableTests
         long before = GC.GetAllocatedBytesForCurrentThread();
         builder.Build(backends);
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        // Only the final slot array (4·M bytes plus the array header) and the table object.
-        Assert.InRange(allocated, 4L * M, 4L * M + 64);
+        // Only the final slot array (2·M bytes plus the array header) and the table object.
+        Assert.InRange(allocated, 2L * M, 2L * M + 64);
     }
 
     /// <summary>1M lookups move the thread's allocation counter by 0 bytes.</summary>
@@ -272,5 +272,18 @@ public class MaglevTableTests
         Run();
         Assert.Equal(0, Allocations.Measure(Run));
         Assert.NotEqual(long.MinValue, sink);
+    }
+
+    /// <summary>Slots are 2 bytes: an index above 32,767 reads back unsigned, the largest index fits, one more is refused.</summary>
+    [Fact]
+    public void TwoByteSlotsHoldEveryIndexUpToTheLimit()
+    {
+        var table = MaglevTable.Build([new MaglevBackend(1, 40_000), new MaglevBackend(2, MaglevTable.MaxBackendIndex)], 251);
+        Assert.Equal(502, table.Bytes);
+        var seen = new HashSet<int>();
+        for (ulong h = 0; h < 251; h++) seen.Add(table.Lookup(h));
+        Assert.Equal([40_000, MaglevTable.MaxBackendIndex], seen.Order());
+        Assert.Throws<ArgumentException>(() => MaglevTable.Build([new MaglevBackend(1, MaglevTable.MaxBackendIndex + 1)], 251));
+        Assert.Equal(-1, MaglevTable.Build([], 251).Lookup(12345));
     }
 }
