@@ -44,9 +44,11 @@ public static class RunCommand
         var busyPoll = new Option<int>("--busy-poll") { Description = "Microseconds to keep polling without sleeping after the last frame (0: sleep at once)", DefaultValueFactory = _ => 50 };
         var offloads = new Option<string>("--offloads") { Description = "on: virtio-net headers, partial checksums and GSO super-frames on the TAPs; off: plain frames", DefaultValueFactory = _ => "on" };
         var healthz = new Option<string>("--healthz") { Description = "Serve /healthz and /livez on ADDR:PORT, as kube-proxy's --healthz-bind-address ('off': none)", DefaultValueFactory = _ => ":10256" };
+        var stateDir = new Option<string?>("--state-dir") { Description = "Keep connection tracking in memory-mapped files in this directory (e.g. /run/fastpath/NODE, on tmpfs) and make created TAPs persistent, so the next run restores the connections and finds the TAPs again" };
         var cmd = new Command("run", "Run a node's data plane live on TAP devices and attached interfaces")
         {
             node, tap, attach, attachMode, cniSocket, uplink, host, batchSize, status, duration, metrics, flowLog, flowSample, workers, busyPoll, offloads, healthz,
+            stateDir,
         };
         cluster.AddTo(cmd);
         cmd.SetAction(r => Run(new RunOptions(cluster.Get(r), r.GetValue(node)!, r.GetValue(tap), r.GetValue(uplink)!,
@@ -55,7 +57,7 @@ public static class RunCommand
             Metrics = r.GetValue(metrics), FlowLog = r.GetValue(flowLog), FlowLogSample = r.GetValue(flowSample),
             Workers = r.GetValue(workers), BusyPollMicroseconds = r.GetValue(busyPoll), Offloads = r.GetValue(offloads)!,
             Healthz = r.GetValue(healthz)!, Attach = r.GetValue(attach) ?? [], AttachMode = r.GetValue(attachMode)!,
-            CniSocket = r.GetValue(cniSocket),
+            CniSocket = r.GetValue(cniSocket), StateDir = r.GetValue(stateDir),
         }, stdout, stderr));
         return cmd;
     }
@@ -90,6 +92,9 @@ public static class RunCommand
 
         /// <summary>--cni-socket PATH, or null.</summary>
         public string? CniSocket { get; init; }
+
+        /// <summary>--state-dir DIR: conntrack in state files there, persistent TAPs; null: neither.</summary>
+        public string? StateDir { get; init; }
     }
 
     public static int Run(RunOptions o, TextWriter stdout, TextWriter stderr)
@@ -137,7 +142,21 @@ public static class RunCommand
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
 
-        using var taps = new TapSet(new LinkOptions(o.Tap, o.UplinkTap, o.HostTap, specs, mode, o.Workers, o.Offloads == "on"), stdout);
+        StateDirectory? state = null;
+        if (o.StateDir is { } stateDir)
+        {
+            try
+            {
+                state = StateDirectory.Open(stateDir);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return Fail(stderr, e.Message);
+            }
+        }
+        // Declared before everything that may read the tables (metrics), so the state files are unmapped last.
+        using var stateLifetime = state;
+        using var taps = new TapSet(new LinkOptions(o.Tap, o.UplinkTap, o.HostTap, specs, mode, o.Workers, o.Offloads == "on", state?.Taps), stdout);
         var snapshot = publisher.Holder.Current;
         Attachment attachment;
         try
@@ -177,8 +196,17 @@ public static class RunCommand
         var busyPoll = TimeSpan.FromMicroseconds(o.BusyPollMicroseconds);
         var owners = o.Workers > 1 ? new FlowOwners(o.Workers) : null;
         var neighbors = new DataPlane.Routing.UplinkNeighbors();
+        ConntrackTable[]? tables;
+        try
+        {
+            tables = state?.OpenConntrack(snapshot.Node.ConntrackCapacity, o.Workers, owners, stdout);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return Fail(stderr, $"--state-dir {o.StateDir}: {e.Message}");
+        }
         var workers = Enumerable.Range(0, o.Workers)
-            .Select(w => new ForwardingWorker(w, attachment, publisher.Holder, o.BatchSize, busyPoll, owners, neighbors)).ToArray();
+            .Select(w => new ForwardingWorker(w, attachment, publisher.Holder, o.BatchSize, busyPoll, owners, neighbors, tables?[w])).ToArray();
         ForwardingWorker.Connect(workers);
         var busyPollGate = new BusyPollGate();
         foreach (var w in workers) w.Port.BusyPollGate = busyPollGate;
@@ -217,7 +245,8 @@ public static class RunCommand
         var status = new StatusLine(stdout, TimeSpan.FromSeconds(o.StatusInterval));
         var clock = Stopwatch.StartNew();
         var retryAt = TimeSpan.Zero;
-        stdout.WriteLine($"forwarding: node {o.Node}, {snapshot.PortCount} ports, generation {snapshot.Generation}, {o.Workers} worker(s); SIGINT/SIGTERM stops; watching {o.Cluster}");
+        var recordAt = TimeSpan.Zero;
+        stdout.WriteLine($"forwarding: node {o.Node}, {snapshot.PortCount} ports, generation {snapshot.Generation}, {o.Workers} worker(s); SIGINT/SIGTERM stops; watching {o.Cluster}; from {TapPort.WallClock()} (wall clock, ns)");
         stdout.Flush();
         // The workers allocate nothing, but a collection stops them too: collect the start-up garbage (manifests, the
         // first compile) now, before traffic, and keep later collections of the control plane's garbage background
@@ -240,11 +269,22 @@ public static class RunCommand
             Reattach();
             AnswerCni();
             if (taps.HasRetired && workers.All(w => w.AckedGeneration >= attachment.Generation)) taps.CloseRetired();
+            if (state is not null && clock.Elapsed >= recordAt)
+            {
+                taps.RecordWhereabouts();
+                recordAt = clock.Elapsed + TimeSpan.FromSeconds(1);
+            }
             if (o.StatusInterval > 0) status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports, attachedSkipped: taps.Skipped,
                 handOverDrops: workers.Sum(w => w.HandOverDrops));
         }
         foreach (var t in threads) t.Join();
+        long stoppedAt = TapPort.WallClock();
         foreach (var w in workers) w.Dispose();
+        if (state is not null)
+        {
+            taps.RecordWhereabouts();
+            state.Save(stdout);
+        }
         status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports, force: true, attachedSkipped: taps.Skipped,
             handOverDrops: workers.Sum(w => w.HandOverDrops));
         foreach (var f in flows)
@@ -252,7 +292,8 @@ public static class RunCommand
             f.Complete();
             f.Dispose();
         }
-        stdout.WriteLine($"stopped: {ports.Sum(p => p.Received):N0} frames received, {ports.Sum(p => p.Transmitted):N0} sent; removing the TAP devices this process created");
+        stdout.WriteLine($"stopped: {ports.Sum(p => p.Received):N0} frames received, {ports.Sum(p => p.Transmitted):N0} sent; forwarding stopped at {stoppedAt} (wall clock, ns); "
+            + (state is null ? "removing the TAP devices this process created" : $"keeping {taps.PersistentCount} persistent TAP device(s) for the next run (--state-dir)"));
         return 0;
 
         // Re-reads the devices when a snapshot renumbers the ports, and every second while interfaces are attached

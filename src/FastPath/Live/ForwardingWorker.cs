@@ -39,15 +39,16 @@ public sealed class ForwardingWorker : IDisposable
     /// <param name="published">The controller's holder: snapshots that keep the port numbering apply from there at once.</param>
     /// <param name="owners">Shared by all workers when there are several; null for one.</param>
     /// <param name="neighbors">The uplink gateways' MACs, shared by all workers (a reply reaches one worker's queue).</param>
+    /// <param name="conntrack">The worker's table restored from its state file (`--state-dir`), or null for a new one.</param>
     public ForwardingWorker(int index, Attachment initial, SnapshotHolder published, int batchSize, TimeSpan busyPoll, FlowOwners? owners,
-        UplinkNeighbors? neighbors = null)
+        UplinkNeighbors? neighbors = null, ConntrackTable? conntrack = null)
     {
         Index = index;
         _published = published;
         _attached = initial;
         _ackedGeneration = initial.Generation;
         _forwarding = new SnapshotHolder(initial.Snapshot);
-        Engine = new Engine(_forwarding, owners: owners, workerId: index, neighbors: neighbors);
+        Engine = new Engine(_forwarding, owners: owners, workerId: index, neighbors: neighbors, conntrack: conntrack);
         Port = new TapPort(TimeSpan.FromMilliseconds(100), queue: index, busyPoll: busyPoll);
         if (owners is not null) Port.Wake = new WakeEvent();
         Port.Attach(initial.Devices);
