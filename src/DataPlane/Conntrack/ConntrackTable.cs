@@ -388,6 +388,7 @@ public sealed unsafe class ConntrackTable
     /// <see cref="Owners"/> (set it first). Everything else is zeroed and goes on the free list. Control path, before
     /// forwarding starts: O(capacity).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs once, over every record: no tier-0 loop
     public ConntrackRestore Restore(long now)
     {
         long shift = _file?.ClockShift ?? 0;

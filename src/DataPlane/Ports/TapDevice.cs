@@ -87,9 +87,12 @@ public sealed partial class TapDevice : LinkDevice
         {
             try
             {
-                using var target = new FileStream(netnsPath, FileMode.Open, FileAccess.Read);
-                if (SetNamespace((int)target.SafeFileHandle.DangerousGetHandle(), CloneNewNet) != 0)
-                    throw new IOException($"TAP {name}: setns {netnsPath}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+                int target = OpenFile(netnsPath, OCloExec);
+                if (target < 0) throw new IOException($"TAP {name}: {netnsPath}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+                int entered = SetNamespace(target, CloneNewNet);
+                int errno = Marshal.GetLastPInvokeError();
+                Close(target);
+                if (entered != 0) throw new IOException($"TAP {name}: setns {netnsPath}: {Marshal.GetPInvokeErrorMessage(errno)}");
                 device = Open(ifName, name, queues, offloads, owned: true);
             }
             catch (Exception e)

@@ -45,10 +45,11 @@ public static class RunCommand
         var offloads = new Option<string>("--offloads") { Description = "on: virtio-net headers, partial checksums and GSO super-frames on the TAPs; off: plain frames", DefaultValueFactory = _ => "on" };
         var healthz = new Option<string>("--healthz") { Description = "Serve /healthz and /livez on ADDR:PORT, as kube-proxy's --healthz-bind-address ('off': none)", DefaultValueFactory = _ => ":10256" };
         var stateDir = new Option<string?>("--state-dir") { Description = "Keep connection tracking in memory-mapped files in this directory (e.g. /run/fastpath/NODE, on tmpfs) and make created TAPs persistent, so the next run restores the connections and finds the TAPs again" };
+        var takeover = new Option<bool>("--takeover") { Description = "With --state-dir: if a run of this node holds the state directory, ask it to hand over (it stops forwarding, saves and exits) once this one is ready, instead of failing" };
         var cmd = new Command("run", "Run a node's data plane live on TAP devices and attached interfaces")
         {
             node, tap, attach, attachMode, cniSocket, uplink, host, batchSize, status, duration, metrics, flowLog, flowSample, workers, busyPoll, offloads, healthz,
-            stateDir,
+            stateDir, takeover,
         };
         cluster.AddTo(cmd);
         cmd.SetAction(r => Run(new RunOptions(cluster.Get(r), r.GetValue(node)!, r.GetValue(tap), r.GetValue(uplink)!,
@@ -57,7 +58,7 @@ public static class RunCommand
             Metrics = r.GetValue(metrics), FlowLog = r.GetValue(flowLog), FlowLogSample = r.GetValue(flowSample),
             Workers = r.GetValue(workers), BusyPollMicroseconds = r.GetValue(busyPoll), Offloads = r.GetValue(offloads)!,
             Healthz = r.GetValue(healthz)!, Attach = r.GetValue(attach) ?? [], AttachMode = r.GetValue(attachMode)!,
-            CniSocket = r.GetValue(cniSocket), StateDir = r.GetValue(stateDir),
+            CniSocket = r.GetValue(cniSocket), StateDir = r.GetValue(stateDir), Takeover = r.GetValue(takeover),
         }, stdout, stderr));
         return cmd;
     }
@@ -95,6 +96,9 @@ public static class RunCommand
 
         /// <summary>--state-dir DIR: conntrack in state files there, persistent TAPs; null: neither.</summary>
         public string? StateDir { get; init; }
+
+        /// <summary>--takeover: take the state directory over from the run holding it.</summary>
+        public bool Takeover { get; init; }
     }
 
     public static int Run(RunOptions o, TextWriter stdout, TextWriter stderr)
@@ -122,6 +126,7 @@ public static class RunCommand
                 return Fail(stderr, $"{option} {name}: not a valid interface name (1-{TapDevice.MaxNameLength} characters, no '/', ':' or spaces)");
         if (o.Tap && (!OperatingSystem.IsLinux() || !File.Exists("/dev/net/tun"))) return Fail(stderr, "/dev/net/tun is missing: TAP devices need Linux with the tun module");
 
+        if (o.Takeover && o.StateDir is null) return Fail(stderr, "--takeover needs --state-dir: the state directory is what is taken over");
         if (o.Cluster.Problem() is { } problem) return Fail(stderr, problem);
         // The controller logs from the watcher's thread while the loop below prints status lines.
         stdout = TextWriter.Synchronized(stdout);
@@ -147,7 +152,10 @@ public static class RunCommand
         {
             try
             {
-                state = StateDirectory.Open(stateDir);
+                // A takeover collects the start-up garbage (manifests, the compile) before it asks the running process
+                // to stop, so the collection below is not in the forwarding gap.
+                if (o.Takeover) GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+                state = StateDirectory.Open(stateDir, o.Takeover, stdout);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -156,6 +164,7 @@ public static class RunCommand
         }
         // Declared before everything that may read the tables (metrics), so the state files are unmapped last.
         using var stateLifetime = state;
+        System.Console.Error.WriteLine($"TIMING T0 {DataPlane.Ports.TapPort.WallClock()}");
         using var taps = new TapSet(new LinkOptions(o.Tap, o.UplinkTap, o.HostTap, specs, mode, o.Workers, o.Offloads == "on", state?.Taps), stdout);
         var snapshot = publisher.Holder.Current;
         Attachment attachment;
@@ -199,6 +208,7 @@ public static class RunCommand
         ConntrackTable[]? tables;
         try
         {
+        System.Console.Error.WriteLine($"TIMING conntrack-start {DataPlane.Ports.TapPort.WallClock()}");
             tables = state?.OpenConntrack(snapshot.Node.ConntrackCapacity, o.Workers, owners, stdout);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -212,6 +222,7 @@ public static class RunCommand
         foreach (var w in workers) w.Port.BusyPollGate = busyPollGate;
         var engines = workers.Select(w => w.Engine).ToArray();
         var ports = workers.Select(w => w.Port).ToArray();
+        System.Console.Error.WriteLine($"TIMING workers {DataPlane.Ports.TapPort.WallClock()}");
         MetricsServer? metricsServer = null;
         if (o.Metrics is { } endpoint)
         {
@@ -251,7 +262,8 @@ public static class RunCommand
         // The workers allocate nothing, but a collection stops them too: collect the start-up garbage (manifests, the
         // first compile) now, before traffic, and keep later collections of the control plane's garbage background
         // ones (no blocking gen2 while forwarding). Measured: the first pings after start-up took up to 30 ms without.
-        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        System.Console.Error.WriteLine($"TIMING gc {DataPlane.Ports.TapPort.WallClock()}");
+        if (!o.Takeover) GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
         System.Runtime.GCSettings.LatencyMode = System.Runtime.GCLatencyMode.SustainedLowLatency;
         var threads = workers.Select(w => new Thread(() => w.Run(() => Volatile.Read(ref attachment), stop.Token))
         {
@@ -259,6 +271,8 @@ public static class RunCommand
             IsBackground = true,
         }).ToArray();
         foreach (var t in threads) t.Start();
+        System.Console.Error.WriteLine($"TIMING threads {DataPlane.Ports.TapPort.WallClock()}");
+        state?.ListenForTakeover(stop.Cancel);
         // The coordinator: re-reads the TAPs when a snapshot renumbers the ports, closes the devices of removed ports
         // once every worker has moved past them, and prints the status line.
         while (!stop.IsCancellationRequested)
@@ -279,11 +293,27 @@ public static class RunCommand
         }
         foreach (var t in threads) t.Join();
         long stoppedAt = TapPort.WallClock();
+        int kept = taps.PersistentCount;
         foreach (var w in workers) w.Dispose();
         if (state is not null)
         {
             taps.RecordWhereabouts();
+        System.Console.Error.WriteLine($"TIMING save {DataPlane.Ports.TapPort.WallClock()}");
             state.Save(stdout);
+            if (state.TakeoverRequested)
+            {
+                kept = taps.PersistentCount;
+                // The new process attaches the TAPs and binds the listeners once this one lets go: first the queues
+                // (the kernel would keep steering flows to them) and the ports, then the lock.
+                taps.Dispose();
+        System.Console.Error.WriteLine($"TIMING tapsclosed {DataPlane.Ports.TapPort.WallClock()}");
+                health.Dispose();
+                metricsServer?.Dispose();
+                cni?.Dispose();
+        System.Console.Error.WriteLine($"TIMING released {DataPlane.Ports.TapPort.WallClock()}");
+                state.Release(stoppedAt);
+                stdout.WriteLine($"takeover: handed the state directory over at {TapPort.WallClock()} (wall clock, ns)");
+            }
         }
         status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports, force: true, attachedSkipped: taps.Skipped,
             handOverDrops: workers.Sum(w => w.HandOverDrops));
@@ -293,7 +323,7 @@ public static class RunCommand
             f.Dispose();
         }
         stdout.WriteLine($"stopped: {ports.Sum(p => p.Received):N0} frames received, {ports.Sum(p => p.Transmitted):N0} sent; forwarding stopped at {stoppedAt} (wall clock, ns); "
-            + (state is null ? "removing the TAP devices this process created" : $"keeping {taps.PersistentCount} persistent TAP device(s) for the next run (--state-dir)"));
+            + (state is null ? "removing the TAP devices this process created" : $"keeping {kept} persistent TAP device(s) for the next run (--state-dir)"));
         return 0;
 
         // Re-reads the devices when a snapshot renumbers the ports, and every second while interfaces are attached

@@ -1,3 +1,5 @@
+using System.Net.Sockets;
+using System.Text;
 using FastPath.DataPlane.Conntrack;
 using FastPath.DataPlane.Ports;
 using FastPath.DataPlane.State;
@@ -8,12 +10,22 @@ namespace FastPath.Live;
 /// `run --state-dir DIR`: what one `fastpath run` leaves for the next on the node so a restart keeps its connections —
 /// each worker's conntrack records in <c>conntrack-N.state</c> (a <see cref="StateFile"/> the worker's table works in
 /// directly), and the persistent TAPs in <c>taps</c> (<see cref="PersistentTaps"/>). An exclusive lock
-/// (<c>lock</c>, flock) keeps a second process on the same node from mapping the same records.
+/// (<c>lock</c>, flock; the holder's pid in <c>pid</c>) keeps a second process on the same node from mapping the same records.
 /// </summary>
+/// <remarks>
+/// <b>Takeover.</b> `run --takeover` starts a new process beside the running one: it reads the cluster and compiles its
+/// snapshot first, then connects to the holder's <c>takeover.sock</c>. The holder stops its workers, marks its state
+/// files clean, closes its TAP queues (the devices persist), releases its listeners and the lock, and answers
+/// <c>released T</c> (T: when its workers stopped, wall clock ns); the new process takes the lock and maps the files.
+/// The forwarding gap is the time from T to the new process's first batch: state files checked, TAPs attached, workers
+/// started — no process start-up or compile in it.
+/// </remarks>
 public sealed class StateDirectory : IDisposable
 {
-    private readonly FileStream _lock;
+    private FileStream? _lock;
     private ConntrackTable[] _tables = [];
+    private Socket? _takeoverListener;
+    private Socket? _takeoverRequest;
 
     private StateDirectory(string path, FileStream lockFile)
     {
@@ -25,26 +37,133 @@ public sealed class StateDirectory : IDisposable
     public string Path { get; }
     public PersistentTaps Taps { get; }
 
-    /// <summary>Creates <paramref name="path"/> if needed and takes its lock.</summary>
-    /// <exception cref="IOException">Another process holds it, or it cannot be created.</exception>
-    public static StateDirectory Open(string path)
+    /// <summary>
+    /// Creates <paramref name="path"/> if needed and takes its lock; with <paramref name="takeover"/>, first asks the
+    /// process holding it to hand over (its workers stop, it saves and lets go) and says when it stopped forwarding.
+    /// </summary>
+    /// <exception cref="IOException">Another process holds it (and no takeover was asked for, or it did not answer), or it cannot be created.</exception>
+    public static StateDirectory Open(string path, bool takeover = false, TextWriter? log = null)
     {
         Directory.CreateDirectory(path);
         string lockPath = System.IO.Path.Combine(path, "lock");
-        FileStream lockFile;
+        if (TryLock(lockPath) is { } free) return Locked(path, free);
+        // (.NET takes a shared flock to read a file, so the holder's pid is kept beside the lock, not in it.)
+        string pidPath = System.IO.Path.Combine(path, "pid");
+        string holder = File.Exists(pidPath) ? File.ReadAllText(pidPath).Trim() : "";
+        string who = $"another fastpath run{(holder.Length > 0 ? $" (pid {holder})" : "")}";
+        if (!takeover) throw new IOException($"--state-dir {path}: in use by {who}; stop it first, or start with --takeover");
+        string answer = AskToRelease(System.IO.Path.Combine(path, TakeoverSocket), who);
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (TryLock(lockPath) is { } taken)
+            {
+                log?.WriteLine($"takeover: {who} {answer} (wall clock, ns)");
+                return Locked(path, taken);
+            }
+            Thread.Sleep(1);
+        }
+        throw new IOException($"--state-dir {path}: {who} answered the takeover but kept the lock");
+    }
+
+    private const string TakeoverSocket = "takeover.sock";
+
+    private static FileStream? TryLock(string lockPath)
+    {
         try
         {
             // FileShare.None is flock(LOCK_EX | LOCK_NB) on Linux: released by the kernel when the process dies.
-            lockFile = new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            return new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
         }
         catch (IOException)
         {
-            string holder = File.Exists(lockPath) ? File.ReadAllText(lockPath).Trim() : "";
-            throw new IOException($"--state-dir {path}: in use by another fastpath run{(holder.Length > 0 ? $" (pid {holder})" : "")}");
+            return null;
         }
-        lockFile.SetLength(0);
-        using (var w = new StreamWriter(lockFile, leaveOpen: true)) w.WriteLine(Environment.ProcessId);
+    }
+
+    private static StateDirectory Locked(string path, FileStream lockFile)
+    {
+        File.WriteAllText(System.IO.Path.Combine(path, "pid"), $"{Environment.ProcessId}\n");
         return new StateDirectory(path, lockFile);
+    }
+
+    private static string AskToRelease(string socketPath, string who)
+    {
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            socket.Connect(new UnixDomainSocketEndPoint(socketPath));
+            socket.Send("takeover\n"u8);
+            socket.ReceiveTimeout = 10_000;
+            var reply = new List<byte>();
+            var buffer = new byte[256];
+            int n;
+            while ((n = socket.Receive(buffer)) > 0) reply.AddRange(buffer.AsSpan(0, n));
+            string text = Encoding.ASCII.GetString(reply.ToArray()).Trim();
+            if (!text.StartsWith("released", StringComparison.Ordinal)) throw new IOException($"{socketPath}: {who} answered \"{text}\" to the takeover");
+            return text.Replace("released", "released the state; its workers stopped at", StringComparison.Ordinal);
+        }
+        catch (SocketException e)
+        {
+            throw new IOException($"{socketPath}: cannot ask {who} to hand over: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Listens on <c>takeover.sock</c> for a `run --takeover` of this node; <paramref name="requested"/> runs (on the
+    /// listener's thread) when one asks. Answer with <see cref="Release"/>.
+    /// </summary>
+    public void ListenForTakeover(Action requested)
+    {
+        string socketPath = System.IO.Path.Combine(Path, TakeoverSocket);
+        if (File.Exists(socketPath)) File.Delete(socketPath);
+        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(socketPath));
+        listener.Listen(1);
+        _takeoverListener = listener;
+        new Thread(() =>
+        {
+            try
+            {
+                var client = listener.Accept();
+                var buffer = new byte[64];
+                int n = client.Receive(buffer);
+                if (Encoding.ASCII.GetString(buffer, 0, n).Trim() != "takeover")
+                {
+                    client.Dispose();
+                    return;
+                }
+                Volatile.Write(ref _takeoverRequest, client);
+                requested();
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                // closed at shutdown
+            }
+        }) { Name = "fastpath-takeover", IsBackground = true }.Start();
+    }
+
+    /// <summary>Whether a `run --takeover` asked this process to hand over.</summary>
+    public bool TakeoverRequested => Volatile.Read(ref _takeoverRequest) is not null;
+
+    /// <summary>
+    /// Lets go of the lock and tells the process that asked for a takeover, with the time the workers stopped. Call
+    /// after <see cref="Save"/>, once the TAP queues and listeners are closed.
+    /// </summary>
+    public void Release(long stoppedAt)
+    {
+        _lock?.Dispose();
+        _lock = null;
+        if (Interlocked.Exchange(ref _takeoverRequest, null) is not { } client) return;
+        try
+        {
+            client.Send(Encoding.ASCII.GetBytes($"released {stoppedAt}\n"));
+        }
+        catch (SocketException)
+        {
+            // the new process gave up; it will say so
+        }
+        client.Dispose();
     }
 
     /// <summary>
@@ -66,7 +185,7 @@ public sealed class StateDirectory : IDisposable
             {
                 var r = table.Restore(now);
                 log.WriteLine($"state: {file}: restored {r.Restored} connection(s) ({(state.WasClean ? "clean shutdown" : "after an unclean stop, checked record by record")}); "
-                    + $"{r.Expired} expired meanwhile, {r.Invalid} failed a check{(state.ClockShift != 0 ? $"; wall clock moved {state.ClockShift / 1e6:F0} ms against CLOCK_BOOTTIME" : "")}");
+                    + $"{r.Expired} expired meanwhile, {r.Invalid} failed a check{(Math.Abs(state.ClockShift) >= 1_000_000_000 ? $"; wall clock stepped {state.ClockShift / 1e9:F1} s against CLOCK_BOOTTIME meanwhile: times moved with it" : "")}");
             }
             else log.WriteLine($"state: {file}: new ({capacity} connections)");
         }
@@ -88,7 +207,8 @@ public sealed class StateDirectory : IDisposable
 
     public void Dispose()
     {
+        _takeoverListener?.Dispose();
         foreach (var table in _tables) table.File?.Dispose();
-        _lock.Dispose();
+        _lock?.Dispose();
     }
 }

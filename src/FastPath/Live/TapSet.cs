@@ -157,9 +157,9 @@ public sealed class TapSet(LinkOptions options, TextWriter log) : IDisposable
     {
         where = null;
         if (options.Persist is not { } persist) return TapDevice.Open(name, options.Queues, options.Offloads);
-        bool owned = persist.Owns(name);
+        bool owned = persist.Owns(name), here = InterfaceState.Index(name) != 0;
         TapDevice device;
-        if (owned && InterfaceState.Index(name) == 0 && persist.Locate(name) is var (netns, ifName))
+        if (owned && !here && persist.Locate(name) is var (netns, ifName))
         {
             device = TapDevice.OpenIn(netns, ifName, name, options.Queues, options.Offloads);
             where = $"found again in {netns} as {ifName}";
@@ -167,7 +167,7 @@ public sealed class TapSet(LinkOptions options, TextWriter log) : IDisposable
         else
         {
             device = TapDevice.Open(name, options.Queues, options.Offloads, persist: true, owned: owned);
-            if (owned && !device.Created) where = "found again";
+            if (owned && here) where = "found again";
         }
         if (device.Created && !device.Persistent) device.SetPersistent(true);
         persist.Record([device]);
