@@ -212,7 +212,7 @@ public sealed unsafe partial class StateFile : IDisposable
         return file;
     }
 
-    private static int HeaderChecksumOffset => (int)Marshal.OffsetOf<Header>(nameof(Header.HeaderChecksum));
+    internal static int HeaderChecksumOffset => (int)Marshal.OffsetOf<Header>(nameof(Header.HeaderChecksum));
 
     /// <summary>The reason the file at <paramref name="path"/> cannot serve <paramref name="layout"/>, or null.</summary>
     private static string? Check(string path, StateLayout layout, long expectedLength)
@@ -230,7 +230,7 @@ public sealed unsafe partial class StateFile : IDisposable
             ref Header h = ref *(Header*)p;
             if (h.Magic != Magic) return "not a FastPath state file (bad magic)";
             if (h.FormatVersion != FormatVersion) return $"format version {h.FormatVersion}, this build reads version {FormatVersion}";
-            if (Crc(p, HeaderChecksumOffset) != h.HeaderChecksum) return "header checksum mismatch (the file is damaged)";
+            if (Crc(head.AsSpan(0, HeaderChecksumOffset)) != h.HeaderChecksum) return "header checksum mismatch (the file is damaged)";
             if (h.Kind != layout.Kind) return $"holds {h.Kind} records, not {layout.Kind}";
             if (h.BootId != BootId()) return "written before the last reboot (boot id differs)";
             if (h.Workers != layout.Workers || h.Worker != layout.Worker)
@@ -276,6 +276,12 @@ public sealed unsafe partial class StateFile : IDisposable
         _view.SafeMemoryMappedViewHandle.ReleasePointer();
         _view.Dispose();
         _map.Dispose();
+    }
+
+    /// <summary>CRC32C of <paramref name="data"/>.</summary>
+    internal static uint Crc(ReadOnlySpan<byte> data)
+    {
+        fixed (byte* p = data) return Crc(p, data.Length);
     }
 
     /// <summary>CRC32C (the CPU's crc32 instruction, 8 bytes a step). Optimized at first call: it runs once per start, over the whole file.</summary>
