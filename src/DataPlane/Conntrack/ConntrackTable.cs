@@ -394,14 +394,14 @@ public sealed unsafe class ConntrackTable
         long shift = _file?.ClockShift ?? 0;
         int restored = 0, expired = 0, invalid = 0;
         _freeCount = 0;
-        Array.Clear(_slots);
         // Walked from the top so the free list hands out low indices first, as a new table does.
         for (int i = _capacity - 1; i >= 0; i--)
         {
             ref ConntrackEntry e = ref _entries[i];
+            // A free record is left as it is (most are, and writing them would dirty every page): Insert overwrites
+            // all of it, and everything else reads only records in use.
             if (e.Status == ConntrackStatus.None && e.State == ConntrackState.None)
             {
-                e = default;
                 _free[_freeCount++] = i;
                 continue;
             }

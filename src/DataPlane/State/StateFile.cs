@@ -40,7 +40,8 @@ public sealed record StateLayout(StateKind Kind, uint LayoutVersion, StateRegion
 /// size, count and layout fingerprint (<see cref="LayoutHash"/>: field names and types, recursively, and the size), the
 /// worker and worker count, the boot it was written in (/proc/sys/kernel/random/boot_id) and the offset between the
 /// wall clock the records' times use and CLOCK_BOOTTIME — and carries its own CRC32C. A clean close (<see cref="MarkClean"/>) sets
-/// <c>Clean</c> and a CRC32C over every region; opening clears it again, so a file whose process died is recognised as
+/// <c>Clean</c> to 1 and a CRC32C over every region, a hand-over to `run --takeover` sets it to 2 without one
+/// (<see cref="MarkHandedOver"/>); opening clears it again, so a file whose process died is recognised as
 /// such and its records are checked one by one by the table (<c>ConntrackTable.Restore</c>).
 /// </para>
 /// <para>
@@ -126,6 +127,9 @@ public sealed unsafe partial class StateFile : IDisposable
     /// <summary>The previous process closed it cleanly (its data checksum matched); false after a crash or kill -9.</summary>
     public bool WasClean { get; private set; }
 
+    /// <summary>The previous process handed the file over to a `run --takeover` (<see cref="MarkHandedOver"/>).</summary>
+    public bool WasHandedOver { get; private set; }
+
     /// <summary>Why an existing file was not used (one line), or null.</summary>
     public string? Discarded { get; private set; }
 
@@ -184,6 +188,7 @@ public sealed unsafe partial class StateFile : IDisposable
         {
             file.Restored = true;
             file.WasClean = h.Clean == 1;
+            file.WasHandedOver = h.Clean == HandedOver;
             file.ClockShift = offset - h.ClockOffset;
         }
         else
@@ -247,7 +252,7 @@ public sealed unsafe partial class StateFile : IDisposable
                     return $"array {r}: {have.Count} records, this run's table has {want.Count} (its size changed)";
             }
             if (fileLength != expectedLength) return $"{fileLength} bytes, a file of this geometry has {expectedLength}";
-            if (h.Clean > 1) return $"bad clean flag {h.Clean}";
+            if (h.Clean > HandedOver) return $"bad clean flag {h.Clean}";
         }
         return null;
     }
@@ -266,6 +271,26 @@ public sealed unsafe partial class StateFile : IDisposable
         h.Clean = 1;
         h.HeaderChecksum = Crc(_base, HeaderChecksumOffset);
         _view.Flush();
+    }
+
+    /// <summary><c>Clean</c> of a file handed straight to a `run --takeover`: no data checksum.</summary>
+    private const uint HandedOver = 2;
+
+    /// <summary>
+    /// Marks the file handed over to a `run --takeover` that maps it next: its header (clock offset, time) is brought up
+    /// to date but no data checksum is computed — the file is not left at rest, and the taking process checks every
+    /// record on its own anyway (as after a crash), so the checksum's two passes over every record would only lengthen
+    /// the forwarding gap.
+    /// </summary>
+    public void MarkHandedOver(long wallNow)
+    {
+        if (_closed) return;
+        ref Header h = ref Head;
+        h.DataChecksum = 0;
+        h.ClockOffset = wallNow - BootTime();
+        h.SavedAt = wallNow;
+        h.Clean = HandedOver;
+        h.HeaderChecksum = Crc(_base, HeaderChecksumOffset);
     }
 
     /// <summary>Unmaps without marking the file clean (as a crash would leave it).</summary>

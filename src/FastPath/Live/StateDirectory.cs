@@ -184,7 +184,7 @@ public sealed class StateDirectory : IDisposable
             else if (state.Restored)
             {
                 var r = table.Restore(now);
-                log.WriteLine($"state: {file}: restored {r.Restored} connection(s) ({(state.WasClean ? "clean shutdown" : "after an unclean stop, checked record by record")}); "
+                log.WriteLine($"state: {file}: restored {r.Restored} connection(s) ({(state.WasClean ? "clean shutdown" : state.WasHandedOver ? "handed over by a takeover, checked record by record" : "after an unclean stop, checked record by record")}); "
                     + $"{r.Expired} expired meanwhile, {r.Invalid} failed a check{(Math.Abs(state.ClockShift) >= 1_000_000_000 ? $"; wall clock stepped {state.ClockShift / 1e9:F1} s against CLOCK_BOOTTIME meanwhile: times moved with it" : "")}");
             }
             else log.WriteLine($"state: {file}: new ({capacity} connections)");
@@ -197,12 +197,18 @@ public sealed class StateDirectory : IDisposable
         return _tables;
     }
 
-    /// <summary>Marks every table's file cleanly closed (the workers have stopped) and says so; they stay mapped until <see cref="Dispose"/>.</summary>
+    /// <summary>
+    /// Marks every table's file cleanly closed, or handed over when a takeover asked (the workers have stopped), and says
+    /// so; they stay mapped until <see cref="Dispose"/>.
+    /// </summary>
     public void Save(TextWriter log)
     {
         long now = TapPort.WallClock();
-        foreach (var table in _tables) table.File?.MarkClean(now);
-        if (_tables.Length > 0) log.WriteLine($"state: saved {_tables.Sum(t => t.Count)} connection(s) in {Path} (clean shutdown)");
+        bool handOver = TakeoverRequested;
+        foreach (var table in _tables)
+            if (handOver) table.File?.MarkHandedOver(now);
+            else table.File?.MarkClean(now);
+        if (_tables.Length > 0) log.WriteLine($"state: saved {_tables.Sum(t => t.Count)} connection(s) in {Path} ({(handOver ? "handed over" : "clean shutdown")})");
     }
 
     public void Dispose()

@@ -108,6 +108,24 @@ public class ConntrackStateFileTests : IDisposable
     }
 
     [Fact]
+    public void AFileHandedOverToATakeoverIsCheckedRecordByRecordWithoutADataChecksum()
+    {
+        Populate(clean: false);
+        var table = Open(out var file);
+        file.MarkHandedOver(Wall());
+        table[3].State = ConntrackState.IcmpRequest; // damaged: not a TCP state
+        file.Dispose();
+        table = Open(out file);
+        using (file)
+        {
+            Assert.Null(file.Discarded);
+            Assert.True(file.WasHandedOver);
+            Assert.False(file.WasClean);
+            Assert.Equal(new ConntrackRestore(10, 0, 1), table.Restore(Wall()));
+        }
+    }
+
+    [Fact]
     public void ConnectionsThatExpiredWhileNoProcessRanAreNotRestored()
     {
         Populate(clean: true);

@@ -59,7 +59,7 @@ public class HitlessRestartTests(HitlessDemoCluster cluster, ITestOutputHelper o
     [Theory]
     [InlineData("term", "clean shutdown")]
     [InlineData("kill", "after an unclean stop, checked record by record")]
-    [InlineData("takeover", "clean shutdown")]
+    [InlineData("takeover", "handed over by a takeover, checked record by record")]
     public async Task TcpStreamsThroughAClusterIpAndANodePortSurviveARestartOfNodeA(string how, string restored)
     {
         cluster.Require();
