@@ -42,10 +42,12 @@ public sealed class Engine
     /// <param name="neighbors">The uplink gateways' resolved MACs, shared by a node's workers; a fresh cache by default.</param>
     /// <param name="conntrack">A table to use from the start (`run --state-dir`: one restored from its state file)
     /// instead of one created when a snapshot first needs it.</param>
+    /// <param name="affinity">Likewise, a session-affinity table to use from the start.</param>
     public Engine(SnapshotHolder snapshots, ulong? conntrackSeed = null, FlowOwners? owners = null, int workerId = 0,
-        UplinkNeighbors? neighbors = null, ConntrackTable? conntrack = null)
+        UplinkNeighbors? neighbors = null, ConntrackTable? conntrack = null, AffinityTable? affinity = null)
     {
         Conntrack = conntrack;
+        Affinity = affinity;
         _snapshots = snapshots;
         Neighbors = neighbors ?? new UplinkNeighbors();
         _conntrackSeed = conntrackSeed;

@@ -164,7 +164,6 @@ public static class RunCommand
         }
         // Declared before everything that may read the tables (metrics), so the state files are unmapped last.
         using var stateLifetime = state;
-        System.Console.Error.WriteLine($"TIMING T0 {DataPlane.Ports.TapPort.WallClock()}");
         using var taps = new TapSet(new LinkOptions(o.Tap, o.UplinkTap, o.HostTap, specs, mode, o.Workers, o.Offloads == "on", state?.Taps), stdout);
         var snapshot = publisher.Holder.Current;
         Attachment attachment;
@@ -206,23 +205,23 @@ public static class RunCommand
         var owners = o.Workers > 1 ? new FlowOwners(o.Workers) : null;
         var neighbors = new DataPlane.Routing.UplinkNeighbors();
         ConntrackTable[]? tables;
+        DataPlane.Services.AffinityTable[]? affinity;
         try
         {
-        System.Console.Error.WriteLine($"TIMING conntrack-start {DataPlane.Ports.TapPort.WallClock()}");
             tables = state?.OpenConntrack(snapshot.Node.ConntrackCapacity, o.Workers, owners, stdout);
+            affinity = state?.OpenAffinity(o.Workers, stdout);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return Fail(stderr, $"--state-dir {o.StateDir}: {e.Message}");
         }
         var workers = Enumerable.Range(0, o.Workers)
-            .Select(w => new ForwardingWorker(w, attachment, publisher.Holder, o.BatchSize, busyPoll, owners, neighbors, tables?[w])).ToArray();
+            .Select(w => new ForwardingWorker(w, attachment, publisher.Holder, o.BatchSize, busyPoll, owners, neighbors, tables?[w], affinity?[w])).ToArray();
         ForwardingWorker.Connect(workers);
         var busyPollGate = new BusyPollGate();
         foreach (var w in workers) w.Port.BusyPollGate = busyPollGate;
         var engines = workers.Select(w => w.Engine).ToArray();
         var ports = workers.Select(w => w.Port).ToArray();
-        System.Console.Error.WriteLine($"TIMING workers {DataPlane.Ports.TapPort.WallClock()}");
         MetricsServer? metricsServer = null;
         if (o.Metrics is { } endpoint)
         {
@@ -262,7 +261,6 @@ public static class RunCommand
         // The workers allocate nothing, but a collection stops them too: collect the start-up garbage (manifests, the
         // first compile) now, before traffic, and keep later collections of the control plane's garbage background
         // ones (no blocking gen2 while forwarding). Measured: the first pings after start-up took up to 30 ms without.
-        System.Console.Error.WriteLine($"TIMING gc {DataPlane.Ports.TapPort.WallClock()}");
         if (!o.Takeover) GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
         System.Runtime.GCSettings.LatencyMode = System.Runtime.GCLatencyMode.SustainedLowLatency;
         var threads = workers.Select(w => new Thread(() => w.Run(() => Volatile.Read(ref attachment), stop.Token))
@@ -271,7 +269,6 @@ public static class RunCommand
             IsBackground = true,
         }).ToArray();
         foreach (var t in threads) t.Start();
-        System.Console.Error.WriteLine($"TIMING threads {DataPlane.Ports.TapPort.WallClock()}");
         state?.ListenForTakeover(stop.Cancel);
         // The coordinator: re-reads the TAPs when a snapshot renumbers the ports, closes the devices of removed ports
         // once every worker has moved past them, and prints the status line.
@@ -298,7 +295,6 @@ public static class RunCommand
         if (state is not null)
         {
             taps.RecordWhereabouts();
-        System.Console.Error.WriteLine($"TIMING save {DataPlane.Ports.TapPort.WallClock()}");
             state.Save(stdout);
             if (state.TakeoverRequested)
             {
@@ -306,11 +302,9 @@ public static class RunCommand
                 // The new process attaches the TAPs and binds the listeners once this one lets go: first the queues
                 // (the kernel would keep steering flows to them) and the ports, then the lock.
                 taps.Dispose();
-        System.Console.Error.WriteLine($"TIMING tapsclosed {DataPlane.Ports.TapPort.WallClock()}");
                 health.Dispose();
                 metricsServer?.Dispose();
                 cni?.Dispose();
-        System.Console.Error.WriteLine($"TIMING released {DataPlane.Ports.TapPort.WallClock()}");
                 state.Release(stoppedAt);
                 stdout.WriteLine($"takeover: handed the state directory over at {TapPort.WallClock()} (wall clock, ns)");
             }

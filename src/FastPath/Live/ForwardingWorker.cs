@@ -40,15 +40,16 @@ public sealed class ForwardingWorker : IDisposable
     /// <param name="owners">Shared by all workers when there are several; null for one.</param>
     /// <param name="neighbors">The uplink gateways' MACs, shared by all workers (a reply reaches one worker's queue).</param>
     /// <param name="conntrack">The worker's table restored from its state file (`--state-dir`), or null for a new one.</param>
+    /// <param name="affinity">Likewise its session-affinity table.</param>
     public ForwardingWorker(int index, Attachment initial, SnapshotHolder published, int batchSize, TimeSpan busyPoll, FlowOwners? owners,
-        UplinkNeighbors? neighbors = null, ConntrackTable? conntrack = null)
+        UplinkNeighbors? neighbors = null, ConntrackTable? conntrack = null, DataPlane.Services.AffinityTable? affinity = null)
     {
         Index = index;
         _published = published;
         _attached = initial;
         _ackedGeneration = initial.Generation;
         _forwarding = new SnapshotHolder(initial.Snapshot);
-        Engine = new Engine(_forwarding, owners: owners, workerId: index, neighbors: neighbors, conntrack: conntrack);
+        Engine = new Engine(_forwarding, owners: owners, workerId: index, neighbors: neighbors, conntrack: conntrack, affinity: affinity);
         Port = new TapPort(TimeSpan.FromMilliseconds(100), queue: index, busyPoll: busyPoll);
         if (owners is not null) Port.Wake = new WakeEvent();
         Port.Attach(initial.Devices);

@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using System.Text;
 using FastPath.DataPlane.Conntrack;
 using FastPath.DataPlane.Ports;
+using FastPath.DataPlane.Services;
 using FastPath.DataPlane.State;
 
 namespace FastPath.Live;
@@ -24,6 +25,7 @@ public sealed class StateDirectory : IDisposable
 {
     private FileStream? _lock;
     private ConntrackTable[] _tables = [];
+    private AffinityTable[] _affinity = [];
     private Socket? _takeoverListener;
     private Socket? _takeoverRequest;
 
@@ -189,12 +191,29 @@ public sealed class StateDirectory : IDisposable
             }
             else log.WriteLine($"state: {file}: new ({capacity} connections)");
         }
-        for (int w = workers; File.Exists(System.IO.Path.Combine(Path, $"conntrack-{w}.state")); w++)
-        {
-            File.Delete(System.IO.Path.Combine(Path, $"conntrack-{w}.state"));
-            log.WriteLine($"state: conntrack-{w}.state removed: this run has {workers} worker(s)");
-        }
+        foreach (string kind in new[] { "conntrack", "affinity" })
+            for (int w = workers; File.Exists(System.IO.Path.Combine(Path, $"{kind}-{w}.state")); w++)
+            {
+                File.Delete(System.IO.Path.Combine(Path, $"{kind}-{w}.state"));
+                log.WriteLine($"state: {kind}-{w}.state removed: this run has {workers} worker(s)");
+            }
         return _tables;
+    }
+
+    /// <summary>One session-affinity table per worker on its state file (<c>affinity-N.state</c>), as <see cref="OpenConntrack"/>.</summary>
+    public AffinityTable[] OpenAffinity(int workers, TextWriter log)
+    {
+        long now = TapPort.WallClock();
+        _affinity = new AffinityTable[workers];
+        for (int w = 0; w < workers; w++)
+        {
+            string file = System.IO.Path.Combine(Path, $"affinity-{w}.state");
+            var state = StateFile.Open(file, AffinityTable.StateLayout(65536, w, workers), now);
+            var table = _affinity[w] = new AffinityTable(state);
+            if (state.Discarded is { } why) log.WriteLine($"state: {file}: discarded: {why}; worker {w} starts with no session-affinity memories");
+            else if (state.Restored) log.WriteLine($"state: {file}: restored {table.Restore(now)} session-affinity memories");
+        }
+        return _affinity;
     }
 
     /// <summary>
@@ -205,9 +224,9 @@ public sealed class StateDirectory : IDisposable
     {
         long now = TapPort.WallClock();
         bool handOver = TakeoverRequested;
-        foreach (var table in _tables)
-            if (handOver) table.File?.MarkHandedOver(now);
-            else table.File?.MarkClean(now);
+        foreach (var file in _tables.Select(t => t.File).Concat(_affinity.Select(a => a.File)))
+            if (handOver) file?.MarkHandedOver(now);
+            else file?.MarkClean(now);
         if (_tables.Length > 0) log.WriteLine($"state: saved {_tables.Sum(t => t.Count)} connection(s) in {Path} ({(handOver ? "handed over" : "clean shutdown")})");
     }
 
@@ -215,6 +234,7 @@ public sealed class StateDirectory : IDisposable
     {
         _takeoverListener?.Dispose();
         foreach (var table in _tables) table.File?.Dispose();
+        foreach (var table in _affinity) table.File?.Dispose();
         _lock?.Dispose();
     }
 }
