@@ -12,47 +12,86 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace FastPath.Benchmarks;
 
 /// <summary>
-/// `dotnet run -c Release --project bench/FastPath.Benchmarks -- control-plane-stats [maglevTableSize | policy]`: the live
-/// control plane on <see cref="LargeCluster"/>: full compile (objects in memory → published snapshot, with retained
-/// memory), latency percentiles of single changes (BenchmarkDotNet reports means, the targets are p99), the peer
-/// (a full recompile per change, what an iptables/nftables full sync does) in the same run, and the forwarding rate
-/// while 1,000 changes per second are applied vs. none; then the same for NetworkPolicy changes on <see cref="PolicyCluster"/>.
+/// `dotnet run -c Release --project bench/FastPath.Benchmarks -- control-plane-stats [maglevTableSize | policy]
+/// [--csv FILE] [--no-forwarding]`: the live control plane on <see cref="LargeCluster"/>: full compile (objects in
+/// memory → published snapshot, with the memory the controller retains), latency percentiles of single changes
+/// (BenchmarkDotNet reports means, the targets are p99) with the garbage collections and GC pause time per 1,000
+/// changes, the peer (a full recompile per change, what an iptables/nftables full sync does) in the same run, and the
+/// forwarding rate while 1,000 changes per second are applied vs. none; then the same for NetworkPolicy, Pod and
+/// Namespace changes on <see cref="PolicyCluster"/>. --csv writes every change's latency ("kind,microseconds").
 /// </summary>
 public static class ControlPlaneStats
 {
-    public static void Run(int maglevTableSize)
+    /// <summary>Changes measured per row (the targets are p99 and max, so n ≥ 1,000).</summary>
+    public const int Changes = 1000;
+
+    private static readonly List<(string Kind, double Microseconds)> Latencies = [];
+
+    public static void Command(string[] args)
     {
-        var ci = CultureInfo.InvariantCulture;
-        Console.WriteLine($"cluster: {LargeCluster.Nodes:N0} nodes, {LargeCluster.Nodes * LargeCluster.PodsPerNode:N0} pods, {LargeCluster.Services:N0} services x {LargeCluster.EndpointsPerService} endpoints, Maglev M={maglevTableSize}; {Environment.ProcessorCount} cores");
+        int csvAt = Array.IndexOf(args, "--csv");
+        string? csv = csvAt >= 0 ? args[csvAt + 1] : null;
+        var rest = args.Where((a, i) => a != "--no-forwarding" && (csvAt < 0 || (i != csvAt && i != csvAt + 1))).ToArray();
+        if (rest is ["policy"]) PolicyChanges();
+        else Run(rest.Length > 0 ? int.Parse(rest[0], CultureInfo.InvariantCulture) : 1021, forwarding: !args.Contains("--no-forwarding"));
+        if (csv is not null)
+            File.WriteAllLines(csv, ["kind,microseconds", .. Latencies.Select(l => string.Create(CultureInfo.InvariantCulture, $"{l.Kind},{l.Microseconds:F1}"))]);
+    }
+
+    public static void Run(int maglevTableSize, bool forwarding = true)
+    {
+        Console.WriteLine($"cluster: {LargeCluster.Nodes:N0} nodes, {LargeCluster.Nodes * LargeCluster.PodsPerNode:N0} pods, {LargeCluster.Services:N0} services x {LargeCluster.EndpointsPerService} endpoints, Maglev M={maglevTableSize}; {Environment.ProcessorCount} cores, GC {(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")}{(AppContext.TryGetSwitch("System.GC.Concurrent", out bool concurrent) && !concurrent ? " non-concurrent" : "")} {System.Runtime.GCSettings.LatencyMode}");
+        for (int run = 0; run < 2; run++) FullCompile(maglevTableSize);
+        LargeClusterChanges(FullCompile(maglevTableSize), forwarding);
+        GC.Collect(); // the large cluster is gone: the policy rows run on their own heap
+        PolicyChanges();
+    }
+
+    /// <summary>
+    /// One full compile of a fresh <see cref="LargeCluster"/>. Retained = what the controller and its snapshot hold once
+    /// the source's objects are gone (a watch keeps only resourceVersions): the baseline is taken before the cluster
+    /// objects exist, and nothing else refers to them after the apply.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static (ClusterController Controller, SnapshotPublisher Publisher) FullCompile(int maglevTableSize)
+    {
+        long baseline = GC.GetTotalMemory(forceFullCollection: true);
+        var (controller, publisher, objects, elapsed, allocated, collections) = Apply(maglevTableSize);
+        long retained = GC.GetTotalMemory(forceFullCollection: true) - baseline;
+        Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "full compile (validate {0:N0} objects, compile, publish): {1:F0} ms, retained {2:F0} MiB, allocated {3:F0} MiB, {4:N0} frontends; GC gen0/gen1/gen2 {5}/{6}/{7}, pause {8:F0} ms",
+            objects, elapsed.TotalMilliseconds, retained / 1048576.0, allocated / 1048576.0, publisher.Holder.Current.Services.Count,
+            collections.Gen0, collections.Gen1, collections.Gen2, collections.Pause.TotalMilliseconds));
+        return (controller, publisher);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static (ClusterController, SnapshotPublisher, int, TimeSpan, long, GcCounts) Apply(int maglevTableSize)
+    {
         var cluster = new LargeCluster(maglevTableSize);
+        var batch = cluster.Initial();
+        var gc = GcCounts.Now();
+        long allocated = GC.GetTotalAllocatedBytes(precise: true);
+        var watch = Stopwatch.StartNew();
+        var publisher = new SnapshotPublisher(LargeCluster.NodeName);
+        var controller = new ClusterController(LargeCluster.NodeName, publisher, NullLogger.Instance);
+        var problems = controller.Apply(batch);
+        watch.Stop();
+        if (problems.Count > 0) throw new InvalidOperationException(problems[0].ToString());
+        return (controller, publisher, cluster.ObjectCount, watch.Elapsed, GC.GetTotalAllocatedBytes(precise: true) - allocated, GcCounts.Now() - gc);
+    }
 
-        ClusterController? controller = null;
-        SnapshotPublisher? publisher = null;
-        long before = GC.GetTotalMemory(forceFullCollection: true);
-        for (int run = 0; run < 3; run++)
-        {
-            controller = null; publisher = null;
-            GC.Collect();
-            long allocated = GC.GetTotalAllocatedBytes(precise: true);
-            var watch = Stopwatch.StartNew();
-            publisher = new SnapshotPublisher(LargeCluster.NodeName);
-            controller = new ClusterController(LargeCluster.NodeName, publisher, NullLogger.Instance);
-            var problems = controller.Apply(cluster.Initial());
-            watch.Stop();
-            if (problems.Count > 0) throw new InvalidOperationException(problems[0].ToString());
-            long allocatedNow = GC.GetTotalAllocatedBytes(precise: true);
-            long retained = GC.GetTotalMemory(forceFullCollection: true) - before;
-            Console.WriteLine(string.Format(ci, "full compile (validate {0:N0} objects, compile, publish): {1:F0} ms, retained {2:F0} MiB, allocated {3:F0} MiB, {4:N0} frontends",
-                cluster.ObjectCount, watch.Elapsed.TotalMilliseconds, retained / 1048576.0, (allocatedNow - allocated) / 1048576.0, publisher.Holder.Current.Services.Count));
-        }
-
+    /// <summary>Single changes on the large cluster, the peer (a full recompile per change) and forwarding under churn.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void LargeClusterChanges((ClusterController Controller, SnapshotPublisher Publisher) compiled, bool forwarding)
+    {
+        var (controller, publisher) = compiled;
         var random = new Random(6);
         int shift = 0;
-        Report("EndpointSlice change", 2000, () => Batch(ClusterChange.Upsert(LargeCluster.Slice(random.Next(LargeCluster.Services), ++shift))), controller!);
+        Report("EndpointSlice change", 2 * Changes, () => Batch(ClusterChange.Upsert(LargeCluster.Slice(random.Next(LargeCluster.Services), ++shift))), controller);
 
         int next = LargeCluster.Services;
         var added = new Queue<IClusterObject>();
-        Report("Service add or remove", 1000, () =>
+        Report("Service add or remove", Changes, () =>
         {
             if (added.Count > 0 && added.Count % 2 == 0) return Batch(ClusterChange.Delete(added.Dequeue()));
             var svc = new ClusterObject<k8s.Models.V1Service>(new k8s.Models.V1Service
@@ -63,26 +102,25 @@ public static class ControlPlaneStats
             next++;
             added.Enqueue(svc);
             return Batch(ClusterChange.Upsert(svc));
-        }, controller!);
+        }, controller);
 
         int nodeNext = LargeCluster.Nodes;
         var nodes = new Queue<IClusterObject>();
-        Report("Node add or remove", 100, () =>
+        Report("Node add or remove", Changes, () =>
         {
             if (nodes.Count > 0 && nodes.Count % 2 == 0) return Batch(ClusterChange.Delete(nodes.Dequeue()));
             var node = LargeCluster.Node(nodeNext, nodeNext);
             nodeNext++;
             nodes.Enqueue(node);
             return Batch(ClusterChange.Upsert(node));
-        }, controller!);
+        }, controller);
 
         // The peer: a full recompile for one change, as a full proxy sync rewrites every rule.
-        var state = controller!.State;
+        var state = controller.State;
         var full = new SnapshotPublisher(LargeCluster.NodeName);
         Report("peer: full recompile per change", 5, () => { full.Publish(state); return ClusterChangeBatch.Empty; }, null);
 
-        ForwardingUnderChurn(controller, publisher!, random);
-        PolicyChanges();
+        if (forwarding) ForwardingUnderChurn(controller, publisher, random);
     }
 
     /// <summary>
@@ -113,10 +151,10 @@ public static class ControlPlaneStats
         (ns.A, ns.B) = PolicyCluster.NamespaceChange(state);
         static ClusterChangeBatch Flip<T>(Flip<T> flip, IClusterObject key) where T : class =>
             Batch(flip.Next() is { } now ? ClusterChange.Upsert(now) : ClusterChange.Delete(key));
-        Report("NetworkPolicy change (isolating local pods)", 200, () => Flip(policy, policy.A), controller);
-        Report("Pod relabelled (a policy peer)", 200, () => Flip(pod, pod.A), controller);
-        Report("Pod added or removed (a policy peer)", 200, () => Flip(added, added.B), controller);
-        Report("Namespace relabelled (namespace selectors)", 100, () => Flip(ns, ns.A), controller);
+        Report("NetworkPolicy change (isolating local pods)", Changes, () => Flip(policy, policy.A), controller);
+        Report("Pod relabelled (a policy peer)", Changes, () => Flip(pod, pod.A), controller);
+        Report("Pod added or removed (a policy peer)", Changes, () => Flip(added, added.B), controller);
+        Report("Namespace relabelled (namespace selectors)", Changes, () => Flip(ns, ns.A), controller);
         var full = new SnapshotPublisher("node-0");
         var current = controller.State;
         Report("peer: full recompile per change (policy cluster)", 5, () => { full.Publish(current); return ClusterChangeBatch.Empty; }, null);
@@ -124,9 +162,17 @@ public static class ControlPlaneStats
 
     private static ClusterChangeBatch Batch(ClusterChange change) => new([change], [], []);
 
+    /// <summary>Garbage collections per generation and total pause time so far (gen1 counts include gen2, as the runtime counts).</summary>
+    private readonly record struct GcCounts(int Gen0, int Gen1, int Gen2, TimeSpan Pause)
+    {
+        public static GcCounts Now() => new(GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
+        public static GcCounts operator -(GcCounts a, GcCounts b) => new(a.Gen0 - b.Gen0, a.Gen1 - b.Gen1, a.Gen2 - b.Gen2, a.Pause - b.Pause);
+    }
+
     private static void Report(string what, int count, Func<ClusterChangeBatch> change, ClusterController? controller)
     {
         var times = new double[count];
+        var gc = GcCounts.Now();
         for (int i = 0; i < count; i++)
         {
             var watch = Stopwatch.StartNew(); // the change is built inside the measurement (for the peer it is the whole work)
@@ -135,10 +181,14 @@ public static class ControlPlaneStats
             times[i] = watch.Elapsed.TotalMicroseconds;
             if (problems.Count > 0) throw new InvalidOperationException(problems[0].ToString());
         }
+        var collections = GcCounts.Now() - gc;
+        if (controller is not null) Latencies.AddRange(times.Select(t => (what, t)));
         Array.Sort(times);
         double P(double q) => times[Math.Min(count - 1, (int)Math.Ceiling(q * count) - 1)];
-        Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "{0} (validate, compile, publish; n={1}): p50 {2:F0} µs, p99 {3:F0} µs, max {4:F0} µs",
-            what, count, P(0.50), P(0.99), times[^1]));
+        double per = 1000.0 / count;
+        Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
+            "{0} (validate, compile, publish; n={1}): p50 {2:F0} µs, p99 {3:F0} µs, max {4:F0} µs; per 1,000 changes: GC gen0 {5:F0}, gen1 {6:F0}, gen2 {7:F0}, pause {8:F1} ms",
+            what, count, P(0.50), P(0.99), times[^1], collections.Gen0 * per, collections.Gen1 * per, collections.Gen2 * per, collections.Pause.TotalMilliseconds * per));
     }
 
     /// <summary>A 64-byte TCP ACK from a pod (gateway MAC as destination), checksums correct.</summary>

@@ -16,14 +16,9 @@ public static class Program
             WatchLatency.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 200);
             return;
         }
-        if (args is ["control-plane-stats", "policy"])
-        {
-            ControlPlaneStats.PolicyChanges();
-            return;
-        }
         if (args is ["control-plane-stats", ..])
         {
-            ControlPlaneStats.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1021);
+            ControlPlaneStats.Command(args[1..]);
             return;
         }
 

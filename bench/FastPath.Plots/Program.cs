@@ -34,6 +34,8 @@ public static class Program
         Maglev(Path.Combine(data, "maglev.md"), Path.Combine(docs, "plot-maglev.png"));
         Lpm(Path.Combine(data, "lpm.csv"), Path.Combine(docs, "plot-lpm.png"));
         if (File.Exists(Path.Combine(data, "live.csv"))) Live(Path.Combine(data, "live.csv"), Path.Combine(docs, "plot-live.png"));
+        if (File.Exists(Path.Combine(data, "control-plane-before.csv")))
+            ControlPlaneCdf(Path.Combine(data, "control-plane-before.csv"), Path.Combine(data, "control-plane-after.csv"), Path.Combine(docs, "plot-control-plane-cdf.png"));
         return 0;
     }
 
@@ -206,6 +208,50 @@ public static class Program
         plot.Axes.SetLimitsY(0.01, 100);
         LogTicks(plot, first.Select(r => double.Parse(r[1], Ci)));
         Save(plot, "Maglev disruption vs backends", "backends (N)", "% of flows moved", png);
+    }
+
+    /// <summary>
+    /// Change latency CDF per kind from two `control-plane-stats --csv` files (kind,microseconds): before dashed, after
+    /// solid, one color per kind; log-scaled latency.
+    /// </summary>
+    private static void ControlPlaneCdf(string before, string after, string png)
+    {
+        static Dictionary<string, double[]> Read(string path) => File.ReadLines(path).Skip(1).Where(l => l.Length > 0)
+            .Select(l => l.Split(',')).GroupBy(f => f[0]).ToDictionary(g => g.Key, g => g.Select(f => double.Parse(f[1], Ci)).Order().ToArray());
+        var (a, b) = (Read(before), Read(after));
+        var plot = new Plot();
+        int color = 0;
+        foreach (var kind in a.Keys.Union(b.Keys))
+        {
+            var c = plot.Add.Palette.GetColor(color++);
+            foreach (var (times, label, pattern) in new[] { (a.GetValueOrDefault(kind), "before", LinePattern.Dashed), (b.GetValueOrDefault(kind), "after", LinePattern.Solid) })
+            {
+                if (times is not { Length: > 0 }) continue;
+                var xs = new List<double>();
+                var ys = new List<double>();
+                for (int i = 0; i < times.Length; i++)
+                {
+                    if (i % Math.Max(1, times.Length / 400) != 0 && i != times.Length - 1) continue;
+                    xs.Add(Math.Log10(Math.Max(1, times[i])));
+                    ys.Add(100.0 * (i + 1) / times.Length);
+                }
+                var s = plot.Add.Scatter(xs.ToArray(), ys.ToArray());
+                s.Color = c;
+                s.MarkerSize = 0;
+                s.LinePattern = pattern;
+                s.LegendText = $"{kind}, {label} (n={times.Length:N0})";
+            }
+        }
+        double[] ticks = [10, 100, 1_000, 10_000, 100_000, 1_000_000];
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(
+            ticks.Select(Math.Log10).ToArray(), ticks.Select(t => t >= 1000 ? (t / 1000).ToString("N0", Ci) + " ms" : t.ToString("N0", Ci) + " µs").ToArray());
+        plot.Axes.SetLimitsY(0, 100);
+        plot.Title("Control plane: one change → published snapshot, latency CDF per kind (dashed before, solid after)");
+        plot.XLabel("validate + compile + publish latency (log)");
+        plot.YLabel("% of changes at or below");
+        plot.ShowLegend(Edge.Right);
+        plot.SavePng(png, 1400, 720);
+        Console.WriteLine($"wrote {png}");
     }
 
     private static void Lpm(string path, string png)

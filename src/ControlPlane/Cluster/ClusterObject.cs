@@ -10,14 +10,10 @@ public readonly record struct ObjectKey(string Kind, string? Namespace, string N
 }
 
 /// <summary>Any <see cref="ClusterObject{T}"/>, for code that handles objects of every kind (sources, the live controller).</summary>
-public interface IClusterObject
+public interface IClusterObject : IObjectOrigin
 {
-    ObjectKey Key { get; }
     /// <summary>The typed object (a KubernetesClient model, or a <see cref="FastPathConfiguration"/>).</summary>
     object Value { get; }
-    string Label { get; }
-    string File { get; }
-    int Line { get; }
 }
 
 /// <summary>A typed Kubernetes object together with where it was read from, so every error can name its file.</summary>

@@ -6,6 +6,7 @@ using FastPath.DataPlane.Policy;
 using FastPath.DataPlane.Routing;
 using FastPath.DataPlane.Services;
 using k8s.Models;
+using Microsoft.Extensions.ObjectPool;
 
 namespace FastPath.ControlPlane.Compile;
 
@@ -30,10 +31,14 @@ public sealed class IncrementalCompiler
 {
     private readonly string _nodeName;
     private readonly RouteTable.Builder _routeBuilder;
-    private readonly MaglevTable.Builder _maglev = new();
+    /// <summary>
+    /// Maglev builders (their permutation scratch arrays): one per Service compiled at a time, so the full compile's
+    /// workers each take one and a single change reuses the same one instead of allocating it.
+    /// </summary>
+    private static readonly ObjectPool<MaglevTable.Builder> Builders = new DefaultObjectPool<MaglevTable.Builder>(new DefaultPooledObjectPolicy<MaglevTable.Builder>());
 
     private readonly Dictionary<string, ClusterObject<V1Node>> _nodes = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, ClusterObject<V1Pod>> _pods = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, PodRecord> _pods = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ClusterObject<V1Service>> _services = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ClusterObject<V1EndpointSlice>> _slices = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Dictionary<string, ClusterObject<V1EndpointSlice>>> _slicesByService = new(StringComparer.Ordinal);
@@ -71,6 +76,12 @@ public sealed class IncrementalCompiler
     /// </summary>
     public IReadOnlyList<IpAddr> HostGateways { get; init; } = [];
 
+    /// <summary>
+    /// Workers the full compile builds Services on (each Service's frontends and Maglev tables are independent of the
+    /// others'); 1 builds them one by one. The snapshot is the same either way.
+    /// </summary>
+    public int Parallelism { get; init; } = Environment.ProcessorCount;
+
     /// <summary>The configuration in force (declared, with clusterCIDRs defaulted to the nodes' podCIDRs).</summary>
     public FastPathConfiguration Configuration { get; private set; } = ClusterDirectory.EffectiveConfiguration(null, []);
 
@@ -83,8 +94,8 @@ public sealed class IncrementalCompiler
     /// <summary>NetworkPolicy rule sets the last compilation built (the others were reused).</summary>
     public int LastPolicyRuleSetsBuilt { get; private set; }
 
-    /// <summary>The version in force of an object, or null.</summary>
-    public IClusterObject? Find(ObjectKey key)
+    /// <summary>The version in force of an object (for a Pod, its compact <see cref="PodRecord"/>), or null.</summary>
+    public IObjectOrigin? Find(ObjectKey key)
     {
         string qualified = key.Namespace is null ? key.Name : $"{key.Namespace}/{key.Name}";
         return key.Kind switch
@@ -120,14 +131,18 @@ public sealed class IncrementalCompiler
                 if (node.Name == _nodeName) _allDirty = true; // settings, own podCIDR routes, NodePort addresses
                 _dirtyNodes.Add(node.Name);
                 break;
-            case ClusterObject<V1Pod> pod:
-                Set(_pods, pod.QualifiedName, now as ClusterObject<V1Pod>);
-                _policyCompiler.SetPod(pod.QualifiedName, now as ClusterObject<V1Pod>);
+            case ClusterObject<V1Pod> or PodRecord:
+                var record = now is ClusterObject<V1Pod> pod
+                    ? PodRecord.From(pod, pod.Value.Spec?.NodeName is { } on && _nodes.TryGetValue(on, out var host) ? host.Name : null)
+                    : null;
+                string podName = record?.QualifiedName ?? ((PodRecord)before!).QualifiedName;
+                Set(_pods, podName, record);
+                _policyCompiler.SetPod(podName, record);
                 _policyDirty = true; // pod labels and addresses are policy peers
-                if (_localPorts.Remove(pod.QualifiedName)) _portsDirty = true;
-                if (now is ClusterObject<V1Pod> added && SnapshotCompiler.PodPort(added, _nodeName) is { } port)
+                if (_localPorts.Remove(podName)) _portsDirty = true;
+                if (record is not null && SnapshotCompiler.PodPort(record, _nodeName) is { } port)
                 {
-                    _localPorts[pod.QualifiedName] = port;
+                    _localPorts[podName] = port;
                     _portsDirty = true;
                 }
                 break;
@@ -205,7 +220,7 @@ public sealed class IncrementalCompiler
             _nodeRoutes.Clear();
             foreach (var n in _nodes.Values) _nodeRoutes[n.Name] = RouteCompiler.NodeRoutes(n, _nodeName);
             _frontends.Clear();
-            foreach (var name in _services.Keys) CompileService(name);
+            CompileAllServices();
             _routes = null;
             _serviceTable = null;
         }
@@ -260,16 +275,54 @@ public sealed class IncrementalCompiler
         }
 
         _allDirty = _portsDirty = _policyDirty = false;
-        _dirtyNodes.Clear();
-        _dirtyServices.Clear();
+        Clear(_dirtyNodes);
+        Clear(_dirtyServices);
         return new CompileResult(new ForwardingSnapshot(_settings!, _ports, generation, _routes, _serviceTable, _policy), []);
+    }
+
+    /// <summary>Empties a set of changed names, giving back the room a full load took (so it is not kept for good).</summary>
+    internal static void Clear(HashSet<string> names)
+    {
+        bool large = names.Count > 1024;
+        names.Clear();
+        if (large) names.TrimExcess();
     }
 
     private void CompileService(string name)
     {
         LastServicesCompiled++;
         if (_frontends.Remove(name, out var old)) _removedFrontends.AddRange(old);
-        if (!_services.TryGetValue(name, out var service)) return;
+        var builder = Builders.Get();
+        var compiled = BuildService(name, builder);
+        Builders.Return(builder);
+        if (compiled.Length == 0) return;
+        _frontends[name] = compiled;
+        _addedFrontends.AddRange(compiled);
+    }
+
+    /// <summary>
+    /// Every Service at once (the full compile): the Services are independent, so their frontends and Maglev tables
+    /// are built in parallel, then stored in the order of <see cref="_services"/> as the one-by-one loop would, so the
+    /// snapshot is the same.
+    /// </summary>
+    private void CompileAllServices()
+    {
+        var names = _services.Keys.ToArray();
+        var compiled = new CompiledFrontend[names.Length][];
+        Parallel.For(0, names.Length, new ParallelOptions { MaxDegreeOfParallelism = Parallelism }, () => Builders.Get(), (i, _, builder) =>
+        {
+            compiled[i] = BuildService(names[i], builder);
+            return builder;
+        }, Builders.Return);
+        LastServicesCompiled += names.Length;
+        for (int i = 0; i < names.Length; i++)
+            if (compiled[i].Length > 0) _frontends[names[i]] = compiled[i];
+    }
+
+    /// <summary>One Service's frontends with their Maglev tables (none when it is gone or has no frontend). Reads only.</summary>
+    private CompiledFrontend[] BuildService(string name, MaglevTable.Builder builder)
+    {
+        if (!_services.TryGetValue(name, out var service)) return [];
         IReadOnlyList<ClusterObject<V1EndpointSlice>> slices = _slicesByService.TryGetValue(name, out var s)
             ? s.Values.OrderBy(x => x.Name, StringComparer.Ordinal).ToList()
             : [];
@@ -285,14 +338,12 @@ public sealed class IncrementalCompiler
             var table = tables.FirstOrDefault(t => t.Backends.SequenceEqual(f.Backends)).Table;
             if (table is null)
             {
-                table = CompiledFrontend.BuildMaglev(f.Backends, Configuration.MaglevTableSize, _maglev);
+                table = CompiledFrontend.BuildMaglev(f.Backends, Configuration.MaglevTableSize, builder);
                 tables.Add((f.Backends, table));
             }
             compiled[i] = new CompiledFrontend(f, table);
         }
-        if (compiled.Length == 0) return;
-        _frontends[name] = compiled;
-        _addedFrontends.AddRange(compiled);
+        return compiled;
     }
 
     /// <summary>The objects in force as a <see cref="ClusterState"/> (sorted by name; for checks and tests, O(objects)).</summary>
@@ -300,7 +351,7 @@ public sealed class IncrementalCompiler
     {
         Source = source,
         Nodes = Sorted(_nodes.Values),
-        Pods = Sorted(_pods.Values),
+        Pods = Sorted(_pods.Values.Select(p => p.ToObject())),
         Services = Sorted(_services.Values),
         EndpointSlices = Sorted(_slices.Values),
         Namespaces = Sorted(_others.Values.OfType<ClusterObject<V1Namespace>>()),

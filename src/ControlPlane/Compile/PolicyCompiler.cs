@@ -38,19 +38,13 @@ public sealed class PolicyCompiler
     private static readonly UInt128 MappedFirst = IpAddr.FromV4(0).Value, MappedLast = IpAddr.FromV4(uint.MaxValue).Value;
     private static readonly PolicyDirection[] Directions = [PolicyDirection.Ingress, PolicyDirection.Egress];
 
-    /// <summary>A pod as policy sees it: where it lives, its labels, addresses and container ports.</summary>
-    private sealed record PolicyPod(string Namespace, string QualifiedName, IDictionary<string, string>? Labels, List<IpAddr> Addresses, List<V1ContainerPort> ContainerPorts)
-    {
-        /// <summary>Nothing policy reads differs (a status update, an annotation): no policy needs recompiling.</summary>
-        public bool SameAs(PolicyPod other) =>
-            Namespace == other.Namespace && SameLabels(Labels, other.Labels) && Addresses.SequenceEqual(other.Addresses)
-            && ContainerPorts.Count == other.ContainerPorts.Count
-            && ContainerPorts.Zip(other.ContainerPorts).All(p => p.First.Name == p.Second.Name && p.First.ContainerPort == p.Second.ContainerPort
-                && ClusterValidator.ProtocolNumber(p.First.Protocol) == ClusterValidator.ProtocolNumber(p.Second.Protocol));
-    }
+    /// <summary>Nothing policy reads differs (a status update, an annotation): no policy needs recompiling.</summary>
+    private static bool SameForPolicy(PodRecord a, PodRecord b) =>
+        a.Namespace == b.Namespace && SameLabels(a.Labels, b.Labels) && a.Addresses.AsSpan().SequenceEqual(b.Addresses)
+        && a.ContainerPorts.AsSpan().SequenceEqual(b.ContainerPorts);
 
     /// <summary>One peer of a rule, resolved: every address, a set of pods, or address ranges (an ipBlock).</summary>
-    private sealed record Peer(bool Everything, List<PolicyPod> Pods, List<(UInt128 First, UInt128 Last)> Ranges);
+    private sealed record Peer(bool Everything, List<PodRecord> Pods, List<(UInt128 First, UInt128 Last)> Ranges);
 
     private sealed record Rule(List<Peer> Peers, IList<V1NetworkPolicyPort>? Ports);
 
@@ -67,8 +61,7 @@ public sealed class PolicyCompiler
     /// <summary>A rule set of the last table, what it was built from, and so when it must be rebuilt.</summary>
     private sealed record CachedSet(PolicyRuleSet Set, CompiledPolicy[] Selecting, string? NamedPortPod);
 
-    private readonly Dictionary<string, PolicyPod> _pods = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, Dictionary<string, PolicyPod>> _podsByNamespace = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Dictionary<string, PodRecord>> _podsByNamespace = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IDictionary<string, string>> _declaredNamespaces = new(StringComparer.Ordinal);
     private readonly SortedDictionary<string, CompiledPolicy> _policies = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<CompiledPolicy>> _policiesByNamespace = new(StringComparer.Ordinal); // sorted by name
@@ -77,7 +70,7 @@ public sealed class PolicyCompiler
     private Dictionary<string, CachedSet> _sets = new(StringComparer.Ordinal);
     private string[]? _names; // null after a policy came or went: ids to renumber
     private IpAddr[] _nodeAddresses = [];
-    private (UInt128 Address, PolicyPod Pod)[]? _podsByAddress;
+    private (UInt128 Address, PodRecord Pod)[]? _podsByAddress;
 
     /// <summary>Compiles the policies of <paramref name="state"/> for the node's pod ports <paramref name="pods"/> (port FirstPod + i is pods[i]).</summary>
     public static PolicyTable Compile(ClusterState state, IReadOnlyList<PortDefinition> pods, IReadOnlyList<IpAddr> nodeAddresses) =>
@@ -88,7 +81,7 @@ public sealed class PolicyCompiler
     {
         var compiler = new PolicyCompiler();
         foreach (var ns in state.Namespaces) compiler.SetNamespace(ns.Name, ns);
-        foreach (var pod in state.Pods) compiler.SetPod(pod.QualifiedName, pod);
+        foreach (var pod in state.Pods) compiler.SetPod(pod.QualifiedName, PodRecord.From(pod));
         foreach (var policy in state.NetworkPolicies) compiler.SetPolicy(policy.QualifiedName, policy);
         return compiler;
     }
@@ -97,30 +90,40 @@ public sealed class PolicyCompiler
     public int LastRuleSetsBuilt { get; private set; }
 
     /// <summary>Adds, replaces or (null) removes the Pod named <paramref name="qualifiedName"/> ("namespace/name").</summary>
-    public void SetPod(string qualifiedName, ClusterObject<V1Pod>? pod)
+    public void SetPod(string qualifiedName, ClusterObject<V1Pod>? pod) => SetPod(qualifiedName, pod is null ? null : PodRecord.From(pod));
+
+    /// <inheritdoc cref="SetPod(string, ClusterObject{V1Pod})"/>
+    public void SetPod(string qualifiedName, PodRecord? pod)
     {
-        var before = _pods.GetValueOrDefault(qualifiedName);
-        var after = pod is null ? null : ToPolicyPod(pod);
-        if (before is null ? after is null : after is not null && before.SameAs(after)) return;
+        var before = Pod(qualifiedName);
+        var after = pod is null ? null : PolicyView(pod);
+        if (before is null ? after is null : after is not null && SameForPolicy(before, after)) return;
         _dirtyPods.Add(qualifiedName);
         _podsByAddress = null;
         if (before is not null)
         {
-            _pods.Remove(qualifiedName);
             var inNamespace = _podsByNamespace[before.Namespace];
             inNamespace.Remove(qualifiedName);
             if (inNamespace.Count == 0) _podsByNamespace.Remove(before.Namespace);
         }
         if (after is not null)
         {
-            _pods[qualifiedName] = after;
             if (!_podsByNamespace.TryGetValue(after.Namespace, out var inNamespace))
-                _podsByNamespace[after.Namespace] = inNamespace = new Dictionary<string, PolicyPod>(StringComparer.Ordinal);
+                _podsByNamespace[after.Namespace] = inNamespace = new Dictionary<string, PodRecord>(StringComparer.Ordinal);
             inNamespace[qualifiedName] = after;
         }
         if (_policies.Count == 0) return; // loading: nothing to mark
         foreach (var policy in _policies.Values)
             if (Names(policy, before) || Names(policy, after)) MarkDirty(policy);
+    }
+
+    /// <summary>The pod named "namespace/name" as policy sees it (found through its namespace: no second index of every pod), or null.</summary>
+    private PodRecord? Pod(string qualifiedName)
+    {
+        int slash = qualifiedName.IndexOf('/');
+        return slash > 0 && _podsByNamespace.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(qualifiedName.AsSpan(0, slash), out var inNamespace)
+            ? inNamespace.GetValueOrDefault(qualifiedName)
+            : null;
     }
 
     /// <summary>Adds, replaces or (null) removes the Namespace <paramref name="name"/>.</summary>
@@ -187,8 +190,8 @@ public sealed class PolicyCompiler
         foreach (var (key, cached) in _sets)
             if (!(cached.NamedPortPod is { } pod && _dirtyPods.Contains(pod)) && !cached.Selecting.Any(p => _dirtyPolicies.Contains(p.Name)))
                 kept[key] = cached;
-        _dirtyPolicies.Clear();
-        _dirtyPods.Clear();
+        IncrementalCompiler.Clear(_dirtyPolicies);
+        IncrementalCompiler.Clear(_dirtyPods);
         if (_policies.Count == 0)
         {
             _sets = kept;
@@ -204,7 +207,7 @@ public sealed class PolicyCompiler
         var used = new Dictionary<string, (CachedSet Cached, int Index)>(StringComparer.Ordinal);
         for (int i = 0; i < pods.Count; i++)
         {
-            if (!_pods.TryGetValue(pods[i].Name, out var pod) || !_policiesByNamespace.TryGetValue(pod.Namespace, out var candidates)) continue;
+            if (Pod(pods[i].Name) is not { } pod || !_policiesByNamespace.TryGetValue(pod.Namespace, out var candidates)) continue;
             foreach (var direction in Directions)
             {
                 var selecting = candidates.Where(p => Selects(p.Source.Value, pod, direction)).ToArray();
@@ -266,7 +269,7 @@ public sealed class PolicyCompiler
     /// Whether <paramref name="policy"/>'s resolved rules may depend on <paramref name="pod"/>: a peer selects it, or
     /// an egress rule with named ports and an ipBlock or no peers (those resolve against every pod's container ports).
     /// </summary>
-    private bool Names(CompiledPolicy policy, PolicyPod? pod)
+    private bool Names(CompiledPolicy policy, PodRecord? pod)
     {
         if (pod is null) return false;
         foreach (var (peer, direction, ports) in Peers(policy))
@@ -284,7 +287,7 @@ public sealed class PolicyCompiler
         return false;
     }
 
-    private static bool Selects(V1NetworkPolicy policy, PolicyPod pod, PolicyDirection direction) =>
+    private static bool Selects(V1NetworkPolicy policy, PodRecord pod, PolicyDirection direction) =>
         policy.Spec is { } spec && policy.Metadata?.NamespaceProperty == pod.Namespace && Applies(spec, direction)
         && PolicySelectors.Matches(spec.PodSelector ?? new V1LabelSelector(), pod.Labels);
 
@@ -292,7 +295,7 @@ public sealed class PolicyCompiler
         ? policy.Ingress ??= Rules(policy.Source, direction)
         : policy.Egress ??= Rules(policy.Source, direction);
 
-    private PolicyRuleSet Build(CompiledPolicy[] selecting, int[] ids, PolicyDirection direction, PolicyPod local)
+    private PolicyRuleSet Build(CompiledPolicy[] selecting, int[] ids, PolicyDirection direction, PodRecord local)
     {
         var peerRules = new List<PeerRule>();
         foreach (var a in _nodeAddresses) peerRules.Add(new PeerRule(a.Value, a.Value, [ProtocolPortRange.All]));
@@ -327,17 +330,17 @@ public sealed class PolicyCompiler
     }
 
     /// <summary>Every pod address with its pod, sorted (built when first needed after pods changed).</summary>
-    private (UInt128 Address, PolicyPod Pod)[] PodsByAddress()
+    private (UInt128 Address, PodRecord Pod)[] PodsByAddress()
     {
         if (_podsByAddress is { } known) return known;
-        var all = new List<(UInt128 Address, PolicyPod Pod)>();
-        foreach (var pod in _pods.Values)
+        var all = new List<(UInt128 Address, PodRecord Pod)>();
+        foreach (var pod in _podsByNamespace.Values.SelectMany(inNamespace => inNamespace.Values))
             foreach (var a in pod.Addresses) all.Add((a.Value, pod));
         all.Sort((x, y) => x.Address.CompareTo(y.Address));
         return _podsByAddress = [.. all];
     }
 
-    private static int LowerBound((UInt128 Address, PolicyPod Pod)[] sorted, UInt128 first)
+    private static int LowerBound((UInt128 Address, PodRecord Pod)[] sorted, UInt128 first)
     {
         int lo = 0, hi = sorted.Length;
         while (lo < hi)
@@ -382,8 +385,8 @@ public sealed class PolicyCompiler
             return new Peer(false, [], ranges);
         }
         // Namespaces first (few), then the pods of the matching ones.
-        var selected = new List<PolicyPod>();
-        IEnumerable<KeyValuePair<string, Dictionary<string, PolicyPod>>> namespaces = peer.NamespaceSelector is null
+        var selected = new List<PodRecord>();
+        IEnumerable<KeyValuePair<string, Dictionary<string, PodRecord>>> namespaces = peer.NamespaceSelector is null
             ? _podsByNamespace.TryGetValue(policyNamespace, out var own) ? [new(policyNamespace, own)] : []
             : _podsByNamespace;
         foreach (var (ns, nsPods) in namespaces)
@@ -423,7 +426,7 @@ public sealed class PolicyCompiler
     /// A rule's ports as key ranges; named ports resolve against <paramref name="target"/>'s container ports of the
     /// same protocol (nothing when there is no target pod or no such port).
     /// </summary>
-    private static List<ProtocolPortRange> Resolve(IList<V1NetworkPolicyPort>? ports, PolicyPod? target)
+    private static List<ProtocolPortRange> Resolve(IList<V1NetworkPolicyPort>? ports, PodRecord? target)
     {
         if (ports is not { Count: > 0 }) return [ProtocolPortRange.All];
         var result = new List<ProtocolPortRange>();
@@ -436,23 +439,14 @@ public sealed class PolicyCompiler
                 result.Add(ProtocolPortRange.Of(protocol, (ushort)number, (ushort)(p!.EndPort is int end && end >= number ? end : number)));
             else if (target is not null)
                 foreach (var cp in target.ContainerPorts)
-                    if (cp.Name == value && ClusterValidator.ProtocolNumber(cp.Protocol) == protocol)
-                        result.Add(ProtocolPortRange.Of(protocol, (ushort)cp.ContainerPort, (ushort)cp.ContainerPort));
+                    if (cp.Name == value && cp.Protocol == protocol)
+                        result.Add(ProtocolPortRange.Of(protocol, (ushort)cp.Port, (ushort)cp.Port));
         }
         return result;
     }
 
     /// <summary>A pod with an address of its own (not hostNetwork), the only kind selectors can name; else null.</summary>
-    private static PolicyPod? ToPolicyPod(ClusterObject<V1Pod> pod)
-    {
-        if (pod.Value.Spec?.HostNetwork == true) return null;
-        var addresses = SnapshotCompiler.PodAddresses(pod.Value);
-        if (addresses.Count == 0) return null;
-        var containerPorts = new List<V1ContainerPort>();
-        foreach (var c in pod.Value.Spec?.Containers ?? [])
-            if (c.Ports is { } ports) containerPorts.AddRange(ports);
-        return new PolicyPod(pod.Namespace!, pod.QualifiedName, pod.Value.Metadata?.Labels, addresses, containerPorts);
-    }
+    private static PodRecord? PolicyView(PodRecord pod) => pod.HostNetwork || pod.Addresses.Length == 0 ? null : pod;
 
     private static bool SameLabels(IDictionary<string, string>? a, IDictionary<string, string>? b) =>
         (a?.Count ?? 0) == (b?.Count ?? 0) && (a is null || a.All(kv => b!.TryGetValue(kv.Key, out var v) && v == kv.Value));

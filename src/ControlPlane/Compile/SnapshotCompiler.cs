@@ -63,13 +63,13 @@ public static class SnapshotCompiler
         return ports;
     }
 
-    public static PortDefinition? PodPort(ClusterObject<V1Pod> pod, string nodeName)
+    public static PortDefinition? PodPort(ClusterObject<V1Pod> pod, string nodeName) => PodPort(PodRecord.From(pod), nodeName);
+
+    public static PortDefinition? PodPort(PodRecord pod, string nodeName)
     {
-        if (!string.Equals(pod.Value.Spec?.NodeName, nodeName, StringComparison.Ordinal)) return null;
-        if (pod.Value.Spec?.HostNetwork == true) return null;
-        var addresses = PodAddresses(pod.Value);
-        if (addresses.Count == 0) return null;
-        return new PortDefinition(pod.QualifiedName, PortKind.Pod, AnnotatedMac(pod.Value.Metadata), addresses);
+        if (!string.Equals(pod.NodeName, nodeName, StringComparison.Ordinal)) return null;
+        if (pod.HostNetwork || pod.Addresses.Length == 0) return null;
+        return new PortDefinition(pod.QualifiedName, PortKind.Pod, pod.Mac, pod.Addresses);
     }
 
     /// <summary>status.podIPs (one per family, podIPs[0] == podIP), falling back to the older single status.podIP.</summary>

@@ -121,8 +121,8 @@ public sealed class ClusterController : IDisposable
                     continue;
                 }
                 if (_compiler.Find(change.Key) is { } old) _index.Remove(old);
-                _index.Add(o);
                 _compiler.Upsert(o);
+                _index.Add(_compiler.Find(change.Key)!); // the form the compiler keeps (a Pod's compact record)
                 if (o is ClusterObject<FastPathConfiguration>) _index.Configuration = _compiler.Configuration;
                 applied.Add(change);
             }

@@ -15,7 +15,9 @@ public sealed class SnapshotPublisher
 {
     private readonly object _gate = new();
     private long _generation;
-    private readonly RouteTable.Builder _routes = new(); // kept so a change recompiles only the routes it touches
+    // Kept so a change recompiles only the routes it touches; made on the first Publish(state): a publisher fed by the
+    // live controller (whose compiler keeps its own builder) never needs one, and a builder holds the 64 MiB IPv4 table.
+    private RouteTable.Builder? _routes;
 
     /// <summary>Starts with an empty snapshot (uplink and host ports only, generation 0) until the first publish.</summary>
     public SnapshotPublisher(string nodeName)
@@ -33,7 +35,7 @@ public sealed class SnapshotPublisher
     public string NodeName { get; }
 
     /// <summary>Routes added, replaced or removed by the last successful publish.</summary>
-    public int LastRouteChanges => _routes.LastChanges;
+    public int LastRouteChanges => _routes?.LastChanges ?? 0;
 
     /// <summary>How long each publish's compilation took (full or incremental).</summary>
     public LatencyHistogram CompileLatency { get; } = new();
@@ -51,7 +53,7 @@ public sealed class SnapshotPublisher
 
     /// <summary>Compiles <paramref name="state"/> (assumed validated) and publishes it with the next generation.</summary>
     public IReadOnlyList<ClusterError> Publish(ClusterState state) =>
-        Publish(generation => SnapshotCompiler.Compile(state, NodeName, generation, _routes));
+        Publish(generation => SnapshotCompiler.Compile(state, NodeName, generation, _routes ??= new RouteTable.Builder()));
 
     /// <summary>
     /// Publishes what <paramref name="compile"/> builds for the next generation (the live controller compiles

@@ -261,6 +261,9 @@ public static class RunCommand
         // The workers allocate nothing, but a collection stops them too: collect the start-up garbage (manifests, the
         // first compile) now, before traffic, and keep later collections of the control plane's garbage background
         // ones (no blocking gen2 while forwarding). Measured: the first pings after start-up took up to 30 ms without.
+        // The rest of the GC choice (workstation, concurrent, DOTNET_GCgen0size=64 MiB set by deploy/Dockerfile) and its
+        // measurements: docs/BENCHMARKS.md, "Control plane: live changes at 5,000 nodes". A takeover collected before it
+        // asked for the hand-over.
         if (!o.Takeover) GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
         System.Runtime.GCSettings.LatencyMode = System.Runtime.GCLatencyMode.SustainedLowLatency;
         var threads = workers.Select(w => new Thread(() => w.Run(() => Volatile.Read(ref attachment), stop.Token))
