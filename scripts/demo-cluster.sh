@@ -4,6 +4,7 @@
 #   scripts/demo-cluster.sh up       build it, start one `fastpath run --tap` per node, start the pods' servers
 #   scripts/demo-cluster.sh test     pods and the external client reach each other and the Services, with real tools
 #   scripts/demo-cluster.sh down     stop FastPath (its TAP devices go with it) and delete every namespace
+#   scripts/demo-cluster.sh restart NODE term|kill   restart one node's FastPath (with FP_DEMO_STATE_DIR: hitless)
 #
 #   ext (192.168.56.1, the underlay router and external client; LoadBalancer IPs 192.168.57.0/24 routed via node-a)
 #    │ veth
@@ -27,6 +28,8 @@
 # FP_DEMO_TUNNEL (vxlan, the default, or direct: pod frames cross the underlay unencapsulated, to the peer node's MAC),
 # FASTPATH (the command; default: dotnet on the Release build, built when missing), FP_DEMO_RUN_ARGS (more options for
 # both `fastpath run` processes, e.g. "--workers 2" or "--offloads off"),
+# FP_DEMO_STATE_DIR (each node's `run` gets --state-dir FP_DEMO_STATE_DIR/NODE: conntrack in state files, persistent
+# TAPs, so `demo-cluster.sh restart NODE term|kill` keeps the node's connections),
 # FP_DEMO_PODS (a file of other pods on the same two nodes, one "node namespace pod ipv4 ipv6 mac role" line each, as
 # in PODS below; the caller then writes the manifests into $FP_DEMO_DIR/cluster itself, and a pod's namespace is
 # $FP_DEMO-NAMESPACE-POD. The live NetworkPolicy truth table writes both from tests/FastPath.Tests/Policy/PolicyCluster.cs:
@@ -284,6 +287,48 @@ new_ns() {
   ip -n "$1" link set lo up
 }
 
+# start_tap_node NODE UPLINK FASTPATH: one `fastpath run --tap` in the node's namespace, its output appended to
+# $DIR/NODE.log, its pid in $DIR/NODE.pid. With FP_DEMO_STATE_DIR it keeps its state (conntrack, persistent TAPs) in
+# FP_DEMO_STATE_DIR/NODE, so `restart` keeps the node's connections.
+start_tap_node() {
+  local node=$1 uplink=$2 fastpath=$3 state=()
+  [ -z "${FP_DEMO_STATE_DIR:-}" ] || state=(--state-dir "$FP_DEMO_STATE_DIR/$node" ${4:-})
+  ip netns exec "$(ns_node "$node")" setsid $fastpath run --cluster "$DIR/cluster" --node "$node" --tap --uplink-tap "$uplink" \
+    --host-tap fp-host --status-interval 5 --flow-log "$DIR/$node.flows.jsonl" "${state[@]}" ${FP_DEMO_RUN_ARGS:-} >> "$DIR/$node.log" 2>&1 < /dev/null &
+  echo $! > "$DIR/$node.pid"
+}
+
+# restart NODE term|kill|takeover: stops the node's `fastpath run` with SIGTERM (a clean shutdown: state saved) or
+# SIGKILL (a crash), waits for it to exit (10 s at most), starts a new one with the same options, and waits until it
+# forwards (its "forwarding:" line; 30 s at most). takeover starts the new one first, with --takeover: it asks the old
+# one to hand over once it is ready. Meant for FP_DEMO_STATE_DIR clusters: without it the TAPs go with the process.
+restart() {
+  local node=$1 how=$2 pid uplink fastpath before
+  pid=$(cat "$DIR/$node.pid")
+  uplink=$(awk -v n="$node" '$1 == n { print $4 }' <<< "$NODES")
+  fastpath=$(fastpath_cmd)
+  before=$(grep -c '^forwarding:' "$DIR/$node.log" || true)
+  case "$how" in
+    term) kill -TERM "$pid" ;;
+    kill) kill -KILL "$pid" ;;
+    takeover) echo "--- restart ($how) at $(date +%s%N)" >> "$DIR/$node.log"; start_tap_node "$node" "$uplink" "$fastpath" --takeover ;;
+    *) echo "restart: term, kill or takeover, not $how" >&2; return 2 ;;
+  esac
+  for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then echo "restart: $node (pid $pid) did not exit" >&2; return 1; fi
+  if [ "$how" != takeover ]; then
+    echo "--- restart ($how) at $(date +%s%N)" >> "$DIR/$node.log"
+    start_tap_node "$node" "$uplink" "$fastpath"
+  fi
+  for _ in $(seq 300); do
+    [ "$(grep -c '^forwarding:' "$DIR/$node.log" || true)" -gt "$before" ] && { echo "restarted $node"; return 0; }
+    kill -0 "$(cat "$DIR/$node.pid")" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "restart: $node did not start forwarding (see $DIR/$node.log)" >&2
+  return 1
+}
+
 up() {
   mkdir -p "$DIR"
   [ -n "${FP_DEMO_PODS:-}" ] || write_manifests
@@ -330,9 +375,8 @@ up() {
       wait_file "$DIR/$node.sock" "$node"
       continue
     fi
-    ip netns exec "$nns" setsid $fastpath run --cluster "$DIR/cluster" --node "$node" --tap --uplink-tap "$uplink" \
-      --host-tap fp-host --status-interval 5 --flow-log "$DIR/$node.flows.jsonl" ${FP_DEMO_RUN_ARGS:-} > "$DIR/$node.log" 2>&1 < /dev/null &
-    echo $! > "$DIR/$node.pid"
+    : > "$DIR/$node.log"
+    start_tap_node "$node" "$uplink" "$fastpath"
     wait_link "$nns" "$uplink" "$node"
     ip -n "$nns" link set "$uplink" netns "$UL"
     ip -n "$UL" link set "$uplink" master br0 up
@@ -408,6 +452,7 @@ down() {
   ip netns del "$EXT" 2>/dev/null || true
   ip netns del "$UL" 2>/dev/null || true
   rm -rf "$DIR/ipam-node-a" "$DIR/ipam-node-b" "$DIR"/node-*.sock
+  [ -z "${FP_DEMO_STATE_DIR:-}" ] || rm -rf "$FP_DEMO_STATE_DIR/node-a" "$FP_DEMO_STATE_DIR/node-b"
 }
 
 in_pod() { local pod=$1; shift; ip netns exec "$(ns_pod - "$pod")" "$@"; }
@@ -455,6 +500,7 @@ case "${1:-}" in
     ;;
   down) down ;;
   test) demo_test ;;
+  restart) shift; restart "$@" ;;
   cni) shift; CNI_PATH=$DIR/cni-bin:/usr/lib/cni:/opt/cni/bin; cni "$@" ;;
-  *) echo "usage: $0 up|down|test|cni COMMAND NODE NAMESPACE POD IPV4 IPV6 MAC [PREVRESULT]" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|test|restart NODE term|kill|cni COMMAND NODE NAMESPACE POD IPV4 IPV6 MAC [PREVRESULT]" >&2; exit 2 ;;
 esac

@@ -14,6 +14,12 @@ namespace FastPath.DataPlane.Conntrack;
 [StructLayout(LayoutKind.Sequential)]
 public struct ConntrackEntry
 {
+    /// <summary>
+    /// Bumped when a field's meaning changes without its shape (a state file's records are then not restored); a
+    /// change of shape is caught by the layout fingerprint anyway (<see cref="State.StateFile.LayoutHash"/>).
+    /// </summary>
+    public const uint LayoutVersion = 1;
+
     /// <summary>The entry is dead once <c>now ≥ Expires</c>.</summary>
     public long Expires;
     public FlowKey Original;

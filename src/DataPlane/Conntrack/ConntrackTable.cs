@@ -1,6 +1,8 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 using FastPath.DataPlane.Packets;
+using FastPath.DataPlane.State;
 
 namespace FastPath.DataPlane.Conntrack;
 
@@ -36,9 +38,15 @@ namespace FastPath.DataPlane.Conntrack;
 /// hash), so there are no locks or atomics; counters are plain fields. Expired entries are reclaimed lazily by
 /// <see cref="Lookup"/> and incrementally by <see cref="Sweep"/>, never by a stop-the-world scan.
 /// </para>
+/// <para>
+/// <b>Records outside the GC heap.</b> The records are reached through a raw pointer: a pinned array, or the mapped
+/// region of a <see cref="StateFile"/> (`run --state-dir`), where they outlive the process so the next one can
+/// <see cref="Restore"/> them. The index and the free list are always this process's own and are rebuilt from the
+/// records on restore (a kill -9 can stop a backward shift half way; the records are what the packets wrote).
+/// </para>
 /// </remarks>
 [SkipLocalsInit]
-public sealed class ConntrackTable
+public sealed unsafe class ConntrackTable
 {
     /// <summary><see cref="Insert"/> result: no room and nothing evictable (drop with conntrack-full).</summary>
     public const int Full = -1;
@@ -55,7 +63,11 @@ public sealed class ConntrackTable
 
     private readonly Slot[] _slots;
     private readonly int _mask;
-    private readonly ConntrackEntry[] _entries;
+    private readonly ConntrackEntry* _entries;
+    private readonly int _capacity;
+    // What keeps _entries alive: the pinned array, or the mapped file.
+    private readonly ConntrackEntry[]? _pinned;
+    private readonly StateFile? _file;
     private readonly int[] _free;
     private int _freeCount;
     private readonly ulong _seed;
@@ -68,6 +80,20 @@ public sealed class ConntrackTable
     /// <param name="seed">Hash seed; random when null. Fix it only in tests.</param>
     /// <param name="evictionWindow">Index slots examined for a victim when the table is full (Linux scans 8 buckets).</param>
     public ConntrackTable(int capacity, ConntrackTimeouts? timeouts = null, ulong? seed = null, int evictionWindow = 32)
+        : this(capacity, null, timeouts, seed, evictionWindow)
+    {
+    }
+
+    /// <summary>
+    /// A table whose records are <paramref name="file"/>'s (opened with <see cref="StateLayout"/>): empty until
+    /// <see cref="Restore"/> takes in what a previous process left there.
+    /// </summary>
+    public ConntrackTable(StateFile file, ConntrackTimeouts? timeouts = null, ulong? seed = null, int evictionWindow = 32)
+        : this((int)file.Records(0), file, timeouts, seed, evictionWindow)
+    {
+    }
+
+    private ConntrackTable(int capacity, StateFile? file, ConntrackTimeouts? timeouts, ulong? seed, int evictionWindow)
     {
         if (capacity < 1 || capacity > (1 << 28)) throw new ArgumentOutOfRangeException(nameof(capacity));
         if (evictionWindow < 1) throw new ArgumentOutOfRangeException(nameof(evictionWindow));
@@ -76,7 +102,14 @@ public sealed class ConntrackTable
         while (slots < want) slots <<= 1;
         _slots = new Slot[slots];
         _mask = slots - 1;
-        _entries = new ConntrackEntry[capacity];
+        _capacity = capacity;
+        _file = file;
+        if (file is not null) _entries = (ConntrackEntry*)file.Region(0);
+        else
+        {
+            _pinned = GC.AllocateArray<ConntrackEntry>(capacity, pinned: true);
+            _entries = (ConntrackEntry*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_pinned));
+        }
         _free = new int[capacity];
         for (int i = 0; i < capacity; i++) _free[i] = capacity - 1 - i; // pop hands out 0, 1, 2, ...
         _freeCount = capacity;
@@ -89,9 +122,16 @@ public sealed class ConntrackTable
     }
 
     public ConntrackTimeouts Timeouts { get; }
-    public int Capacity => _entries.Length;
+    public int Capacity => _capacity;
     /// <summary>Connections held, including expired ones not yet reclaimed.</summary>
-    public int Count => _entries.Length - _freeCount;
+    public int Count => _capacity - _freeCount;
+
+    /// <summary>The state file the records live in (`run --state-dir`), or null.</summary>
+    public StateFile? File => _file;
+
+    /// <summary>What a state file holding a table of <paramref name="capacity"/> connections for worker <paramref name="worker"/> of <paramref name="workers"/> looks like.</summary>
+    public static StateLayout StateLayout(int capacity, int worker, int workers) =>
+        new(StateKind.Conntrack, ConntrackEntry.LayoutVersion, [StateRegion.Of<ConntrackEntry>(capacity)], worker, workers);
     /// <summary>Index slots (a power of two).</summary>
     public int SlotCount => _slots.Length;
 
@@ -109,7 +149,16 @@ public sealed class ConntrackTable
     public Telemetry.FlowRing? FlowLog { get; set; }
 
     /// <summary>The connection record; valid for indices returned by <see cref="Lookup"/>/<see cref="Insert"/> until it is removed.</summary>
-    public ref ConntrackEntry this[int index] => ref _entries[index];
+    public ref ConntrackEntry this[int index]
+    {
+        get
+        {
+            if ((uint)index >= (uint)_capacity) ThrowIndex();
+            return ref _entries[index];
+        }
+    }
+
+    private static void ThrowIndex() => throw new IndexOutOfRangeException();
 
     /// <summary>
     /// The connection whose original or reply tuple is <paramref name="key"/>, or -1. <paramref name="isReply"/>
@@ -268,8 +317,8 @@ public sealed class ConntrackTable
     /// <summary>Keys whose cache misses <see cref="LookupBatch"/> overlaps: enough to cover DRAM latency, few enough that the prefetched lines stay in L1.</summary>
     public const int LookupGroup = 16;
 
-    // A hint only: the address comes from a managed reference without pinning, and a prefetch of an address the GC
-    // has since moved away from does no harm (prefetches never fault).
+    // A hint only: a slot's address comes from a managed reference without pinning, and a prefetch of an address the
+    // GC has since moved away from does no harm (prefetches never fault).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void Prefetch(ref byte at)
     {
@@ -331,6 +380,94 @@ public sealed class ConntrackTable
     }
 
     /// <summary>
+    /// Takes in the records a previous process left in this table's state file, one by one, as after a crash: each is
+    /// moved by the wall clock's step (<see cref="StateFile.ClockShift"/>), checked (<see cref="Plausible"/>), dropped
+    /// when it expired meanwhile or repeats a tuple already restored, and otherwise indexed under both tuples with its
+    /// precomputed rewrites worked out again and its Services check (<see cref="ConntrackEntry.NatTag"/>) reset, so
+    /// its next packet checks it against this process's Services; with several workers both tuples are claimed in
+    /// <see cref="Owners"/> (set it first). Everything else is zeroed and goes on the free list. Control path, before
+    /// forwarding starts: O(capacity).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs once, over every record: no tier-0 loop
+    public ConntrackRestore Restore(long now)
+    {
+        long shift = _file?.ClockShift ?? 0;
+        int restored = 0, expired = 0, invalid = 0;
+        _freeCount = 0;
+        // Walked from the top so the free list hands out low indices first, as a new table does.
+        for (int i = _capacity - 1; i >= 0; i--)
+        {
+            ref ConntrackEntry e = ref _entries[i];
+            // A free record is left as it is (most are, and writing them would dirty every page): Insert overwrites
+            // all of it, and everything else reads only records in use.
+            if (e.Status == ConntrackStatus.None && e.State == ConntrackState.None)
+            {
+                _free[_freeCount++] = i;
+                continue;
+            }
+            e.Expires += shift;
+            e.Created += shift;
+            e.LastSeen += shift;
+            bool plausible = Plausible(e, now);
+            if (!plausible || now >= e.Expires)
+            {
+                if (plausible) expired++;
+                else invalid++;
+                e = default;
+                _free[_freeCount++] = i;
+                continue;
+            }
+            uint tagO = Tag(e.Original), tagR = Tag(e.Reply);
+            if (Find(e.Original, tagO, now, out _) >= 0 || Find(e.Reply, tagR, now, out _) >= 0)
+            {
+                invalid++;
+                e = default;
+                _free[_freeCount++] = i;
+                continue;
+            }
+            if ((e.Status & ConntrackStatus.Translated) != 0) Nat.NatRewrite4.ForConnection(e.Original, e.Reply, out e.RewriteOriginal, out e.RewriteReply);
+            else e.RewriteOriginal = e.RewriteReply = default;
+            e.NatTag = 0;
+            Place(tagO, i << 1);
+            Place(tagR, i << 1 | 1);
+            if (Owners is { } claims)
+            {
+                claims.Claim(e.Original, WorkerId);
+                claims.Claim(e.Reply, WorkerId);
+            }
+            restored++;
+        }
+        return new ConntrackRestore(restored, expired, invalid);
+    }
+
+    /// <summary>
+    /// Whether a record read back from a state file could have been written by this table: in use, a state of its
+    /// protocol, two different tuples of one protocol and address family each, the Translated bit saying exactly
+    /// whether the reply tuple differs from the reversed original, known status bits, and times in order, none in the
+    /// future and the expiry within its state's timeout of the last packet.
+    /// </summary>
+    internal bool Plausible(in ConntrackEntry e, long now)
+    {
+        const long slack = 1_000_000_000; // the wall clock may have been read a moment apart by two workers
+        if ((e.Status & ConntrackStatus.InUse) == 0 || (byte)e.Status >= 128) return false;
+        if (e.State is ConntrackState.None or > ConntrackState.SctpHeartbeatSent) return false;
+        byte protocol = e.Original.Protocol;
+        bool stateFits = e.State switch
+        {
+            <= ConntrackState.TcpClose => protocol == IpProtocol.Tcp,
+            ConntrackState.Unreplied or ConntrackState.Replied => protocol is not (IpProtocol.Tcp or IpProtocol.Sctp or IpProtocol.Icmp or IpProtocol.Icmpv6),
+            ConntrackState.IcmpRequest or ConntrackState.IcmpReplied => protocol is IpProtocol.Icmp or IpProtocol.Icmpv6,
+            _ => protocol == IpProtocol.Sctp,
+        };
+        if (!stateFits || e.Reply.Protocol != protocol || e.Original.Equals(e.Reply)) return false;
+        if (e.Original.Source.IsV4 != e.Original.Destination.IsV4 || e.Reply.Source.IsV4 != e.Reply.Destination.IsV4) return false;
+        bool translated = !e.Reply.Equals(e.Original.Reverse());
+        if (translated != ((e.Status & ConntrackStatus.Translated) != 0)) return false;
+        if (e.Created > e.LastSeen || e.LastSeen > now + slack) return false;
+        return e.Expires <= e.LastSeen + _timeout[(int)e.State] + slack && e.Expires > e.LastSeen - slack;
+    }
+
+    /// <summary>
     /// Accounts one packet of <paramref name="bytes"/> to the connection and advances its state machine, then sets
     /// the expiry from the new state's timeout. <paramref name="stateInput"/> is what the protocol's state machine
     /// reads (<see cref="Nat.ConntrackNat.StateInput"/>): the TCP flags byte, or SCTP's control chunks; ignored for
@@ -378,7 +515,7 @@ public sealed class ConntrackTable
     /// <summary>Stops tracking the connection at <paramref name="index"/> (no-op if the slot is free).</summary>
     public void Remove(int index)
     {
-        if ((uint)index >= (uint)_entries.Length || !_entries[index].InUse) return;
+        if ((uint)index >= (uint)_capacity || !_entries[index].InUse) return;
         Release(index);
     }
 
@@ -390,7 +527,7 @@ public sealed class ConntrackTable
     public int Sweep(long now, int budget)
     {
         var entries = _entries;
-        int n = Math.Min(budget, entries.Length);
+        int n = Math.Min(budget, _capacity);
         int reclaimed = 0;
         int c = _sweepCursor;
         for (int k = 0; k < n; k++)
@@ -401,7 +538,7 @@ public sealed class ConntrackTable
                 Release(c);
                 reclaimed++;
             }
-            if (++c == entries.Length) c = 0;
+            if (++c == _capacity) c = 0;
         }
         _sweepCursor = c;
         Expired += reclaimed;
@@ -497,3 +634,6 @@ public sealed class ConntrackTable
         slots[i] = default;
     }
 }
+
+/// <summary>What <see cref="ConntrackTable.Restore"/> found: connections taken in, ones that expired while no process ran, and records that failed a check (or repeated a tuple).</summary>
+public readonly record struct ConntrackRestore(int Restored, int Expired, int Invalid);

@@ -40,9 +40,14 @@ public sealed class Engine
     /// worker's number in it. A packet of a connection another worker tracks is handed over
     /// (<see cref="PacketMeta.HandOverTo"/>) instead of being forwarded here.</param>
     /// <param name="neighbors">The uplink gateways' resolved MACs, shared by a node's workers; a fresh cache by default.</param>
+    /// <param name="conntrack">A table to use from the start (`run --state-dir`: one restored from its state file)
+    /// instead of one created when a snapshot first needs it.</param>
+    /// <param name="affinity">Likewise, a session-affinity table to use from the start.</param>
     public Engine(SnapshotHolder snapshots, ulong? conntrackSeed = null, FlowOwners? owners = null, int workerId = 0,
-        UplinkNeighbors? neighbors = null)
+        UplinkNeighbors? neighbors = null, ConntrackTable? conntrack = null, AffinityTable? affinity = null)
     {
+        Conntrack = conntrack;
+        Affinity = affinity;
         _snapshots = snapshots;
         Neighbors = neighbors ?? new UplinkNeighbors();
         _conntrackSeed = conntrackSeed;

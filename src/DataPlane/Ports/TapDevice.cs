@@ -36,6 +36,10 @@ public sealed partial class TapDevice : LinkDevice
     private const uint TunSetIff = 0x400454CA; // _IOW('T', 202, int)
     private const uint TunSetOffload = 0x400454D0; // _IOW('T', 208, unsigned int)
     private const uint TunSetVnetHdrSz = 0x400454D8; // _IOW('T', 216, int)
+    private const uint TunSetPersist = 0x400454CB; // _IOW('T', 203, int)
+    private const uint TunGetIff = 0x800454D2; // _IOR('T', 210, unsigned int)
+    private const uint TunGetDevNetns = 0x54E3; // _IO('T', 227), Linux 5.2+
+    private const int CloneNewNet = 0x40000000;
     private const short IffTap = 0x0002, IffNoPi = 0x1000, IffVnetHdr = 0x4000, IffMultiQueue = 0x0100;
     private const uint TunFCsum = 0x01, TunFTso4 = 0x02, TunFTso6 = 0x04, TunFTsoEcn = 0x08, TunFUso4 = 0x20, TunFUso6 = 0x40,
         TunFUdpTunnelGso = 0x80, TunFUdpTunnelGsoCsum = 0x100;
@@ -56,20 +60,67 @@ public sealed partial class TapDevice : LinkDevice
     /// <summary>Creates the TAP <paramref name="name"/>, or attaches to it if it exists.</summary>
     /// <param name="queues">Descriptors to open (IFF_MULTI_QUEUE when more than one).</param>
     /// <param name="offloads">Ask for the virtio-net header and every offload the kernel has; false: plain frames.</param>
+    /// <param name="persist">Make a device this call creates persistent (TUNSETPERSIST): it outlives this process, so
+    /// the pod behind it keeps its interface, addresses and connections until the next `run` attaches again.</param>
+    /// <param name="owned">Count an existing device as this process's (<see cref="LinkDevice.Created"/>): a persistent
+    /// TAP a previous `run` created.</param>
     /// <exception cref="IOException">/dev/net/tun is missing or refuses (not root, name taken by a non-TAP device).</exception>
-    public static TapDevice Open(string name, int queues = 1, bool offloads = true)
+    public static TapDevice Open(string name, int queues = 1, bool offloads = true, bool persist = false, bool owned = false)
+    {
+        var device = Open(name, name, queues, offloads, owned);
+        if (persist && device.Created) device.SetPersistent(true);
+        return device;
+    }
+
+    /// <summary>
+    /// Attaches to the TAP a previous `run` created as <paramref name="name"/> (persistent) that now lives in another
+    /// network namespace as <paramref name="ifName"/> — a pod's TAP is moved into the pod's namespace and renamed eth0.
+    /// TUNSETIFF looks the name up in the namespace the /dev/net/tun descriptor was opened in, so the queues are opened
+    /// on a thread of their own that enters <paramref name="netnsPath"/> (setns) for the purpose; the descriptors work
+    /// from any namespace afterwards.
+    /// </summary>
+    public static TapDevice OpenIn(string netnsPath, string ifName, string name, int queues = 1, bool offloads = true)
+    {
+        TapDevice? device = null;
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                int target = OpenFile(netnsPath, OCloExec);
+                if (target < 0) throw new IOException($"TAP {name}: {netnsPath}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+                int entered = SetNamespace(target, CloneNewNet);
+                int errno = Marshal.GetLastPInvokeError();
+                Close(target);
+                if (entered != 0) throw new IOException($"TAP {name}: setns {netnsPath}: {Marshal.GetPInvokeErrorMessage(errno)}");
+                device = Open(ifName, name, queues, offloads, owned: true);
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        }) { Name = "fastpath-tap-attach" };
+        // The thread ends in the other namespace: its OS thread exits with it, nothing else ever runs there.
+        thread.Start();
+        thread.Join();
+        if (failure is not null) throw failure as IOException ?? new IOException(failure.Message, failure);
+        return device!;
+    }
+
+    private static TapDevice Open(string ifName, string name, int queues, bool offloads, bool owned)
     {
         if (!IsValidName(name)) throw new ArgumentException($"\"{name}\" is not a valid interface name (1-{MaxNameLength} characters, no '/', ':' or spaces)", nameof(name));
         ArgumentOutOfRangeException.ThrowIfLessThan(queues, 1);
-        bool existed = Directory.Exists(Path.Combine("/sys/class/net", name));
+        // (In another namespace /sys still shows this process's: the device is known to exist there.)
+        bool existed = ifName != name || Directory.Exists(Path.Combine("/sys/class/net", name));
         var fds = new int[queues];
         Array.Fill(fds, -1);
         try
         {
             short flags = (short)(IffTap | IffNoPi | (offloads ? IffVnetHdr : 0) | (queues > 1 ? IffMultiQueue : 0));
-            for (int q = 0; q < queues; q++) fds[q] = OpenQueue(name, flags, existed);
+            for (int q = 0; q < queues; q++) fds[q] = OpenQueue(ifName, flags, existed);
             var (granted, header) = offloads ? Negotiate(fds[0], name) : (TapOffloads.None, 0);
-            return new TapDevice(name, fds, !existed, granted, header);
+            return new TapDevice(name, fds, !existed || owned, granted, header);
         }
         catch
         {
@@ -161,7 +212,54 @@ public sealed partial class TapDevice : LinkDevice
         }
     }
 
-    /// <summary>Closes the descriptors; a device this process created disappears with them.</summary>
+    /// <summary>Sets or clears TUNSETPERSIST: a persistent device stays when its descriptors close.</summary>
+    public unsafe void SetPersistent(bool on)
+    {
+        if (Ioctl(_fds[0], TunSetPersist, (void*)(nuint)(on ? 1 : 0)) < 0)
+            throw new IOException($"TAP {Name}: TUNSETPERSIST: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+        Persistent = on;
+    }
+
+    /// <summary>Whether this process made the device persistent.</summary>
+    public bool Persistent { get; private set; }
+
+    /// <summary>
+    /// Where the device is now: its network namespace (device and inode numbers of the namespace file, from
+    /// TUNGETDEVNETNS) and its name there (TUNGETIFF) — wherever it was moved and renamed since it was created. False
+    /// on kernels before 5.2.
+    /// </summary>
+    public unsafe bool Whereabouts(out ulong netnsDevice, out ulong netnsInode, out string ifName)
+    {
+        netnsDevice = netnsInode = 0;
+        ifName = "";
+        int ns = Ioctl(_fds[0], TunGetDevNetns, null);
+        if (ns < 0) return false;
+        byte* st = stackalloc byte[256];
+        bool ok = FileStat(ns, st) == 0;
+        Close(ns);
+        if (!ok) return false;
+        netnsDevice = *(ulong*)st; // struct stat (x86-64 and arm64 alike): st_dev at 0, st_ino at 8
+        netnsInode = *(ulong*)(st + 8);
+        byte* ifr = stackalloc byte[IfReqSize];
+        new Span<byte>(ifr, IfReqSize).Clear();
+        if (Ioctl(_fds[0], TunGetIff, ifr) < 0) return false;
+        ifName = Marshal.PtrToStringUTF8((nint)ifr) ?? "";
+        return true;
+    }
+
+    /// <summary>The device and inode numbers of the file at <paramref name="path"/> (a network namespace's identity, as
+    /// <see cref="Whereabouts"/> gives it), or false.</summary>
+    public static unsafe bool FileId(string path, out ulong device, out ulong inode)
+    {
+        device = inode = 0;
+        byte* st = stackalloc byte[256];
+        if (PathStat(path, st) != 0) return false;
+        device = *(ulong*)st;
+        inode = *(ulong*)(st + 8);
+        return true;
+    }
+
+    /// <summary>Closes the descriptors; a device this process created disappears with them unless it is persistent.</summary>
     public override void Dispose()
     {
         for (int q = 0; q < _fds.Length; q++)
@@ -192,4 +290,13 @@ public sealed partial class TapDevice : LinkDevice
 
     [LibraryImport("libc", EntryPoint = "close")]
     private static partial int Close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "fstat", SetLastError = true)]
+    private static unsafe partial int FileStat(int fd, byte* stat);
+
+    [LibraryImport("libc", EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int PathStat(string path, byte* stat);
+
+    [LibraryImport("libc", EntryPoint = "setns", SetLastError = true)]
+    private static partial int SetNamespace(int fd, int type);
 }

@@ -1,4 +1,7 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using FastPath.DataPlane.Packets;
+using FastPath.DataPlane.State;
 
 namespace FastPath.DataPlane.Services;
 
@@ -6,10 +9,14 @@ namespace FastPath.DataPlane.Services;
 /// sessionAffinity: ClientIP — which backend a client last used for a Service address and port, until it has been
 /// idle for the Service's timeout (kube-proxy's "recent" match, default 10800 s). Fixed-size open addressing with
 /// linear probing over structs; a full probe window overwrites its stalest entry, so the table never grows and
-/// never refuses (affinity is a preference, not a correctness guarantee). One per worker: no locks.
+/// never refuses (affinity is a preference, not a correctness guarantee). One per worker: no locks. With `run
+/// --state-dir` the entries live in a <see cref="StateFile"/> (<see cref="Restore"/>), as the conntrack records do.
 /// </summary>
-public sealed class AffinityTable
+public sealed unsafe class AffinityTable
 {
+    /// <summary>Bumped when an entry's meaning changes without its shape (state files of other versions are discarded).</summary>
+    public const uint LayoutVersion = 1;
+
     private const int ProbeWindow = 8;
 
     private struct Entry
@@ -23,15 +30,64 @@ public sealed class AffinityTable
         public long Expires; // 0 = empty
     }
 
-    private readonly Entry[] _entries;
+    private readonly Entry* _entries;
+    private readonly int _size;
     private readonly int _mask;
+    // What keeps _entries alive: the pinned array, or the mapped file.
+    private readonly Entry[]? _pinned;
+    private readonly StateFile? _file;
 
     public AffinityTable(int capacity = 65536)
     {
+        _size = Size(capacity);
+        _mask = _size - 1;
+        _pinned = GC.AllocateArray<Entry>(_size, pinned: true);
+        _entries = (Entry*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_pinned));
+    }
+
+    /// <summary>A table whose entries are <paramref name="file"/>'s (opened with <see cref="StateLayout"/>); call <see cref="Restore"/>.</summary>
+    public AffinityTable(StateFile file)
+    {
+        _file = file;
+        _size = (int)file.Records(0);
+        _mask = _size - 1;
+        _entries = (Entry*)file.Region(0);
+    }
+
+    private static int Size(int capacity)
+    {
         int size = 16;
         while (size < capacity) size <<= 1;
-        _entries = new Entry[size];
-        _mask = size - 1;
+        return size;
+    }
+
+    /// <summary>The state file the entries live in, or null.</summary>
+    public StateFile? File => _file;
+
+    /// <summary>What a state file holding a table of <paramref name="capacity"/> entries looks like.</summary>
+    public static StateLayout StateLayout(int capacity, int worker, int workers) =>
+        new(StateKind.Affinity, LayoutVersion, [StateRegion.Of<Entry>(Size(capacity))], worker, workers);
+
+    /// <summary>
+    /// Keeps the memories a previous process left that are still live: times moved by the wall clock's step
+    /// (<see cref="StateFile.ClockShift"/>); an expired one, or one whose expiry lies beyond the longest timeout
+    /// Kubernetes allows (86400 s) from now, is cleared. A wrong backend cannot do harm: a memory is used only while
+    /// its frontend still has that backend. Returns the memories kept.
+    /// </summary>
+    public int Restore(long now)
+    {
+        const long longest = 86_400L * 1_000_000_000;
+        long shift = _file?.ClockShift ?? 0;
+        int kept = 0;
+        for (int i = 0; i < _size; i++)
+        {
+            ref var e = ref _entries[i];
+            if (e.Expires == 0) continue;
+            e.Expires += shift;
+            if (e.Expires <= now || e.Expires > now + longest) e = default;
+            else kept++;
+        }
+        return kept;
     }
 
     /// <summary>The backend <paramref name="client"/> used for this Service port, if its affinity has not expired.</summary>
@@ -81,7 +137,7 @@ public sealed class AffinityTable
     /// </summary>
     public void Release(ServiceTable services)
     {
-        for (int i = 0; i < _entries.Length; i++)
+        for (int i = 0; i < _size; i++)
         {
             ref var e = ref _entries[i];
             if (e.Expires == 0) continue;

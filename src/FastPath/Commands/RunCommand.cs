@@ -44,9 +44,12 @@ public static class RunCommand
         var busyPoll = new Option<int>("--busy-poll") { Description = "Microseconds to keep polling without sleeping after the last frame (0: sleep at once)", DefaultValueFactory = _ => 50 };
         var offloads = new Option<string>("--offloads") { Description = "on: virtio-net headers, partial checksums and GSO super-frames on the TAPs; off: plain frames", DefaultValueFactory = _ => "on" };
         var healthz = new Option<string>("--healthz") { Description = "Serve /healthz and /livez on ADDR:PORT, as kube-proxy's --healthz-bind-address ('off': none)", DefaultValueFactory = _ => ":10256" };
+        var stateDir = new Option<string?>("--state-dir") { Description = "Keep connection tracking in memory-mapped files in this directory (e.g. /run/fastpath/NODE, on tmpfs) and make created TAPs persistent, so the next run restores the connections and finds the TAPs again" };
+        var takeover = new Option<bool>("--takeover") { Description = "With --state-dir: if a run of this node holds the state directory, ask it to hand over (it stops forwarding, saves and exits) once this one is ready, instead of failing" };
         var cmd = new Command("run", "Run a node's data plane live on TAP devices and attached interfaces")
         {
             node, tap, attach, attachMode, cniSocket, uplink, host, batchSize, status, duration, metrics, flowLog, flowSample, workers, busyPoll, offloads, healthz,
+            stateDir, takeover,
         };
         cluster.AddTo(cmd);
         cmd.SetAction(r => Run(new RunOptions(cluster.Get(r), r.GetValue(node)!, r.GetValue(tap), r.GetValue(uplink)!,
@@ -55,7 +58,7 @@ public static class RunCommand
             Metrics = r.GetValue(metrics), FlowLog = r.GetValue(flowLog), FlowLogSample = r.GetValue(flowSample),
             Workers = r.GetValue(workers), BusyPollMicroseconds = r.GetValue(busyPoll), Offloads = r.GetValue(offloads)!,
             Healthz = r.GetValue(healthz)!, Attach = r.GetValue(attach) ?? [], AttachMode = r.GetValue(attachMode)!,
-            CniSocket = r.GetValue(cniSocket),
+            CniSocket = r.GetValue(cniSocket), StateDir = r.GetValue(stateDir), Takeover = r.GetValue(takeover),
         }, stdout, stderr));
         return cmd;
     }
@@ -90,6 +93,12 @@ public static class RunCommand
 
         /// <summary>--cni-socket PATH, or null.</summary>
         public string? CniSocket { get; init; }
+
+        /// <summary>--state-dir DIR: conntrack in state files there, persistent TAPs; null: neither.</summary>
+        public string? StateDir { get; init; }
+
+        /// <summary>--takeover: take the state directory over from the run holding it.</summary>
+        public bool Takeover { get; init; }
     }
 
     public static int Run(RunOptions o, TextWriter stdout, TextWriter stderr)
@@ -117,6 +126,7 @@ public static class RunCommand
                 return Fail(stderr, $"{option} {name}: not a valid interface name (1-{TapDevice.MaxNameLength} characters, no '/', ':' or spaces)");
         if (o.Tap && (!OperatingSystem.IsLinux() || !File.Exists("/dev/net/tun"))) return Fail(stderr, "/dev/net/tun is missing: TAP devices need Linux with the tun module");
 
+        if (o.Takeover && o.StateDir is null) return Fail(stderr, "--takeover needs --state-dir: the state directory is what is taken over");
         if (o.Cluster.Problem() is { } problem) return Fail(stderr, problem);
         // The controller logs from the watcher's thread while the loop below prints status lines.
         stdout = TextWriter.Synchronized(stdout);
@@ -142,7 +152,24 @@ public static class RunCommand
         var umems = OperatingSystem.IsLinux() && mode is (AttachMode.Xdp or AttachMode.Auto) && (specs.Count > 0 || !o.Tap)
             ? Enumerable.Range(0, o.Workers).Select(_ => new XdpUmem(o.BatchSize, PacketBatch.SuperFrameSlotSize)).ToArray()
             : null;
-        using var taps = new TapSet(new LinkOptions(o.Tap, o.UplinkTap, o.HostTap, specs, mode, o.Workers, o.Offloads == "on", umems), stdout);
+        StateDirectory? state = null;
+        if (o.StateDir is { } stateDir)
+        {
+            try
+            {
+                // A takeover collects the start-up garbage (manifests, the compile) before it asks the running process
+                // to stop, so the collection below is not in the forwarding gap.
+                if (o.Takeover) GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+                state = StateDirectory.Open(stateDir, o.Takeover, stdout);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return Fail(stderr, e.Message);
+            }
+        }
+        // Declared before everything that may read the tables (metrics), so the state files are unmapped last.
+        using var stateLifetime = state;
+        using var taps = new TapSet(new LinkOptions(o.Tap, o.UplinkTap, o.HostTap, specs, mode, o.Workers, o.Offloads == "on", umems, state?.Taps), stdout);
         var snapshot = publisher.Holder.Current;
         Attachment attachment;
         try
@@ -182,8 +209,19 @@ public static class RunCommand
         var busyPoll = TimeSpan.FromMicroseconds(o.BusyPollMicroseconds);
         var owners = o.Workers > 1 ? new FlowOwners(o.Workers) : null;
         var neighbors = new DataPlane.Routing.UplinkNeighbors();
+        ConntrackTable[]? tables;
+        DataPlane.Services.AffinityTable[]? affinity;
+        try
+        {
+            tables = state?.OpenConntrack(snapshot.Node.ConntrackCapacity, o.Workers, owners, stdout);
+            affinity = state?.OpenAffinity(o.Workers, stdout);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return Fail(stderr, $"--state-dir {o.StateDir}: {e.Message}");
+        }
         var workers = Enumerable.Range(0, o.Workers)
-            .Select(w => new ForwardingWorker(w, attachment, publisher.Holder, o.BatchSize, busyPoll, owners, neighbors, umems?[w])).ToArray();
+            .Select(w => new ForwardingWorker(w, attachment, publisher.Holder, o.BatchSize, busyPoll, owners, neighbors, umems?[w], tables?[w], affinity?[w])).ToArray();
         ForwardingWorker.Connect(workers);
         var busyPollGate = new BusyPollGate();
         foreach (var w in workers) w.Port.BusyPollGate = busyPollGate;
@@ -222,14 +260,16 @@ public static class RunCommand
         var status = new StatusLine(stdout, TimeSpan.FromSeconds(o.StatusInterval));
         var clock = Stopwatch.StartNew();
         var retryAt = TimeSpan.Zero;
-        stdout.WriteLine($"forwarding: node {o.Node}, {snapshot.PortCount} ports, generation {snapshot.Generation}, {o.Workers} worker(s); SIGINT/SIGTERM stops; watching {o.Cluster}");
+        var recordAt = TimeSpan.Zero;
+        stdout.WriteLine($"forwarding: node {o.Node}, {snapshot.PortCount} ports, generation {snapshot.Generation}, {o.Workers} worker(s); SIGINT/SIGTERM stops; watching {o.Cluster}; from {TapPort.WallClock()} (wall clock, ns)");
         stdout.Flush();
         // The workers allocate nothing, but a collection stops them too: collect the start-up garbage (manifests, the
         // first compile) now, before traffic, and keep later collections of the control plane's garbage background
         // ones (no blocking gen2 while forwarding). Measured: the first pings after start-up took up to 30 ms without.
         // The rest of the GC choice (workstation, concurrent, DOTNET_GCgen0size=64 MiB set by deploy/Dockerfile) and its
-        // measurements: docs/BENCHMARKS.md, "Control plane: live changes at 5,000 nodes".
-        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        // measurements: docs/BENCHMARKS.md, "Control plane: live changes at 5,000 nodes". A takeover collected before it
+        // asked for the hand-over.
+        if (!o.Takeover) GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
         System.Runtime.GCSettings.LatencyMode = System.Runtime.GCLatencyMode.SustainedLowLatency;
         var threads = workers.Select(w => new Thread(() => w.Run(() => Volatile.Read(ref attachment), stop.Token))
         {
@@ -237,6 +277,7 @@ public static class RunCommand
             IsBackground = true,
         }).ToArray();
         foreach (var t in threads) t.Start();
+        state?.ListenForTakeover(stop.Cancel);
         // The coordinator: re-reads the TAPs when a snapshot renumbers the ports, closes the devices of removed ports
         // once every worker has moved past them, and prints the status line.
         while (!stop.IsCancellationRequested)
@@ -247,11 +288,35 @@ public static class RunCommand
             Reattach();
             AnswerCni();
             if (taps.HasRetired && workers.All(w => w.AckedGeneration >= attachment.Generation)) taps.CloseRetired();
+            if (state is not null && clock.Elapsed >= recordAt)
+            {
+                taps.RecordWhereabouts();
+                recordAt = clock.Elapsed + TimeSpan.FromSeconds(1);
+            }
             if (o.StatusInterval > 0) status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports, attachedSkipped: taps.Skipped,
                 handOverDrops: workers.Sum(w => w.HandOverDrops));
         }
         foreach (var t in threads) t.Join();
+        long stoppedAt = TapPort.WallClock();
+        int kept = taps.PersistentCount;
         foreach (var w in workers) w.Dispose();
+        if (state is not null)
+        {
+            taps.RecordWhereabouts();
+            state.Save(stdout);
+            if (state.TakeoverRequested)
+            {
+                kept = taps.PersistentCount;
+                // The new process attaches the TAPs and binds the listeners once this one lets go: first the queues
+                // (the kernel would keep steering flows to them) and the ports, then the lock.
+                taps.Dispose();
+                health.Dispose();
+                metricsServer?.Dispose();
+                cni?.Dispose();
+                state.Release(stoppedAt);
+                stdout.WriteLine($"takeover: handed the state directory over at {TapPort.WallClock()} (wall clock, ns)");
+            }
+        }
         status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports, force: true, attachedSkipped: taps.Skipped,
             handOverDrops: workers.Sum(w => w.HandOverDrops));
         foreach (var f in flows)
@@ -259,7 +324,8 @@ public static class RunCommand
             f.Complete();
             f.Dispose();
         }
-        stdout.WriteLine($"stopped: {ports.Sum(p => p.Received):N0} frames received, {ports.Sum(p => p.Transmitted):N0} sent; removing the TAP devices this process created");
+        stdout.WriteLine($"stopped: {ports.Sum(p => p.Received):N0} frames received, {ports.Sum(p => p.Transmitted):N0} sent; forwarding stopped at {stoppedAt} (wall clock, ns); "
+            + (state is null ? "removing the TAP devices this process created" : $"keeping {kept} persistent TAP device(s) for the next run (--state-dir)"));
         return 0;
 
         // Re-reads the devices when a snapshot renumbers the ports, and every second while interfaces are attached

@@ -53,8 +53,12 @@ public sealed class HealthServing : IDisposable
         return new HealthServing(server, controller, publisher, node);
     }
 
+    private bool _disposed;
+
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         _timer.Dispose();
         Server.Dispose();
     }

@@ -41,15 +41,17 @@ public sealed class ForwardingWorker : IDisposable
     /// <param name="neighbors">The uplink gateways' MACs, shared by all workers (a reply reaches one worker's queue).</param>
     /// <param name="umem">This worker's AF_XDP memory (its batch is built in it, so AF_XDP frames are forwarded in
     /// place); null when nothing is attached through AF_XDP.</param>
+    /// <param name="conntrack">The worker's table restored from its state file (`--state-dir`), or null for a new one.</param>
+    /// <param name="affinity">Likewise its session-affinity table.</param>
     public ForwardingWorker(int index, Attachment initial, SnapshotHolder published, int batchSize, TimeSpan busyPoll, FlowOwners? owners,
-        UplinkNeighbors? neighbors = null, XdpUmem? umem = null)
+        UplinkNeighbors? neighbors = null, XdpUmem? umem = null, ConntrackTable? conntrack = null, DataPlane.Services.AffinityTable? affinity = null)
     {
         Index = index;
         _published = published;
         _attached = initial;
         _ackedGeneration = initial.Generation;
         _forwarding = new SnapshotHolder(initial.Snapshot);
-        Engine = new Engine(_forwarding, owners: owners, workerId: index, neighbors: neighbors);
+        Engine = new Engine(_forwarding, owners: owners, workerId: index, neighbors: neighbors, conntrack: conntrack, affinity: affinity);
         Port = new TapPort(TimeSpan.FromMilliseconds(100), queue: index, busyPoll: busyPoll) { Umem = umem };
         if (owners is not null) Port.Wake = new WakeEvent();
         Port.Attach(initial.Devices);

@@ -38,8 +38,10 @@ public sealed record AttachSpec(string Interface, string? Port)
 /// <param name="Offloads">Open TAPs with the virtio-net header and offloads (partial checksums, GSO).</param>
 /// <param name="Umems">One AF_XDP memory per worker (queue q of every AF_XDP device on <c>Umems[q]</c>, so the
 /// worker forwards between them without copying); null: each AF_XDP device gets memory of its own.</param>
+/// <param name="Persist">`--state-dir`: TAPs are created persistent and found again by the next `run`, wherever they
+/// were moved; null: they go with this process.</param>
 public sealed record LinkOptions(bool Taps, string UplinkTap, string? HostTap, IReadOnlyList<AttachSpec> Attach,
-    AttachMode Mode, int Queues = 1, bool Offloads = true, IReadOnlyList<XdpUmem>? Umems = null);
+    AttachMode Mode, int Queues = 1, bool Offloads = true, IReadOnlyList<XdpUmem>? Umems = null, PersistentTaps? Persist = null);
 
 /// <summary>
 /// The devices behind a snapshot's ports: TAPs (the uplink's named on the command line, one per local pod named by
@@ -127,13 +129,14 @@ public sealed class TapSet(LinkOptions options, TextWriter log) : IDisposable
                     if (_waitingLogged.Add(port.Name)) log.WriteLine($"attach {name} = {port.Name} (waiting for the interface: the CNI plugin creates it)");
                     continue;
                 }
-                var device = attach ? OpenAttached(name) : TapDevice.Open(name, options.Queues, options.Offloads);
+                string? where = null;
+                var device = attach ? OpenAttached(name) : OpenTap(name, out where);
                 held = (device, InterfaceState.Index(name));
                 _byPortName[port.Name] = held;
                 _waitingLogged.Remove(port.Name);
                 log.WriteLine(attach
                     ? $"attach {name} = {port.Name} ({device.Kind.ToString().ToLowerInvariant()}); {device.Queues} queue(s)"
-                    : $"tap {name} = {port.Name} ({(device.Created ? "created" : "attached")}); {Describe(device)}");
+                    : $"tap {name} = {port.Name} ({where ?? (device.Created ? "created" : "attached")}); {Describe(device)}");
             }
             wanted.Add(port.Name);
             byPort[p] = held.Device;
@@ -147,6 +150,37 @@ public sealed class TapSet(LinkOptions options, TextWriter log) : IDisposable
         if (!deferClose) CloseRetired();
         return byPort;
     }
+
+    /// <summary>
+    /// A port's TAP: created (persistent under `--state-dir`), or the one a previous `run` left, found by its name here
+    /// or where it was moved to (<see cref="PersistentTaps.Locate"/>); <paramref name="where"/> says which when found.
+    /// </summary>
+    private TapDevice OpenTap(string name, out string? where)
+    {
+        where = null;
+        if (options.Persist is not { } persist) return TapDevice.Open(name, options.Queues, options.Offloads);
+        bool owned = persist.Owns(name), here = InterfaceState.Index(name) != 0;
+        TapDevice device;
+        if (owned && !here && persist.Locate(name) is var (netns, ifName))
+        {
+            device = TapDevice.OpenIn(netns, ifName, name, options.Queues, options.Offloads);
+            where = $"found again in {netns} as {ifName}";
+        }
+        else
+        {
+            device = TapDevice.Open(name, options.Queues, options.Offloads, persist: true, owned: owned);
+            if (owned && here) where = "found again";
+        }
+        if (device.Created && !device.Persistent) device.SetPersistent(true);
+        persist.Record([device]);
+        return device;
+    }
+
+    /// <summary>Notes where every persistent TAP is now (`--state-dir`; the coordinator calls it every second).</summary>
+    public void RecordWhereabouts() => options.Persist?.Record(_byPortName.Values.Select(h => h.Device));
+
+    /// <summary>Persistent TAPs held (they stay after this process).</summary>
+    public int PersistentCount => _byPortName.Values.Count(h => h.Device is TapDevice { Persistent: true });
 
     /// <summary>Opens an existing interface in the configured mode; under auto, falls back and says so once.</summary>
     private LinkDevice OpenAttached(string name)
@@ -201,6 +235,12 @@ public sealed class TapSet(LinkOptions options, TextWriter log) : IDisposable
     {
         foreach (var (port, device) in _retiring)
         {
+            // A persistent TAP of a port that is gone goes, as a non-persistent one would with its descriptors.
+            if (device is TapDevice { Persistent: true } tap)
+            {
+                tap.SetPersistent(false);
+                options.Persist?.Forget(tap.Name);
+            }
             device.Dispose();
             log.WriteLine(device.Kind == LinkKind.Tap ? $"tap {device.Name} = {port} (closed: the port is gone)" : $"attach {device.Name} = {port} (closed)");
         }
@@ -210,7 +250,7 @@ public sealed class TapSet(LinkOptions options, TextWriter log) : IDisposable
     private static string Describe(LinkDevice device) =>
         $"{device.Queues} queue(s), offloads {(device.Offloads == TapOffloads.None ? "none" : device.Offloads.ToString().Replace(", ", "+"))}";
 
-    /// <summary>Closes every device: the ones this process created disappear.</summary>
+    /// <summary>Closes every device: the ones this process created disappear, unless persistent.</summary>
     public void Dispose()
     {
         CloseRetired();

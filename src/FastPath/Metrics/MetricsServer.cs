@@ -70,8 +70,12 @@ public sealed class MetricsServer : IDisposable
         return (host, port);
     }
 
+    private bool _disposed;
+
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         if (_compile is not null) _compile.Recorded -= _compileSink;
         if (_publish is not null) _publish.Recorded -= _publishSink;
         _server.Dispose();

@@ -32,7 +32,10 @@ public class DemoCluster : IDisposable
     /// For another cluster than the demo's: writes the manifests into the cluster directory it is given and returns the
     /// pod table (FP_DEMO_PODS, see scripts/demo-cluster.sh).
     /// </param>
-    protected DemoCluster(string tunnel, Func<string, string>? writeCluster = null, string ports = "tap", string attachMode = "auto")
+    /// <param name="keepState">Each node's `run` keeps its state in a state directory (FP_DEMO_STATE_DIR), so
+    /// `demo-cluster.sh restart` keeps its connections.</param>
+    protected DemoCluster(string tunnel, Func<string, string>? writeCluster = null, string ports = "tap", string attachMode = "auto",
+        bool keepState = false)
     {
         Tunnel = tunnel;
         Ports = ports;
@@ -54,6 +57,7 @@ public class DemoCluster : IDisposable
         _environment["FASTPATH_CNI"] = $"dotnet {Path.Combine(AppContext.BaseDirectory, "fastpath-cni.dll")}";
         _environment["FP_DEMO_PORTS"] = ports;
         _environment["FP_DEMO_ATTACH_MODE"] = attachMode;
+        if (keepState) _environment["FP_DEMO_STATE_DIR"] = Path.Combine(Directory, "state");
         if (writeCluster is not null)
         {
             string pods = Path.Combine(Directory, "pods.txt");
