@@ -96,12 +96,20 @@ public static class Program
             foreach (var doc in File.ReadAllText(m).Split("\n---"))
                 File.WriteAllText(Path.Combine(dir, "manifest", $"{n++:D4}.yaml"), doc.TrimStart('-', '\n'));
         }
+        foreach (var input in WatchSeeds(root)) File.WriteAllBytes(Path.Combine(dir, "watch", $"{n++:D4}"), input);
+        Console.WriteLine($"{n} seed files in {dir}");
+        return 0;
+    }
+
+    /// <summary>The demo cluster's objects as one watch stream per object (kind selector first): ADDED, MODIFIED, a BOOKMARK, DELETED and a 410 ERROR, every event type the source handles.</summary>
+    public static List<byte[]> WatchSeeds(string root)
+    {
+        var seeds = new List<byte[]>();
         var demo = ClusterDirectory.Load(Path.Combine(root, "pcaps", "demo", "cluster")).State;
         IEnumerable<IClusterObject>[] byKind = [demo.Namespaces, demo.Nodes, demo.Services, demo.Pods, demo.EndpointSlices, demo.NetworkPolicies];
         for (int k = 0; k < byKind.Length; k++)
             foreach (var o in byKind[k])
             {
-                // ADDED, MODIFIED, a BOOKMARK, DELETED and a 410 ERROR: every event type the source handles.
                 string json = k8s.KubernetesJson.Serialize(o.Value);
                 string bookmark = $"{{\"kind\":\"{o.Key.Kind}\",\"metadata\":{{\"resourceVersion\":\"1234\"}}}}";
                 const string gone = """{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version","reason":"Expired","code":410}""";
@@ -109,17 +117,16 @@ public static class Program
                     $"{{\"type\":\"ADDED\",\"object\":{json}}}\n", $"{{\"type\":\"MODIFIED\",\"object\":{json}}}\n",
                     $"{{\"type\":\"BOOKMARK\",\"object\":{bookmark}}}\n", $"{{\"type\":\"DELETED\",\"object\":{json}}}\n",
                     $"{{\"type\":\"ERROR\",\"object\":{gone}}}\n");
-                File.WriteAllBytes(Path.Combine(dir, "watch", $"{n++:D4}"), [(byte)k, .. System.Text.Encoding.UTF8.GetBytes(events)]);
+                seeds.Add([(byte)k, .. System.Text.Encoding.UTF8.GetBytes(events)]);
             }
-        Console.WriteLine($"{n} seed files in {dir}");
-        return 0;
+        return seeds;
     }
 
     /// <summary>
     /// A TCP or UDP frame behind the headers a TAP with offloads gives: none, a partial transport checksum, and GSO
     /// (TCPv4/TCPv6/USO, gso_size 1400) over the frame with its payload padded to 3,000 bytes (a small super-frame).
     /// </summary>
-    private static List<byte[]> VirtioSeeds(ReadOnlySpan<byte> frame)
+    public static List<byte[]> VirtioSeeds(ReadOnlySpan<byte> frame)
     {
         var seeds = new List<byte[]>();
         var m = new PacketMeta { Length = frame.Length };
