@@ -65,8 +65,7 @@ public class MetricsTests
         using var server = MetricsServer.Start($"127.0.0.1:{FreePort()}", () => NodeMetrics.Collect(snapshot, [engine], compile, publish), compile, publish);
         compile.Record(TimeSpan.FromMilliseconds(3));
         publish.Record(TimeSpan.FromMilliseconds(4));
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        string text = await http.GetStringAsync(server.Url, TestContext.Current.CancellationToken);
+        string text = await ScrapeAsync(server);
 
         Assert.Contains("fastpath_port_rx_packets_total{port=\"default/client\"} 18", text);
         Assert.Contains("fastpath_port_tx_packets_total{port=\"shop/web-1\"} 8", text);
@@ -97,8 +96,7 @@ public class MetricsTests
 
         using var server = MetricsServer.Start($"127.0.0.1:{FreePort()}", () => NodeMetrics.Collect(node.Engine.Snapshot, [node.Engine],
             flowLog: new FlowLogMetrics(ring.Capacity, ring.Pending, 0, ring.Lost)));
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        string text = await http.GetStringAsync(server.Url, TestContext.Current.CancellationToken);
+        string text = await ScrapeAsync(server);
 
         Assert.Contains("fastpath_conntrack_capacity 256\n", text);
         Assert.Contains("fastpath_conntrack_entries 256\n", text);
@@ -121,6 +119,12 @@ public class MetricsTests
     {
         var e = Assert.Throws<FormatException>(() => MetricsServer.Start(endpoint, () => throw new InvalidOperationException()));
         Assert.Contains(message, e.Message);
+    }
+
+    private static async Task<string> ScrapeAsync(MetricsServer server)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        return await http.GetStringAsync(server.Url, TestContext.Current.CancellationToken);
     }
 
     private static int FreePort()
