@@ -42,9 +42,10 @@ fi
 command -v sharpfuzz > /dev/null || [ -x "$HOME/.dotnet/tools/sharpfuzz" ] || dotnet tool install --global SharpFuzz.CommandLine --version 2.3.0 > /dev/null
 export PATH="$PATH:$HOME/.dotnet/tools"
 
-keep() { # target file: keep a finding as a regression input
-  local name
-  name="crash-$(sha1sum "$2" | cut -c1-12)"
+keep() { # target file: keep a finding (crash, hang or libFuzzer timeout) as a regression input
+  local name kind
+  kind=$(basename "$2" | sed -E 's/^(crash|hang|timeout).*/\1/; s/^id:.*/crash/')
+  name="$kind-$(sha1sum "$2" | cut -c1-12)"
   mkdir -p "tests/FastPath.Tests/Fuzz/regressions/$1"
   cp "$2" "tests/FastPath.Tests/Fuzz/regressions/$1/$name"
   echo "  $1: kept $name (replayed by: dotnet test tests/FastPath.Tests --filter FuzzRegressionTests)"

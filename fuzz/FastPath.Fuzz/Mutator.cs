@@ -8,7 +8,7 @@ namespace FastPath.Fuzz;
 /// uninstrumented target in process on mutations of that corpus — libFuzzer's own mutation kinds (bit flips,
 /// interesting values, byte insertion and erasure, copies within an input, crossover with another corpus input) —
 /// without coverage feedback, at the target's own speed. The first exception is written to OUT as crash-&lt;n&gt; and
-/// ends the run (exit 1); an input still running after 10 s is written as hang-&lt;n&gt; (exit 3). Progress is printed every 30 s.
+/// ends the run (exit 1); an input that keeps the process busy for 10 s of CPU time is written as hang-&lt;n&gt; (exit 3). Progress is printed every 30 s.
 /// </summary>
 public static class Mutator
 {
@@ -23,22 +23,30 @@ public static class Mutator
         var rng = new Random(21);
         var buffer = new byte[70_000];
         long done = 0, started = Stopwatch.GetTimestamp();
-        long current = 0; // Stopwatch timestamp the running input started at (0 between inputs)
+        long current = 0; // nonzero (a Stopwatch timestamp) while an input runs
         int runningLength = 0; // the stuck input is still in buffer when the watchdog fires
+        // A hang is an input that holds the process busy for 10 s of CPU time. On a shared machine a niced process can
+        // wait that long for a core (a manifest input "hung" 10 s at load 40 and replays in 0.2 s of CPU), so wall
+        // time alone only says when to look.
         var watchdog = new Thread(() =>
         {
+            long seen = -1;
+            TimeSpan cpuAtStall = default;
+            int stalled = 0;
             for (int tick = 1; ; tick++)
             {
                 Thread.Sleep(1000);
-                if (tick % 30 == 0)
-                    Console.WriteLine($"{target}: {Interlocked.Read(ref done)} executions in {Stopwatch.GetElapsedTime(started).TotalSeconds:F0} s");
-                long at = Interlocked.Read(ref current);
-                if (at != 0 && Stopwatch.GetElapsedTime(at) > TimeSpan.FromSeconds(10))
+                long now = Interlocked.Read(ref done);
+                if (tick % 30 == 0) Console.WriteLine($"{target}: {now} executions in {Stopwatch.GetElapsedTime(started).TotalSeconds:F0} s");
+                if (now != seen || Interlocked.Read(ref current) == 0)
                 {
-                    File.WriteAllBytes(Path.Combine(outDir, $"hang-{Interlocked.Read(ref done)}"), buffer.AsSpan(0, Volatile.Read(ref runningLength)).ToArray());
-                    Console.WriteLine($"{target}: hang (an input ran > 10 s) after {Interlocked.Read(ref done)} executions");
-                    Environment.Exit(3);
+                    (seen, stalled, cpuAtStall) = (now, 0, Environment.CpuUsage.TotalTime);
+                    continue;
                 }
+                if (++stalled < 10 || Environment.CpuUsage.TotalTime - cpuAtStall < TimeSpan.FromSeconds(10)) continue;
+                File.WriteAllBytes(Path.Combine(outDir, $"hang-{now}"), buffer.AsSpan(0, Volatile.Read(ref runningLength)).ToArray());
+                Console.WriteLine($"{target}: hang (an input used > 10 s of CPU) after {now} executions");
+                Environment.Exit(3);
             }
         }) { IsBackground = true };
         watchdog.Start();
