@@ -165,7 +165,8 @@ out, d, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
 failed = []
 warm = min(max(60, total // 5), total // 2)
 rows = list(csv.DictReader(open(f"{out}/soak.csv")))
-print(f"soak: {total // 60} min, {open(f'{out}/churn-rounds').read().strip()} churn rounds (one a second), warm-up {warm} s excluded from the slopes")
+rounds = int(open(f"{out}/churn-rounds").read())
+print(f"soak: {total // 60} min, {rounds} churn rounds ({total / max(rounds, 1):.1f} s apart), warm-up {warm} s excluded from the slopes")
 for node in ("node-a", "node-b"):
     r = [x for x in rows if x["node"] == node and x["rss_kib"] and x["conntrack_entries"]]
     late = [x for x in r if int(x["seconds"]) >= warm]
