@@ -8,7 +8,8 @@ namespace FastPath.Plots;
 /// <summary>
 /// Turns the numbers scripts/benchmarks.sh collects (docs/bench/) into the PNG plots of docs/BENCHMARKS.md and its
 /// generated scenario table. `plots DATA_DIR DOCS_DIR` draws; `plots import-conntrack REPORT.csv DATA_DIR` takes the
-/// conntrack figures from a BenchmarkDotNet CSV report.
+/// conntrack figures from a BenchmarkDotNet CSV report; `plots soak SOAK.csv PNG` draws scripts/soak.sh's memory and
+/// conntrack samples over time.
 /// </summary>
 public static class Program
 {
@@ -21,9 +22,14 @@ public static class Program
             ImportConntrack(report, dataDir);
             return 0;
         }
+        if (args is ["soak", var samples, var png])
+        {
+            Soak(samples, png);
+            return 0;
+        }
         if (args is not [var data, var docs])
         {
-            Console.Error.WriteLine("usage: plots DATA_DIR DOCS_DIR | plots import-conntrack REPORT.csv DATA_DIR");
+            Console.Error.WriteLine("usage: plots DATA_DIR DOCS_DIR | plots import-conntrack REPORT.csv DATA_DIR | plots soak SOAK.csv PNG");
             return 2;
         }
         var scenarios = Directory.GetFiles(data, "scenarios-*.json").Order().SelectMany(Results).ToList();
@@ -143,6 +149,35 @@ public static class Program
         Save(plot, "Live on TAPs: FastPath as a fraction of the Linux kernel, same topology, one run", "", "× kernel (higher is better)", path);
 
         static string Wrap(string label) => label.Replace(", ", "\n").Replace(" (", "\n(");
+    }
+
+    /// <summary>RSS and GC heap per node (MiB, left axis) and conntrack entries (right axis) over the soak's minutes.</summary>
+    private static void Soak(string csv, string path)
+    {
+        var rows = File.ReadAllLines(csv).Skip(1).Select(l => l.Split(','))
+            .Where(f => f.Length == 6 && f[2].Length > 0 && f[4].Length > 0)
+            .Select(f => (Minutes: int.Parse(f[0], Ci) / 60.0, Node: f[1], Rss: int.Parse(f[2], Ci) / 1024.0, Heap: int.Parse(f[3], Ci) / 1024.0,
+                Conntrack: int.Parse(f[4], Ci))).ToList();
+        var plot = new Plot();
+        foreach (var node in rows.Select(r => r.Node).Distinct())
+        {
+            var n = rows.Where(r => r.Node == node).ToList();
+            var rss = plot.Add.Scatter(n.Select(r => r.Minutes).ToArray(), n.Select(r => r.Rss).ToArray());
+            rss.LegendText = $"{node} RSS (MiB)";
+            rss.MarkerSize = 0;
+            var heap = plot.Add.Scatter(n.Select(r => r.Minutes).ToArray(), n.Select(r => r.Heap).ToArray());
+            heap.LegendText = $"{node} GC heap (MiB)";
+            heap.MarkerSize = 0;
+            heap.LinePattern = LinePattern.Dotted;
+            var ct = plot.Add.Scatter(n.Select(r => r.Minutes).ToArray(), n.Select(r => (double)r.Conntrack).ToArray());
+            ct.LegendText = $"{node} conntrack entries (right)";
+            ct.MarkerSize = 0;
+            ct.LinePattern = LinePattern.Dashed;
+            ct.Axes.YAxis = plot.Axes.Right;
+        }
+        plot.Axes.SetLimitsY(0, rows.Max(r => r.Rss) * 1.15);
+        plot.Axes.Right.Label.Text = "conntrack entries";
+        Save(plot, "Soak: two-node demo under traffic and a cluster change every second", "minutes", "MiB", path);
     }
 
     private static void Services(List<Result> results, string path)

@@ -11,9 +11,9 @@ namespace FastPath.Fuzz;
 /// (the data plane must never throw on bytes, the manifest loader must turn every bad document into an error line).
 /// The regression tests run every kept crash input through the same methods.
 /// </summary>
-public static class FuzzTargets
+public static partial class FuzzTargets
 {
-    public static readonly string[] Names = ["parser", "pipeline", "manifest"];
+    public static readonly string[] Names = ["parser", "pipeline", "manifest", "virtio", "watch", "trace"];
 
     public static void Run(string target, ReadOnlySpan<byte> input)
     {
@@ -22,6 +22,9 @@ public static class FuzzTargets
             case "parser": Parser(input); break;
             case "pipeline": Pipeline(input); break;
             case "manifest": Manifest(input); break;
+            case "virtio": Virtio(input); break;
+            case "watch": Watch(input); break;
+            case "trace": TraceDifferential(input); break;
             default: throw new ArgumentException($"unknown target {target} (targets: {string.Join(", ", Names)})");
         }
     }

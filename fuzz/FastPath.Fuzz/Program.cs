@@ -1,3 +1,6 @@
+using System.Buffers.Binary;
+using FastPath.ControlPlane.Cluster;
+using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Ports;
 using SharpFuzz;
@@ -5,9 +8,11 @@ using SharpFuzz;
 namespace FastPath.Fuzz;
 
 /// <summary>
-/// `FastPath.Fuzz TARGET` runs under afl-fuzz (SharpFuzz's out-of-process fork server; see scripts/fuzz.sh);
+/// `FastPath.Fuzz TARGET` runs under afl-fuzz (SharpFuzz's out-of-process fork server), or under libFuzzer when
+/// libfuzzer-dotnet started it (its shared-memory variable is set; see scripts/fuzz.sh --libfuzzer);
 /// `FastPath.Fuzz seeds DIR CAPTURE...` writes a starting corpus per target from real captures and manifests;
-/// `FastPath.Fuzz run TARGET FILE...` replays inputs once (to check a crash outside AFL).
+/// `FastPath.Fuzz run TARGET FILE...` replays inputs once (to check a crash outside AFL);
+/// `FastPath.Fuzz mutate TARGET RUNS OUT DIR...` mutates the corpus in DIR in process (see <see cref="Mutator"/>).
 /// </summary>
 public static class Program
 {
@@ -19,12 +24,21 @@ public static class Program
             foreach (var file in args[2..]) FuzzTargets.Run(args[1], File.ReadAllBytes(file));
             return 0;
         }
+        if (args.Length >= 5 && args[0] == "mutate" && long.TryParse(args[2], out long runs))
+            return Mutator.Run(args[1], runs, args[3], args[4..]);
         if (args.Length != 1 || !FuzzTargets.Names.Contains(args[0]))
         {
             Console.Error.WriteLine($"usage: FastPath.Fuzz {string.Join("|", FuzzTargets.Names)} | seeds DIR CAPTURE... | run TARGET FILE...");
             return 2;
         }
         string target = args[0];
+        if (Environment.GetEnvironmentVariable("__LIBFUZZER_SHM_ID") is not null)
+        {
+            // In-process loop behind libfuzzer-dotnet: one pipe round trip per input instead of AFL's per-input
+            // bookkeeping; the rates of both are in docs/BENCHMARKS.md "Fuzzing".
+            Fuzzer.LibFuzzer.Run(input => FuzzTargets.Run(target, input));
+            return 0;
+        }
         Fuzzer.OutOfProcess.Run(stream =>
         {
             using var memory = new MemoryStream();
@@ -34,7 +48,11 @@ public static class Program
         return 0;
     }
 
-    /// <summary>parser/: one frame per file; pipeline/: a few frames of one capture per file; manifest/: the demo cluster and the test manifests, whole and per document.</summary>
+    /// <summary>
+    /// parser/: one frame per file; pipeline/ and trace/: a few frames of one capture per file; virtio/: TCP and UDP
+    /// frames behind virtio-net headers (none, partial checksum, GSO) and as padded super-frames; watch/: the demo
+    /// cluster's objects as watch streams per kind; manifest/: the demo cluster and the test manifests, whole and per document.
+    /// </summary>
     private static int Seeds(string dir, string[] captures)
     {
         foreach (var t in FuzzTargets.Names) Directory.CreateDirectory(Path.Combine(dir, t));
@@ -57,7 +75,14 @@ public static class Program
                     pipeline.WriteByte((byte)frame.Length);
                     pipeline.Write(frame);
                 }
-                if (pipeline.Length > 0) File.WriteAllBytes(Path.Combine(dir, "pipeline", $"{n++:D4}"), pipeline.ToArray());
+                if (pipeline.Length > 0)
+                {
+                    File.WriteAllBytes(Path.Combine(dir, "pipeline", $"{n++:D4}"), pipeline.ToArray());
+                    File.WriteAllBytes(Path.Combine(dir, "trace", $"{n++:D4}"), pipeline.ToArray());
+                }
+                for (int i = 0; i < batch.Count; i++)
+                    foreach (var input in VirtioSeeds(batch.Frame(i)))
+                        File.WriteAllBytes(Path.Combine(dir, "virtio", $"{n++:D4}"), input);
                 perCapture++;
             }
         }
@@ -71,7 +96,72 @@ public static class Program
             foreach (var doc in File.ReadAllText(m).Split("\n---"))
                 File.WriteAllText(Path.Combine(dir, "manifest", $"{n++:D4}.yaml"), doc.TrimStart('-', '\n'));
         }
+        foreach (var input in WatchSeeds(root)) File.WriteAllBytes(Path.Combine(dir, "watch", $"{n++:D4}"), input);
         Console.WriteLine($"{n} seed files in {dir}");
         return 0;
+    }
+
+    /// <summary>The demo cluster's objects as one watch stream per object (kind selector first): ADDED, MODIFIED, a BOOKMARK, DELETED and a 410 ERROR, every event type the source handles.</summary>
+    public static List<byte[]> WatchSeeds(string root)
+    {
+        var seeds = new List<byte[]>();
+        var demo = ClusterDirectory.Load(Path.Combine(root, "pcaps", "demo", "cluster")).State;
+        IEnumerable<IClusterObject>[] byKind = [demo.Namespaces, demo.Nodes, demo.Services, demo.Pods, demo.EndpointSlices, demo.NetworkPolicies];
+        for (int k = 0; k < byKind.Length; k++)
+            foreach (var o in byKind[k])
+            {
+                string json = k8s.KubernetesJson.Serialize(o.Value);
+                string bookmark = $"{{\"kind\":\"{o.Key.Kind}\",\"metadata\":{{\"resourceVersion\":\"1234\"}}}}";
+                const string gone = """{"kind":"Status","apiVersion":"v1","status":"Failure","message":"too old resource version","reason":"Expired","code":410}""";
+                string events = string.Concat(
+                    $"{{\"type\":\"ADDED\",\"object\":{json}}}\n", $"{{\"type\":\"MODIFIED\",\"object\":{json}}}\n",
+                    $"{{\"type\":\"BOOKMARK\",\"object\":{bookmark}}}\n", $"{{\"type\":\"DELETED\",\"object\":{json}}}\n",
+                    $"{{\"type\":\"ERROR\",\"object\":{gone}}}\n");
+                seeds.Add([(byte)k, .. System.Text.Encoding.UTF8.GetBytes(events)]);
+            }
+        return seeds;
+    }
+
+    /// <summary>
+    /// A TCP or UDP frame behind the headers a TAP with offloads gives: none, a partial transport checksum, and GSO
+    /// (TCPv4/TCPv6/USO, gso_size 1400) over the frame with its payload padded to 3,000 bytes (a small super-frame).
+    /// </summary>
+    public static List<byte[]> VirtioSeeds(ReadOnlySpan<byte> frame)
+    {
+        var seeds = new List<byte[]>();
+        var m = new PacketMeta { Length = frame.Length };
+        if (PacketParser.Parse(frame, ref m) != DataPlane.Telemetry.DropReason.None || (m.Flags & PacketFlags.HasL4) == 0
+            || m.IpProtocol is not (IpProtocol.Tcp or IpProtocol.Udp) || frame.Length > 2048) return seeds;
+        bool tcp = m.IpProtocol == IpProtocol.Tcp;
+        ushort offset = (ushort)(tcp ? 16 : 6);
+        byte gso = (byte)(!tcp ? GsoKind.UdpL4 : m.L3 == L3Kind.Ipv4 ? GsoKind.TcpV4 : GsoKind.TcpV6);
+        var plain = new byte[1 + VirtioNetHeader.TunnelLength + frame.Length];
+        frame.CopyTo(plain.AsSpan(1 + VirtioNetHeader.TunnelLength));
+        seeds.Add(plain);
+        var partial = (byte[])plain.Clone();
+        partial[1] = VirtioNetHeader.FlagNeedsChecksum;
+        BinaryPrimitives.WriteUInt16LittleEndian(partial.AsSpan(1 + 6), m.L4Offset);
+        BinaryPrimitives.WriteUInt16LittleEndian(partial.AsSpan(1 + 8), offset);
+        seeds.Add(partial);
+
+        int end = m.L3Offset + m.L3Length, grown = 3000 - (end - m.L4Offset);
+        if (grown <= 0) return seeds;
+        var super = new byte[partial.Length + grown];
+        partial.AsSpan(0, 1 + VirtioNetHeader.TunnelLength + end).CopyTo(super);
+        super[2] = gso;
+        BinaryPrimitives.WriteUInt16LittleEndian(super.AsSpan(1 + 4), 1400);
+        var f = super.AsSpan(1 + VirtioNetHeader.TunnelLength);
+        for (int i = end; i < end + grown; i++) f[i] = (byte)i;
+        if (m.L3 == L3Kind.Ipv4)
+        {
+            var ip = f[m.L3Offset..];
+            BinaryPrimitives.WriteUInt16BigEndian(ip[2..], (ushort)(m.L3Length + grown));
+            BinaryPrimitives.WriteUInt16BigEndian(ip[10..], 0);
+            BinaryPrimitives.WriteUInt16BigEndian(ip[10..], Checksum.Ipv4Header(ip[..((ip[0] & 0x0F) * 4)]));
+        }
+        else BinaryPrimitives.WriteUInt16BigEndian(f[(m.L3Offset + 4)..], (ushort)(m.L3Length - 40 + grown));
+        if (!tcp) BinaryPrimitives.WriteUInt16BigEndian(f[(m.L4Offset + 4)..], (ushort)(end + grown - m.L4Offset));
+        seeds.Add(super);
+        return seeds;
     }
 }

@@ -49,10 +49,13 @@ public static class ConntrackTcp
                 return state;
             case ConntrackState.TcpTimeWait:
             case ConntrackState.TcpClose:
-                // A new SYN from the client reuses the tuple (port reuse in TIME_WAIT, RFC 6191): start over.
+                // A new SYN from the client reuses the tuple (port reuse in TIME_WAIT, RFC 6191): start over. The
+                // translation belongs to the tuple pair, not to the TCP state, so it stays: clearing it sent the new
+                // connection's packets on untranslated (a ClusterIP SYN routed as is and dropped as no-route; the soak
+                // of issue 21 found it, one short connection in ~350 through a Service).
                 if (syn && !ack && !isReply)
                 {
-                    status &= ConntrackStatus.InUse;
+                    status &= ConntrackStatus.InUse | ConntrackStatus.Translated;
                     return ConntrackState.TcpSynSent;
                 }
                 return state;

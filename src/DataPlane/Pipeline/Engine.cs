@@ -61,6 +61,12 @@ public sealed class Engine
 
     private readonly List<RetiredPort> _retired = [];
     private StaleServiceSweep _staleSweep;
+    private long _swept; // packet time the conntrack sweep last ran
+
+    /// <summary>Packet time in which the conntrack sweep visits the whole table (nanoseconds).</summary>
+    private const long ConntrackSweepPeriod = 10_000_000_000;
+    /// <summary>Most entry records one batch's sweep looks at (bounds the batch's extra work).</summary>
+    private const int ConntrackSweepMax = 1024;
 
     /// <summary>Counters of ports that left the node since the last call (deleted pods); reading them forgets them.</summary>
     public List<RetiredPort> TakeRetiredPorts()
@@ -103,6 +109,25 @@ public sealed class Engine
     }
 
     /// <summary>
+    /// Reclaims expired connections in slices, so the table holds the connections that are alive: lookups reclaim only
+    /// the entries they meet, and without this a node with many short connections showed every one it ever had as
+    /// tracked (the issue-21 soak: entries climbing by the thousand while TIME_WAIT is 120 s) until inserts evicted
+    /// them. As the kernel's conntrack gc worker (nf_conntrack_core.c gc_worker) scans its table in budgeted steps,
+    /// each batch visits a share of the table proportional to the packet time since the last batch, the whole table
+    /// every <see cref="ConntrackSweepPeriod"/>, at most <see cref="ConntrackSweepMax"/> records a batch.
+    /// </summary>
+    private void SweepConntrack(Conntrack.ConntrackTable table, long now)
+    {
+        long elapsed = now - _swept;
+        if (elapsed <= 0) return;
+        long budget = elapsed >= ConntrackSweepPeriod ? ConntrackSweepMax
+            : Math.Min(ConntrackSweepMax, table.Capacity * elapsed / ConntrackSweepPeriod);
+        if (budget == 0) return; // not enough time for one record yet: it accumulates
+        table.Sweep(now, (int)budget);
+        _swept = now;
+    }
+
+    /// <summary>
     /// Processes the batch and tells <paramref name="observer"/> every stage's decision (<c>fastpath trace</c>). One
     /// copy of this code is compiled per observer type, so <see cref="NoObserver"/> costs nothing.
     /// </summary>
@@ -115,6 +140,7 @@ public sealed class Engine
         var arena = batch.Arena;
         int count = batch.Count;
         if (_staleSweep.Pending && count > 0) _staleSweep.Run(snap.Services, Conntrack, Affinity, meta[0].Timestamp);
+        if (Conntrack is { } swept && count > 0) SweepConntrack(swept, meta[0].Timestamp);
 
         for (int i = 0; i < count; i++)
         {

@@ -53,6 +53,9 @@ public sealed record TrafficParameters
     public int Routes { get; init; } = 256;
     /// <summary>Maglev slots per Service (the default 16381 × 10k Services would take 655 MB).</summary>
     public int MaglevTableSize { get; init; } = 1021;
+    /// <summary>Connections per worker's conntrack table (FastPathConfiguration conntrackMaxEntries); 0 for room for
+    /// every flow twice over.</summary>
+    public int ConntrackMaxEntries { get; init; }
 }
 
 /// <summary>A generated node (its snapshot) and the frames it receives, built once before anything is measured.</summary>
@@ -165,6 +168,7 @@ public static class TrafficGenerator
         bool nodePort = scenario == TrafficScenario.NodePortSnat;
         int capacity = 1024;
         while (capacity < 2 * p.Flows) capacity <<= 1;
+        if (p.ConntrackMaxEntries > 0) capacity = p.ConntrackMaxEntries;
         var node = new NodeSettings
         {
             NodeName = "node-a", UplinkMac = NodeMac, HostAddresses = [IpAddr.FromV4(NodeIp)], ConntrackCapacity = capacity,

@@ -16,14 +16,26 @@ public enum BenchDispatch
 }
 
 /// <summary>What to measure.</summary>
+/// <param name="FlowLogRing">Records per worker's flow-log ring, 0 for no flow log. Nothing drains it: once full,
+/// every record is dropped and counted, the state a stalled flow-log writer leaves (RSS queues only).</param>
 public sealed record BenchOptions(TrafficScenario Scenario, TrafficParameters Traffic, int Workers, TimeSpan Duration,
-    TimeSpan WarmUp, BenchDispatch Dispatch = BenchDispatch.Rss, int BatchSize = 64);
+    TimeSpan WarmUp, BenchDispatch Dispatch = BenchDispatch.Rss, int BatchSize = 64, int FlowLogRing = 0);
+
+/// <summary>
+/// Where the bounded state stood at the end of a run, summed over workers, and the process's memory while measuring
+/// (sampled every 50 ms): resident set (RSS) when measuring started and at its peak, and the managed heap's peak.
+/// </summary>
+public sealed record BenchLimits(long ConntrackCapacity, long ConntrackEntries, long Inserts, long Evictions, long InsertFailures,
+    long ConntrackFullDrops, long FlowRingCapacity, long FlowRecordsLost, long RssAtStart, long RssPeak, long GcHeapPeak);
 
 /// <summary>One measurement. Rates are over the measured interval only (after warm-up, no generation or setup inside).</summary>
 /// <param name="CpuSeconds">CPU time the packet threads used while measuring (their own clocks), or null where not measured.</param>
 public sealed record BenchResult(BenchOptions Options, long Packets, long Forwarded, long Dropped, double Seconds, long AllocatedBytes,
     double? CpuSeconds = null)
 {
+    /// <summary>Conntrack, flow-log ring and memory figures (RSS queues only; null for software dispatch).</summary>
+    public BenchLimits? Limits { get; init; }
+
     public double Mpps => Seconds > 0 ? Packets / Seconds / 1e6 : 0;
     /// <summary>Wall-clock nanoseconds per packet (all workers together).</summary>
     public double NsPerPacket => Packets > 0 ? Seconds * 1e9 / Packets : 0;
@@ -58,9 +70,12 @@ public static class BenchRunner
     }
 
     /// <summary>A worker's run-to-completion loop over its own queue, as DPDK's l3fwd polls one RX queue per lcore.</summary>
-    private sealed class QueueWorker(MemorySource queue, Engine? engine, int batchSize, int flows, int slotSize)
+    private sealed class QueueWorker(MemorySource queue, Engine? engine, int batchSize, int flows, int slotSize, FlowRing? ring)
     {
         private readonly PacketBatch _batch = new(batchSize, slotSize);
+        private FlowLogObserver _flowLog = ring is null ? default : new FlowLogObserver(ring);
+        public Engine? Engine => engine;
+        public FlowRing? Ring => ring;
         public long Packets, Forwarded, Dropped, StartTicks, EndTicks, Allocated, CpuNs;
         public readonly ManualResetEventSlim Warm = new(), Measuring = new();
 
@@ -88,7 +103,13 @@ public static class BenchRunner
             {
                 queue.Receive(batch);
                 if (engine is null) MacSwap(batch);
-                else engine.Process(batch);
+                else if (ring is null) engine.Process(batch);
+                else
+                {
+                    // As FlowLogSession: starts and drops from the observer, ends from the table.
+                    if (engine.Conntrack is { FlowLog: null } table) table.FlowLog = ring;
+                    engine.Process(batch, ref _flowLog);
+                }
                 Count(batch, ref Forwarded, ref Dropped);
                 Packets += batch.Count;
             }
@@ -100,7 +121,8 @@ public static class BenchRunner
         var queues = o.Workers == 1 ? [traffic.Source()] : traffic.Queues(o.Workers);
         int phase = Warming;
         var workers = queues.Select(q => new QueueWorker(q,
-            o.Scenario == TrafficScenario.L2Forward ? null : new Engine(holder), o.BatchSize, traffic.Frames.Count, traffic.SlotSize)).ToArray();
+            o.Scenario == TrafficScenario.L2Forward ? null : new Engine(holder), o.BatchSize, traffic.Frames.Count, traffic.SlotSize,
+            o.FlowLogRing > 0 ? new FlowRing(o.FlowLogRing) : null)).ToArray();
         var threads = workers.Select((w, i) => new Thread(() => w.Run(() => Volatile.Read(ref phase), traffic.OpensConnections))
         { IsBackground = true, Name = $"bench worker {i}" }).ToArray();
         foreach (var t in threads) t.Start();
@@ -109,7 +131,14 @@ public static class BenchRunner
         bool noGc = StartNoGcRegion();
         Volatile.Write(ref phase, Measuring);
         foreach (var w in workers) w.Measuring.Wait(); // a worker may still be finishing a warm-up step
-        Thread.Sleep(o.Duration);
+        long rssAtStart = Environment.WorkingSet, rssPeak = rssAtStart, heapPeak = GC.GetGCMemoryInfo().HeapSizeBytes;
+        var end = Stopwatch.GetTimestamp() + (long)(o.Duration.TotalSeconds * Stopwatch.Frequency);
+        for (long now; (now = Stopwatch.GetTimestamp()) < end;)
+        {
+            Thread.Sleep(TimeSpan.FromTicks(Math.Min(TimeSpan.TicksPerMillisecond * 50, Stopwatch.GetElapsedTime(now, end).Ticks + 1)));
+            rssPeak = Math.Max(rssPeak, Environment.WorkingSet);
+            heapPeak = Math.Max(heapPeak, GC.GetGCMemoryInfo().HeapSizeBytes);
+        }
         Volatile.Write(ref phase, Stopped);
         foreach (var t in threads) t.Join();
         EndNoGcRegion(noGc);
@@ -117,15 +146,28 @@ public static class BenchRunner
         double seconds = workers.Max(w => Stopwatch.GetElapsedTime(w.StartTicks, w.EndTicks).TotalSeconds);
         double rate = workers.Sum(w => w.Packets / Stopwatch.GetElapsedTime(w.StartTicks, w.EndTicks).TotalSeconds);
         long packets = workers.Sum(w => w.Packets);
+        var tables = workers.Select(w => w.Engine?.Conntrack).OfType<DataPlane.Conntrack.ConntrackTable>().ToList();
+        var limits = new BenchLimits(tables.Sum(t => (long)t.Capacity), tables.Sum(t => (long)t.Count), tables.Sum(t => t.Inserts),
+            tables.Sum(t => t.Evictions), tables.Sum(t => t.InsertFailures),
+            workers.Sum(w => w.Engine is { } e ? ConntrackFullDrops(e.Counters) : 0),
+            workers.Sum(w => (long)(w.Ring?.Capacity ?? 0)), workers.Sum(w => w.Ring?.Lost ?? 0), rssAtStart, rssPeak, heapPeak);
         return new BenchResult(o, packets, workers.Sum(w => w.Forwarded), workers.Sum(w => w.Dropped),
             rate > 0 ? packets / rate : seconds, workers.Sum(w => w.Allocated),
-            workers.All(w => w.CpuNs >= 0) ? workers.Sum(w => w.CpuNs) / 1e9 : null);
+            workers.All(w => w.CpuNs >= 0) ? workers.Sum(w => w.CpuNs) / 1e9 : null) { Limits = limits };
+    }
+
+    private static long ConntrackFullDrops(PortCounters counters)
+    {
+        long drops = 0;
+        for (int p = 0; p < counters.PortCount; p++) drops += counters.Drops(p, DropReason.ConntrackFull);
+        return drops;
     }
 
     private static BenchResult RunSoftware(BenchOptions o, GeneratedTraffic traffic, SnapshotHolder holder)
     {
         if (o.Scenario == TrafficScenario.L2Forward) throw new ArgumentException("l2-forward has no engine to dispatch to; use RSS queues");
         if (traffic.SlotSize != PacketBatch.SlotSize) throw new ArgumentException($"{o.Scenario}: super-frames run on RSS queues only");
+        if (o.FlowLogRing > 0) throw new ArgumentException("--flow-log-ring runs on RSS queues only");
         long forwarded = 0, dropped = 0, packets = 0;
         using var pool = new WorkerPool(holder, o.Workers, o.BatchSize, b =>
         {

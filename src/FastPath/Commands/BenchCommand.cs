@@ -48,9 +48,11 @@ public static class BenchCommand
         dispatch.AcceptOnlyFromAmong("rss", "software");
         var batch = new Option<int>("--batch") { Description = "Packets per batch", DefaultValueFactory = _ => 64 };
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table" };
+        var conntrackMax = new Option<int>("--conntrack-max") { Description = "Connections per worker's conntrack table (conntrackMaxEntries; default: twice the flows)" };
+        var flowLogRing = new Option<int>("--flow-log-ring") { Description = "Run with a flow log whose ring of N records nobody drains (full: every later record is lost and counted)" };
         var cmd = new Command("bench", "Measure the engine on generated in-memory traffic (Mpps, ns/packet, bytes allocated)")
         {
-            scenario, frameSize, flows, services, endpoints, maglev, routes, workers, duration, warmUp, dispatch, batch, json,
+            scenario, frameSize, flows, services, endpoints, maglev, routes, workers, duration, warmUp, dispatch, batch, json, conntrackMax, flowLogRing,
         };
         cmd.SetAction(r =>
         {
@@ -59,15 +61,17 @@ public static class BenchCommand
             {
                 FrameLength = r.GetValue(frameSize), Flows = r.GetValue(flows), Services = r.GetValue(services),
                 Endpoints = r.GetValue(endpoints), Routes = r.GetValue(routes), MaglevTableSize = r.GetValue(maglev),
+                ConntrackMaxEntries = r.GetValue(conntrackMax),
             };
             return Run(names, traffic, r.GetValue(workers)!, r.GetValue(duration), r.GetValue(warmUp),
-                r.GetValue(dispatch) == "software" ? BenchDispatch.Software : BenchDispatch.Rss, r.GetValue(batch), r.GetValue(json), stdout, stderr);
+                r.GetValue(dispatch) == "software" ? BenchDispatch.Software : BenchDispatch.Rss, r.GetValue(batch), r.GetValue(json), stdout, stderr,
+                r.GetValue(flowLogRing));
         });
         return cmd;
     }
 
     public static int Run(string[] names, TrafficParameters traffic, int[] workers, double duration, double warmUp,
-        BenchDispatch dispatch, int batch, bool json, TextWriter stdout, TextWriter stderr)
+        BenchDispatch dispatch, int batch, bool json, TextWriter stdout, TextWriter stderr, int flowLogRing = 0)
     {
         var unknown = names.Where(n => !Scenarios.ContainsKey(n)).ToList();
         if (unknown.Count > 0) return Fail(stderr, $"--scenario {string.Join(", ", unknown)}: unknown (known: {string.Join(", ", Scenarios.Keys)})");
@@ -75,6 +79,8 @@ public static class BenchCommand
         if (duration is <= 0 or > 3600) return Fail(stderr, $"--duration {duration}: must be in (0, 3600] seconds");
         if (warmUp is < 0 or > 600) return Fail(stderr, $"--warmup {warmUp}: must be in [0, 600] seconds");
         if (batch is < 1 or > 4096) return Fail(stderr, $"--batch {batch}: must be between 1 and 4096");
+        if (traffic.ConntrackMaxEntries is < 0 or > 1 << 26) return Fail(stderr, $"--conntrack-max {traffic.ConntrackMaxEntries}: must be between 1 and {1 << 26}");
+        if (flowLogRing is < 0 or > 1 << 24) return Fail(stderr, $"--flow-log-ring {flowLogRing}: must be between 1 and {1 << 24}");
 
         var results = new List<BenchResult>();
         try
@@ -86,7 +92,7 @@ public static class BenchCommand
                     // l2-forward has no engine to dispatch to, and the dispatcher's batches hold no super-frames: both
                     // always run on their own queues.
                     var mode = s is TrafficScenario.L2Forward or TrafficScenario.SuperFrameVxlan ? BenchDispatch.Rss : dispatch;
-                    results.Add(BenchRunner.Run(new BenchOptions(s, traffic, n, TimeSpan.FromSeconds(duration), TimeSpan.FromSeconds(warmUp), mode, batch)));
+                    results.Add(BenchRunner.Run(new BenchOptions(s, traffic, n, TimeSpan.FromSeconds(duration), TimeSpan.FromSeconds(warmUp), mode, batch, flowLogRing)));
                     if (!json) stderr.Write('.');
                 }
         }
@@ -97,7 +103,11 @@ public static class BenchCommand
         if (!json) stderr.WriteLine();
         double ghz = CpuGhz();
         if (json) WriteJson(stdout, results, ghz);
-        else WriteTable(stdout, results, ghz);
+        else
+        {
+            WriteTable(stdout, results, ghz);
+            if (traffic.ConntrackMaxEntries > 0 || flowLogRing > 0) WriteLimits(stdout, results);
+        }
         return 0;
     }
 
@@ -119,6 +129,22 @@ public static class BenchCommand
         var first = results[0].Options.Traffic;
         o.WriteLine($"frames {first.FrameLength} B, {first.Flows} flows, {first.Services} services × {first.Endpoints} endpoints, {first.Routes} routes; " +
                     (ghz > 0 ? $"cycles at {ghz.ToString("F2", ci)} GHz (/proc/cpuinfo); " : "") + "core-ns = ns/pkt × busy threads; cpu-ns = the threads' own CPU time per packet (not counting time descheduled)");
+    }
+
+    /// <summary>The bounded state at the end of each run and the process's memory while measuring (MiB).</summary>
+    private static void WriteLimits(TextWriter o, List<BenchResult> results)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        o.WriteLine(string.Format(ci, "{0,-22} {1,7} {2,19} {3,12} {4,12} {5,9} {6,12} {7,12} {8,16} {9,9}",
+            "scenario", "workers", "conntrack", "inserts", "evictions", "refused", "ct-full", "ring-lost", "RSS start→peak", "GC heap"));
+        foreach (var r in results)
+        {
+            if (r.Limits is not { } l) continue;
+            o.WriteLine(string.Format(ci, "{0,-22} {1,7} {2,19} {3,12:N0} {4,12:N0} {5,9:N0} {6,12:N0} {7,12:N0} {8,16} {9,9:F1}",
+                Name(r.Options.Scenario), r.Options.Workers, $"{l.ConntrackEntries:N0}/{l.ConntrackCapacity:N0}", l.Inserts, l.Evictions,
+                l.InsertFailures, l.ConntrackFullDrops, l.FlowRecordsLost, $"{l.RssAtStart / 1048576.0:F1}→{l.RssPeak / 1048576.0:F1}", l.GcHeapPeak / 1048576.0));
+        }
+        o.WriteLine("conntrack = entries/capacity at the end; refused = insert failures (table full of assured connections); ct-full = packets dropped as conntrack_full; ring-lost = flow records dropped at a full ring; memory in MiB");
     }
 
     private static void WriteJson(TextWriter o, List<BenchResult> results, double ghz)
@@ -155,6 +181,22 @@ public static class BenchCommand
                 if (Floor(results, r) is { } floor) w.WriteNumber("vs_l2_forward", Math.Round(r.CpuNsPerPacket / floor, 3));
                 w.WriteNumber("allocated_bytes", r.AllocatedBytes);
                 w.WriteNumber("bytes_per_packet", Math.Round(r.BytesPerPacket, 6));
+                if (r.Limits is { } l)
+                {
+                    w.WriteStartObject("limits");
+                    w.WriteNumber("conntrack_capacity", l.ConntrackCapacity);
+                    w.WriteNumber("conntrack_entries", l.ConntrackEntries);
+                    w.WriteNumber("conntrack_inserts", l.Inserts);
+                    w.WriteNumber("conntrack_evictions", l.Evictions);
+                    w.WriteNumber("conntrack_insert_failures", l.InsertFailures);
+                    w.WriteNumber("conntrack_full_drops", l.ConntrackFullDrops);
+                    w.WriteNumber("flow_log_ring_capacity", l.FlowRingCapacity);
+                    w.WriteNumber("flow_log_records_lost", l.FlowRecordsLost);
+                    w.WriteNumber("rss_start_bytes", l.RssAtStart);
+                    w.WriteNumber("rss_peak_bytes", l.RssPeak);
+                    w.WriteNumber("gc_heap_peak_bytes", l.GcHeapPeak);
+                    w.WriteEndObject();
+                }
                 w.WriteEndObject();
             }
             w.WriteEndArray();

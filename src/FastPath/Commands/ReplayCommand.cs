@@ -170,8 +170,8 @@ public static class ReplayCommand
             NoGatewayDrops = engine.NoGatewayDrops,
             // With changes, the controller compiled the state the replay ran and every change: its histograms count them all.
             Metrics = changes is null
-                ? NodeMetrics.Collect(engine.Snapshot, [engine], compileLatency)
-                : NodeMetrics.Collect(engine.Snapshot, [engine], changes.Publisher.CompileLatency, changes.Publisher.PublishLatency),
+                ? NodeMetrics.Collect(engine.Snapshot, [engine], compileLatency, flowLog: FlowLogMetrics.Of(flows is null ? null : [flows]))
+                : NodeMetrics.Collect(engine.Snapshot, [engine], changes.Publisher.CompileLatency, changes.Publisher.PublishLatency, FlowLogMetrics.Of(flows is null ? null : [flows])),
         };
         sink.Finish(summary);
         if (!o.Quiet) summary.Print(stdout, o.Out, sink.Files);

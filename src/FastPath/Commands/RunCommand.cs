@@ -234,7 +234,8 @@ public static class RunCommand
             {
                 // Scrapes read the workers' plain counters from the HTTP thread: figures, not a consistent cut.
                 metricsServer = MetricsServer.Start(endpoint,
-                    () => NodeMetrics.Collect(engines[0].Snapshot, engines, publisher.CompileLatency, publisher.PublishLatency),
+                    () => NodeMetrics.Collect(engines[0].Snapshot, engines, publisher.CompileLatency, publisher.PublishLatency,
+                        FlowLogMetrics.Of([.. workers.Select(w => w.FlowLog).OfType<FlowLogSession>()])),
                     publisher.CompileLatency, publisher.PublishLatency);
             }
             catch (Exception e) when (e is FormatException or HttpListenerException)

@@ -28,6 +28,10 @@ public sealed class FlowLogSession : IDisposable
 
     public long Written => _writer.Written;
 
+    /// <summary>Records the ring holds (capacity) and holds now, waiting for the writer.</summary>
+    public int RingCapacity => _ring.Capacity;
+    public long Pending => _ring.Pending;
+
     /// <summary>Runs the batch through the worker with the flow-log observer.</summary>
     public void Process(PacketBatch batch)
     {

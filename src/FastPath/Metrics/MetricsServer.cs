@@ -100,10 +100,25 @@ public sealed class MetricsServer : IDisposable
         private readonly Gauge _svcBytes = f.CreateGauge("fastpath_service_bytes", "Bytes of the tracked connections per Service frontend and backend", ["service", "backend"]);
         private readonly Counter _icmpLimited = f.CreateCounter("fastpath_icmp_errors_rate_limited_total", "ICMP errors not sent because of the rate limit");
         private readonly Gauge _generation = f.CreateGauge("fastpath_snapshot_generation", "Generation of the forwarding snapshot in use");
+        private readonly Gauge _flowRingCapacity = f.CreateGauge("fastpath_flow_log_ring_capacity", "Flow records the flow-log rings can hold (all workers)");
+        private readonly Gauge _flowRingPending = f.CreateGauge("fastpath_flow_log_ring_pending", "Flow records waiting in the rings for the writer");
+        private readonly Counter _flowWritten = f.CreateCounter("fastpath_flow_log_records_written_total", "Flow records written to the flow log");
+        private readonly Counter _flowLost = f.CreateCounter("fastpath_flow_log_records_lost_total", "Flow records dropped because a ring was full (the writer fell behind)");
+        private readonly Gauge _resident = f.CreateGauge("fastpath_process_resident_memory_bytes", "Resident memory of the process (RSS)");
+        private readonly Gauge _gcHeap = f.CreateGauge("fastpath_gc_heap_bytes", "Managed heap size after the last garbage collection");
 
         public void Update(NodeMetrics m)
         {
             _generation.Set(m.Generation);
+            _resident.Set(m.Memory.ResidentBytes);
+            _gcHeap.Set(m.Memory.GcHeapBytes);
+            if (m.FlowLog is { } flows)
+            {
+                _flowRingCapacity.Set(flows.RingCapacity);
+                _flowRingPending.Set(flows.Pending);
+                _flowWritten.IncTo(flows.Written);
+                _flowLost.IncTo(flows.Lost);
+            }
             _icmpLimited.IncTo(m.IcmpErrorsLimited);
             foreach (var p in m.Ports)
             {

@@ -3,6 +3,7 @@ using FastPath.ControlPlane.Publish;
 using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Services;
 using FastPath.DataPlane.Telemetry;
+using FastPath.FlowLog;
 
 namespace FastPath.Metrics;
 
@@ -16,6 +17,21 @@ public sealed record ServiceMetrics(string Frontend, long Connections, long Pack
 
 /// <summary>Connection tracking, summed over workers.</summary>
 public sealed record ConntrackMetrics(long Capacity, long Entries, long Inserts, long Evictions, long Expired, long InsertFailures, long Clashes);
+
+/// <summary>The flow-log rings of all workers: records they hold, hold now, wrote, and dropped because the writer fell behind.</summary>
+public sealed record FlowLogMetrics(long RingCapacity, long Pending, long Written, long Lost)
+{
+    /// <summary>The sum over the workers' sessions, or null when flow logging is off.</summary>
+    public static FlowLogMetrics? Of(IReadOnlyList<FlowLogSession>? sessions) => sessions is { Count: > 0 }
+        ? new FlowLogMetrics(sessions.Sum(f => (long)f.RingCapacity), sessions.Sum(f => f.Pending), sessions.Sum(f => f.Written), sessions.Sum(f => f.Lost))
+        : null;
+}
+
+/// <summary>The process's resident memory (RSS) and the managed heap's size after the last collection.</summary>
+public sealed record MemoryMetrics(long ResidentBytes, long GcHeapBytes)
+{
+    public static MemoryMetrics Now() => new(Environment.WorkingSet, GC.GetGCMemoryInfo().HeapSizeBytes);
+}
 
 /// <summary>
 /// A point-in-time copy of a node's counters for exporters (Prometheus, summary.json): per port and per drop reason,
@@ -33,9 +49,12 @@ public sealed class NodeMetrics
     public required long IcmpErrorsLimited { get; init; }
     public LatencyHistogram? CompileLatency { get; init; }
     public LatencyHistogram? PublishLatency { get; init; }
+    /// <summary>Null when flow logging is off.</summary>
+    public FlowLogMetrics? FlowLog { get; init; }
+    public required MemoryMetrics Memory { get; init; }
 
     public static NodeMetrics Collect(ForwardingSnapshot snapshot, IReadOnlyList<Engine> workers,
-        LatencyHistogram? compileLatency = null, LatencyHistogram? publishLatency = null)
+        LatencyHistogram? compileLatency = null, LatencyHistogram? publishLatency = null, FlowLogMetrics? flowLog = null)
     {
         var ports = new List<PortMetrics>();
         for (int p = 0; p < snapshot.PortCount; p++)
@@ -91,6 +110,8 @@ public sealed class NodeMetrics
             IcmpErrorsLimited = workers.Sum(w => w.IcmpLimiter.Limited),
             CompileLatency = compileLatency,
             PublishLatency = publishLatency,
+            FlowLog = flowLog,
+            Memory = MemoryMetrics.Now(),
         };
     }
 
@@ -128,6 +149,15 @@ public sealed class NodeMetrics
         }
         w.WriteEndObject();
         w.WriteNumber("icmp_errors_limited", IcmpErrorsLimited);
+        if (FlowLog is { } f)
+        {
+            w.WriteStartObject("flow_log");
+            w.WriteNumber("ring_capacity", f.RingCapacity);
+            w.WriteNumber("pending", f.Pending);
+            w.WriteNumber("written", f.Written);
+            w.WriteNumber("lost", f.Lost);
+            w.WriteEndObject();
+        }
         w.WriteStartObject("control_plane");
         WriteHistogram(w, "compile_seconds", CompileLatency);
         WriteHistogram(w, "publish_seconds", PublishLatency);

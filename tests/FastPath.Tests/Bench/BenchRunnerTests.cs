@@ -68,6 +68,28 @@ public class BenchRunnerTests
     }
 
     [Fact]
+    public void NewFlowsAtTheLimits_StayInTheTable_LoseFlowRecordsAtAFullRing_AndAllocateNothing()
+    {
+        // conntrackMaxEntries far below the flows and a flow-log ring nobody drains: the table stays at its capacity by
+        // evicting unassured (SYN_SENT) entries, every record past the ring's capacity is counted as lost, and the
+        // packet path still allocates nothing.
+        var limited = Small with { Flows = 4096, ConntrackMaxEntries = 512 };
+        var r = BenchRunner.Run(new BenchOptions(TrafficScenario.ClusterIpNewFlows, limited, 1, TimeSpan.FromMilliseconds(60),
+            TimeSpan.FromMilliseconds(20), FlowLogRing: 64));
+        var l = r.Limits!;
+        Assert.Equal(0, r.AllocatedBytes);
+        Assert.Equal(r.Packets, r.Forwarded);
+        Assert.Equal(512, l.ConntrackCapacity);
+        Assert.Equal(512, l.ConntrackEntries);
+        Assert.True(l.Evictions >= l.Inserts - 512, $"{l.Inserts} inserts, {l.Evictions} evictions");
+        Assert.Equal(0, l.ConntrackFullDrops);
+        Assert.Equal(64, l.FlowRingCapacity);
+        Assert.True(l.FlowRecordsLost >= l.Inserts - 64, $"{l.Inserts} connections started, {l.FlowRecordsLost} records lost");
+        Assert.InRange(l.RssAtStart, 1, l.RssPeak);
+        Assert.True(l.GcHeapPeak > 0);
+    }
+
+    [Fact]
     public void IsolatedPodToPodFlowsPassByTheirPolicyEntries()
     {
         // The scenario measures the established-flow cost of NetworkPolicy: after one round every flow has a plain

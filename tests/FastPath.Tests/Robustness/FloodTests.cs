@@ -15,9 +15,10 @@ namespace FastPath.Tests.Robustness;
 [Collection(AllocationCollection.Name)]
 public class FloodTests
 {
-    private const long Second = 1_000_000_000;
+    internal const long Second = 1_000_000_000;
 
-    private sealed class ServiceNode
+    /// <summary>A node with one ClusterIP Service (10.96.0.10:80 → web-1:8080) and a conntrack table of the given size.</summary>
+    internal sealed class ServiceNode
     {
         public readonly EngineHarness H;
         public readonly Engine Engine;
@@ -34,10 +35,17 @@ public class FloodTests
 
         public (DropReason Drop, short Egress, byte[] Frame) Run(short port, byte[] frame, long now)
         {
+            var none = default(NoObserver);
+            return Run(port, frame, now, ref none);
+        }
+
+        public (DropReason Drop, short Egress, byte[] Frame) Run<TObserver>(short port, byte[] frame, long now, ref TObserver observer)
+            where TObserver : struct, IPacketObserver
+        {
             frame.CopyTo(Batch.ReceiveArea(0));
             Batch.SetReceived(0, frame.Length, now, 1, port);
             Batch.Count = 1;
-            Engine.Process(Batch);
+            Engine.Process(Batch, ref observer);
             var m = Batch.Meta[0];
             return (m.Drop, m.EgressPort, m.EgressPort >= 0 ? Batch.Frame(0).ToArray() : []);
         }

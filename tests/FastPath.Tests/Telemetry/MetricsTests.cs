@@ -65,8 +65,7 @@ public class MetricsTests
         using var server = MetricsServer.Start($"127.0.0.1:{FreePort()}", () => NodeMetrics.Collect(snapshot, [engine], compile, publish), compile, publish);
         compile.Record(TimeSpan.FromMilliseconds(3));
         publish.Record(TimeSpan.FromMilliseconds(4));
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        string text = await http.GetStringAsync(server.Url, TestContext.Current.CancellationToken);
+        string text = await ScrapeAsync(server);
 
         Assert.Contains("fastpath_port_rx_packets_total{port=\"default/client\"} 18", text);
         Assert.Contains("fastpath_port_tx_packets_total{port=\"shop/web-1\"} 8", text);
@@ -82,6 +81,36 @@ public class MetricsTests
         Assert.Contains("fastpath_snapshot_publish_seconds_count 1", text);
     }
 
+    [Fact]
+    public async Task LimitsAreVisible_ConntrackAtCapacity_ConntrackFullDrops_LostFlowRecords_AndMemory()
+    {
+        // A table of 256 assured connections, then 1,000 SYNs it has no room for, with a flow-log ring of 16 records
+        // nobody drains: every drop past the 16th is lost at the ring.
+        var node = new FastPath.Tests.Robustness.FloodTests.ServiceNode(conntrackCapacity: 256);
+        long now = 1000 * FastPath.Tests.Robustness.FloodTests.Second;
+        for (ushort p = 1000; p < 1256; p++) node.Establish(p, now += 10_000);
+        var ring = new DataPlane.Telemetry.FlowRing(16);
+        var flowLog = new DataPlane.Telemetry.FlowLogObserver(ring);
+        for (int i = 0; i < 1000; i++)
+            node.Run(node.H.Client, FastPath.Tests.Robustness.FloodTests.ServiceNode.FromClient((ushort)(5000 + i), 0x02), now += 10_000, ref flowLog);
+
+        using var server = MetricsServer.Start($"127.0.0.1:{FreePort()}", () => NodeMetrics.Collect(node.Engine.Snapshot, [node.Engine],
+            flowLog: new FlowLogMetrics(ring.Capacity, ring.Pending, 0, ring.Lost)));
+        string text = await ScrapeAsync(server);
+
+        Assert.Contains("fastpath_conntrack_capacity 256\n", text);
+        Assert.Contains("fastpath_conntrack_entries 256\n", text);
+        Assert.Contains("fastpath_conntrack_insert_failures_total 1000\n", text);
+        Assert.Contains("fastpath_drops_total{port=\"default/client\",reason=\"conntrack-full\"} 1000\n", text);
+        Assert.Contains("fastpath_flow_log_ring_capacity 16\n", text);
+        Assert.Contains("fastpath_flow_log_ring_pending 16\n", text);
+        Assert.Contains("fastpath_flow_log_records_lost_total 984\n", text);
+        long rss = long.Parse(System.Text.RegularExpressions.Regex.Match(text, @"fastpath_process_resident_memory_bytes (\d+)").Groups[1].Value);
+        long heap = long.Parse(System.Text.RegularExpressions.Regex.Match(text, @"fastpath_gc_heap_bytes (\d+)").Groups[1].Value);
+        Assert.InRange(rss, 1 << 20, long.MaxValue);
+        Assert.InRange(heap, 1, rss);
+    }
+
     [Theory]
     [InlineData("127.0.0.1", "ADDR:PORT")]
     [InlineData("127.0.0.1:0", "ADDR:PORT")]
@@ -90,6 +119,12 @@ public class MetricsTests
     {
         var e = Assert.Throws<FormatException>(() => MetricsServer.Start(endpoint, () => throw new InvalidOperationException()));
         Assert.Contains(message, e.Message);
+    }
+
+    private static async Task<string> ScrapeAsync(MetricsServer server)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        return await http.GetStringAsync(server.Url, TestContext.Current.CancellationToken);
     }
 
     private static int FreePort()

@@ -173,6 +173,33 @@ public sealed class KubernetesApiSource : IClusterSource
         _stop.Dispose();
     }
 
+    /// <summary>
+    /// The change one decoded watch event makes: ADDED and MODIFIED upsert the object (managedFields dropped, named by
+    /// <paramref name="server"/>), DELETED deletes its key; null for BOOKMARK and ERROR events and objects without
+    /// metadata. Namespaced kinds without a namespace are in "default", as the API server would have put them.
+    /// </summary>
+    public static ClusterChange? ChangeOf<T>(WatchEventType type, T? item, string kind, string server)
+        where T : class, IKubernetesObject<V1ObjectMeta>
+    {
+        if (item?.Metadata is null) return null;
+        return type switch
+        {
+            WatchEventType.Added or WatchEventType.Modified => ClusterChange.Upsert(ObjectOf(item, kind, server)),
+            WatchEventType.Deleted => new ClusterChange(ClusterChangeKind.Delete, new ObjectKey(kind, NamespaceOf(item, kind), item.Metadata.Name ?? ""), null, server),
+            _ => null,
+        };
+    }
+
+    private static ClusterObject<T> ObjectOf<T>(T value, string kind, string server) where T : class, IKubernetesObject<V1ObjectMeta>
+    {
+        var meta = value.Metadata;
+        meta.ManagedFields = null;
+        return new ClusterObject<T>(value, kind, NamespaceOf(value, kind), meta.Name ?? "", server, 0);
+    }
+
+    private static string? NamespaceOf<T>(T value, string kind) where T : IKubernetesObject<V1ObjectMeta> =>
+        kind is "Node" or "Namespace" ? null : value.Metadata.NamespaceProperty ?? "default";
+
     private abstract class Informer
     {
         public long Relists, Watches, Reconnects, Bookmarks;
@@ -197,17 +224,7 @@ public sealed class KubernetesApiSource : IClusterSource
         private volatile bool _gone;
         private readonly KubernetesApiSourceOptions _options = source._options;
 
-        private bool Namespaced => kind is not ("Node" or "Namespace");
-
-        private ClusterObject<T> Wrap(T value)
-        {
-            var meta = value.Metadata;
-            meta.ManagedFields = null;
-            string? ns = Namespaced ? meta.NamespaceProperty ?? "default" : null;
-            return new ClusterObject<T>(value, kind, ns, meta.Name ?? "", source.Server, 0);
-        }
-
-        private ObjectKey KeyOf(T value) => new(kind, Namespaced ? value.Metadata.NamespaceProperty ?? "default" : null, value.Metadata.Name ?? "");
+        private ClusterObject<T> Wrap(T value) => ObjectOf(value, kind, source.Server);
 
         public override async Task<(List<ClusterChange>, ClusterError?)> InitialListAsync(CancellationToken stop)
         {
@@ -335,29 +352,17 @@ public sealed class KubernetesApiSource : IClusterSource
                     idle.CancelAfter(_options.StallTimeout);
                     if (_gone) return true;
                     if (item?.Metadata is null) continue;
-                    switch (type)
+                    if (type == WatchEventType.Bookmark)
                     {
-                        case WatchEventType.Bookmark:
-                            _resourceVersion = item.Metadata.ResourceVersion ?? _resourceVersion;
-                            Interlocked.Increment(ref Bookmarks);
-                            break;
-                        case WatchEventType.Added or WatchEventType.Modified:
-                        {
-                            var o = Wrap(item);
-                            _known[o.Key] = item.Metadata.ResourceVersion;
-                            _resourceVersion = item.Metadata.ResourceVersion ?? _resourceVersion;
-                            source.Post(new ClusterChangeBatch([ClusterChange.Upsert(o)], [], []));
-                            break;
-                        }
-                        case WatchEventType.Deleted:
-                        {
-                            var key = KeyOf(item);
-                            _known.Remove(key);
-                            _resourceVersion = item.Metadata.ResourceVersion ?? _resourceVersion;
-                            source.Post(new ClusterChangeBatch([new ClusterChange(ClusterChangeKind.Delete, key, null, source.Server)], [], []));
-                            break;
-                        }
+                        _resourceVersion = item.Metadata.ResourceVersion ?? _resourceVersion;
+                        Interlocked.Increment(ref Bookmarks);
+                        continue;
                     }
+                    if (ChangeOf(type, item, kind, source.Server) is not { } change) continue;
+                    if (change.Kind == ClusterChangeKind.Upsert) _known[change.Key] = item.Metadata.ResourceVersion;
+                    else _known.Remove(change.Key);
+                    _resourceVersion = item.Metadata.ResourceVersion ?? _resourceVersion;
+                    source.Post(new ClusterChangeBatch([change], [], []));
                 }
             }
             catch (OperationCanceledException) when (!stop.IsCancellationRequested)
