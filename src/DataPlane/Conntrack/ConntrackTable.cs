@@ -1,20 +1,31 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 using FastPath.DataPlane.Packets;
 
 namespace FastPath.DataPlane.Conntrack;
 
 /// <summary>
-/// The connection tracking table of one forwarding worker: a fixed pool of <see cref="ConntrackEntry"/> records and
-/// an open-addressing index over both directions of every connection.
+/// The connection tracking table of one forwarding worker: a fixed pool of connections, each one
+/// <see cref="ConntrackDirection"/> cache line per direction plus a <see cref="ConntrackCold"/> record, and an
+/// open-addressing index over both directions of every connection.
 /// </summary>
 /// <remarks>
 /// <para>
-/// <b>Two index slots, one record.</b> Like Linux's nf_conn, which carries two nf_conntrack_tuple_hash nodes (one
-/// per direction) in the same hash table, every connection is stored once in <c>_entries</c> and indexed twice in
-/// <c>_slots</c>: under its original tuple and under its reply tuple. A packet of either direction finds the record
-/// with one probe sequence, and the slot says which direction matched. NAT needs exactly this: the reply tuple of a
-/// DNATed Service flow names the backend, not the frontend, so it is not derivable from the original tuple.
+/// <b>Two index slots, one connection.</b> Like Linux's nf_conn, which carries two nf_conntrack_tuple_hash nodes
+/// (one per direction) in the same hash table, every connection is indexed twice in <c>_slots</c>: under its
+/// original tuple and under its reply tuple. A packet of either direction finds the connection with one probe
+/// sequence, and the slot says which direction matched. NAT needs exactly this: the reply tuple of a DNATed Service
+/// flow names the backend, not the frontend, so it is not derivable from the original tuple.
+/// </para>
+/// <para>
+/// <b>One line per hit.</b> A slot's reference is the index of its direction's <see cref="ConntrackDirection"/>
+/// (connection · 2 + direction), a 64-byte record aligned to a cache line holding everything the lookup and the
+/// rewrite read: tuple, state, status, expiry, precomputed NAT rewrite. Counters, clocks and the NAT stage's tag are
+/// in a parallel array of 64-byte <see cref="ConntrackCold"/> records, which a hit updates but never waits on first.
+/// The previous layout, one 184-byte record per connection, made a hit prefetch three lines (issue 16,
+/// docs/BENCHMARKS.md). Both arrays are pinned byte arrays addressed with <c>Unsafe</c> at a 64-byte-aligned start:
+/// .NET aligns array data to 8 bytes only, and an unaligned 64-byte record straddles two lines.
 /// </para>
 /// <para>
 /// <b>Index.</b> Linear probing over a power-of-two array of 8-byte slots (32-bit hash fingerprint + entry
@@ -55,7 +66,12 @@ public sealed class ConntrackTable
 
     private readonly Slot[] _slots;
     private readonly int _mask;
-    private readonly ConntrackEntry[] _entries;
+    private readonly int _capacity;
+    // Pinned (never moved), so the 64-byte alignment of the first record, found once, holds for the table's life.
+    private readonly byte[] _directionLines;
+    private readonly int _directionStart;
+    private readonly byte[] _coldLines;
+    private readonly int _coldStart;
     private readonly int[] _free;
     private int _freeCount;
     private readonly ulong _seed;
@@ -76,7 +92,9 @@ public sealed class ConntrackTable
         while (slots < want) slots <<= 1;
         _slots = new Slot[slots];
         _mask = slots - 1;
-        _entries = new ConntrackEntry[capacity];
+        _capacity = capacity;
+        (_directionLines, _directionStart) = CacheLines(capacity * 2);
+        (_coldLines, _coldStart) = CacheLines(capacity);
         _free = new int[capacity];
         for (int i = 0; i < capacity; i++) _free[i] = capacity - 1 - i; // pop hands out 0, 1, 2, ...
         _freeCount = capacity;
@@ -89,9 +107,9 @@ public sealed class ConntrackTable
     }
 
     public ConntrackTimeouts Timeouts { get; }
-    public int Capacity => _entries.Length;
+    public int Capacity => _capacity;
     /// <summary>Connections held, including expired ones not yet reclaimed.</summary>
-    public int Count => _entries.Length - _freeCount;
+    public int Count => _capacity - _freeCount;
     /// <summary>Index slots (a power of two).</summary>
     public int SlotCount => _slots.Length;
 
@@ -108,8 +126,67 @@ public sealed class ConntrackTable
     /// <summary>Receives every connection as it ends (expired, evicted or removed), for flow logs; null when off.</summary>
     public Telemetry.FlowRing? FlowLog { get; set; }
 
-    /// <summary>The connection record; valid for indices returned by <see cref="Lookup"/>/<see cref="Insert"/> until it is removed.</summary>
-    public ref ConntrackEntry this[int index] => ref _entries[index];
+    /// <summary>A copy of the connection at <paramref name="index"/> (valid for indices returned by
+    /// <see cref="Lookup"/>/<see cref="Insert"/> until it is removed), for readers off the packet path.</summary>
+    public ConntrackEntry this[int index]
+    {
+        get
+        {
+            if ((uint)index >= (uint)_capacity) throw new ArgumentOutOfRangeException(nameof(index));
+            ref ConntrackDirection o = ref Line(index << 1);
+            ref ConntrackDirection r = ref Line(index << 1 | 1);
+            ref ConntrackCold c = ref Cold(index);
+            return new ConntrackEntry
+            {
+                Expires = Math.Max(o.Expires, r.Expires),
+                Original = o.Tuple,
+                Reply = r.Tuple,
+                State = o.State,
+                Status = o.Status,
+                NatKind = c.NatKind,
+                NatTag = c.NatTag,
+                RewriteOriginal = o.Rewrite,
+                RewriteReply = r.Rewrite,
+                Created = c.Created,
+                LastSeen = c.LastSeen,
+                PacketsOriginal = c.PacketsOriginal,
+                BytesOriginal = c.BytesOriginal,
+                PacketsReply = c.PacketsReply,
+                BytesReply = c.BytesReply,
+            };
+        }
+    }
+
+    /// <summary>Whether the connection record at <paramref name="index"/> holds a connection (expired or not).</summary>
+    public bool InUse(int index) => (uint)index < (uint)_capacity && (Line(index << 1).Status & ConntrackStatus.InUse) != 0;
+
+    /// <summary>The line a packet of the connection at <paramref name="index"/> in direction <paramref name="isReply"/>
+    /// reads: its tuple, the state and the precomputed rewrite. Valid as <see cref="this[int]"/>; not bounds-checked.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ref ConntrackDirection Direction(int index, bool isReply) => ref Line(index << 1 | (isReply ? 1 : 0));
+
+    /// <summary>The connection's counters, clocks and NAT tag. Valid as <see cref="this[int]"/>; not bounds-checked.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ref ConntrackCold Cold(int index)
+        => ref Unsafe.As<byte, ConntrackCold>(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_coldLines), _coldStart + (nint)index * 64));
+
+    /// <summary>Direction line <paramref name="line"/> (connection · 2 + direction), as a slot refers to it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ref ConntrackDirection Line(int line)
+        => ref Unsafe.As<byte, ConntrackDirection>(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_directionLines), _directionStart + (nint)line * 64));
+
+    // `count` 64-byte records in a pinned array, from a 64-byte-aligned offset.
+    private static unsafe (byte[] Array, int Start) CacheLines(int count)
+    {
+        var array = GC.AllocateArray<byte>(count * 64 + 64, pinned: true);
+        nint address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
+        return (array, (int)((64 - (address & 63)) & 63));
+    }
+
+    // The connection is dead once both directions' expiries have passed (see ConntrackDirection): the packet's own
+    // line first, the other only when it has lapsed.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool Lapsed(int line, long now) => now >= Line(line).Expires && now >= Line(line ^ 1).Expires;
 
     /// <summary>
     /// The connection whose original or reply tuple is <paramref name="key"/>, or -1. <paramref name="isReply"/>
@@ -136,7 +213,6 @@ public sealed class ConntrackTable
     public void Prefetch(ReadOnlySpan<uint> tags)
     {
         var slots = _slots;
-        var entries = _entries;
         for (int start = 0; start < tags.Length; start += LookupGroup)
         {
             var group = tags.Slice(start, Math.Min(LookupGroup, tags.Length - start));
@@ -147,22 +223,19 @@ public sealed class ConntrackTable
                 for (ref Slot s = ref slots[i]; s.Ref != 0; s = ref slots[i = (i + 1) & _mask])
                     if (s.Tag == tag)
                     {
-                        PrefetchEntry(ref entries[(s.Ref - 1) >> 1]);
+                        PrefetchConnection(s.Ref - 1);
                         break;
                     }
             }
         }
     }
 
-    // Expires, both tuples, the state and both precomputed rewrites are bytes 0–127: at most three cache lines,
-    // whatever the alignment, and the lines holding bytes 0, 64 and 127 are those three.
+    // A hit reads its direction's line and updates the connection's counters: two independent lines.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchEntry(ref ConntrackEntry entry)
+    private void PrefetchConnection(int line)
     {
-        ref byte e = ref Unsafe.As<ConntrackEntry, byte>(ref entry);
-        Prefetch(ref e);
-        Prefetch(ref Unsafe.Add(ref e, 64));
-        Prefetch(ref Unsafe.Add(ref e, 127));
+        Prefetch(ref Unsafe.As<ConntrackDirection, byte>(ref Line(line)));
+        Prefetch(ref Unsafe.As<ConntrackCold, byte>(ref Cold(line >> 1)));
     }
 
     /// <summary>Lookup with the key's hash already computed (<paramref name="tag"/> = its low 32 bits).</summary>
@@ -170,7 +243,6 @@ public sealed class ConntrackTable
     {
         isReply = false;
         var slots = _slots;
-        var entries = _entries;
         int i = (int)tag & _mask;
         while (true)
         {
@@ -179,17 +251,15 @@ public sealed class ConntrackTable
             if (s.Tag == tag)
             {
                 int r = s.Ref - 1;
-                ref ConntrackEntry e = ref entries[r >> 1];
-                bool reply = (r & 1) != 0;
-                if (FlowKey.Same(in reply ? ref e.Reply : ref e.Original, in key))
+                if (FlowKey.Same(in Line(r).Tuple, in key))
                 {
-                    if (now >= e.Expires)
+                    if (Lapsed(r, now))
                     {
                         Expired++;
                         Release(r >> 1);
                         return -1;
                     }
-                    isReply = reply;
+                    isReply = (r & 1) != 0;
                     return r >> 1;
                 }
             }
@@ -213,7 +283,6 @@ public sealed class ConntrackTable
     {
         if (results.Length < keys.Length || isReply.Length < keys.Length) throw new ArgumentException("result spans shorter than the keys");
         var slots = _slots;
-        var entries = _entries;
         Span<uint> tags = stackalloc uint[LookupGroup];
         Span<int> candidates = stackalloc int[LookupGroup];
         for (int start = 0; start < keys.Length; start += LookupGroup)
@@ -237,7 +306,7 @@ public sealed class ConntrackTable
                     if (s.Tag == tag)
                     {
                         candidate = s.Ref - 1;
-                        PrefetchEntry(ref entries[candidate >> 1]);
+                        PrefetchConnection(candidate);
                         break;
                     }
                     i = (i + 1) & _mask;
@@ -253,12 +322,11 @@ public sealed class ConntrackTable
                     isReply[at] = false;
                     continue;
                 }
-                ref ConntrackEntry e = ref entries[candidate >> 1];
-                bool reply = (candidate & 1) != 0;
-                if (now < e.Expires && FlowKey.Same(in reply ? ref e.Reply : ref e.Original, in group[j]))
+                ref ConntrackDirection d = ref Line(candidate);
+                if (now < d.Expires && FlowKey.Same(in d.Tuple, in group[j]))
                 {
                     results[at] = candidate >> 1;
-                    isReply[at] = reply;
+                    isReply[at] = (candidate & 1) != 0;
                 }
                 else results[at] = Find(group[j], tags[j], now, out isReply[at]);
             }
@@ -300,7 +368,6 @@ public sealed class ConntrackTable
             return Full;
         }
         int index = _free[--_freeCount];
-        ref ConntrackEntry e = ref _entries[index];
         ConntrackState first = original.Protocol switch
         {
             IpProtocol.Tcp => ConntrackState.TcpNew,
@@ -308,17 +375,19 @@ public sealed class ConntrackTable
             IpProtocol.Sctp => ConntrackState.SctpNew,
             _ => ConntrackState.Unreplied,
         };
-        e = new ConntrackEntry
-        {
-            Original = original,
-            Reply = reply,
-            State = first,
-            Status = translated ? ConntrackStatus.InUse | ConntrackStatus.Translated : ConntrackStatus.InUse,
-            Created = now,
-            LastSeen = now,
-            Expires = now + _timeout[(int)first],
-        };
-        if (translated) Nat.NatRewrite4.ForConnection(original, reply, out e.RewriteOriginal, out e.RewriteReply);
+        var status = translated ? ConntrackStatus.InUse | ConntrackStatus.Translated : ConntrackStatus.InUse;
+        long expires = now + _timeout[(int)first];
+        ref ConntrackDirection o = ref Line(index << 1);
+        ref ConntrackDirection r = ref Line(index << 1 | 1);
+        // The tuple first: its copy includes FlowKey's padding, where State and Status live.
+        o.Tuple = original;
+        r.Tuple = reply;
+        o.State = r.State = first;
+        o.Status = r.Status = status;
+        o.Expires = r.Expires = expires;
+        if (translated) Nat.NatRewrite4.ForConnection(original, reply, out o.Rewrite, out r.Rewrite);
+        else o.Rewrite = r.Rewrite = default;
+        Cold(index) = new ConntrackCold { Created = now, LastSeen = now };
         Place(tagO, index << 1);
         Place(tagR, index << 1 | 1);
         if (Owners is { } claims)
@@ -338,47 +407,61 @@ public sealed class ConntrackTable
     /// </summary>
     public void Observe(int index, bool isReply, ushort stateInput, int bytes, long now)
     {
-        ref ConntrackEntry e = ref _entries[index];
+        int line = index << 1 | (isReply ? 1 : 0);
+        ref ConntrackDirection d = ref Line(line);
+        ref ConntrackCold c = ref Cold(index);
+        var state = d.State;
+        var status = d.Status;
         if (isReply)
         {
-            e.PacketsReply++;
-            e.BytesReply += bytes;
-            e.Status |= ConntrackStatus.SeenReply;
+            c.PacketsReply++;
+            c.BytesReply += bytes;
+            status |= ConntrackStatus.SeenReply;
         }
         else
         {
-            e.PacketsOriginal++;
-            e.BytesOriginal += bytes;
+            c.PacketsOriginal++;
+            c.BytesOriginal += bytes;
         }
-        e.LastSeen = now;
-        switch (e.State)
+        c.LastSeen = now;
+        switch (state)
         {
             case ConntrackState.Unreplied:
             case ConntrackState.Replied:
                 if (isReply)
                 {
-                    e.State = ConntrackState.Replied;
-                    e.Status |= ConntrackStatus.Assured;
+                    state = ConntrackState.Replied;
+                    status |= ConntrackStatus.Assured;
                 }
                 break;
             case ConntrackState.IcmpRequest:
             case ConntrackState.IcmpReplied:
-                if (isReply) e.State = ConntrackState.IcmpReplied;
+                if (isReply) state = ConntrackState.IcmpReplied;
                 break;
             case >= ConntrackState.SctpNew:
-                e.State = ConntrackSctp.Next(e.State, ref e.Status, isReply, (SctpPacket.ChunkSet)stateInput);
+                state = ConntrackSctp.Next(state, ref status, isReply, (SctpPacket.ChunkSet)stateInput);
                 break;
             default:
-                e.State = ConntrackTcp.Next(e.State, ref e.Status, isReply, (byte)stateInput);
+                state = ConntrackTcp.Next(state, ref status, isReply, (byte)stateInput);
                 break;
         }
-        e.Expires = now + _timeout[(int)e.State];
+        long expires = now + _timeout[(int)state];
+        d.Expires = expires;
+        if (state != d.State || status != d.Status)
+        {
+            // A change is written to both lines, with the new state's expiry (which may be shorter than the other
+            // line's: a reset must not live on for the established timeout).
+            ref ConntrackDirection other = ref Line(line ^ 1);
+            d.State = other.State = state;
+            d.Status = other.Status = status;
+            other.Expires = expires;
+        }
     }
 
     /// <summary>Stops tracking the connection at <paramref name="index"/> (no-op if the slot is free).</summary>
     public void Remove(int index)
     {
-        if ((uint)index >= (uint)_entries.Length || !_entries[index].InUse) return;
+        if (!InUse(index)) return;
         Release(index);
     }
 
@@ -389,19 +472,17 @@ public sealed class ConntrackTable
     /// </summary>
     public int Sweep(long now, int budget)
     {
-        var entries = _entries;
-        int n = Math.Min(budget, entries.Length);
+        int n = Math.Min(budget, _capacity);
         int reclaimed = 0;
         int c = _sweepCursor;
         for (int k = 0; k < n; k++)
         {
-            ref ConntrackEntry e = ref entries[c];
-            if (e.InUse && now >= e.Expires)
+            if ((Line(c << 1).Status & ConntrackStatus.InUse) != 0 && Lapsed(c << 1, now))
             {
                 Release(c);
                 reclaimed++;
             }
-            if (++c == entries.Length) c = 0;
+            if (++c == _capacity) c = 0;
         }
         _sweepCursor = c;
         Expired += reclaimed;
@@ -434,17 +515,17 @@ public sealed class ConntrackTable
             int r = _slots[i].Ref - 1;
             if (r < 0) continue;
             int index = r >> 1;
-            ref ConntrackEntry e = ref _entries[index];
-            if (now >= e.Expires)
+            if (Lapsed(r, now))
             {
                 Expired++;
                 Release(index);
                 return true;
             }
-            if (!e.Assured && e.Expires < victimExpires)
+            long expires = Math.Max(Line(r).Expires, Line(r ^ 1).Expires);
+            if ((Line(r).Status & ConntrackStatus.Assured) == 0 && expires < victimExpires)
             {
                 victim = index;
-                victimExpires = e.Expires;
+                victimExpires = expires;
             }
         }
         if (victim < 0) return false;
@@ -462,12 +543,13 @@ public sealed class ConntrackTable
 
     private void Release(int index)
     {
-        ref ConntrackEntry e = ref _entries[index];
-        FlowLog?.Ended(e);
-        Unindex(Tag(e.Original), (index << 1) + 1);
-        Unindex(Tag(e.Reply), (index << 1 | 1) + 1);
-        e.Status = ConntrackStatus.None;
-        e.State = ConntrackState.None;
+        FlowLog?.Ended(this[index]);
+        ref ConntrackDirection o = ref Line(index << 1);
+        ref ConntrackDirection r = ref Line(index << 1 | 1);
+        Unindex(Tag(o.Tuple), (index << 1) + 1);
+        Unindex(Tag(r.Tuple), (index << 1 | 1) + 1);
+        o.Status = r.Status = ConntrackStatus.None;
+        o.State = r.State = ConntrackState.None;
         _free[_freeCount++] = index;
     }
 

@@ -27,10 +27,9 @@ public static class Masquerade
         if (!FlowKey.TryFromPacket(frame, in m, out var original)) return DropReason.UnsupportedProtocol;
         int index = ConntrackNat.InsertUnique(table, original, original.Destination, original.DestinationPort, nodeAddress, now);
         if (index < 0) return DropReason.ConntrackFull;
-        ref var entry = ref table[index];
-        entry.NatKind = NatKind;
+        table.Cold(index).NatKind = NatKind;
         table.Observe(index, isReply: false, ConntrackNat.StateInput(frame, in m), m.Length, now);
-        observer.OnConntrack(entry, isReply: false, created: true, related: false);
-        return ConntrackNat.Translate(frame, ref m, original, entry, isReply: false) ? DropReason.None : DropReason.Malformed;
+        observer.OnConntrack(table, index, isReply: false, created: true, related: false);
+        return ConntrackNat.Translate(frame, ref m, original, table, index, isReply: false) ? DropReason.None : DropReason.Malformed;
     }
 }
