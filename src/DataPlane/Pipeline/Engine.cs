@@ -264,9 +264,10 @@ public sealed class Engine
             && HandOver(arena, ref m, batchKey ? index : -1))
             return DropReason.None;
         bool established = translated;
-        // Most packets are not addressed to a Service: one address lookup lets them skip the frontend search.
+        // Most packets are not addressed to a Service: one address lookup lets them skip the frontend search. A SYN
+        // whose frontend TakeBatchKeys already found (the snapshot's table, so the same answer) skips it too.
         if (!translated && (m.Flags & PacketFlags.IcmpError) == 0 && snap.Services.Count > 0 && Conntrack is { } services
-            && snap.Services.IsVirtualIp(dst))
+            && ((batchKey && _opening[index] && _frontends[index] >= 0) || snap.Services.IsVirtualIp(dst)))
         {
             var svc = ServiceNat.Open(snap.Services, services, Affinity, arena, ref m, m.Timestamp,
                 IpAddr.FromV4(snap.UnderlayV4), snap.MasqueradeV6, out translated, ref observer);
