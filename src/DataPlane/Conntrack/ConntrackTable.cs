@@ -19,13 +19,16 @@ namespace FastPath.DataPlane.Conntrack;
 /// flow names the backend, not the frontend, so it is not derivable from the original tuple.
 /// </para>
 /// <para>
-/// <b>One line per hit.</b> A slot's reference is the index of its direction's <see cref="ConntrackDirection"/>
+/// <b>One line per lookup.</b> A slot's reference names its direction's <see cref="ConntrackDirection"/>
 /// (connection · 2 + direction), a 64-byte record aligned to a cache line holding everything the lookup and the
-/// rewrite read: tuple, state, status, expiry, precomputed NAT rewrite. Counters, clocks and the NAT stage's tag are
-/// in a parallel array of 64-byte <see cref="ConntrackCold"/> records, which a hit updates but never waits on first.
-/// The previous layout, one 184-byte record per connection, made a hit prefetch three lines (issue 16,
-/// docs/BENCHMARKS.md). Both arrays are pinned byte arrays addressed with <c>Unsafe</c> at a 64-byte-aligned start:
-/// .NET aligns array data to 8 bytes only, and an unaligned 64-byte record straddles two lines.
+/// rewrite read: tuple, state, status, expiry, precomputed NAT rewrite. Counters, clocks and the NAT stage's tag are a
+/// third line, <see cref="ConntrackCold"/>, which a hit updates but never waits on first. The three lines of a
+/// connection are adjacent (192 bytes, original, reply, cold): a hit's two lines then share a DRAM row and a page, so
+/// in a table far larger than the caches they cost about one random access — in separate arrays they cost two, and
+/// the million-flow benchmark was 12–19 % slower that way (docs/BENCHMARKS.md, issue 16). The previous layout, one
+/// 184-byte record at any alignment, made a hit prefetch three lines. The storage is a pinned array addressed with
+/// <c>Unsafe</c> from a 64-byte-aligned start: .NET aligns array data to 8 bytes only, and an unaligned 64-byte record
+/// straddles two lines.
 /// </para>
 /// <para>
 /// <b>Index.</b> Linear probing over a power-of-two array of 8-byte slots (32-bit hash fingerprint + entry
@@ -67,11 +70,11 @@ public sealed class ConntrackTable
     private readonly Slot[] _slots;
     private readonly int _mask;
     private readonly int _capacity;
-    // Pinned (never moved), so the 64-byte alignment of the first record, found once, holds for the table's life.
-    private readonly byte[] _directionLines;
-    private readonly int _directionStart;
-    private readonly byte[] _coldLines;
-    private readonly int _coldStart;
+    // Three cache lines per connection: original direction, reply direction, cold record. Pinned (never moved), so the
+    // 64-byte alignment of the first, found once, holds for the table's life.
+    private readonly ConntrackCold[] _lines;
+    private readonly nint _linesStart;
+    private const int ConnectionBytes = 192;
     private readonly int[] _free;
     private int _freeCount;
     private readonly ulong _seed;
@@ -90,11 +93,13 @@ public sealed class ConntrackTable
         long want = (long)capacity * 2 * 4 / 3 + 1;
         int slots = 16;
         while (slots < want) slots <<= 1;
-        _slots = new Slot[slots];
+        // On huge pages where the kernel allows (as LpmTable4's tbl24): with a million connections the index and the
+        // records span ~200 MB, and on 4 KiB pages every hit would add page walks to its cache misses.
+        _slots = Routing.HugePages.Allocate<Slot>(slots);
+        Array.Clear(_slots);
         _mask = slots - 1;
         _capacity = capacity;
-        (_directionLines, _directionStart) = CacheLines(capacity * 2);
-        (_coldLines, _coldStart) = CacheLines(capacity);
+        (_lines, _linesStart) = CacheLines(capacity * 3);
         _free = new int[capacity];
         for (int i = 0; i < capacity; i++) _free[i] = capacity - 1 - i; // pop hands out 0, 1, 2, ...
         _freeCount = capacity;
@@ -168,19 +173,26 @@ public sealed class ConntrackTable
     /// <summary>The connection's counters, clocks and NAT tag. Valid as <see cref="this[int]"/>; not bounds-checked.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ref ConntrackCold Cold(int index)
-        => ref Unsafe.As<byte, ConntrackCold>(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_coldLines), _coldStart + (nint)index * 64));
+        => ref Unsafe.As<byte, ConntrackCold>(ref Unsafe.AddByteOffset(ref Start, (nint)index * ConnectionBytes + 128));
 
     /// <summary>Direction line <paramref name="line"/> (connection · 2 + direction), as a slot refers to it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ref ConntrackDirection Line(int line)
-        => ref Unsafe.As<byte, ConntrackDirection>(ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_directionLines), _directionStart + (nint)line * 64));
+        => ref Unsafe.As<byte, ConntrackDirection>(ref Unsafe.AddByteOffset(ref Start, (nint)(line >> 1) * ConnectionBytes + (line & 1) * 64));
 
-    // `count` 64-byte records in a pinned array, from a 64-byte-aligned offset.
-    private static unsafe (byte[] Array, int Start) CacheLines(int count)
+    private ref byte Start
     {
-        var array = GC.AllocateArray<byte>(count * 64 + 64, pinned: true);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => ref Unsafe.AddByteOffset(ref Unsafe.As<ConntrackCold, byte>(ref MemoryMarshal.GetArrayDataReference(_lines)), _linesStart);
+    }
+
+    // `count` 64-byte lines, zeroed, in a pinned array (on huge pages where allowed), from a 64-byte-aligned offset.
+    private static unsafe (ConntrackCold[] Array, nint Start) CacheLines(int count)
+    {
+        var array = Routing.HugePages.Allocate<ConntrackCold>(count + 1);
+        Array.Clear(array);
         nint address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
-        return (array, (int)((64 - (address & 63)) & 63));
+        return (array, (64 - (address & 63)) & 63);
     }
 
     // The connection is dead once both directions' expiries have passed (see ConntrackDirection): the packet's own
