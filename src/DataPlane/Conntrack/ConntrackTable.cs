@@ -1,34 +1,20 @@
 using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics.X86;
 using FastPath.DataPlane.Packets;
 
 namespace FastPath.DataPlane.Conntrack;
 
 /// <summary>
-/// The connection tracking table of one forwarding worker: a fixed pool of connections, each one
-/// <see cref="ConntrackDirection"/> cache line per direction plus a <see cref="ConntrackCold"/> record, and an
-/// open-addressing index over both directions of every connection.
+/// The connection tracking table of one forwarding worker: a fixed pool of <see cref="ConntrackEntry"/> records and
+/// an open-addressing index over both directions of every connection.
 /// </summary>
 /// <remarks>
 /// <para>
-/// <b>Two index slots, one connection.</b> Like Linux's nf_conn, which carries two nf_conntrack_tuple_hash nodes
-/// (one per direction) in the same hash table, every connection is indexed twice in <c>_slots</c>: under its
-/// original tuple and under its reply tuple. A packet of either direction finds the connection with one probe
-/// sequence, and the slot says which direction matched. NAT needs exactly this: the reply tuple of a DNATed Service
-/// flow names the backend, not the frontend, so it is not derivable from the original tuple.
-/// </para>
-/// <para>
-/// <b>One line per lookup.</b> A slot's reference names its direction's <see cref="ConntrackDirection"/>
-/// (connection · 2 + direction), a 64-byte record aligned to a cache line holding everything the lookup and the
-/// rewrite read: tuple, state, status, expiry, precomputed NAT rewrite. Counters, clocks and the NAT stage's tag are a
-/// third line, <see cref="ConntrackCold"/>, which a hit updates but never waits on first. The three lines of a
-/// connection are adjacent (192 bytes, original, reply, cold): a hit's two lines then share a DRAM row and a page, so
-/// in a table far larger than the caches they cost about one random access — in separate arrays they cost two, and
-/// the million-flow benchmark was 12–19 % slower that way (docs/BENCHMARKS.md, issue 16). The previous layout, one
-/// 184-byte record at any alignment, made a hit prefetch three lines. The storage is a pinned array addressed with
-/// <c>Unsafe</c> from a 64-byte-aligned start: .NET aligns array data to 8 bytes only, and an unaligned 64-byte record
-/// straddles two lines.
+/// <b>Two index slots, one record.</b> Like Linux's nf_conn, which carries two nf_conntrack_tuple_hash nodes (one
+/// per direction) in the same hash table, every connection is stored once in <c>_entries</c> and indexed twice in
+/// <c>_slots</c>: under its original tuple and under its reply tuple. A packet of either direction finds the record
+/// with one probe sequence, and the slot says which direction matched. NAT needs exactly this: the reply tuple of a
+/// DNATed Service flow names the backend, not the frontend, so it is not derivable from the original tuple.
 /// </para>
 /// <para>
 /// <b>Index.</b> Linear probing over a power-of-two array of 8-byte slots (32-bit hash fingerprint + entry
@@ -69,12 +55,7 @@ public sealed class ConntrackTable
 
     private readonly Slot[] _slots;
     private readonly int _mask;
-    private readonly int _capacity;
-    // Three cache lines per connection: original direction, reply direction, cold record. Pinned (never moved), so the
-    // 64-byte alignment of the first, found once, holds for the table's life.
-    private readonly ConntrackCold[] _lines;
-    private readonly nint _linesStart;
-    private const int ConnectionBytes = 192;
+    private readonly ConntrackEntry[] _entries;
     private readonly int[] _free;
     private int _freeCount;
     private readonly ulong _seed;
@@ -93,13 +74,9 @@ public sealed class ConntrackTable
         long want = (long)capacity * 2 * 4 / 3 + 1;
         int slots = 16;
         while (slots < want) slots <<= 1;
-        // On huge pages where the kernel allows (as LpmTable4's tbl24): with a million connections the index and the
-        // records span ~200 MB, and on 4 KiB pages every hit would add page walks to its cache misses.
-        _slots = Routing.HugePages.Allocate<Slot>(slots);
-        Array.Clear(_slots);
+        _slots = new Slot[slots];
         _mask = slots - 1;
-        _capacity = capacity;
-        (_lines, _linesStart) = CacheLines(capacity * 3);
+        _entries = new ConntrackEntry[capacity];
         _free = new int[capacity];
         for (int i = 0; i < capacity; i++) _free[i] = capacity - 1 - i; // pop hands out 0, 1, 2, ...
         _freeCount = capacity;
@@ -112,9 +89,9 @@ public sealed class ConntrackTable
     }
 
     public ConntrackTimeouts Timeouts { get; }
-    public int Capacity => _capacity;
+    public int Capacity => _entries.Length;
     /// <summary>Connections held, including expired ones not yet reclaimed.</summary>
-    public int Count => _capacity - _freeCount;
+    public int Count => _entries.Length - _freeCount;
     /// <summary>Index slots (a power of two).</summary>
     public int SlotCount => _slots.Length;
 
@@ -131,74 +108,8 @@ public sealed class ConntrackTable
     /// <summary>Receives every connection as it ends (expired, evicted or removed), for flow logs; null when off.</summary>
     public Telemetry.FlowRing? FlowLog { get; set; }
 
-    /// <summary>A copy of the connection at <paramref name="index"/> (valid for indices returned by
-    /// <see cref="Lookup"/>/<see cref="Insert"/> until it is removed), for readers off the packet path.</summary>
-    public ConntrackEntry this[int index]
-    {
-        get
-        {
-            if ((uint)index >= (uint)_capacity) throw new ArgumentOutOfRangeException(nameof(index));
-            ref ConntrackDirection o = ref Line(index << 1);
-            ref ConntrackDirection r = ref Line(index << 1 | 1);
-            ref ConntrackCold c = ref Cold(index);
-            return new ConntrackEntry
-            {
-                Expires = Math.Max(o.Expires, r.Expires),
-                Original = o.Tuple,
-                Reply = r.Tuple,
-                State = o.State,
-                Status = o.Status,
-                NatKind = c.NatKind,
-                NatTag = c.NatTag,
-                RewriteOriginal = o.Rewrite,
-                RewriteReply = r.Rewrite,
-                Created = c.Created,
-                LastSeen = c.LastSeen,
-                PacketsOriginal = c.PacketsOriginal,
-                BytesOriginal = c.BytesOriginal,
-                PacketsReply = c.PacketsReply,
-                BytesReply = c.BytesReply,
-            };
-        }
-    }
-
-    /// <summary>Whether the connection record at <paramref name="index"/> holds a connection (expired or not).</summary>
-    public bool InUse(int index) => (uint)index < (uint)_capacity && (Line(index << 1).Status & ConntrackStatus.InUse) != 0;
-
-    /// <summary>The line a packet of the connection at <paramref name="index"/> in direction <paramref name="isReply"/>
-    /// reads: its tuple, the state and the precomputed rewrite. Valid as <see cref="this[int]"/>; not bounds-checked.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public ref ConntrackDirection Direction(int index, bool isReply) => ref Line(index << 1 | (isReply ? 1 : 0));
-
-    /// <summary>The connection's counters, clocks and NAT tag. Valid as <see cref="this[int]"/>; not bounds-checked.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public ref ConntrackCold Cold(int index)
-        => ref Unsafe.As<byte, ConntrackCold>(ref Unsafe.AddByteOffset(ref Start, (nint)index * ConnectionBytes + 128));
-
-    /// <summary>Direction line <paramref name="line"/> (connection · 2 + direction), as a slot refers to it.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ref ConntrackDirection Line(int line)
-        => ref Unsafe.As<byte, ConntrackDirection>(ref Unsafe.AddByteOffset(ref Start, (nint)(line >> 1) * ConnectionBytes + (line & 1) * 64));
-
-    private ref byte Start
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        get => ref Unsafe.AddByteOffset(ref Unsafe.As<ConntrackCold, byte>(ref MemoryMarshal.GetArrayDataReference(_lines)), _linesStart);
-    }
-
-    // `count` 64-byte lines, zeroed, in a pinned array (on huge pages where allowed), from a 64-byte-aligned offset.
-    private static unsafe (ConntrackCold[] Array, nint Start) CacheLines(int count)
-    {
-        var array = Routing.HugePages.Allocate<ConntrackCold>(count + 1);
-        Array.Clear(array);
-        nint address = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
-        return (array, (64 - (address & 63)) & 63);
-    }
-
-    // The connection is dead once both directions' expiries have passed (see ConntrackDirection): the packet's own
-    // line first, the other only when it has lapsed.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool Lapsed(int line, long now) => now >= Line(line).Expires && now >= Line(line ^ 1).Expires;
+    /// <summary>The connection record; valid for indices returned by <see cref="Lookup"/>/<see cref="Insert"/> until it is removed.</summary>
+    public ref ConntrackEntry this[int index] => ref _entries[index];
 
     /// <summary>
     /// The connection whose original or reply tuple is <paramref name="key"/>, or -1. <paramref name="isReply"/>
@@ -225,6 +136,7 @@ public sealed class ConntrackTable
     public void Prefetch(ReadOnlySpan<uint> tags)
     {
         var slots = _slots;
+        var entries = _entries;
         for (int start = 0; start < tags.Length; start += LookupGroup)
         {
             var group = tags.Slice(start, Math.Min(LookupGroup, tags.Length - start));
@@ -235,19 +147,22 @@ public sealed class ConntrackTable
                 for (ref Slot s = ref slots[i]; s.Ref != 0; s = ref slots[i = (i + 1) & _mask])
                     if (s.Tag == tag)
                     {
-                        PrefetchConnection(s.Ref - 1);
+                        PrefetchEntry(ref entries[(s.Ref - 1) >> 1]);
                         break;
                     }
             }
         }
     }
 
-    // A hit reads its direction's line and updates the connection's counters: two independent lines.
+    // Expires, both tuples, the state and both precomputed rewrites are bytes 0–127: at most three cache lines,
+    // whatever the alignment, and the lines holding bytes 0, 64 and 127 are those three.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void PrefetchConnection(int line)
+    private static void PrefetchEntry(ref ConntrackEntry entry)
     {
-        Prefetch(ref Unsafe.As<ConntrackDirection, byte>(ref Line(line)));
-        Prefetch(ref Unsafe.As<ConntrackCold, byte>(ref Cold(line >> 1)));
+        ref byte e = ref Unsafe.As<ConntrackEntry, byte>(ref entry);
+        Prefetch(ref e);
+        Prefetch(ref Unsafe.Add(ref e, 64));
+        Prefetch(ref Unsafe.Add(ref e, 127));
     }
 
     /// <summary>Lookup with the key's hash already computed (<paramref name="tag"/> = its low 32 bits).</summary>
@@ -255,6 +170,7 @@ public sealed class ConntrackTable
     {
         isReply = false;
         var slots = _slots;
+        var entries = _entries;
         int i = (int)tag & _mask;
         while (true)
         {
@@ -263,15 +179,17 @@ public sealed class ConntrackTable
             if (s.Tag == tag)
             {
                 int r = s.Ref - 1;
-                if (FlowKey.Same(in Line(r).Tuple, in key))
+                ref ConntrackEntry e = ref entries[r >> 1];
+                bool reply = (r & 1) != 0;
+                if (FlowKey.Same(in reply ? ref e.Reply : ref e.Original, in key))
                 {
-                    if (Lapsed(r, now))
+                    if (now >= e.Expires)
                     {
                         Expired++;
                         Release(r >> 1);
                         return -1;
                     }
-                    isReply = (r & 1) != 0;
+                    isReply = reply;
                     return r >> 1;
                 }
             }
@@ -295,6 +213,7 @@ public sealed class ConntrackTable
     {
         if (results.Length < keys.Length || isReply.Length < keys.Length) throw new ArgumentException("result spans shorter than the keys");
         var slots = _slots;
+        var entries = _entries;
         Span<uint> tags = stackalloc uint[LookupGroup];
         Span<int> candidates = stackalloc int[LookupGroup];
         for (int start = 0; start < keys.Length; start += LookupGroup)
@@ -318,7 +237,7 @@ public sealed class ConntrackTable
                     if (s.Tag == tag)
                     {
                         candidate = s.Ref - 1;
-                        PrefetchConnection(candidate);
+                        PrefetchEntry(ref entries[candidate >> 1]);
                         break;
                     }
                     i = (i + 1) & _mask;
@@ -334,11 +253,12 @@ public sealed class ConntrackTable
                     isReply[at] = false;
                     continue;
                 }
-                ref ConntrackDirection d = ref Line(candidate);
-                if (now < d.Expires && FlowKey.Same(in d.Tuple, in group[j]))
+                ref ConntrackEntry e = ref entries[candidate >> 1];
+                bool reply = (candidate & 1) != 0;
+                if (now < e.Expires && FlowKey.Same(in reply ? ref e.Reply : ref e.Original, in group[j]))
                 {
                     results[at] = candidate >> 1;
-                    isReply[at] = (candidate & 1) != 0;
+                    isReply[at] = reply;
                 }
                 else results[at] = Find(group[j], tags[j], now, out isReply[at]);
             }
@@ -380,6 +300,7 @@ public sealed class ConntrackTable
             return Full;
         }
         int index = _free[--_freeCount];
+        ref ConntrackEntry e = ref _entries[index];
         ConntrackState first = original.Protocol switch
         {
             IpProtocol.Tcp => ConntrackState.TcpNew,
@@ -387,19 +308,17 @@ public sealed class ConntrackTable
             IpProtocol.Sctp => ConntrackState.SctpNew,
             _ => ConntrackState.Unreplied,
         };
-        var status = translated ? ConntrackStatus.InUse | ConntrackStatus.Translated : ConntrackStatus.InUse;
-        long expires = now + _timeout[(int)first];
-        ref ConntrackDirection o = ref Line(index << 1);
-        ref ConntrackDirection r = ref Line(index << 1 | 1);
-        // The tuple first: its copy includes FlowKey's padding, where State and Status live.
-        o.Tuple = original;
-        r.Tuple = reply;
-        o.State = r.State = first;
-        o.Status = r.Status = status;
-        o.Expires = r.Expires = expires;
-        if (translated) Nat.NatRewrite4.ForConnection(original, reply, out o.Rewrite, out r.Rewrite);
-        else o.Rewrite = r.Rewrite = default;
-        Cold(index) = new ConntrackCold { Created = now, LastSeen = now };
+        e = new ConntrackEntry
+        {
+            Original = original,
+            Reply = reply,
+            State = first,
+            Status = translated ? ConntrackStatus.InUse | ConntrackStatus.Translated : ConntrackStatus.InUse,
+            Created = now,
+            LastSeen = now,
+            Expires = now + _timeout[(int)first],
+        };
+        if (translated) Nat.NatRewrite4.ForConnection(original, reply, out e.RewriteOriginal, out e.RewriteReply);
         Place(tagO, index << 1);
         Place(tagR, index << 1 | 1);
         if (Owners is { } claims)
@@ -419,61 +338,47 @@ public sealed class ConntrackTable
     /// </summary>
     public void Observe(int index, bool isReply, ushort stateInput, int bytes, long now)
     {
-        int line = index << 1 | (isReply ? 1 : 0);
-        ref ConntrackDirection d = ref Line(line);
-        ref ConntrackCold c = ref Cold(index);
-        var state = d.State;
-        var status = d.Status;
+        ref ConntrackEntry e = ref _entries[index];
         if (isReply)
         {
-            c.PacketsReply++;
-            c.BytesReply += bytes;
-            status |= ConntrackStatus.SeenReply;
+            e.PacketsReply++;
+            e.BytesReply += bytes;
+            e.Status |= ConntrackStatus.SeenReply;
         }
         else
         {
-            c.PacketsOriginal++;
-            c.BytesOriginal += bytes;
+            e.PacketsOriginal++;
+            e.BytesOriginal += bytes;
         }
-        c.LastSeen = now;
-        switch (state)
+        e.LastSeen = now;
+        switch (e.State)
         {
             case ConntrackState.Unreplied:
             case ConntrackState.Replied:
                 if (isReply)
                 {
-                    state = ConntrackState.Replied;
-                    status |= ConntrackStatus.Assured;
+                    e.State = ConntrackState.Replied;
+                    e.Status |= ConntrackStatus.Assured;
                 }
                 break;
             case ConntrackState.IcmpRequest:
             case ConntrackState.IcmpReplied:
-                if (isReply) state = ConntrackState.IcmpReplied;
+                if (isReply) e.State = ConntrackState.IcmpReplied;
                 break;
             case >= ConntrackState.SctpNew:
-                state = ConntrackSctp.Next(state, ref status, isReply, (SctpPacket.ChunkSet)stateInput);
+                e.State = ConntrackSctp.Next(e.State, ref e.Status, isReply, (SctpPacket.ChunkSet)stateInput);
                 break;
             default:
-                state = ConntrackTcp.Next(state, ref status, isReply, (byte)stateInput);
+                e.State = ConntrackTcp.Next(e.State, ref e.Status, isReply, (byte)stateInput);
                 break;
         }
-        long expires = now + _timeout[(int)state];
-        d.Expires = expires;
-        if (state != d.State || status != d.Status)
-        {
-            // A change is written to both lines, with the new state's expiry (which may be shorter than the other
-            // line's: a reset must not live on for the established timeout).
-            ref ConntrackDirection other = ref Line(line ^ 1);
-            d.State = other.State = state;
-            d.Status = other.Status = status;
-            other.Expires = expires;
-        }
+        e.Expires = now + _timeout[(int)e.State];
     }
 
     /// <summary>Stops tracking the connection at <paramref name="index"/> (no-op if the slot is free).</summary>
     public void Remove(int index)
     {
-        if (!InUse(index)) return;
+        if ((uint)index >= (uint)_entries.Length || !_entries[index].InUse) return;
         Release(index);
     }
 
@@ -484,17 +389,19 @@ public sealed class ConntrackTable
     /// </summary>
     public int Sweep(long now, int budget)
     {
-        int n = Math.Min(budget, _capacity);
+        var entries = _entries;
+        int n = Math.Min(budget, entries.Length);
         int reclaimed = 0;
         int c = _sweepCursor;
         for (int k = 0; k < n; k++)
         {
-            if ((Line(c << 1).Status & ConntrackStatus.InUse) != 0 && Lapsed(c << 1, now))
+            ref ConntrackEntry e = ref entries[c];
+            if (e.InUse && now >= e.Expires)
             {
                 Release(c);
                 reclaimed++;
             }
-            if (++c == _capacity) c = 0;
+            if (++c == entries.Length) c = 0;
         }
         _sweepCursor = c;
         Expired += reclaimed;
@@ -527,17 +434,17 @@ public sealed class ConntrackTable
             int r = _slots[i].Ref - 1;
             if (r < 0) continue;
             int index = r >> 1;
-            if (Lapsed(r, now))
+            ref ConntrackEntry e = ref _entries[index];
+            if (now >= e.Expires)
             {
                 Expired++;
                 Release(index);
                 return true;
             }
-            long expires = Math.Max(Line(r).Expires, Line(r ^ 1).Expires);
-            if ((Line(r).Status & ConntrackStatus.Assured) == 0 && expires < victimExpires)
+            if (!e.Assured && e.Expires < victimExpires)
             {
                 victim = index;
-                victimExpires = expires;
+                victimExpires = e.Expires;
             }
         }
         if (victim < 0) return false;
@@ -555,13 +462,12 @@ public sealed class ConntrackTable
 
     private void Release(int index)
     {
-        FlowLog?.Ended(this[index]);
-        ref ConntrackDirection o = ref Line(index << 1);
-        ref ConntrackDirection r = ref Line(index << 1 | 1);
-        Unindex(Tag(o.Tuple), (index << 1) + 1);
-        Unindex(Tag(r.Tuple), (index << 1 | 1) + 1);
-        o.Status = r.Status = ConntrackStatus.None;
-        o.State = r.State = ConntrackState.None;
+        ref ConntrackEntry e = ref _entries[index];
+        FlowLog?.Ended(e);
+        Unindex(Tag(e.Original), (index << 1) + 1);
+        Unindex(Tag(e.Reply), (index << 1 | 1) + 1);
+        e.Status = ConntrackStatus.None;
+        e.State = ConntrackState.None;
         _free[_freeCount++] = index;
     }
 

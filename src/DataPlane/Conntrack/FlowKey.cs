@@ -17,9 +17,8 @@ public enum EchoKind : byte { None, Request, Reply }
 /// </summary>
 /// <remarks>
 /// The addresses are kept as four <c>ulong</c> halves rather than two <see cref="IpAddr"/> values: <see cref="UInt128"/>
-/// is 16-byte aligned on x64, which would pad the key to 48 bytes; as ulongs it is 40 (32 + ports + protocol + echo,
-/// and two bytes of padding that <see cref="ConntrackDirection"/> uses), so one direction of a connection, with its
-/// expiry and precomputed rewrite, fits one 64-byte cache line.
+/// is 16-byte aligned on x64, which would pad the key to 48 bytes; as ulongs it is 40 (32 + ports + protocol), so a
+/// <see cref="ConntrackEntry"/> holding both tuples stays at 2½ cache lines.
 /// </remarks>
 public readonly struct FlowKey : IEquatable<FlowKey>
 {

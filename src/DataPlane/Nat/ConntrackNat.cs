@@ -84,8 +84,9 @@ public static class ConntrackNat
             return false;
         }
         table.Observe(index, isReply, StateInput(frame, in m), m.Length, now);
-        observer.OnConntrack(table, index, isReply, created: false, related: false);
-        if ((table.Direction(index, isReply).Status & ConntrackStatus.Translated) != 0) malformed = !Translate(frame, ref m, key, table, index, isReply);
+        ref var entry = ref table[index];
+        observer.OnConntrack(entry, isReply, created: false, related: false);
+        if ((entry.Status & ConntrackStatus.Translated) != 0) malformed = !Translate(frame, ref m, key, entry, isReply);
         return true;
     }
 
@@ -104,12 +105,14 @@ public static class ConntrackNat
     /// <remarks>An IPv4 TCP/UDP packet takes the rewrite precomputed at insert (<see cref="NatRewrite4"/>: two stores and
     /// one add-and-fold per checksum); anything else, or a packet that plan does not fit, the general field-by-field path.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static bool Translate(Span<byte> frame, ref PacketMeta m, in FlowKey packet, ConntrackTable table, int index, bool isReply)
-        => table.Direction(index, isReply).Rewrite.TryApply(frame, ref m) || TranslateGeneral(frame, ref m, packet, table, index, isReply);
+    public static bool Translate(Span<byte> frame, ref PacketMeta m, in FlowKey packet, in ConntrackEntry entry, bool isReply)
+    {
+        ref readonly var plan = ref isReply ? ref entry.RewriteReply : ref entry.RewriteOriginal;
+        return plan.TryApply(frame, ref m) || TranslateGeneral(frame, ref m, packet, in entry, isReply);
+    }
 
-    // nf_nat's rule: each direction leaves as the reverse of the other direction's tuple.
-    private static bool TranslateGeneral(Span<byte> frame, ref PacketMeta m, in FlowKey packet, ConntrackTable table, int index, bool isReply) =>
-        Rewrite(frame, ref m, packet, table.Direction(index, !isReply).Tuple.Reverse());
+    private static bool TranslateGeneral(Span<byte> frame, ref PacketMeta m, in FlowKey packet, in ConntrackEntry entry, bool isReply) =>
+        Rewrite(frame, ref m, packet, isReply ? entry.Original.Reverse() : entry.Reply.Reverse());
 
     /// <summary>
     /// Translates an ICMP / ICMPv6 error about a NATed connection (RFC 5508 §4.2, Linux nf_nat_icmp_reply_translation):
@@ -129,9 +132,10 @@ public static class ConntrackNat
             observer.OnConntrackMiss(quoted.Reverse());
             return false;
         }
-        observer.OnConntrack(table, index, isReply, created: false, related: true);
+        ref var entry = ref table[index];
+        observer.OnConntrack(entry, isReply, created: false, related: true);
         // What the quoted packet looked like before translation: the opposite direction's pre-NAT tuple.
-        var wanted = table.Direction(index, !isReply).Tuple;
+        var wanted = isReply ? entry.Original : entry.Reply;
         bool ok = true;
         if (quoted.Source != wanted.Source || quoted.SourcePort != wanted.SourcePort)
             ok &= NatRewriter.RewriteIcmpErrorInner(frame, ref m, innerSource: true, wanted.Source, wanted.SourcePort);

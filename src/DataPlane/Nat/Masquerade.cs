@@ -27,9 +27,10 @@ public static class Masquerade
         if (!FlowKey.TryFromPacket(frame, in m, out var original)) return DropReason.UnsupportedProtocol;
         int index = ConntrackNat.InsertUnique(table, original, original.Destination, original.DestinationPort, nodeAddress, now);
         if (index < 0) return DropReason.ConntrackFull;
-        table.Cold(index).NatKind = NatKind;
+        ref var entry = ref table[index];
+        entry.NatKind = NatKind;
         table.Observe(index, isReply: false, ConntrackNat.StateInput(frame, in m), m.Length, now);
-        observer.OnConntrack(table, index, isReply: false, created: true, related: false);
-        return ConntrackNat.Translate(frame, ref m, original, table, index, isReply: false) ? DropReason.None : DropReason.Malformed;
+        observer.OnConntrack(entry, isReply: false, created: true, related: false);
+        return ConntrackNat.Translate(frame, ref m, original, entry, isReply: false) ? DropReason.None : DropReason.Malformed;
     }
 }

@@ -55,7 +55,7 @@ public sealed class PolicyEnforcer
         if (serviceOpened)
         {
             serviceEntry = table.Lookup(key.Reverse(), m.Timestamp, out _);
-            if (serviceEntry >= 0) peer = table.Direction(serviceEntry, isReply: false).Tuple.Source;
+            if (serviceEntry >= 0) peer = table[serviceEntry].Original.Source;
         }
 
         if (policy.For(from, PolicyDirection.Egress) is { } egress)
@@ -77,7 +77,7 @@ public sealed class PolicyEnforcer
         if (index == ConntrackTable.Full) return DropReason.ConntrackFull;
         if (index >= 0)
         {
-            table.Cold(index).NatKind = NatKind;
+            table[index].NatKind = NatKind;
             table.Observe(index, isReply: false, ConntrackNat.StateInput(frame, in m), m.Length, m.Timestamp);
         }
         return DropReason.None;

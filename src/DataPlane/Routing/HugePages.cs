@@ -23,16 +23,13 @@ internal static partial class HugePages
     /// A pinned (pinned object heap, never moved) uninitialised array, its 2 MiB-aligned interior advised for huge
     /// pages. Best effort: on other systems or if madvise fails it is on ordinary pages (still pinned).
     /// </summary>
-    public static uint[] AllocateUInt32(int length) => Allocate<uint>(length);
-
-    /// <summary><see cref="AllocateUInt32"/> for any unmanaged element type (the conntrack table's index and records).</summary>
-    public static unsafe T[] Allocate<T>(int length) where T : unmanaged
+    public static unsafe uint[] AllocateUInt32(int length)
     {
         // Pinned either way: LpmTable4 reads it through a raw pointer taken once.
-        var array = GC.AllocateUninitializedArray<T>(length, pinned: true);
+        var array = GC.AllocateUninitializedArray<uint>(length, pinned: true);
         if (!Enabled || !OperatingSystem.IsLinux()) return array;
         long start = (long)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
-        long end = start + (long)length * sizeof(T);
+        long end = start + (long)length * sizeof(uint);
         long alignedStart = (start + HugePageSize - 1) & ~(HugePageSize - 1);
         long alignedEnd = end & ~(HugePageSize - 1);
         if (alignedEnd > alignedStart) _ = Madvise((nint)alignedStart, (nuint)(alignedEnd - alignedStart), MadvHugePage);

@@ -67,13 +67,13 @@ public static class ServiceNat
         bool snat = (services.Masquerades(frontend) || backend.Address == key.Source) && node.Value != UInt128.Zero;
         int index = ConntrackNat.InsertUnique(table, key, backend.Address, backend.Port, snat ? node : key.Source, now);
         if (index < 0) return DropReason.ConntrackFull;
-        ref var created = ref table.Cold(index);
+        ref var created = ref table[index];
         created.NatKind = NatKind;
         created.NatTag = services.Version;
         table.Observe(index, isReply: false, ConntrackNat.StateInput(frame, in m), m.Length, now);
-        observer.OnConntrack(table, index, isReply: false, created: true, related: false);
+        observer.OnConntrack(created, isReply: false, created: true, related: false);
         translated = true;
-        return ConntrackNat.Translate(frame, ref m, key, table, index, isReply: false) ? DropReason.None : DropReason.Malformed;
+        return ConntrackNat.Translate(frame, ref m, key, created, isReply: false) ? DropReason.None : DropReason.Malformed;
     }
 
     /// <summary>
@@ -88,15 +88,15 @@ public static class ServiceNat
     /// A TCP connection to a terminating endpoint the Service still lists is kept (graceful termination).</item>
     /// </list>
     /// Applied lazily and exactly: every connection remembers the table (<see cref="ServiceTable.Version"/>) it was
-    /// last checked against in <see cref="ConntrackCold.NatTag"/>, and its first packet under a newer table checks it
+    /// last checked against in <see cref="ConntrackEntry.NatTag"/>, and its first packet under a newer table checks it
     /// (one compare per packet otherwise). <see cref="FlushStale"/> sweeps the rest to release their memory.
     /// </summary>
     /// <returns>False when the connection was released (the packet then counts as a new flow).</returns>
     public static bool StillValid(ServiceTable services, ConntrackTable table, int index)
     {
-        ref var e = ref table.Cold(index);
+        ref var e = ref table[index];
         if (e.NatKind != NatKind || e.NatTag == services.Version) return true;
-        if (Keep(services, in table.Direction(index, isReply: false).Tuple, in table.Direction(index, isReply: true).Tuple))
+        if (Keep(services, in e))
         {
             e.NatTag = services.Version;
             return true;
@@ -105,11 +105,11 @@ public static class ServiceNat
         return false;
     }
 
-    private static bool Keep(ServiceTable services, in FlowKey original, in FlowKey reply)
+    private static bool Keep(ServiceTable services, in ConntrackEntry e)
     {
-        byte protocol = original.Protocol;
-        int frontend = services.Lookup(original.Destination, original.DestinationPort, protocol);
-        var backend = new ServiceBackend(reply.Source, reply.SourcePort);
+        byte protocol = e.Original.Protocol;
+        int frontend = services.Lookup(e.Original.Destination, e.Original.DestinationPort, protocol);
+        var backend = new ServiceBackend(e.Reply.Source, e.Reply.SourcePort);
         return frontend >= 0 && (protocol == IpProtocol.Udp ? services.Contains(frontend, backend) : services.Lists(frontend, backend));
     }
 
@@ -124,7 +124,7 @@ public static class ServiceNat
         affinity?.Release(services);
         int flushed = 0;
         for (int i = 0; i < table.Capacity; i++)
-            if (table.InUse(i) && !StillValid(services, table, i)) flushed++;
+            if (table[i].InUse && !StillValid(services, table, i)) flushed++;
         return flushed;
     }
 }

@@ -22,9 +22,9 @@ public struct FlowLogObserver(FlowRing ring) : IPacketObserver
     public readonly void OnDecapsulated(in PacketMeta inner, uint vni) { }
     public readonly void OnConntrackMiss(in FlowKey key) { }
 
-    public readonly void OnConntrack(ConntrackTable table, int index, bool isReply, bool created, bool related)
+    public readonly void OnConntrack(in ConntrackEntry entry, bool isReply, bool created, bool related)
     {
-        if (created) ring.Started(table[index]);
+        if (created) ring.Started(entry);
     }
 
     public readonly void OnServiceFrontend(int frontend) { }

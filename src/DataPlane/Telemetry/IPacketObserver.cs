@@ -36,11 +36,11 @@ public interface IPacketObserver
     void OnConntrackMiss(in FlowKey key);
 
     /// <summary>
-    /// The packet belongs to connection <paramref name="index"/> of <paramref name="table"/> (state already advanced by
-    /// this packet; <c>table[index]</c> is a copy of it), in the reply direction when <paramref name="isReply"/>; <paramref name="created"/> when this packet opened the connection;
+    /// The packet belongs to <paramref name="entry"/> (state already advanced by this packet), in the reply direction
+    /// when <paramref name="isReply"/>; <paramref name="created"/> when this packet opened the connection;
     /// <paramref name="related"/> when the packet is an ICMP error about it.
     /// </summary>
-    void OnConntrack(ConntrackTable table, int index, bool isReply, bool created, bool related);
+    void OnConntrack(in ConntrackEntry entry, bool isReply, bool created, bool related);
 
     /// <summary>The packet's destination is Service frontend <paramref name="frontend"/> (index into <see cref="ServiceTable.Frontends"/>).</summary>
     void OnServiceFrontend(int frontend);
@@ -67,7 +67,7 @@ public struct NoObserver : IPacketObserver
     public readonly void OnIngress(byte[] arena, in PacketMeta m, int ingress) { }
     public readonly void OnDecapsulated(in PacketMeta inner, uint vni) { }
     public readonly void OnConntrackMiss(in FlowKey key) { }
-    public readonly void OnConntrack(ConntrackTable table, int index, bool isReply, bool created, bool related) { }
+    public readonly void OnConntrack(in ConntrackEntry entry, bool isReply, bool created, bool related) { }
     public readonly void OnServiceFrontend(int frontend) { }
     public readonly void OnServiceBackend(int frontend, in ServiceBackend backend, BackendChoice choice, ulong flowHash) { }
     public readonly void OnPolicy(string policy, bool allowed) { }

@@ -77,12 +77,12 @@ public struct FateObserver(PacketFate[] fates) : IPacketObserver
 
     public readonly void OnConntrackMiss(in FlowKey key) { }
 
-    public readonly void OnConntrack(ConntrackTable table, int index, bool isReply, bool created, bool related)
+    public readonly void OnConntrack(in ConntrackEntry entry, bool isReply, bool created, bool related)
     {
         // nf_nat's rule: the original direction leaves as the reverse of the reply tuple, and vice versa. An ICMP error
         // about a connection keeps its own tuple.
         if (related) return;
-        fates[_slot].Translated = table.Direction(index, !isReply).Tuple.Reverse();
+        fates[_slot].Translated = isReply ? entry.Original.Reverse() : entry.Reply.Reverse();
     }
 
     public readonly void OnServiceFrontend(int frontend) => fates[_slot].Frontend = frontend;
@@ -131,10 +131,10 @@ public struct ObserverPair<TFirst, TSecond>(TFirst first, TSecond second) : IPac
     public void OnIngress(byte[] arena, in PacketMeta m, int ingress) { First.OnIngress(arena, m, ingress); Second.OnIngress(arena, m, ingress); }
     public void OnDecapsulated(in PacketMeta inner, uint vni) { First.OnDecapsulated(inner, vni); Second.OnDecapsulated(inner, vni); }
     public void OnConntrackMiss(in FlowKey key) { First.OnConntrackMiss(key); Second.OnConntrackMiss(key); }
-    public void OnConntrack(ConntrackTable table, int index, bool isReply, bool created, bool related)
+    public void OnConntrack(in ConntrackEntry entry, bool isReply, bool created, bool related)
     {
-        First.OnConntrack(table, index, isReply, created, related);
-        Second.OnConntrack(table, index, isReply, created, related);
+        First.OnConntrack(entry, isReply, created, related);
+        Second.OnConntrack(entry, isReply, created, related);
     }
     public void OnServiceFrontend(int frontend) { First.OnServiceFrontend(frontend); Second.OnServiceFrontend(frontend); }
     public void OnServiceBackend(int frontend, in ServiceBackend backend, BackendChoice choice, ulong flowHash)

@@ -70,9 +70,9 @@ public readonly struct TraceObserver(PacketTrace trace) : IPacketObserver
 
     public void OnConntrackMiss(in FlowKey key) => trace.ConntrackMiss = key;
 
-    public void OnConntrack(ConntrackTable table, int index, bool isReply, bool created, bool related)
+    public void OnConntrack(in ConntrackEntry entry, bool isReply, bool created, bool related)
     {
-        trace.Connection = table[index];
+        trace.Connection = entry;
         trace.ConnectionIsReply = isReply;
         trace.ConnectionCreated = created;
         trace.ConnectionRelated = related;

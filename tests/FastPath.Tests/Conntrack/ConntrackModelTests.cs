@@ -141,7 +141,7 @@ public class ConntrackModelTests
                         byte flags = TcpFlagChoices[c & 7];
                         table.Observe(got, gotReply, flags, c, now);
                         ModelObserve(conn, gotReply, flags, now);
-                        var e = table[got];
+                        ref var e = ref table[got];
                         Assert.Equal(conn.State, e.State);
                         Assert.Equal(conn.Status & ConntrackStatus.Assured, e.Status & ConntrackStatus.Assured);
                         Assert.Equal(conn.Expires, e.Expires);

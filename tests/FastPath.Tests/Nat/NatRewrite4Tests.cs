@@ -74,34 +74,19 @@ public class NatRewrite4Tests
         }, iter: 3000, print: t => $"{(t.udp ? "udp" : "tcp")} sides {t.sides} zero {t.zero} partial {t.partial}");
     }
 
-    /// <summary>A conntrack hit reads one <see cref="ConntrackDirection"/> line: the tuple, state, status, expiry and
-    /// rewrite must fit in its 64 bytes, with State and Status in the tuple's tail padding, past its last field.</summary>
+    /// <summary>ConntrackTable.PrefetchEntry brings in bytes 0–127 of an entry: the lookup's fields and both
+    /// rewrites must stay there.</summary>
     [Fact]
-    public void DirectionLineHoldsTupleStateExpiryAndRewrite()
+    public void RewritesSitInTheEntrysPrefetchedBytes()
     {
-        Assert.Equal(64, Unsafe.SizeOf<ConntrackDirection>());
-        Assert.Equal(64, Unsafe.SizeOf<ConntrackCold>());
+        var e = new ConntrackEntry();
+        ref byte start = ref Unsafe.As<ConntrackEntry, byte>(ref e);
+        long reply = Unsafe.ByteOffset(ref start, ref Unsafe.As<NatRewrite4, byte>(ref e.RewriteReply));
+        long tag = Unsafe.ByteOffset(ref start, ref Unsafe.As<int, byte>(ref e.NatTag));
+        Assert.True(reply + Unsafe.SizeOf<NatRewrite4>() <= 128);
+        Assert.True(tag < 128);
         Assert.Equal(16, Unsafe.SizeOf<NatRewrite4>());
-        Assert.Equal(40, Unsafe.SizeOf<FlowKey>());
-        var d = new ConntrackDirection();
-        Assert.Equal(38, Offset(ref d, ref d.State));
-        Assert.Equal(39, Offset(ref d, ref d.Status));
-        Assert.Equal(40, Offset(ref d, ref d.Expires));
-        Assert.Equal(48, Offset(ref d, ref d.Rewrite));
-
-        // Writing State and Status leaves every field of the tuple as it was.
-        var key = new FlowKey(IpAddr.FromV4(0xFFFFFFFF), IpAddr.FromV4(0xFFFFFFFE), 0xFFFF, 0xFFFE, 0xFF, EchoKind.Reply);
-        d.Tuple = key;
-        d.State = ConntrackState.SctpHeartbeatSent;
-        d.Status = (ConntrackStatus)0xFF;
-        Assert.Equal(key, d.Tuple);
-        Assert.Equal(key.Hash(7), d.Tuple.Hash(7));
-        Assert.Equal(ConntrackState.SctpHeartbeatSent, d.State);
-        Assert.Equal((ConntrackStatus)0xFF, d.Status);
     }
-
-    private static long Offset<T>(ref ConntrackDirection d, ref T field)
-        => Unsafe.ByteOffset(ref Unsafe.As<ConntrackDirection, byte>(ref d), ref Unsafe.As<T, byte>(ref field));
 
     [Fact]
     public void NoPlanForIpv6IcmpOrSctp()
