@@ -263,7 +263,8 @@ public sealed class ServiceTable
     /// Services, a new connection's chain (frontend slot → frontend → Maglev slot array → its slot → backend array) is a
     /// run of dependent cache misses. As <see cref="ConntrackTable.LookupBatch"/> does for hits, each
     /// link is taken for the whole batch before the next, so the misses of a batch overlap instead of adding up.
-    /// <paramref name="frontends"/> is scratch of at least keys.Length. A hint only.
+    /// Nothing changes; <paramref name="frontends"/> (at least keys.Length long) receives <see cref="Lookup"/>'s answer
+    /// for each marked tuple and -1 for the others.
     /// </summary>
     public void PrefetchOpen(ReadOnlySpan<FlowKey> keys, ReadOnlySpan<bool> opening, Span<int> frontends)
     {
