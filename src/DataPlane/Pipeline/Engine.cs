@@ -28,6 +28,9 @@ public sealed class Engine
     private FlowKey[] _keys = [];
     private uint[] _tags = [];
     private bool[] _keyTaken = [];
+    // Which packets of the batch open a TCP connection, and scratch for ServiceTable.PrefetchOpen.
+    private bool[] _opening = [];
+    private int[] _frontends = [];
     private bool _batchKeys;
     private VxlanTemplate[] _vxlan = []; // per next hop of the current snapshot, built on first use
     private ushort _ipId; // outer IPv4 identification of encapsulated packets (DF is clear, so it must vary)
@@ -150,7 +153,7 @@ public sealed class Engine
             if (m.Offload != OffloadFlags.None && m.Drop == DropReason.None) m.Drop = ChecksumOffload.Admit(arena.AsSpan(m.Offset, m.Length), ref m);
         }
         _batchKeys = false;
-        if (Conntrack is { Count: > 0 } tracked) TakeBatchKeys(tracked, arena, meta, count);
+        if (Conntrack is { Count: > 0 } tracked) TakeBatchKeys(tracked, snap.Services, arena, meta, count);
 
         for (int i = 0; i < count; i++)
         {
@@ -292,9 +295,10 @@ public sealed class Engine
             && HandOver(arena, ref m, batchKey ? index : -1))
             return DropReason.None;
         bool established = translated;
-        // Most packets are not addressed to a Service: one address lookup lets them skip the frontend search.
+        // Most packets are not addressed to a Service: one address lookup lets them skip the frontend search. A SYN
+        // whose frontend TakeBatchKeys already found (the snapshot's table, so the same answer) skips it too.
         if (!translated && (m.Flags & PacketFlags.IcmpError) == 0 && snap.Services.Count > 0 && Conntrack is { } services
-            && snap.Services.IsVirtualIp(dst))
+            && ((batchKey && _opening[index] && _frontends[index] >= 0) || snap.Services.IsVirtualIp(dst)))
         {
             var svc = ServiceNat.Open(snap.Services, services, Affinity, arena, ref m, m.Timestamp,
                 IpAddr.FromV4(snap.UnderlayV4), snap.MasqueradeV6, out translated, ref observer);
@@ -394,14 +398,17 @@ public sealed class Engine
     /// across the batch is what DPDK's bulk lookup does. Forward then uses the tuple, unless the packet was decapsulated
     /// (its tuple is the inner one). Allocates only when a larger batch than any before arrives.
     /// </summary>
-    private void TakeBatchKeys(ConntrackTable table, byte[] arena, PacketMeta[] meta, int count)
+    private void TakeBatchKeys(ConntrackTable table, ServiceTable services, byte[] arena, PacketMeta[] meta, int count)
     {
         if (_keys.Length < count)
         {
             _keys = new FlowKey[count];
             _tags = new uint[count];
             _keyTaken = new bool[count];
+            _opening = new bool[count];
+            _frontends = new int[count];
         }
+        bool openings = false;
         for (int i = 0; i < count; i++)
         {
             ref var m = ref meta[i];
@@ -409,8 +416,14 @@ public sealed class Engine
                 && FlowKey.TryFromPacket(arena.AsSpan(m.Offset, m.Length), in m, out _keys[i]);
             _keyTaken[i] = ok;
             _tags[i] = ok ? table.Tag(_keys[i]) : 0; // a packet without a tuple (ARP...) just prefetches slot 0
+            // A TCP SYN (no ACK) opens a connection: if it is to a Service, it will go through Maglev.
+            bool opening = ok && m.IpProtocol == IpProtocol.Tcp && (m.Flags & PacketFlags.HasL4) != 0
+                && (arena[m.Offset + m.L4Offset + 13] & (TcpHeader.Syn | TcpHeader.Ack)) == TcpHeader.Syn;
+            _opening[i] = opening;
+            openings |= opening;
         }
         table.Prefetch(_tags.AsSpan(0, count));
+        if (openings && services.Count > 0) services.PrefetchOpen(_keys.AsSpan(0, count), _opening.AsSpan(0, count), _frontends);
         _batchKeys = true;
     }
 

@@ -42,6 +42,10 @@ public sealed class MaglevTable
     /// <summary>Backend index per slot (<see cref="ushort.MaxValue"/> in an empty table), for tests and measurements.</summary>
     public ReadOnlySpan<ushort> Slots => _slots;
 
+    /// <summary>The slot array itself, for <see cref="ServiceTable"/>: a new connection reads it without a hop through
+    /// this object (<see cref="ServiceTable.PrefetchOpen"/>).</summary>
+    internal int[] SlotArray => _slots;
+
     /// <summary>
     /// The backend index for a flow: slot <c>flowHash % Size</c>, or -1 when the table has no backends (empty tables hold
     /// -1 in every slot, so there is no branch here). O(1), no allocation.

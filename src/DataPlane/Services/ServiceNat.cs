@@ -18,7 +18,7 @@ public static class ServiceNat
     public const byte NatKind = 2;
 
     /// <summary>Seed of the flow hash Maglev indexes with: fixed, so every node picks the same backend for a flow.</summary>
-    private const ulong FlowSeed = MaglevTable.DefaultSeed;
+    internal const ulong FlowSeed = MaglevTable.DefaultSeed;
 
     /// <summary>
     /// Opens a Service connection when a packet that belongs to no connection is addressed to a frontend, and DNATs

@@ -1,3 +1,4 @@
+using FastPath.DataPlane.Conntrack;
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Services;
 
@@ -51,5 +52,36 @@ public class ServiceTableUpdateTests
         }
         Assert.True(largest > 1024, $"grew to {largest} only: the shard count never changed"); // 64 per shard, resharded at 4×
         Assert.True(live.Count < 16, $"shrank to {live.Count} only");
+    }
+    /// <summary>The engine takes <see cref="ServiceTable.PrefetchOpen"/>'s frontends as facts (a SYN with one skips the
+    /// virtual-IP check): they must be <see cref="ServiceTable.Lookup"/>'s answers for the marked tuples, -1 for the rest.</summary>
+    [Fact]
+    public void PrefetchOpen_FindsTheFrontendsLookupFinds()
+    {
+        var maglev = new MaglevTable.Builder();
+        var frontends = Enumerable.Range(0, 500).Select(n => CompiledFrontend.Build(new ServiceFrontend($"svc-{n}",
+            IpAddr.FromV4(0x0A60_0000u + (uint)(n / 2)), (ushort)(80 + n % 2), IpProtocol.Tcp,
+            [new ServiceBackend(IpAddr.FromV4(0x0AF4_0002u + (uint)n), 8080)]), MaglevTable.MinSize, maglev)).ToList();
+        var table = new ServiceTable(frontends);
+        var random = new Random(16);
+        var keys = new FlowKey[256];
+        var opening = new bool[256];
+        for (int i = 0; i < keys.Length; i++)
+        {
+            var destination = IpAddr.FromV4(0x0A60_0000u + (uint)random.Next(0, 300)); // some addresses are no Service
+            keys[i] = new FlowKey(IpAddr.FromV4(0x0AF4_1000u + (uint)i), destination, (ushort)(40000 + i), (ushort)random.Next(79, 83),
+                random.Next(8) == 0 ? IpProtocol.Udp : IpProtocol.Tcp);
+            opening[i] = random.Next(4) != 0;
+        }
+        var found = Enumerable.Repeat(12345, keys.Length).ToArray();
+        table.PrefetchOpen(keys, opening, found);
+        int hits = 0;
+        for (int i = 0; i < keys.Length; i++)
+        {
+            int want = opening[i] ? table.Lookup(keys[i].Destination, keys[i].DestinationPort, keys[i].Protocol) : -1;
+            Assert.Equal(want, found[i]);
+            if (want >= 0) hits++;
+        }
+        Assert.True(hits > 50, $"only {hits} tuples reached a frontend");
     }
 }
