@@ -44,19 +44,20 @@ public sealed class MaglevTable
 
     /// <summary>The slot array itself, for <see cref="ServiceTable"/>: a new connection reads it without a hop through
     /// this object (<see cref="ServiceTable.PrefetchOpen"/>).</summary>
-    internal int[] SlotArray => _slots;
+    internal ushort[] SlotArray => _slots;
 
     /// <summary>
     /// The backend index for a flow: slot <c>flowHash % Size</c>, or -1 when the table has no backends (empty tables hold
     /// -1 in every slot, so there is no branch here). O(1), no allocation.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int Lookup(ulong flowHash)
-    {
-        ushort[] slots = _slots;
+    public int Lookup(ulong flowHash) => Lookup(_slots, flowHash);
+
+    /// <summary><see cref="Lookup(ulong)"/> on a table's <see cref="SlotArray"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int Lookup(ushort[] slots, ulong flowHash) =>
         // NoBackend (0xFFFF) + 1 wraps to 0, so an empty slot reads as -1 without a branch.
-        return ((slots[(int)(flowHash % (ulong)slots.Length)] + 1) & 0xFFFF) - 1;
-    }
+        ((slots[(int)(flowHash % (ulong)slots.Length)] + 1) & 0xFFFF) - 1;
 
     /// <summary>The slot <see cref="Lookup"/> reads for a flow (traces name it).</summary>
     public int SlotOf(ulong flowHash) => (int)(flowHash % (ulong)_slots.Length);

@@ -71,7 +71,7 @@ public sealed class CompiledFrontend
     public ServiceFrontend Frontend { get; }
     public MaglevTable Maglev { get; }
     // Maglev's slots read straight from here: one dependent load fewer for a new connection.
-    internal readonly int[] MaglevSlots;
+    internal readonly ushort[] MaglevSlots;
     // Copied out of the frontend record so a new connection reads them from this one object.
     internal readonly bool Masquerade, LocalPolicy;
     internal readonly long AffinityTimeout;
@@ -285,8 +285,7 @@ public sealed class ServiceTable
     public bool TrySelect(int frontend, ulong flowHash, out ServiceBackend backend)
     {
         var entry = Entry(frontend);
-        int[] slots = entry.MaglevSlots; // as MaglevTable.Lookup
-        int b = slots[(int)(flowHash % (ulong)slots.Length)];
+        int b = MaglevTable.Lookup(entry.MaglevSlots, flowHash);
         var backends = entry.Backends;
         if ((uint)b >= (uint)backends.Length)
         {
@@ -319,17 +318,17 @@ public sealed class ServiceTable
         for (int j = 0; j < n; j++)
         {
             int f = frontends[j] = opening[j] ? Lookup(keys[j].Destination, keys[j].DestinationPort, keys[j].Protocol) : -1;
-            if (f >= 0) Prefetch(ref Unsafe.As<int[], byte>(ref Unsafe.AsRef(in Entry(f).MaglevSlots)));
+            if (f >= 0) Prefetch(ref Unsafe.As<ushort[], byte>(ref Unsafe.AsRef(in Entry(f).MaglevSlots)));
         }
         for (int j = 0; j < n; j++)
         {
             int f = frontends[j];
             if (f < 0) continue;
             var entry = Entry(f);
-            int[] slots = entry.MaglevSlots;
-            ref int first = ref MemoryMarshal.GetArrayDataReference(slots);
-            Prefetch(ref Unsafe.As<int, byte>(ref Unsafe.Subtract(ref first, 2))); // the array's length
-            Prefetch(ref Unsafe.As<int, byte>(ref Unsafe.Add(ref first, (int)(keys[j].Hash(ServiceNat.FlowSeed) % (ulong)slots.Length))));
+            ushort[] slots = entry.MaglevSlots;
+            ref ushort first = ref MemoryMarshal.GetArrayDataReference(slots);
+            Prefetch(ref Unsafe.As<ushort, byte>(ref Unsafe.Subtract(ref first, 4))); // the array's length, 8 bytes before
+            Prefetch(ref Unsafe.As<ushort, byte>(ref Unsafe.Add(ref first, (int)(keys[j].Hash(ServiceNat.FlowSeed) % (ulong)slots.Length))));
             Prefetch(ref Unsafe.As<ServiceBackend, byte>(ref MemoryMarshal.GetArrayDataReference(entry.Backends)));
         }
     }
