@@ -104,8 +104,7 @@ public class DemoCluster : IDisposable
     {
         Require();
         var (exit, text) = In(pod, TimeSpan.FromSeconds(20), "ping", "-c", "3", "-i", "0.2", "-W", "2", to);
-        Assert.True(exit == 0, $"{text}\n{Logs()}");
-        Assert.Contains("3 received", text);
+        Assert.True(exit == 0 && text.Contains("3 received"), $"{text}\n{Logs()}");
     }
 
     /// <summary>
