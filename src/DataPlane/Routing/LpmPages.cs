@@ -143,6 +143,22 @@ internal sealed unsafe class PageDirectory
         _dir = dir;
         _owners = owners;
         Pages = (uint**)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(dir));
+        Contiguous = (uint*)dir[0];
+        for (int i = 1; i < dir.Length && Contiguous != null; i++)
+            if (dir[i] != (nint)(Contiguous + (long)i * LpmPages.PageSize)) Contiguous = null;
+    }
+
+    /// <summary>
+    /// The first page if every page follows it in one array (a table built from scratch: the huge-page base, no page
+    /// copied since), so entry i is <c>Contiguous[i]</c>; null once a page was copied elsewhere.
+    /// </summary>
+    public uint* Contiguous { get; }
+
+    /// <summary>Copies every page, in order, into <paramref name="flat"/> (<see cref="PageCount"/> pages long).</summary>
+    public void CopyTo(Span<uint> flat)
+    {
+        for (int i = 0; i < _dir.Length; i++)
+            new ReadOnlySpan<uint>((uint*)_dir[i], LpmPages.PageSize).CopyTo(flat.Slice(i * LpmPages.PageSize, LpmPages.PageSize));
     }
 
     /// <summary>Page pointers: entry i is <c>Pages[i &gt;&gt; LpmPages.PageBits][i &amp; LpmPages.PageMask]</c>.</summary>

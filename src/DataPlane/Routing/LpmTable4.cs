@@ -38,6 +38,13 @@ public sealed unsafe class LpmTable4
     private readonly uint** _t24;
     private readonly uint** _t8;
 
+    // The tbl24 as one flat array, so a lookup is the single load of a plain DIR-24-8 again: the base array itself when
+    // the pages are still contiguous (a table built from scratch), else a copy Flatten makes off the change path
+    // (Builder.ToTable queues it). 0 until then: lookups read through the page directory meanwhile. Both forms hold the
+    // same immutable entries, so a reader switching mid-batch sees the same answers.
+    private nint _flat24;
+    private uint[]? _flatCopy;
+
     private const int GroupsPerPageBits = LpmPages.PageBits - 8;
     private const int Tbl24PageShift = 8 + LpmPages.PageBits;
 
@@ -48,12 +55,29 @@ public sealed unsafe class LpmTable4
         _tbl8 = tbl8;
         _t24 = tbl24.Pages;
         _t8 = tbl8.Pages;
+        _flat24 = (nint)tbl24.Contiguous;
         RouteCount = routeCount;
         Tbl8GroupsUsed = tbl8Groups;
     }
 
     /// <summary>The tbl24 pages, for the copy-on-write tests (which pages two snapshots share).</summary>
     internal PageDirectory Tbl24Pages => _tbl24;
+
+    /// <summary>Whether lookups read one flat tbl24 (a single load) rather than through the page directory.</summary>
+    internal bool IsFlat => Volatile.Read(ref _flat24) != 0;
+
+    /// <summary>
+    /// Gives this table a flat tbl24: one huge-page-backed 64 MiB copy of its pages (~10–40 ms of memcpy and page
+    /// faults), published with a release store. Idempotent; the builder runs it on the thread pool for its latest table.
+    /// </summary>
+    internal void Flatten()
+    {
+        if (IsFlat) return;
+        var flat = HugePages.AllocateUInt32(Tbl24Size);
+        _tbl24.CopyTo(flat);
+        _flatCopy = flat;
+        Volatile.Write(ref _flat24, (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(flat)));
+    }
 
     public int RouteCount { get; }
 
@@ -71,7 +95,8 @@ public sealed unsafe class LpmTable4
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int Lookup(uint address)
     {
-        uint e = _t24[address >> Tbl24PageShift][(address >> 8) & LpmPages.PageMask];
+        uint* flat = (uint*)_flat24;
+        uint e = flat != null ? flat[address >> 8] : _t24[address >> Tbl24PageShift][(address >> 8) & LpmPages.PageMask];
         if ((int)e < 0) e = Tbl8(_t8, e, address);
         return (int)(e << 8) >> 8;
     }
@@ -99,8 +124,40 @@ public sealed unsafe class LpmTable4
     public void LookupBatch(ReadOnlySpan<uint> addresses, Span<int> nextHops)
     {
         if (nextHops.Length < addresses.Length) ThrowShortOutput();
+        nint flat = _flat24;
+        if (flat != 0) LookupBatch(new Flat24((uint*)flat), _t8, addresses, nextHops);
+        else LookupBatch(new Paged24(_t24), _t8, addresses, nextHops);
+    }
+
+    /// <summary>Where a tbl24 entry is: one flat array or the page directory (the batch loop is generic over both).</summary>
+    private interface ITbl24
+    {
+        uint* Entry(uint address);
+    }
+
+    private readonly struct Flat24 : ITbl24
+    {
+        private readonly uint* _t24;
+
+        public Flat24(uint* t24) => _t24 = t24;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public uint* Entry(uint address) => _t24 + (address >> 8);
+    }
+
+    private readonly struct Paged24 : ITbl24
+    {
+        private readonly uint** _t24;
+
+        public Paged24(uint** t24) => _t24 = t24;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public uint* Entry(uint address) => _t24[address >> Tbl24PageShift] + ((address >> 8) & LpmPages.PageMask);
+    }
+
+    private static void LookupBatch<T>(T t24, uint** t8, ReadOnlySpan<uint> addresses, Span<int> nextHops) where T : struct, ITbl24
+    {
         int n = addresses.Length, i = 0;
-        uint** t24 = _t24, t8 = _t8;
         fixed (uint* a = addresses)
         fixed (int* hop = nextHops)
         {
@@ -110,20 +167,20 @@ public sealed unsafe class LpmTable4
                 if (Sse.IsSupported && i <= ahead)
                 {
                     uint* p = a + i + PrefetchDistance;
-                    Sse.Prefetch0(Tbl24Entry(t24, p[0]));
-                    Sse.Prefetch0(Tbl24Entry(t24, p[1]));
-                    Sse.Prefetch0(Tbl24Entry(t24, p[2]));
-                    Sse.Prefetch0(Tbl24Entry(t24, p[3]));
-                    Sse.Prefetch0(Tbl24Entry(t24, p[4]));
-                    Sse.Prefetch0(Tbl24Entry(t24, p[5]));
-                    Sse.Prefetch0(Tbl24Entry(t24, p[6]));
-                    Sse.Prefetch0(Tbl24Entry(t24, p[7]));
+                    Sse.Prefetch0(t24.Entry(p[0]));
+                    Sse.Prefetch0(t24.Entry(p[1]));
+                    Sse.Prefetch0(t24.Entry(p[2]));
+                    Sse.Prefetch0(t24.Entry(p[3]));
+                    Sse.Prefetch0(t24.Entry(p[4]));
+                    Sse.Prefetch0(t24.Entry(p[5]));
+                    Sse.Prefetch0(t24.Entry(p[6]));
+                    Sse.Prefetch0(t24.Entry(p[7]));
                 }
                 LookupScalar8(t24, t8, a + i, hop + i);
             }
             for (; i < n; i++)
             {
-                uint e = *Tbl24Entry(t24, a[i]);
+                uint e = *t24.Entry(a[i]);
                 if ((int)e < 0) e = Tbl8(t8, e, a[i]);
                 hop[i] = (int)(e << 8) >> 8;
             }
@@ -134,14 +191,11 @@ public sealed unsafe class LpmTable4
     private const int PrefetchDistance = 32;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static uint* Tbl24Entry(uint** t24, uint address) => t24[address >> Tbl24PageShift] + ((address >> 8) & LpmPages.PageMask);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void LookupScalar8(uint** tbl24, uint** tbl8, uint* a, int* hop)
+    private static void LookupScalar8<T>(T tbl24, uint** tbl8, uint* a, int* hop) where T : struct, ITbl24
     {
         uint a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], a4 = a[4], a5 = a[5], a6 = a[6], a7 = a[7];
-        uint e0 = *Tbl24Entry(tbl24, a0), e1 = *Tbl24Entry(tbl24, a1), e2 = *Tbl24Entry(tbl24, a2), e3 = *Tbl24Entry(tbl24, a3);
-        uint e4 = *Tbl24Entry(tbl24, a4), e5 = *Tbl24Entry(tbl24, a5), e6 = *Tbl24Entry(tbl24, a6), e7 = *Tbl24Entry(tbl24, a7);
+        uint e0 = *tbl24.Entry(a0), e1 = *tbl24.Entry(a1), e2 = *tbl24.Entry(a2), e3 = *tbl24.Entry(a3);
+        uint e4 = *tbl24.Entry(a4), e5 = *tbl24.Entry(a5), e6 = *tbl24.Entry(a6), e7 = *tbl24.Entry(a7);
         // One test for the common case (no /25–/32 under any of the eight /24s), as rte_lpm_lookupx4 does.
         if ((int)(e0 | e1 | e2 | e3 | e4 | e5 | e6 | e7) < 0)
         {
@@ -234,7 +288,34 @@ public sealed unsafe class LpmTable4
         /// </summary>
         public LpmTable4 ToTable()
         {
-            return new LpmTable4(_tbl24.Share(), _tbl8.Share(), Count, _groupsInUse);
+            var table = new LpmTable4(_tbl24.Share(), _tbl8.Share(), Count, _groupsInUse);
+            if (!table.IsFlat) FlattenLater(table);
+            return table;
+        }
+
+        // The latest table not yet flat, and whether a thread-pool item is flattening: at most one 64 MiB copy runs per
+        // builder, and a burst of changes flattens only the table that is current when the copy starts.
+        private LpmTable4? _toFlatten;
+        private int _flattening;
+
+        private void FlattenLater(LpmTable4 table)
+        {
+            Volatile.Write(ref _toFlatten, table);
+            if (Interlocked.Exchange(ref _flattening, 1) == 0)
+                ThreadPool.UnsafeQueueUserWorkItem(static b => b.FlattenLatest(), this, preferLocal: false);
+        }
+
+        private void FlattenLatest()
+        {
+            while (true)
+            {
+                var table = Volatile.Read(ref _toFlatten)!;
+                table.Flatten();
+                Interlocked.CompareExchange(ref _toFlatten, null, table);
+                Volatile.Write(ref _flattening, 0);
+                // A table published during the copy: flatten it too, unless its own ToTable already queued an item.
+                if (Volatile.Read(ref _toFlatten) == null || Interlocked.Exchange(ref _flattening, 1) != 0) return;
+            }
         }
 
         public IEnumerable<(uint Prefix, int Length, int NextHop)> Routes()
