@@ -228,7 +228,7 @@ public sealed unsafe class LpmTable4
     /// Mutable DIR-24-8 with DPDK's incremental add and delete (<c>add_depth_small/big</c>, <c>delete_depth_small/big</c>
     /// with tbl8 recycling), so a route change touches only the entries under that prefix instead of rebuilding from
     /// the whole route list. <see cref="ToTable"/> shares the pages with an immutable table; the next change copies only
-    /// the 64 KiB pages it writes (<see cref="LpmPages"/>), so a snapshot costs two page directories and a change after
+    /// the 256 KiB pages it writes (<see cref="LpmPages"/>), so a snapshot costs two page directories and a change after
     /// it costs what its prefix covers.
     /// </summary>
     public sealed class Builder
