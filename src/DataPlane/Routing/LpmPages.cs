@@ -4,7 +4,7 @@ using System.Runtime.InteropServices;
 namespace FastPath.DataPlane.Routing;
 
 /// <summary>
-/// A copy-on-write array of 4-byte LPM entries in fixed pages of <see cref="PageSize"/> entries (64 KiB), reached
+/// A copy-on-write array of 4-byte LPM entries in fixed pages of <see cref="PageSize"/> entries (256 KiB), reached
 /// through a page directory of raw pointers. <see cref="Share"/> hands the current directory to an immutable table
 /// in O(pages); the next write to a page copies that one page only, so a route change after a publish costs the
 /// pages under its prefix, not the whole table (the first write used to copy the 64 MiB tbl24). Pages no snapshot
@@ -13,11 +13,12 @@ namespace FastPath.DataPlane.Routing;
 /// </summary>
 /// <remarks>
 /// Why a directory and not one flat array per snapshot: a flat array must be copied whole on the first write after a
-/// publish (or remapped page by page with mmap, whose page-table population costs more than the copy). The directory
-/// of a full tbl24 is 1,024 pointers (8 KiB), so it stays in L1/L2 and the lookup's extra load is a cache hit that
-/// depends only on the address; bench/rte_lpm/compare.sh measured the cost (docs/BENCHMARKS.md, issue 20).
-/// A table built from scratch maps every page into one huge-page-backed array (<see cref="HugePages"/>), so random
-/// lookups keep their TLB reach; only pages copied later sit on ordinary pages.
+/// publish (or remapped page by page from a memfd, which here would be on 4 KiB pages: no hugetlb pages reserved and
+/// shmem THP off, so random lookups would lose the huge-page TLB reach). The directory of a full tbl24 is 256
+/// pointers (2 KiB). A table built from scratch maps every page into one huge-page-backed array
+/// (<see cref="HugePages"/>), which <see cref="PageDirectory.Contiguous"/> hands to the lookup as a flat tbl24;
+/// a later table gets a flat copy off the change path (<c>LpmTable4.Flatten</c>), so the directory's extra load is
+/// paid only until then (docs/BENCHMARKS.md, issue 20).
 /// </remarks>
 internal sealed unsafe class LpmPages
 {
@@ -143,6 +144,22 @@ internal sealed unsafe class PageDirectory
         _dir = dir;
         _owners = owners;
         Pages = (uint**)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(dir));
+        Contiguous = (uint*)dir[0];
+        for (int i = 1; i < dir.Length && Contiguous != null; i++)
+            if (dir[i] != (nint)(Contiguous + (long)i * LpmPages.PageSize)) Contiguous = null;
+    }
+
+    /// <summary>
+    /// The first page if every page follows it in one array (a table built from scratch: the huge-page base, no page
+    /// copied since), so entry i is <c>Contiguous[i]</c>; null once a page was copied elsewhere.
+    /// </summary>
+    public uint* Contiguous { get; }
+
+    /// <summary>Copies every page, in order, into <paramref name="flat"/> (<see cref="PageCount"/> pages long).</summary>
+    public void CopyTo(Span<uint> flat)
+    {
+        for (int i = 0; i < _dir.Length; i++)
+            new ReadOnlySpan<uint>((uint*)_dir[i], LpmPages.PageSize).CopyTo(flat.Slice(i * LpmPages.PageSize, LpmPages.PageSize));
     }
 
     /// <summary>Page pointers: entry i is <c>Pages[i &gt;&gt; LpmPages.PageBits][i &amp; LpmPages.PageMask]</c>.</summary>

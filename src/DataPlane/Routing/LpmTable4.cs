@@ -38,6 +38,16 @@ public sealed unsafe class LpmTable4
     private readonly uint** _t24;
     private readonly uint** _t8;
 
+    // Each level as one flat array, so a lookup is the single load (two for /25–/32) of a plain DIR-24-8 again: the
+    // base array itself when the pages are still contiguous (the tbl24 of a table built from scratch), else a copy
+    // Flatten makes off the change path (Builder.ToTable queues it). 0 until then: lookups read through the page
+    // directory meanwhile. Both forms hold the same immutable entries, so a reader switching mid-batch sees the same
+    // answers.
+    private nint _flat24;
+    private nint _flat8;
+    private uint[]? _flatCopy24;
+    private uint[]? _flatCopy8;
+
     private const int GroupsPerPageBits = LpmPages.PageBits - 8;
     private const int Tbl24PageShift = 8 + LpmPages.PageBits;
 
@@ -48,12 +58,35 @@ public sealed unsafe class LpmTable4
         _tbl8 = tbl8;
         _t24 = tbl24.Pages;
         _t8 = tbl8.Pages;
+        _flat24 = (nint)tbl24.Contiguous;
+        _flat8 = (nint)tbl8.Contiguous;
         RouteCount = routeCount;
         Tbl8GroupsUsed = tbl8Groups;
     }
 
     /// <summary>The tbl24 pages, for the copy-on-write tests (which pages two snapshots share).</summary>
     internal PageDirectory Tbl24Pages => _tbl24;
+
+    /// <summary>Whether lookups read one flat tbl24 (a single load) rather than through the page directory.</summary>
+    internal bool IsFlat => Volatile.Read(ref _flat24) != 0 && Volatile.Read(ref _flat8) != 0;
+
+    /// <summary>
+    /// Gives this table flat levels: a huge-page-backed copy of the pages of each level not flat yet (for the tbl24
+    /// 64 MiB, ~10–40 ms of memcpy and page faults), each published with a release store. Idempotent; the builder runs
+    /// it on the thread pool for its latest table.
+    /// </summary>
+    internal void Flatten()
+    {
+        if (Volatile.Read(ref _flat8) == 0) Volatile.Write(ref _flat8, FlatCopy(_tbl8, out _flatCopy8));
+        if (Volatile.Read(ref _flat24) == 0) Volatile.Write(ref _flat24, FlatCopy(_tbl24, out _flatCopy24));
+    }
+
+    private static nint FlatCopy(PageDirectory pages, out uint[] flat)
+    {
+        flat = HugePages.AllocateUInt32(pages.PageCount * LpmPages.PageSize);
+        pages.CopyTo(flat);
+        return (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(flat));
+    }
 
     public int RouteCount { get; }
 
@@ -71,8 +104,13 @@ public sealed unsafe class LpmTable4
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int Lookup(uint address)
     {
-        uint e = _t24[address >> Tbl24PageShift][(address >> 8) & LpmPages.PageMask];
-        if ((int)e < 0) e = Tbl8(_t8, e, address);
+        uint* flat24 = (uint*)_flat24;
+        uint e = flat24 != null ? flat24[address >> 8] : _t24[address >> Tbl24PageShift][(address >> 8) & LpmPages.PageMask];
+        if ((int)e < 0)
+        {
+            uint* flat8 = (uint*)_flat8;
+            e = flat8 != null ? flat8[((e & 0xFF_FFFF) << 8) | (address & 0xFF)] : Tbl8(_t8, e, address);
+        }
         return (int)(e << 8) >> 8;
     }
 
@@ -99,8 +137,60 @@ public sealed unsafe class LpmTable4
     public void LookupBatch(ReadOnlySpan<uint> addresses, Span<int> nextHops)
     {
         if (nextHops.Length < addresses.Length) ThrowShortOutput();
+        nint flat24 = _flat24, flat8 = _flat8;
+        if (flat24 != 0 && flat8 != 0) LookupBatch(new FlatLevels((uint*)flat24, (uint*)flat8), addresses, nextHops);
+        else LookupBatch(new PagedLevels(_t24, _t8), addresses, nextHops);
+    }
+
+    /// <summary>Where the entries are: flat arrays or the page directories (the batch loop is generic over both).</summary>
+    private interface ILevels
+    {
+        /// <summary>The tbl24 entry of <paramref name="address"/>.</summary>
+        uint* Entry(uint address);
+
+        /// <summary>The tbl8 entry of <paramref name="address"/> under the extended tbl24 entry <paramref name="e"/>.</summary>
+        uint Tbl8(uint e, uint address);
+    }
+
+    private readonly struct FlatLevels : ILevels
+    {
+        private readonly uint* _t24;
+        private readonly uint* _t8;
+
+        public FlatLevels(uint* t24, uint* t8)
+        {
+            _t24 = t24;
+            _t8 = t8;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public uint* Entry(uint address) => _t24 + (address >> 8);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public uint Tbl8(uint e, uint address) => _t8[((e & 0xFF_FFFF) << 8) | (address & 0xFF)];
+    }
+
+    private readonly struct PagedLevels : ILevels
+    {
+        private readonly uint** _t24;
+        private readonly uint** _t8;
+
+        public PagedLevels(uint** t24, uint** t8)
+        {
+            _t24 = t24;
+            _t8 = t8;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public uint* Entry(uint address) => _t24[address >> Tbl24PageShift] + ((address >> 8) & LpmPages.PageMask);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public uint Tbl8(uint e, uint address) => LpmTable4.Tbl8(_t8, e, address);
+    }
+
+    private static void LookupBatch<T>(T t, ReadOnlySpan<uint> addresses, Span<int> nextHops) where T : struct, ILevels
+    {
         int n = addresses.Length, i = 0;
-        uint** t24 = _t24, t8 = _t8;
         fixed (uint* a = addresses)
         fixed (int* hop = nextHops)
         {
@@ -110,21 +200,21 @@ public sealed unsafe class LpmTable4
                 if (Sse.IsSupported && i <= ahead)
                 {
                     uint* p = a + i + PrefetchDistance;
-                    Sse.Prefetch0(Tbl24Entry(t24, p[0]));
-                    Sse.Prefetch0(Tbl24Entry(t24, p[1]));
-                    Sse.Prefetch0(Tbl24Entry(t24, p[2]));
-                    Sse.Prefetch0(Tbl24Entry(t24, p[3]));
-                    Sse.Prefetch0(Tbl24Entry(t24, p[4]));
-                    Sse.Prefetch0(Tbl24Entry(t24, p[5]));
-                    Sse.Prefetch0(Tbl24Entry(t24, p[6]));
-                    Sse.Prefetch0(Tbl24Entry(t24, p[7]));
+                    Sse.Prefetch0(t.Entry(p[0]));
+                    Sse.Prefetch0(t.Entry(p[1]));
+                    Sse.Prefetch0(t.Entry(p[2]));
+                    Sse.Prefetch0(t.Entry(p[3]));
+                    Sse.Prefetch0(t.Entry(p[4]));
+                    Sse.Prefetch0(t.Entry(p[5]));
+                    Sse.Prefetch0(t.Entry(p[6]));
+                    Sse.Prefetch0(t.Entry(p[7]));
                 }
-                LookupScalar8(t24, t8, a + i, hop + i);
+                LookupScalar8(t, a + i, hop + i);
             }
             for (; i < n; i++)
             {
-                uint e = *Tbl24Entry(t24, a[i]);
-                if ((int)e < 0) e = Tbl8(t8, e, a[i]);
+                uint e = *t.Entry(a[i]);
+                if ((int)e < 0) e = t.Tbl8(e, a[i]);
                 hop[i] = (int)(e << 8) >> 8;
             }
         }
@@ -134,25 +224,22 @@ public sealed unsafe class LpmTable4
     private const int PrefetchDistance = 32;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static uint* Tbl24Entry(uint** t24, uint address) => t24[address >> Tbl24PageShift] + ((address >> 8) & LpmPages.PageMask);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void LookupScalar8(uint** tbl24, uint** tbl8, uint* a, int* hop)
+    private static void LookupScalar8<T>(T t, uint* a, int* hop) where T : struct, ILevels
     {
         uint a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], a4 = a[4], a5 = a[5], a6 = a[6], a7 = a[7];
-        uint e0 = *Tbl24Entry(tbl24, a0), e1 = *Tbl24Entry(tbl24, a1), e2 = *Tbl24Entry(tbl24, a2), e3 = *Tbl24Entry(tbl24, a3);
-        uint e4 = *Tbl24Entry(tbl24, a4), e5 = *Tbl24Entry(tbl24, a5), e6 = *Tbl24Entry(tbl24, a6), e7 = *Tbl24Entry(tbl24, a7);
+        uint e0 = *t.Entry(a0), e1 = *t.Entry(a1), e2 = *t.Entry(a2), e3 = *t.Entry(a3);
+        uint e4 = *t.Entry(a4), e5 = *t.Entry(a5), e6 = *t.Entry(a6), e7 = *t.Entry(a7);
         // One test for the common case (no /25–/32 under any of the eight /24s), as rte_lpm_lookupx4 does.
         if ((int)(e0 | e1 | e2 | e3 | e4 | e5 | e6 | e7) < 0)
         {
-            if ((int)e0 < 0) e0 = Tbl8(tbl8, e0, a0);
-            if ((int)e1 < 0) e1 = Tbl8(tbl8, e1, a1);
-            if ((int)e2 < 0) e2 = Tbl8(tbl8, e2, a2);
-            if ((int)e3 < 0) e3 = Tbl8(tbl8, e3, a3);
-            if ((int)e4 < 0) e4 = Tbl8(tbl8, e4, a4);
-            if ((int)e5 < 0) e5 = Tbl8(tbl8, e5, a5);
-            if ((int)e6 < 0) e6 = Tbl8(tbl8, e6, a6);
-            if ((int)e7 < 0) e7 = Tbl8(tbl8, e7, a7);
+            if ((int)e0 < 0) e0 = t.Tbl8(e0, a0);
+            if ((int)e1 < 0) e1 = t.Tbl8(e1, a1);
+            if ((int)e2 < 0) e2 = t.Tbl8(e2, a2);
+            if ((int)e3 < 0) e3 = t.Tbl8(e3, a3);
+            if ((int)e4 < 0) e4 = t.Tbl8(e4, a4);
+            if ((int)e5 < 0) e5 = t.Tbl8(e5, a5);
+            if ((int)e6 < 0) e6 = t.Tbl8(e6, a6);
+            if ((int)e7 < 0) e7 = t.Tbl8(e7, a7);
         }
         hop[0] = (int)(e0 << 8) >> 8;
         hop[1] = (int)(e1 << 8) >> 8;
@@ -174,7 +261,7 @@ public sealed unsafe class LpmTable4
     /// Mutable DIR-24-8 with DPDK's incremental add and delete (<c>add_depth_small/big</c>, <c>delete_depth_small/big</c>
     /// with tbl8 recycling), so a route change touches only the entries under that prefix instead of rebuilding from
     /// the whole route list. <see cref="ToTable"/> shares the pages with an immutable table; the next change copies only
-    /// the 64 KiB pages it writes (<see cref="LpmPages"/>), so a snapshot costs two page directories and a change after
+    /// the 256 KiB pages it writes (<see cref="LpmPages"/>), so a snapshot costs two page directories and a change after
     /// it costs what its prefix covers.
     /// </summary>
     public sealed class Builder
@@ -234,7 +321,39 @@ public sealed unsafe class LpmTable4
         /// </summary>
         public LpmTable4 ToTable()
         {
-            return new LpmTable4(_tbl24.Share(), _tbl8.Share(), Count, _groupsInUse);
+            var table = new LpmTable4(_tbl24.Share(), _tbl8.Share(), Count, _groupsInUse);
+            if (!table.IsFlat) FlattenLater(table);
+            return table;
+        }
+
+        // The latest table not yet flat, and whether a flatten runs: FlattenDelay after the last publish a thread-pool
+        // timer copies the table current then, one copy at a time per builder, so a burst of changes (a Node watch
+        // event stream, the control-plane-stats loop) flattens once at its end instead of competing with it.
+        private LpmTable4? _toFlatten;
+        private int _flattening;
+        private Timer? _flattenTimer;
+
+        /// <summary>Quiet time after a publish before its table is flattened.</summary>
+        private static readonly TimeSpan FlattenDelay = TimeSpan.FromMilliseconds(20);
+
+        private void FlattenLater(LpmTable4 table)
+        {
+            Volatile.Write(ref _toFlatten, table);
+            _flattenTimer ??= new Timer(static b => ((Builder)b!).FlattenLatest(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+            _flattenTimer.Change(FlattenDelay, Timeout.InfiniteTimeSpan);
+        }
+
+        private void FlattenLatest()
+        {
+            if (Interlocked.Exchange(ref _flattening, 1) != 0) return; // the running copy's publisher re-armed the timer
+            try
+            {
+                Interlocked.Exchange(ref _toFlatten, null)?.Flatten();
+            }
+            finally
+            {
+                Volatile.Write(ref _flattening, 0);
+            }
         }
 
         public IEnumerable<(uint Prefix, int Length, int NextHop)> Routes()

@@ -171,14 +171,20 @@ public class LpmTable4Tests
             snapshots.Add((builder.ToTable(), new(reference)));
             uint[] probes = Probes(touched, seed);
             var batch = new int[probes.Length];
-            foreach (var (table, routes) in snapshots)
+            // Each table answers the same through its page directory and, once flattened, through the flat copy (the
+            // builder flattens its latest table in the background, so some may be flat already).
+            for (int pass = 0; pass < 2; pass++)
             {
-                table.LookupBatch(probes, batch);
-                for (int i = 0; i < probes.Length; i++)
+                foreach (var (table, routes) in snapshots)
                 {
-                    int expected = NaiveLookup(routes, probes[i]);
-                    Assert.Equal(expected, table.Lookup(probes[i]));
-                    Assert.Equal(expected, batch[i]);
+                    if (pass == 1) { table.Flatten(); Assert.True(table.IsFlat); }
+                    table.LookupBatch(probes, batch);
+                    for (int i = 0; i < probes.Length; i++)
+                    {
+                        int expected = NaiveLookup(routes, probes[i]);
+                        Assert.Equal(expected, table.Lookup(probes[i]));
+                        Assert.Equal(expected, batch[i]);
+                    }
                 }
             }
         }, iter: 12);
@@ -205,6 +211,33 @@ public class LpmTable4Tests
         Assert.Equal(1, before.Lookup(0x0A7F_0000));
         Assert.Equal(3, third.Lookup(0x0A7F_0000));
         Assert.Equal(2, third.Lookup(0x0A01_0203));
+    }
+
+    /// <summary>
+    /// A table built from scratch reads its contiguous base pages as the flat tbl24 with no copy; one taken after a
+    /// page was copied starts paged, and flattening it copies its own pages, not the builder's later writes.
+    /// </summary>
+    [Fact]
+    public void ATableIsFlatWhenItsPagesAreContiguousAndAfterFlatten()
+    {
+        var builder = new LpmTable4.Builder();
+        builder.Add(0x0A00_0000, 8, 1);
+        var first = builder.ToTable();
+        Assert.True(first.IsFlat); // at once: ToTable queued no copy for it
+
+        builder.Add(0x0A01_0200, 24, 2);
+        var second = builder.ToTable();
+        Assert.False(second.Tbl24Pages.SharesPage(first.Tbl24Pages, 0x0A01_0200 >> (8 + LpmPages.PageBits)));
+        builder.Add(0x0A01_0200, 24, 3); // written to the builder's copy of that page, after the snapshot
+        second.Flatten();
+        Assert.True(second.IsFlat);
+        var probes = new uint[] { 0x0A01_0203, 0x0A01_0303, 0x0B00_0000, 0x0A01_02FF };
+        var batch = new int[probes.Length];
+        second.LookupBatch(probes, batch);
+        Assert.Equal([2, 1, -1, 2], batch);
+        Assert.Equal(2, second.Lookup(0x0A01_0203));
+        Assert.Equal(1, first.Lookup(0x0A01_0203));
+        Assert.Equal(3, builder.ToTable().Lookup(0x0A01_0203));
     }
 
     [Fact]
