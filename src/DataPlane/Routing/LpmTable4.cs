@@ -345,7 +345,7 @@ public sealed unsafe class LpmTable4
 
         private void FlattenLatest()
         {
-            if (Interlocked.Exchange(ref _flattening, 1) != 0) return; // the running copy's publisher re-armed the timer
+            if (Interlocked.Exchange(ref _flattening, 1) != 0) return; // a copy runs; it re-arms the timer when it ends
             try
             {
                 Interlocked.Exchange(ref _toFlatten, null)?.Flatten();
@@ -353,6 +353,8 @@ public sealed unsafe class LpmTable4
             finally
             {
                 Volatile.Write(ref _flattening, 0);
+                // A table published while this copy ran (its timer may have fired and returned above) waits its turn.
+                if (Volatile.Read(ref _toFlatten) is not null) _flattenTimer?.Change(FlattenDelay, Timeout.InfiniteTimeSpan);
             }
         }
 
