@@ -451,7 +451,7 @@ public sealed class Engine
     /// <summary>
     /// RFC 1191 / RFC 8201: an IPv4 packet with DF gets "fragmentation needed" with the next-hop MTU, an IPv6 packet
     /// "packet too big" (never below the 1280-byte IPv6 minimum). IPv4 without DF is not fragmented by the engine:
-    /// it is dropped with mtu-exceeded and counted (see docs/ARCHITECTURE.md).
+    /// it is dropped with mtu-exceeded and counted (see docs/DESIGN.md, MTU).
     /// </summary>
     private DropReason PathMtuExceeded(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int ingress, int mtu)
     {

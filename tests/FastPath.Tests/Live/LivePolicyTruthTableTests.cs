@@ -66,7 +66,7 @@ public class LivePolicyTruthTableTests(PolicyLiveCluster cluster, ITestOutputHel
     }
 
     /// <summary>
-    /// What FastPath promises for established flows (docs/ARCHITECTURE.md, NetworkPolicy): a policy change applies to new
+    /// What FastPath promises for established flows (docs/DESIGN.md, NetworkPolicy): a policy change applies to new
     /// flows, and a flow tracked because one end was isolated keeps passing by conntrack. y/b holds a keep-alive HTTP
     /// connection to x/a opened under <paramref name="before"/>, then a deny-all for namespace x arrives. Allowed by
     /// x/a's ingress policy ("from-namespace-by-label"), the connection was tracked: it still answers. With no policy it
