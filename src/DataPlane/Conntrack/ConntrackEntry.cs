@@ -34,6 +34,10 @@ public struct ConntrackEntry
     /// reads it from the lines the lookup already brought in.</summary>
     public Nat.NatRewrite4 RewriteOriginal;
     public Nat.NatRewrite4 RewriteReply;
+    /// <summary>The engine's forwarding decision of each direction after translation (<see cref="Pipeline.ForwardingDecision"/>),
+    /// valid while its stamp is the engine's current generation; zero in a new or restored entry.</summary>
+    public Pipeline.ForwardingDecision DecisionOriginal;
+    public Pipeline.ForwardingDecision DecisionReply;
     public int Backend;
     public long Created;
     public long LastSeen;

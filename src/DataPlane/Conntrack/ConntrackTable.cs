@@ -203,15 +203,17 @@ public sealed unsafe class ConntrackTable
         }
     }
 
-    // Expires, both tuples, the state and both precomputed rewrites are bytes 0–127: at most three cache lines,
-    // whatever the alignment, and the lines holding bytes 0, 64 and 127 are those three.
+    // A hit reads the expiry, a tuple, the state, its direction's rewrite and forwarding decision and writes the
+    // counters and clocks: the whole record (200 bytes, 8-byte aligned, so at most four lines: those holding bytes 0,
+    // 64, 128 and the last one).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchEntry(ref ConntrackEntry entry)
     {
         ref byte e = ref Unsafe.As<ConntrackEntry, byte>(ref entry);
         Prefetch(ref e);
         Prefetch(ref Unsafe.Add(ref e, 64));
-        Prefetch(ref Unsafe.Add(ref e, 127));
+        Prefetch(ref Unsafe.Add(ref e, 128));
+        Prefetch(ref Unsafe.Add(ref e, Unsafe.SizeOf<ConntrackEntry>() - 1));
     }
 
     /// <summary>Lookup with the key's hash already computed (<paramref name="tag"/> = its low 32 bits).</summary>
@@ -427,6 +429,7 @@ public sealed unsafe class ConntrackTable
             }
             if ((e.Status & ConntrackStatus.Translated) != 0) Nat.NatRewrite4.ForConnection(e.Original, e.Reply, out e.RewriteOriginal, out e.RewriteReply);
             else e.RewriteOriginal = e.RewriteReply = default;
+            e.DecisionOriginal = e.DecisionReply = default; // made by another process's engine
             e.NatTag = 0;
             Place(tagO, i << 1);
             Place(tagR, i << 1 | 1);

@@ -76,8 +76,19 @@ public static class ConntrackNat
     public static bool TranslateTracked<TObserver>(ConntrackTable table, ServiceTable services, Span<byte> frame, ref PacketMeta m, in FlowKey key,
         uint tag, long now, out bool malformed, ref TObserver observer) where TObserver : struct, IPacketObserver
     {
-        malformed = false;
         int index = table.Lookup(key, tag, now, out bool isReply);
+        return Track(table, services, frame, ref m, key, index, isReply, now, out malformed, ref observer);
+    }
+
+    /// <summary>
+    /// The rest of <see cref="TranslateTracked"/> once the lookup of <paramref name="key"/> found
+    /// <paramref name="index"/> (-1: nothing) in the direction <paramref name="isReply"/>: the Services check, the
+    /// state and counters, the translation.
+    /// </summary>
+    public static bool Track<TObserver>(ConntrackTable table, ServiceTable services, Span<byte> frame, ref PacketMeta m, in FlowKey key,
+        int index, bool isReply, long now, out bool malformed, ref TObserver observer) where TObserver : struct, IPacketObserver
+    {
+        malformed = false;
         if (index < 0 || !ServiceNat.StillValid(services, table, index))
         {
             observer.OnConntrackMiss(key);

@@ -33,6 +33,10 @@ public sealed class Engine
     private int[] _frontends = [];
     private bool _batchKeys;
     private VxlanTemplate[] _vxlan = []; // per next hop of the current snapshot, built on first use
+    // Stamps the forwarding decisions kept in conntrack entries (ForwardingDecision): one per snapshot this engine
+    // runs under, drawn from a process-wide counter so no other engine's (or an earlier snapshot's) decision matches.
+    private uint _generation;
+    private static int s_generations;
     private ushort _ipId; // outer IPv4 identification of encapsulated packets (DF is clear, so it must vary)
     private readonly ulong? _conntrackSeed;
     private readonly FlowOwners? _owners;
@@ -154,6 +158,9 @@ public sealed class Engine
         }
         _batchKeys = false;
         if (Conntrack is { Count: > 0 } tracked) TakeBatchKeys(tracked, snap.Services, arena, meta, count);
+        // Packets of tracked connections take the decision kept in their entry (ForwardTracked), unless an observer
+        // is watching: `fastpath trace` sees every stage of the general path.
+        bool decisions = _batchKeys && typeof(TObserver) == typeof(NoObserver);
 
         for (int i = 0; i < count; i++)
         {
@@ -164,7 +171,9 @@ public sealed class Engine
             else
             {
                 if ((m.Flags & PacketFlags.HandedOver) == 0) Counters.CountRx(ingress, m.Length); // counted where it arrived
-                if (m.Drop == DropReason.None) m.Drop = Forward(snap, arena, ref m, i, ingress, ref observer);
+                if (m.Drop == DropReason.None)
+                    m.Drop = decisions && _keyTaken[i] ? ForwardTracked(snap, arena, ref m, i, ingress)
+                        : Forward(snap, arena, ref m, i, ingress, ref observer, NotLookedUp, false);
                 if (m.Drop != DropReason.None) Counters.CountDrop(ingress, m.Drop);
                 if (m.EgressPort >= 0) Counters.CountTx(m.EgressPort, m.Length);
             }
@@ -213,17 +222,72 @@ public sealed class Engine
         };
     }
 
-    private DropReason Forward<TObserver>(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int index, int ingress, ref TObserver observer)
-        where TObserver : struct, IPacketObserver
+    /// <summary><see cref="Forward"/>'s <c>found</c> when the packet's batch tuple has not been looked up yet.</summary>
+    private const int NotLookedUp = -2;
+
+    /// <summary>
+    /// A packet whose tuple was taken before the loop: its connection is looked up, and when the entry holds a decision
+    /// of this snapshot for the packet's ingress port (<see cref="ForwardingDecision"/>) the packet takes it — the
+    /// per-packet steps of <see cref="Forward"/> (MAC learning, state and counters, the precomputed rewrite, TTL, path
+    /// MTU, L2 rewrite, encapsulation) without the lookups and checks whose answers the decision holds. Anything
+    /// else goes to <see cref="Forward"/> with the lookup's result, so nothing is looked up twice.
+    /// </summary>
+    private DropReason ForwardTracked(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int index, int ingress)
     {
-        bool fromPod = ingress >= PortIndex.FirstPod;
-        if (fromPod)
+        var none = default(NoObserver);
+        var table = Conntrack!; // _batchKeys: the table has connections
+        int found = table.Lookup(_keys[index], _tags[index], m.Timestamp, out bool isReply);
+        // Offloads, GSO and fragments are judged by the general path (the decision was made without looking at them).
+        if (found < 0 || m.Offload != OffloadFlags.None || m.Gso != GsoKind.None || (m.Flags & PacketFlags.Fragment) != 0
+            || m.IpProtocol is not (IpProtocol.Tcp or IpProtocol.Udp))
+            return Forward(snap, arena, ref m, index, ingress, ref none, found, isReply);
+        ref var entry = ref table[found];
+        var decision = isReply ? entry.DecisionReply : entry.DecisionOriginal;
+        if (decision.Stamp != _generation || decision.Ingress != ingress) return Forward(snap, arena, ref m, index, ingress, ref none, found, isReply);
+
+        LearnSource(arena, in m, ingress);
+        var frame = arena.AsSpan(m.Offset, m.Length);
+        table.Observe(found, isReply, ConntrackNat.StateInput(frame, in m), m.Length, m.Timestamp);
+        if ((entry.Status & ConntrackStatus.Translated) != 0 && !ConntrackNat.Translate(frame, ref m, _keys[index], entry, isReply))
+            return DropReason.Malformed;
+        int target = decision.Target;
+        if (decision.Kind == ForwardingDecision.Local) return DeliverLocal(snap, arena, ref m, ingress, target);
+        ref readonly var nh = ref snap.Routes.NextHops[target];
+        bool tunnel = decision.Kind == ForwardingDecision.Tunnel;
+        var drop = CheckForwardable(snap, arena, ref m, ingress, tunnel);
+        if (drop != DropReason.None) return drop;
+        DecrementTtl(arena, ref m);
+        return EmitUplink(snap, arena, ref m, target, in nh, nh.Mac.Value, tunnel, ref none);
+    }
+
+    /// <summary>Keeps the decision just taken for the connection's direction (see <see cref="ForwardingDecision"/>).</summary>
+    private void KeepDecision(int entry, bool isReply, int ingress, int kind, int target)
+    {
+        ref var e = ref Conntrack![entry];
+        (isReply ? ref e.DecisionReply : ref e.DecisionOriginal) = ForwardingDecision.Of(_generation, ingress, kind, target);
+    }
+
+    /// <summary>A pod's source MAC is learned; frames from a gateway's MAC confirm it is still there (Linux's neighbour
+    /// confirmation by upper layers).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void LearnSource(byte[] arena, in PacketMeta m, int ingress)
+    {
+        if (ingress >= PortIndex.FirstPod)
         {
             var srcMac = MacAddress.Read(arena.AsSpan(m.Offset + 6));
             if (!srcMac.IsMulticast) _learnedMacs[ingress] = srcMac.Value;
         }
-        // Frames from a gateway's MAC confirm it is still there (Linux's neighbour confirmation by upper layers).
         else if (ingress == PortIndex.Uplink) Neighbors.Confirm(MacAddress.Read(arena.AsSpan(m.Offset + 6)).Value, m.Timestamp);
+    }
+
+    /// <param name="found">The batch lookup's result for the packet's tuple when <see cref="ForwardTracked"/> made it
+    /// (an entry index, or -1 for none; <paramref name="foundReply"/> its direction), else <see cref="NotLookedUp"/>.</param>
+    private DropReason Forward<TObserver>(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int index, int ingress, ref TObserver observer,
+        int found, bool foundReply)
+        where TObserver : struct, IPacketObserver
+    {
+        bool fromPod = ingress >= PortIndex.FirstPod;
+        LearnSource(arena, in m, ingress);
 
         if (m.L3 == L3Kind.Arp)
         {
@@ -279,6 +343,7 @@ public sealed class Engine
         // are translated by their conntrack entry; a new flow to a Service frontend opens one.
         bool translated = false;
         bool batchKey = _batchKeys && !decapsulated && _keyTaken[index]; // the tuple taken before the loop still describes the packet
+        int hit = -1; // the connection whose decision this packet's forwarding will keep
         if (Conntrack is { Count: > 0 } tracked)
         {
             var frame = arena.AsSpan(m.Offset, m.Length);
@@ -286,7 +351,11 @@ public sealed class Engine
             if ((m.Flags & PacketFlags.IcmpError) != 0)
                 translated = ConntrackNat.TranslateIcmpError(tracked, frame, ref m, m.Timestamp, out bad, ref observer);
             else if (batchKey)
-                translated = ConntrackNat.TranslateTracked(tracked, snap.Services, frame, ref m, _keys[index], _tags[index], m.Timestamp, out bad, ref observer);
+            {
+                if (found == NotLookedUp) found = tracked.Lookup(_keys[index], _tags[index], m.Timestamp, out foundReply);
+                translated = ConntrackNat.Track(tracked, snap.Services, frame, ref m, _keys[index], found, foundReply, m.Timestamp, out bad, ref observer);
+                if (translated) hit = found;
+            }
             else translated = ConntrackNat.TryTranslateTracked(tracked, snap.Services, frame, ref m, m.Timestamp, out bad, ref observer);
             if (bad) return DropReason.Malformed;
         }
@@ -321,14 +390,9 @@ public sealed class Engine
         int egress = snap.LocalAddresses.Lookup(dst);
         if (egress >= 0)
         {
-            // Delivery to the node's own stack is local input, not forwarding: the TTL is left alone as Linux does
-            // for traffic a veth hands to the host.
-            if (egress != PortIndex.Host)
-            {
-                if (TtlExpires(arena, in m)) return SendError(snap, arena, ref m, ingress, IcmpHeader.TimeExceeded, 0, Icmpv6.TimeExceeded, 0, 0, DropReason.TtlExceeded);
-                DecrementTtl(arena, ref m);
-            }
-            return RewriteL2(arena, ref m, egress, PortMac(snap, egress), snap.Node.GatewayMac);
+            var delivered = DeliverLocal(snap, arena, ref m, ingress, egress);
+            if (hit >= 0 && delivered == DropReason.None) KeepDecision(hit, foundReply, ingress, ForwardingDecision.Local, egress);
+            return delivered;
         }
 
         int hop = snap.Routes.Lookup(dst);
@@ -346,7 +410,9 @@ public sealed class Engine
         switch (nh.Kind)
         {
             case NextHopKind.Host:
-                return RewriteL2(arena, ref m, PortIndex.Host, PortMac(snap, PortIndex.Host), snap.Node.GatewayMac);
+                var toHost = DeliverLocal(snap, arena, ref m, ingress, PortIndex.Host);
+                if (hit >= 0 && toHost == DropReason.None) KeepDecision(hit, foundReply, ingress, ForwardingDecision.Local, PortIndex.Host);
+                return toHost;
             case NextHopKind.Unreachable:
                 return SendError(snap, arena, ref m, ingress, IcmpHeader.DestinationUnreachable, nh.IcmpCode,
                     Icmpv6.DestinationUnreachable, nh.IcmpCode == IcmpHeader.CodeHostUnreachable ? Icmpv6.CodeAddressUnreachable : Icmpv6.CodeNoRoute,
@@ -358,14 +424,9 @@ public sealed class Engine
         ulong nextMac = nh.Mac.Value;
         if (nh.Resolve && (nextMac = Neighbors.Lookup(nh.Underlay, m.Timestamp)) == 0) return ResolveGateway(snap, arena, ref m, nh.Underlay);
 
-        // RFC 1812 §5.3.1 and Linux ip_forward: TTL first, then the MTU, then the decrement.
-        if (TtlExpires(arena, in m)) return SendError(snap, arena, ref m, ingress, IcmpHeader.TimeExceeded, 0, Icmpv6.TimeExceeded, 0, 0, DropReason.TtlExceeded);
         bool tunnel = nh.Kind == NextHopKind.RemoteNode && snap.Node.Tunnel == TunnelMode.Vxlan;
-        int pathMtu = snap.Node.Mtu - (tunnel ? VxlanTunnel.Overhead : 0);
-        // A super-frame is judged by the segments it stands for (Linux's skb_gso_validate_network_len).
-        if (m.L3Length > pathMtu && (m.Gso == GsoKind.None || SegmentL3Length(arena, in m) > pathMtu))
-            return PathMtuExceeded(snap, arena, ref m, ingress, pathMtu);
-        if (tunnel && m.L3Length + VxlanTunnel.Overhead > ushort.MaxValue) return DropReason.FrameTooLarge;
+        var unforwardable = CheckForwardable(snap, arena, ref m, ingress, tunnel);
+        if (unforwardable != DropReason.None) return unforwardable;
         DecrementTtl(arena, ref m);
         // Only a pod's own new connections are masqueraded here; packets of known connections (and a Service's reply
         // leaving for an external client, already carrying the node's address) were translated above.
@@ -381,6 +442,41 @@ public sealed class Engine
             }
         }
 
+        var sent = EmitUplink(snap, arena, ref m, hop, in nh, nextMac, tunnel, ref observer);
+        if (hit >= 0 && sent == DropReason.None && !nh.Resolve)
+            KeepDecision(hit, foundReply, ingress, tunnel ? ForwardingDecision.Tunnel : ForwardingDecision.Routed, hop);
+        return sent;
+    }
+
+    /// <summary>Delivery to a port of the node. Delivery to the node's own stack is local input, not forwarding: the
+    /// TTL is left alone as Linux does for traffic a veth hands to the host.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private DropReason DeliverLocal(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int ingress, int egress)
+    {
+        if (egress != PortIndex.Host)
+        {
+            if (TtlExpires(arena, in m)) return SendError(snap, arena, ref m, ingress, IcmpHeader.TimeExceeded, 0, Icmpv6.TimeExceeded, 0, 0, DropReason.TtlExceeded);
+            DecrementTtl(arena, ref m);
+        }
+        return RewriteL2(arena, ref m, egress, PortMac(snap, egress), snap.Node.GatewayMac);
+    }
+
+    /// <summary>RFC 1812 §5.3.1 and Linux ip_forward: TTL first, then the MTU (the decrement is the caller's, after).</summary>
+    private DropReason CheckForwardable(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int ingress, bool tunnel)
+    {
+        if (TtlExpires(arena, in m)) return SendError(snap, arena, ref m, ingress, IcmpHeader.TimeExceeded, 0, Icmpv6.TimeExceeded, 0, 0, DropReason.TtlExceeded);
+        int pathMtu = snap.Node.Mtu - (tunnel ? VxlanTunnel.Overhead : 0);
+        // A super-frame is judged by the segments it stands for (Linux's skb_gso_validate_network_len).
+        if (m.L3Length > pathMtu && (m.Gso == GsoKind.None || SegmentL3Length(arena, in m) > pathMtu))
+            return PathMtuExceeded(snap, arena, ref m, ingress, pathMtu);
+        if (tunnel && m.L3Length + VxlanTunnel.Overhead > ushort.MaxValue) return DropReason.FrameTooLarge;
+        return DropReason.None;
+    }
+
+    /// <summary>Out of the uplink to next hop <paramref name="hop"/>, encapsulated when <paramref name="tunnel"/>.</summary>
+    private DropReason EmitUplink<TObserver>(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int hop, in NextHop nh, ulong nextMac,
+        bool tunnel, ref TObserver observer) where TObserver : struct, IPacketObserver
+    {
         var uplinkMac = snap.Node.UplinkMac;
         var drop = RewriteL2(arena, ref m, PortIndex.Uplink, nextMac, uplinkMac);
         if (drop != DropReason.None || !tunnel) return drop;
@@ -608,6 +704,8 @@ public sealed class Engine
     {
         var previous = _sized;
         _sized = snap;
+        _generation = (uint)Interlocked.Increment(ref s_generations);
+        if (_generation == 0) _generation = (uint)Interlocked.Increment(ref s_generations); // 0 stamps no decision
         if (previous is null || !SamePortNames(previous, snap)) ResizePorts(previous, snap);
         // A route table from the same builder that did not grow its next-hop array keeps every hop at its index
         // (RouteTable.Builder appends only), so the templates built so far stay right.
