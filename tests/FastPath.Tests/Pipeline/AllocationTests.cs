@@ -67,6 +67,49 @@ public class AllocationTests
     }
 
     /// <summary>
+    /// Established connections forwarded by the decision kept in their conntrack entry (ForwardingDecision) allocate
+    /// nothing over ≥ 1M packets: ClusterIP to a local pod and its replies (TCP and UDP), ClusterIP over VXLAN, a NodePort
+    /// from the uplink, masquerade, and the TTL and MTU errors that path still sends.
+    /// </summary>
+    [Fact]
+    public void OneMillionPacketsOnKeptDecisionsAllocateNothing()
+    {
+        var snap = ForwardingDecisionTests.Node();
+        var engine = new Engine(new SnapshotHolder(snap));
+        ForwardingDecisionTests.Run(engine, ForwardingDecisionTests.Openings(snap), 0, observed: false);
+        var frames = ForwardingDecisionTests.Traffic(snap);
+        var batch = new PacketBatch(64);
+        long emitted = 0, time = 1;
+
+        void RunBatches(int batches)
+        {
+            for (int b = 0; b < batches; b++)
+            {
+                for (int i = 0; i < batch.Capacity; i++)
+                {
+                    var (port, f) = frames[i % frames.Length];
+                    f.CopyTo(batch.ReceiveArea(i));
+                    batch.SetReceived(i, f.Length, time++, i + 1, port);
+                }
+                batch.Count = batch.Capacity;
+                engine.Process(batch);
+                for (int i = 0; i < batch.Count; i++)
+                    if (batch.Meta[i].Drop == DropReason.None) emitted++;
+            }
+        }
+
+        RunBatches(1000);
+        Assert.Equal(7, ForwardingDecisionTests.Decisions(engine.Conntrack!));
+        const int packets = 1_048_576;
+        emitted = 0;
+        long allocated = Allocations.Measure(() => RunBatches(packets / batch.Capacity));
+
+        Assert.Equal(0, allocated);
+        Assert.True(emitted > packets / 2);
+        Assert.Equal(7, ForwardingDecisionTests.Decisions(engine.Conntrack!));
+    }
+
+    /// <summary>
     /// A new snapshot that shares routes, node settings and ports with the previous one (what an EndpointSlice or
     /// Service change publishes) costs the forwarding thread no allocation: 1,000 swaps between two Service tables,
     /// one per batch, with VXLAN encapsulation running under both.
