@@ -491,7 +491,13 @@ public sealed unsafe class ConntrackTable
             e.BytesOriginal += bytes;
         }
         e.LastSeen = now;
-        switch (e.State)
+        // Most packets: an established TCP connection without FIN or RST stays established (ConntrackTcp.Next's answer,
+        // a reply assuring it) — taken here without the call.
+        if (e.State == ConntrackState.TcpEstablished && (stateInput & (TcpHeader.Fin | TcpHeader.Rst)) == 0)
+        {
+            if (isReply) e.Status |= ConntrackStatus.Assured;
+        }
+        else switch (e.State)
         {
             case ConntrackState.Unreplied:
             case ConntrackState.Replied:

@@ -40,6 +40,18 @@ public readonly struct FlowKey : IEquatable<FlowKey>
         Echo = echo;
     }
 
+    // An IPv4 tuple straight from the two addresses (IpAddr's v4-mapped form: high halves zero), without building
+    // and splitting UInt128 values; the same key as the public constructor makes for IpAddr.FromV4 addresses.
+    private FlowKey(uint source, uint destination, ushort sourcePort, ushort destinationPort, byte protocol, EchoKind echo)
+    {
+        _srcLo = IpAddr.V4MappedLow | source;
+        _dstLo = IpAddr.V4MappedLow | destination;
+        SourcePort = sourcePort;
+        DestinationPort = destinationPort;
+        Protocol = protocol;
+        Echo = echo;
+    }
+
     public IpAddr Source => new(new UInt128(_srcHi, _srcLo));
     public IpAddr Destination => new(new UInt128(_dstHi, _dstLo));
 
@@ -105,6 +117,14 @@ public readonly struct FlowKey : IEquatable<FlowKey>
         if ((m.Flags & PacketFlags.NonFirstFragment) != 0) return false;
         int l3 = m.L3Offset;
         IpAddr src, dst;
+        if (m.L3 == L3Kind.Ipv4 && m.IpProtocol is IpProtocol.Tcp or IpProtocol.Udp)
+        {
+            if (frame.Length < l3 + Ipv4Header.MinLength) return false;
+            var addresses = frame.Slice(l3 + 12, 8);
+            key = new FlowKey(BinaryPrimitives.ReadUInt32BigEndian(addresses), BinaryPrimitives.ReadUInt32BigEndian(addresses[4..]),
+                m.SourcePort, m.DestinationPort, m.IpProtocol, EchoKind.None);
+            return true;
+        }
         if (m.L3 == L3Kind.Ipv4)
         {
             if (frame.Length < l3 + Ipv4Header.MinLength) return false;

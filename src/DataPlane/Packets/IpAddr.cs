@@ -14,7 +14,7 @@ public readonly record struct IpAddr(UInt128 Value)
     // The ::ffff:0:0/96 prefix as constants, not static readonly UInt128 fields: a static struct field is read
     // through its boxed storage, which kept FromV4 and IsV4 from inlining on the packet path (seen in perf:
     // both as separate hot functions); as constants they fold into the callers (docs/BENCHMARKS.md).
-    private const ulong V4MappedLow = 0x0000_FFFF_0000_0000UL;
+    internal const ulong V4MappedLow = 0x0000_FFFF_0000_0000UL;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static IpAddr FromV4(uint address) => new(new UInt128(0, V4MappedLow | address));

@@ -54,6 +54,7 @@ public class ConntrackStateFileTests : IDisposable
             Assert.True(index >= 0);
             table[index].NatKind = 2;
             table[index].NatTag = 77;
+            table[index].DecisionOriginal = DataPlane.Pipeline.ForwardingDecision.Of(1, 2, DataPlane.Pipeline.ForwardingDecision.Local, 3);
             table.Observe(index, false, TcpHeader.Syn, 60, now);
             table.Observe(index, true, TcpHeader.Syn | TcpHeader.Ack, 60, now);
             table.Observe(index, false, TcpHeader.Ack, 60, now);
@@ -99,6 +100,8 @@ public class ConntrackStateFileTests : IDisposable
                 // Checked against this process's Services on its next packet: never a version of the old process's.
                 Assert.Equal(0, e.NatTag);
                 Assert.Equal((byte)2, e.NatKind);
+                // Another process's engine decided with its own ports and snapshot: no kept decision survives.
+                Assert.Equal(0u, e.DecisionOriginal.Stamp);
             }
             Assert.True(table.Lookup(Dns, Wall(), out _) >= 0);
             // A new connection still gets a free record, and the restored tuples clash.

@@ -366,4 +366,25 @@ public class ConntrackTableTests
         Assert.Equal(0, allocated);
         Assert.True(hits > 0);
     }
+
+    /// <summary>An IPv4 TCP/UDP packet's tuple (built from the two address words, without IpAddr) is the key the
+    /// public constructor makes from its addresses: equal, same hash, IPv4 addresses back.</summary>
+    [Theory]
+    [InlineData(6)]
+    [InlineData(17)]
+    public void AnIpv4PacketsTupleIsTheKeyOfItsAddresses(byte protocol)
+    {
+        byte[] l4 = protocol == 6 ? TestFrames.Tcp(40000, 8080, 0x10) : TestFrames.Udp(5353, 53);
+        var frame = TestFrames.Ethernet(TestFrames.GatewayMac, TestFrames.Mac("02:00:00:00:00:01"), 0x0800,
+            TestFrames.Ipv4("10.244.1.10", "192.0.2.200", protocol, l4));
+        var m = new DataPlane.Pipeline.PacketMeta();
+        Assert.Equal(DataPlane.Telemetry.DropReason.None, PacketParser.Parse(frame, ref m));
+        Assert.True(FlowKey.TryFromPacket(frame, m, out var key));
+        var expected = new FlowKey(EngineHarness.Addr("10.244.1.10"), EngineHarness.Addr("192.0.2.200"),
+            protocol == 6 ? (ushort)40000 : (ushort)5353, protocol == 6 ? (ushort)8080 : (ushort)53, protocol);
+        Assert.Equal(expected, key);
+        Assert.Equal(expected.Hash(12345), key.Hash(12345));
+        Assert.True(key.Source.IsV4 && key.Destination.IsV4);
+        Assert.Equal("192.0.2.200", key.Destination.ToString());
+    }
 }
