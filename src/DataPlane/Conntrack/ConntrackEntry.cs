@@ -8,7 +8,8 @@ namespace FastPath.DataPlane.Conntrack;
 /// the wire, so it differs from <c>Original.Reverse()</c> exactly when NAT rewrites the flow.
 /// </summary>
 /// <remarks>
-/// The fields a lookup touches (expiry, both tuples) come first; counters and NAT fields after them.
+/// The fields a lookup touches (expiry, both tuples) come first; counters and NAT fields after them. 192 bytes: three
+/// cache lines, and the table keeps the records 64-byte aligned, so a record is exactly those three lines.
 /// Times are nanoseconds of the capture clock (<see cref="Pipeline.PacketMeta.Timestamp"/>).
 /// </remarks>
 [StructLayout(LayoutKind.Sequential)]
@@ -38,7 +39,6 @@ public struct ConntrackEntry
     /// valid while its stamp is the engine's current generation; zero in a new or restored entry.</summary>
     public Pipeline.ForwardingDecision DecisionOriginal;
     public Pipeline.ForwardingDecision DecisionReply;
-    public int Backend;
     public long Created;
     public long LastSeen;
     public long PacketsOriginal;

@@ -111,7 +111,7 @@ public class ForwardingDecisionTests
         var snap = Node();
         var fast = new Engine(new SnapshotHolder(snap), conntrackSeed: 7);
         var general = new Engine(new SnapshotHolder(snap), conntrackSeed: 7); // observed: every packet takes the general path
-        long t = 1_000_000_000_000;
+        long t = Start;
         Assert.Equal(Run(general, Openings(snap), t, observed: true).Select(r => r.Drop), Run(fast, Openings(snap), t, observed: false).Select(r => r.Drop));
 
         for (int round = 1; round <= 3; round++)
@@ -142,16 +142,25 @@ public class ForwardingDecisionTests
         }
     }
 
+    private const long Start = 1_000_000_000_000;
+
+    /// <summary>An engine whose connections are open and whose entries hold decisions (the results of the traffic that made them).</summary>
+    private static (SnapshotHolder Holder, Engine Engine, List<EngineHarness.Result> Results) Established(ForwardingSnapshot snap)
+    {
+        var holder = new SnapshotHolder(snap);
+        var engine = new Engine(holder);
+        Run(engine, Openings(snap), Start, observed: false);
+        var results = Run(engine, Traffic(snap), Start + 1, observed: false);
+        Assert.True(Decisions(engine.Conntrack!) > 0);
+        return (holder, engine, results);
+    }
+
     [Fact]
     public void ANewSnapshotWithOtherPortNumbersIsNotAnsweredWithTheOldPort()
     {
         var before = Node();
-        var holder = new SnapshotHolder(before);
-        var engine = new Engine(holder);
-        long t = 1_000_000_000_000;
-        Run(engine, Openings(before), t, observed: false);
-        Run(engine, Traffic(before), t + 1, observed: false);
-        Assert.True(Decisions(engine.Conntrack!) > 0);
+        var (holder, engine, _) = Established(before);
+        long t = Start;
 
         var after = Node(reorderPods: true);
         Assert.NotEqual(before.FindPort("default/web-1"), after.FindPort("default/web-1"));
@@ -167,11 +176,8 @@ public class ForwardingDecisionTests
     public void ANewSnapshotWithAnotherGatewayIsNotAnsweredWithTheOldMac()
     {
         var before = Node();
-        var holder = new SnapshotHolder(before);
-        var engine = new Engine(holder);
-        long t = 1_000_000_000_000;
-        Run(engine, Openings(before), t, observed: false);
-        var first = Run(engine, Traffic(before), t + 1, observed: false);
+        var (holder, engine, first) = Established(before);
+        long t = Start;
         Assert.Equal(Mac(EngineHarness.RouterMac), first[6].Frame[..6]);
 
         const string otherRouter = "02:00:00:00:00:fd";
@@ -187,10 +193,8 @@ public class ForwardingDecisionTests
     public void ADecisionIsOnlyForTheIngressPortItWasMadeFor()
     {
         var snap = Node();
-        var engine = new Engine(new SnapshotHolder(snap));
-        long t = 1_000_000_000_000;
-        Run(engine, Openings(snap), t, observed: false);
-        Run(engine, Traffic(snap), t + 1, observed: false);
+        var (_, engine, _) = Established(snap);
+        long t = Start;
         // The client's established tuple arriving from web-1's port: the source check drops it, decision or not.
         var spoofed = Run(engine, [((short)snap.FindPort("default/web-1"), Traffic(snap)[0].Frame)], t + 2, observed: false);
         Assert.Equal(DropReason.SpoofedSource, spoofed[0].Drop);
