@@ -18,7 +18,7 @@ public enum EchoKind : byte { None, Request, Reply }
 /// <remarks>
 /// The addresses are kept as four <c>ulong</c> halves rather than two <see cref="IpAddr"/> values: <see cref="UInt128"/>
 /// is 16-byte aligned on x64, which would pad the key to 48 bytes; as ulongs it is 40 (32 + ports + protocol), so a
-/// <see cref="ConntrackEntry"/> holding both tuples stays at 2½ cache lines.
+/// <see cref="ConntrackEntry"/> holding both tuples, state, rewrites, decisions and counters stays at three cache lines.
 /// </remarks>
 public readonly struct FlowKey : IEquatable<FlowKey>
 {
