@@ -369,6 +369,24 @@ def external_services():
          {"packet": 10, "emits": [{"port": "default/web-1", "checks": {"ip.src": NODE_A, "ip.dst": "10.244.1.11", "l4.dport": 8080}}]}],
         config=CONFIG.format(extra="") + EXTERNAL + "---\n")
 
+    # A bridge floods a frame for a MAC it has not learned yet to every port: the peer node sees it too.
+    flooded = from_outside(ext, NODE_A, 30080, sport=50010)
+    flooded[Ether].dst = NODE_B_MAC
+    flooded_lb = from_outside(ext, "203.0.113.100", 443, sport=50011)
+    flooded_lb[Ether].dst = "02:00:00:00:03:01"
+    write_case(
+        "uplink-other-station", "service nodeport loadbalancer l2",
+        "A unicast frame on the uplink addressed to another station's MAC is not the node's, whatever it carries (Linux "
+        "drops PACKET_OTHERHOST frames): a bridge floods frames for a MAC it has not learned to every port, and serving "
+        "them would answer a client's SYN from two nodes at once. The same packet to the node's MAC is served.",
+        [flooded, flooded_lb, from_outside(ext, NODE_A, 30080, sport=50010)],
+        [{"packet": 1, "drop": "not-for-node"},
+         {"packet": 2, "drop": "not-for-node"},
+         {"packet": 3, "emits": [{"port": "default/web-1", "checks": {
+             "ip.src": NODE_A, "ip.dst": "10.244.1.11", "l4.dport": 8080, "l4.sport": 50010}}]}],
+        inputs=["uplink=input.pcap"],  # arrived on the uplink (a capture's port guessed from addresses says nothing of MACs)
+        config=CONFIG.format(extra="") + EXTERNAL + "---\n")
+
 
 def icmp_errors_about_nat():
     ext = "203.0.113.5"

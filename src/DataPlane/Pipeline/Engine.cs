@@ -195,6 +195,7 @@ public sealed class Engine
                 }
             }
             m.IngressPort = (short)port;
+            m.Flags |= PacketFlags.IngressResolved;
         }
         return (uint)port < (uint)snap.PortCount ? port : -1;
     }
@@ -222,8 +223,18 @@ public sealed class Engine
             var srcMac = MacAddress.Read(arena.AsSpan(m.Offset + 6));
             if (!srcMac.IsMulticast) _learnedMacs[ingress] = srcMac.Value;
         }
-        // Frames from a gateway's MAC confirm it is still there (Linux's neighbour confirmation by upper layers).
-        else if (ingress == PortIndex.Uplink) Neighbors.Confirm(MacAddress.Read(arena.AsSpan(m.Offset + 6)).Value, m.Timestamp);
+        else if (ingress == PortIndex.Uplink)
+        {
+            // A unicast frame to another station's MAC is not ours, whatever it carries: a bridge floods frames for a MAC
+            // it has not learned yet to every port, and the peer node's would otherwise be served here too (Linux drops
+            // them as PACKET_OTHERHOST; an attached NIC or veth hands every frame to AF_XDP / AF_PACKET, unfiltered).
+            // Unknown when the node's MAC is not configured, or when a capture's frame was only guessed to be the uplink's.
+            if ((m.Flags & (PacketFlags.L2Multicast | PacketFlags.IngressResolved)) == 0 && snap.Node.UplinkMac != MacAddress.Zero
+                && MacAddress.Read(arena.AsSpan(m.Offset)) != snap.Node.UplinkMac)
+                return DropReason.NotForNode;
+            // Frames from a gateway's MAC confirm it is still there (Linux's neighbour confirmation by upper layers).
+            Neighbors.Confirm(MacAddress.Read(arena.AsSpan(m.Offset + 6)).Value, m.Timestamp);
+        }
 
         if (m.L3 == L3Kind.Arp)
         {
