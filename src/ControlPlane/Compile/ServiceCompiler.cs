@@ -73,7 +73,7 @@ public static class ServiceCompiler
             // Each family's candidates are read once per port; each (family, policy) selection is made once and its
             // backend list shared by the frontends that use it (ClusterIP, NodePorts, LoadBalancer IPs).
             List<Candidate> candidatesV4 = Candidates(slices, port, v4: true, null), candidatesV6 = Candidates(slices, port, v4: false, null);
-            List<ServiceBackend> listedV4 = Distinct(candidatesV4), listedV6 = Distinct(candidatesV6);
+            ServiceBackend[] listedV4 = Distinct(candidatesV4), listedV6 = Distinct(candidatesV6);
             var selections = new EndpointSelection?[4];
             EndpointSelection Backends(bool v4, bool local)
             {
@@ -152,7 +152,7 @@ public static class ServiceCompiler
         new(name, address, port, protocol, selection.Backends) { Eligibility = selection.Why };
 
     /// <summary>The backends a frontend balances over, and why they are the eligible ones (shown by trace).</summary>
-    private readonly record struct EndpointSelection(List<ServiceBackend> Backends, string Why);
+    private readonly record struct EndpointSelection(ServiceBackend[] Backends, string Why);
 
     // The EndpointSlice conditions as kube-proxy reads them (pkg/proxy/endpointslicecache.go): ready and serving
     // default to true when unset, terminating to false.
@@ -236,8 +236,9 @@ public static class ServiceCompiler
         return Topology.All;
     }
 
-    /// <summary>The candidates' backends, each once, in order (a set only for long lists).</summary>
-    private static List<ServiceBackend> Distinct(List<Candidate> candidates)
+    /// <summary>The candidates' backends, each once, in order (a set only for long lists), as the array the compiled
+    /// frontend keeps (<see cref="CompiledFrontend"/> takes an array as it is instead of copying it).</summary>
+    private static ServiceBackend[] Distinct(List<Candidate> candidates)
     {
         var backends = new List<ServiceBackend>(candidates.Count);
         var seen = candidates.Count > 32 ? new HashSet<ServiceBackend>(candidates.Count) : null;
@@ -246,7 +247,7 @@ public static class ServiceCompiler
             var b = new ServiceBackend(c.Address, c.Port);
             if (seen is not null ? seen.Add(b) : !backends.Contains(b)) backends.Add(b);
         }
-        return backends;
+        return [.. backends];
     }
 
     private readonly record struct Candidate(V1Endpoint Endpoint, IpAddr Address, ushort Port);

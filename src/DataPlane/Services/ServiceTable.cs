@@ -46,10 +46,12 @@ public sealed class CompiledFrontend
         Frontend = frontend;
         Maglev = maglev;
         MaglevSlots = maglev.SlotArray;
-        Backends = frontend.Backends.ToArray();
-        Retained = frontend.Retained.ToArray();
+        // The control plane hands arrays it never changes again: kept as they are, not copied (what a change keeps
+        // alive is what the next collection has to copy).
+        Backends = frontend.Backends as ServiceBackend[] ?? [.. frontend.Backends];
+        Retained = frontend.Retained as ServiceBackend[] ?? [.. frontend.Retained];
         (Masquerade, LocalPolicy, AffinityTimeout) = (frontend.Masquerade, frontend.LocalPolicy, frontend.AffinityTimeout);
-        SourceRanges = frontend.SourceRanges.Select(r =>
+        SourceRanges = frontend.SourceRanges.Count == 0 ? [] : frontend.SourceRanges.Select(r =>
         {
             var mask = IpAddr.PrefixMask(r.Prefix.IsV4, r.Length);
             return (r.Prefix.Value & mask, mask);
