@@ -33,14 +33,14 @@ public static class ControlPlaneStats
         string? csv = csvAt >= 0 ? args[csvAt + 1] : null;
         var rest = args.Where((a, i) => a != "--no-forwarding" && (csvAt < 0 || (i != csvAt && i != csvAt + 1))).ToArray();
         if (rest is ["policy"]) PolicyChanges();
-        else Run(rest.Length > 0 ? int.Parse(rest[0], CultureInfo.InvariantCulture) : 1021, forwarding: !args.Contains("--no-forwarding"));
+        else Run(rest.Length > 0 ? int.Parse(rest[0], CultureInfo.InvariantCulture) : FastPathConfiguration.Default.MaglevTableSize, forwarding: !args.Contains("--no-forwarding"));
         if (csv is not null)
             File.WriteAllLines(csv, ["kind,microseconds", .. Latencies.Select(l => string.Create(CultureInfo.InvariantCulture, $"{l.Kind},{l.Microseconds:F1}"))]);
     }
 
     public static void Run(int maglevTableSize, bool forwarding = true)
     {
-        Console.WriteLine($"cluster: {LargeCluster.Nodes:N0} nodes, {LargeCluster.Nodes * LargeCluster.PodsPerNode:N0} pods, {LargeCluster.Services:N0} services x {LargeCluster.EndpointsPerService} endpoints, Maglev M={maglevTableSize}; {Environment.ProcessorCount} cores, GC {(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")}{(AppContext.TryGetSwitch("System.GC.Concurrent", out bool concurrent) && !concurrent ? " non-concurrent" : "")} {System.Runtime.GCSettings.LatencyMode}");
+        Console.WriteLine($"cluster: {LargeCluster.Nodes:N0} nodes, {LargeCluster.Nodes * LargeCluster.PodsPerNode:N0} pods, {LargeCluster.Services:N0} services x {LargeCluster.EndpointsPerService} endpoints, Maglev M ≤ {maglevTableSize} ({FastPathConfiguration.Default.MaglevSlotsPerBackend} slots per backend); {Environment.ProcessorCount} cores, GC {(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")}{(AppContext.TryGetSwitch("System.GC.Concurrent", out bool concurrent) && !concurrent ? " non-concurrent" : "")} {System.Runtime.GCSettings.LatencyMode}");
         for (int run = 0; run < 2; run++) FullCompile(maglevTableSize);
         LargeClusterChanges(FullCompile(maglevTableSize), forwarding);
         GC.Collect(); // the large cluster is gone: the policy rows run on their own heap
@@ -58,9 +58,11 @@ public static class ControlPlaneStats
         long baseline = GC.GetTotalMemory(forceFullCollection: true);
         var (controller, publisher, objects, elapsed, allocated, collections) = Apply(maglevTableSize);
         long retained = GC.GetTotalMemory(forceFullCollection: true) - baseline;
-        Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "full compile (validate {0:N0} objects, compile, publish): {1:F0} ms, retained {2:F0} MiB, allocated {3:F0} MiB, {4:N0} frontends; GC gen0/gen1/gen2 {5}/{6}/{7}, pause {8:F0} ms",
+        long maglevBytes = publisher.Holder.Current.Services.MaglevBytes;
+        Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "full compile (validate {0:N0} objects, compile, publish): {1:F0} ms, retained {2:F0} MiB, allocated {3:F0} MiB, {4:N0} frontends; GC gen0/gen1/gen2 {5}/{6}/{7}, pause {8:F0} ms; Maglev tables {9:F1} MiB, {10:N0} bytes per Service",
             objects, elapsed.TotalMilliseconds, retained / 1048576.0, allocated / 1048576.0, publisher.Holder.Current.Services.Count,
-            collections.Gen0, collections.Gen1, collections.Gen2, collections.Pause.TotalMilliseconds));
+            collections.Gen0, collections.Gen1, collections.Gen2, collections.Pause.TotalMilliseconds,
+            maglevBytes / 1048576.0, maglevBytes / LargeCluster.Services));
         return (controller, publisher);
     }
 
@@ -173,13 +175,22 @@ public static class ControlPlaneStats
     {
         var times = new double[count];
         var gc = GcCounts.Now();
+        var collected = new List<string>(); // the collections that ran inside a change: which, how long, what they copied
         for (int i = 0; i < count; i++)
         {
+            int before = GC.CollectionCount(0);
             var watch = Stopwatch.StartNew(); // the change is built inside the measurement (for the peer it is the whole work)
             var batch = change();
             var problems = controller?.Apply(batch) ?? [];
             times[i] = watch.Elapsed.TotalMicroseconds;
             if (problems.Count > 0) throw new InvalidOperationException(problems[0].ToString());
+            if (GC.CollectionCount(0) != before && collected.Count < 8)
+            {
+                var info = GC.GetGCMemoryInfo(GCKind.Any); // the last collection (of several in one change, the others are counted above)
+                collected.Add(string.Format(CultureInfo.InvariantCulture, "gen{0}{1} pause {2:F1} ms promoted {3:F1} MiB in a change of {4:F1} ms",
+                    info.Generation, info.Concurrent ? " background" : "", info.PauseDurations[0].TotalMilliseconds + info.PauseDurations[1].TotalMilliseconds,
+                    info.PromotedBytes / 1048576.0, times[i] / 1000));
+            }
         }
         var collections = GcCounts.Now() - gc;
         if (controller is not null) Latencies.AddRange(times.Select(t => (what, t)));
@@ -189,6 +200,7 @@ public static class ControlPlaneStats
         Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
             "{0} (validate, compile, publish; n={1}): p50 {2:F0} µs, p99 {3:F0} µs, max {4:F0} µs; per 1,000 changes: GC gen0 {5:F0}, gen1 {6:F0}, gen2 {7:F0}, pause {8:F1} ms",
             what, count, P(0.50), P(0.99), times[^1], collections.Gen0 * per, collections.Gen1 * per, collections.Gen2 * per, collections.Pause.TotalMilliseconds * per));
+        if (controller is not null && collected.Count > 0) Console.WriteLine("  collections: " + string.Join("; ", collected));
     }
 
     /// <summary>A 64-byte TCP ACK from a pod (gateway MAC as destination), checksums correct.</summary>
