@@ -98,6 +98,9 @@ public sealed class PolicyCompiler
     private string[]? _names; // null after a policy came or went: ids to renumber
     private IpAddr[] _nodeAddresses = [];
     private (UInt128 Address, PodRecord Pod)[]? _podsByAddress;
+    private readonly List<PeerRule> _peerRules = [];
+    private readonly Dictionary<string, LocalSelection> _localSelections = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _policyVersions = new(StringComparer.Ordinal); // by namespace: bumped when one of its policies changes
 
     /// <summary>Compiles the policies of <paramref name="state"/> for the node's pod ports <paramref name="pods"/> (port FirstPod + i is pods[i]).</summary>
     public static PolicyTable Compile(ClusterState state, IReadOnlyList<PortDefinition> pods, IReadOnlyList<IpAddr> nodeAddresses) =>
@@ -245,6 +248,8 @@ public sealed class PolicyCompiler
     public void SetPolicy(string qualifiedName, ClusterObject<V1NetworkPolicy>? policy)
     {
         _dirtyPolicies.Add(qualifiedName);
+        string ns = qualifiedName[..qualifiedName.IndexOf('/')];
+        _policyVersions[ns] = _policyVersions.GetValueOrDefault(ns) + 1;
         if (_policies.TryGetValue(qualifiedName, out var known))
         {
             Unindex(known);
@@ -364,21 +369,21 @@ public sealed class PolicyCompiler
         for (int i = 0; i < pods.Count; i++)
         {
             if (Pod(pods[i].Name) is not { } pod || !_policiesByNamespace.TryGetValue(pod.Namespace, out var candidates)) continue;
+            int version = _policyVersions.GetValueOrDefault(pod.Namespace);
+            if (!_localSelections.TryGetValue(pod.QualifiedName, out var selection) || selection.Pod != pod || selection.PoliciesVersion != version)
+                _localSelections[pod.QualifiedName] = selection = Select(pod, candidates, version);
             foreach (var direction in Directions)
             {
-                var selecting = candidates.Where(p => Selects(p.Source.Value, pod, direction)).ToArray();
-                if (selecting.Length == 0) continue;
-                // Pods selected by the same policies share a rule set, unless ingress named ports resolve differently.
-                bool named = direction == PolicyDirection.Ingress && selecting.Any(p => p.Source.Value.Spec.Ingress?.Any(r => HasNamedPort(r?.Ports)) == true);
-                string key = $"{direction}:{string.Join(',', selecting.Select(p => p.Name))}" + (named ? "@" + pod.QualifiedName : "");
-                if (!used.TryGetValue(key, out var entry))
+                var (selecting, key) = direction == PolicyDirection.Ingress ? (selection.Ingress, selection.IngressKey) : (selection.Egress, selection.EgressKey);
+                if (key is null) continue;
+                if (!used.TryGetValue(key, out var entry)) // a key names the local pod ("@pod") only for ingress named ports
                 {
                     int[] ids = [.. selecting.Select(p => p.Id)];
                     CachedSet cached;
                     if (kept.TryGetValue(key, out var reused)) cached = reused with { Set = reused.Set.WithPolicies(ids), Selecting = selecting };
                     else
                     {
-                        cached = new CachedSet(Build(selecting, ids, direction, pod), selecting, named ? pod.QualifiedName : null);
+                        cached = new CachedSet(Build(selecting, ids, direction, pod), selecting, key.Contains('@') ? pod.QualifiedName : null);
                         LastRuleSetsBuilt++;
                     }
                     used[key] = entry = (cached, sets.Count);
@@ -387,8 +392,35 @@ public sealed class PolicyCompiler
                 (direction == PolicyDirection.Ingress ? ingress : egress)[PortIndex.FirstPod + i] = entry.Index;
             }
         }
+        if (_localSelections.Count > pods.Count) // a local pod went away
+        {
+            var local = pods.Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
+            foreach (string name in _localSelections.Keys.Where(n => !local.Contains(n)).ToList()) _localSelections.Remove(name);
+        }
         _sets = used.ToDictionary(u => u.Key, u => u.Value.Cached, StringComparer.Ordinal); // sets no pod uses any more are dropped
         return new PolicyTable(_names, sets, ingress, egress);
+    }
+
+    /// <summary>
+    /// Which policies of its namespace select a local pod, per direction, and the key of the rule set that serves it
+    /// (null: not isolated that way); kept until the pod's record or its namespace's policies change, so a change
+    /// elsewhere does not re-run every local pod's selectors.
+    /// </summary>
+    private sealed record LocalSelection(PodRecord Pod, int PoliciesVersion, CompiledPolicy[] Ingress, string? IngressKey, CompiledPolicy[] Egress, string? EgressKey);
+
+    private static LocalSelection Select(PodRecord pod, List<CompiledPolicy> candidates, int version)
+    {
+        var ingress = candidates.Where(p => Selects(p.Source.Value, pod, PolicyDirection.Ingress)).ToArray();
+        var egress = candidates.Where(p => Selects(p.Source.Value, pod, PolicyDirection.Egress)).ToArray();
+        return new LocalSelection(pod, version, ingress, Key(ingress, PolicyDirection.Ingress), egress, Key(egress, PolicyDirection.Egress));
+
+        string? Key(CompiledPolicy[] selecting, PolicyDirection direction)
+        {
+            if (selecting.Length == 0) return null;
+            // Pods selected by the same policies share a rule set, unless ingress named ports resolve differently.
+            bool named = direction == PolicyDirection.Ingress && selecting.Any(p => p.Source.Value.Spec.Ingress?.Any(r => HasNamedPort(r?.Ports)) == true);
+            return $"{direction}:{string.Join(',', selecting.Select(p => p.Name))}" + (named ? "@" + pod.QualifiedName : "");
+        }
     }
 
     /// <summary>spec.policyTypes, defaulted as the API server does (pkg/apis/networking/v1/defaults.go).</summary>
@@ -407,7 +439,8 @@ public sealed class PolicyCompiler
 
     private PolicyRuleSet Build(CompiledPolicy[] selecting, int[] ids, PolicyDirection direction, PodRecord local)
     {
-        var peerRules = new List<PeerRule>();
+        var peerRules = _peerRules; // scratch: the set copies what it keeps
+        peerRules.Clear();
         foreach (var a in _nodeAddresses) peerRules.Add(new PeerRule(a.Value, a.Value, [ProtocolPortRange.All]));
         foreach (var policy in selecting)
             foreach (var rule in direction == PolicyDirection.Ingress ? policy.Ingress : policy.Egress)

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using FastPath.DataPlane.Packets;
@@ -54,12 +55,18 @@ public sealed class PolicyRuleSet
         // were 80 % of a 10,000-pod compile.
         var listIds = new Dictionary<IReadOnlyList<ProtocolPortRange>, int>(PortListComparer.Instance);
         var lists = new List<IReadOnlyList<ProtocolPortRange>>();
-        var at = new UInt128[rules.Count * 2];
-        var change = new int[rules.Count * 2]; // list << 1 | 1 when a range of that list opens, | 0 when one closes
+        // Scratch from the shared pool: an incremental compile rebuilds sets of thousands of peer addresses per change,
+        // and these arrays (32 bytes per peer range) would otherwise be large-object-heap garbage that brings gen2
+        // collections (measured on `control-plane-stats policy`: 8 gen2 per 1,000 namespace relabels before).
+        var at = ArrayPool<UInt128>.Shared.Rent(rules.Count * 2 + 1);
+        var change = ArrayPool<int>.Shared.Rent(rules.Count * 2 + 1); // list << 1 | 1 when a range of that list opens, | 0 when one closes
         int eventCount = 0;
+        IReadOnlyList<ProtocolPortRange>? lastPorts = null;
+        int list = -1;
         foreach (var rule in rules)
         {
-            if (!listIds.TryGetValue(rule.Ports, out int list))
+            // The rules of one peer share one port list object: skip the content hash for a run of them.
+            if (!ReferenceEquals(rule.Ports, lastPorts) && !listIds.TryGetValue(lastPorts = rule.Ports, out list))
             {
                 listIds.Add(rule.Ports, list = lists.Count);
                 lists.Add(rule.Ports);
@@ -69,8 +76,10 @@ public sealed class PolicyRuleSet
         }
         Array.Sort(at, change, 0, eventCount);
 
-        var starts = new List<UInt128>(eventCount + 1) { UInt128.Zero };
-        var segmentClass = new List<int>(eventCount + 1) { -1 };
+        var starts = ArrayPool<UInt128>.Shared.Rent(eventCount + 1);
+        var segmentClass = ArrayPool<int>.Shared.Rent(eventCount + 1);
+        int segments = 1;
+        (starts[0], segmentClass[0]) = (UInt128.Zero, -1);
         var classes = new Dictionary<IReadOnlyList<ProtocolPortRange>, int>(PortListComparer.Instance);
         var classRanges = new List<List<ProtocolPortRange>>();
         var combinations = new Dictionary<ulong, List<(int[] Lists, int Class)>>(); // by Zobrist hash of the covering lists
@@ -84,7 +93,7 @@ public sealed class PolicyRuleSet
             bool changed = false;
             for (; e < eventCount && at[e] == position; e++)
             {
-                int list = change[e] >> 1;
+                list = change[e] >> 1;
                 bool opens = (change[e] & 1) != 0;
                 int before = covering[list];
                 covering[list] += opens ? 1 : -1;
@@ -95,12 +104,16 @@ public sealed class PolicyRuleSet
                 changed = true;
             }
             if (changed) cls = active.Count == 0 ? -1 : ClassOf(active, hash, lists, combinations, classes, classRanges);
-            if (segmentClass[^1] == cls) continue; // same class as the segment before: extend it
-            if (starts[^1] == position) segmentClass[^1] = cls; // only at address 0
-            else { starts.Add(position); segmentClass.Add(cls); }
+            if (segmentClass[segments - 1] == cls) continue; // same class as the segment before: extend it
+            if (starts[segments - 1] == position) segmentClass[segments - 1] = cls; // only at address 0
+            else (starts[segments], segmentClass[segments++]) = (position, cls);
         }
-        _starts = [.. starts];
-        _segmentClass = [.. segmentClass];
+        _starts = starts.AsSpan(0, segments).ToArray();
+        _segmentClass = segmentClass.AsSpan(0, segments).ToArray();
+        ArrayPool<UInt128>.Shared.Return(at);
+        ArrayPool<int>.Shared.Return(change);
+        ArrayPool<UInt128>.Shared.Return(starts);
+        ArrayPool<int>.Shared.Return(segmentClass);
         _classOffsets = new int[classRanges.Count + 1];
         var first = new List<uint>();
         var last = new List<uint>();
@@ -227,7 +240,7 @@ public sealed class PolicyRuleSet
         public int GetHashCode(IReadOnlyList<ProtocolPortRange> ranges)
         {
             var hash = new HashCode();
-            foreach (var r in ranges) hash.Add(r);
+            for (int i = 0; i < ranges.Count; i++) hash.Add(ranges[i]); // no boxed enumerator per rule
             return hash.ToHashCode();
         }
     }
