@@ -24,14 +24,18 @@ namespace FastPath.ControlPlane.Compile;
 /// Pod selectors become sets of pod IPs (both families), so the data plane matches addresses only.
 /// </summary>
 /// <remarks>
-/// Incremental: an instance keeps the pods, namespaces and policies in force, each policy's resolved rules and the
-/// rule sets of the last table. A change marks the policies whose resolved rules it can alter — the policy itself; for
-/// a Pod, every policy with a peer that selects its old or new version (or an egress named port reaching beyond pod
-/// selectors, which resolves against every pod); for a Namespace's labels, every policy whose namespaceSelector
-/// matches the old or new labels, when pods live there. <see cref="Compile(IReadOnlyList{PortDefinition}, IReadOnlyList{IpAddr})"/>
-/// then rebuilds only the rule sets of the local pods that name a marked policy (or, for ingress named ports, whose
-/// own pod changed) and reuses every other set, renumbered when policies came or went. Which policies select each
-/// local pod is recomputed every time (the policies of its namespace only). Not thread-safe: one writer.
+/// Incremental: an instance keeps the pods, namespaces and policies in force, each pod-selecting peer's selected pods
+/// (resolved when a rule set first needs them) and the rule sets of the last table. Peers are indexed by the label keys
+/// their pod and namespace selectors mention and by scope (own namespace, or any through a namespaceSelector), as
+/// Calico's and Cilium's selector caches do. A Pod relabelled in place visits only the peers mentioning a changed key;
+/// a Pod added, removed or readdressed visits the peers in its scope; a Namespace relabelled visits the peers whose
+/// namespaceSelector mentions a changed key. Where the pod (or the namespace's pods) enters or leaves a peer, or its
+/// addresses or ports there change, the resolved set is updated in place (no policy is re-resolved) and the policy is
+/// marked; an egress rule with named ports over an ipBlock or every peer is marked on any pod's address or port change.
+/// <see cref="Compile(IReadOnlyList{PortDefinition}, IReadOnlyList{IpAddr})"/> then rebuilds only the rule sets of the
+/// local pods that name a marked policy (or, for ingress named ports, whose own pod changed) and reuses every other
+/// set, renumbered when policies came or went. Which policies select each local pod is kept until the pod's record or
+/// its namespace's policies change. Not thread-safe: one writer.
 /// </remarks>
 public sealed class PolicyCompiler
 {
