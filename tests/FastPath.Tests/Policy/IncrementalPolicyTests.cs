@@ -20,21 +20,7 @@ public class IncrementalPolicyTests
 
     [Fact]
     public void AfterRandomChanges_TheIncrementalTableEqualsAFullCompile() =>
-        Gen.Int.Sample(seed =>
-        {
-            var r = new Random(seed);
-            var state = PolicyPropertyTests.RandomCluster(r);
-            var compiler = new IncrementalCompiler(Node);
-            foreach (var o in Objects(state)) compiler.Upsert(o);
-            AssertSameAsFull(compiler, $"seed {seed}, initial");
-            for (int step = 0; step < 12; step++)
-            {
-                var other = PolicyPropertyTests.RandomCluster(new Random(r.Next()));
-                var changes = new List<string>();
-                for (int k = r.Next(1, 4); k > 0; k--) changes.Add(RandomChange(r, compiler, other));
-                AssertSameAsFull(compiler, $"seed {seed}, step {step}: {string.Join("; ", changes)}");
-            }
-        }, iter: 60);
+        AfterRandomSteps(12, (r, compiler) => RandomChange(r, compiler, PolicyPropertyTests.RandomCluster(new Random(r.Next()))));
 
     /// <summary>
     /// Relabels only (the path that visits just the peers whose selectors mention a changed key, and moves the pod or the
@@ -43,7 +29,10 @@ public class IncrementalPolicyTests
     /// and then so peers are re-resolved between relabels.
     /// </summary>
     [Fact]
-    public void AfterRandomRelabels_TheIncrementalTableEqualsAFullCompile() =>
+    public void AfterRandomRelabels_TheIncrementalTableEqualsAFullCompile() => AfterRandomSteps(20, RandomRelabel);
+
+    /// <summary>Random clusters, each taken through <paramref name="steps"/> steps of 1–3 changes, compared with a full compile after every step.</summary>
+    private static void AfterRandomSteps(int steps, Func<Random, IncrementalCompiler, string> change) =>
         Gen.Int.Sample(seed =>
         {
             var r = new Random(seed);
@@ -51,44 +40,45 @@ public class IncrementalPolicyTests
             var compiler = new IncrementalCompiler(Node);
             foreach (var o in Objects(state)) compiler.Upsert(o);
             AssertSameAsFull(compiler, $"seed {seed}, initial");
-            Dictionary<string, string> Labels(string[] keys)
+            for (int step = 0; step < steps; step++)
             {
-                var labels = new Dictionary<string, string>();
-                foreach (var k in keys) if (r.Next(3) > 0) labels[k] = ((string[])["w", "d", "1", "a", "b"])[r.Next(5)];
-                return labels;
-            }
-            for (int step = 0; step < 20; step++)
-            {
-                var current = compiler.State("test");
                 var changes = new List<string>();
-                for (int k = r.Next(1, 4); k > 0; k--)
-                {
-                    int what = r.Next(10);
-                    if (what < 5 && !current.Pods.IsEmpty)
-                    {
-                        var pod = current.Pods[r.Next(current.Pods.Length)];
-                        var relabelled = new V1Pod { Metadata = new V1ObjectMeta { Name = pod.Name, NamespaceProperty = pod.Namespace, Labels = Labels(["app", "tier", "k"]) }, Spec = pod.Value.Spec, Status = pod.Value.Status };
-                        compiler.Upsert(pod with { Value = relabelled });
-                        changes.Add($"{pod.Label} relabelled {string.Join(",", relabelled.Metadata.Labels)}");
-                    }
-                    else if (what < 9 && !current.Namespaces.IsEmpty)
-                    {
-                        var ns = current.Namespaces[r.Next(current.Namespaces.Length)];
-                        var labels = Labels(["env", "team"]);
-                        compiler.Upsert(ns with { Value = new V1Namespace { Metadata = new V1ObjectMeta { Name = ns.Name, Labels = labels } } });
-                        changes.Add($"{ns.Label} relabelled {string.Join(",", labels)}");
-                    }
-                    else
-                    {
-                        var policy = PolicyPropertyTests.RandomCluster(new Random(r.Next())).NetworkPolicies;
-                        if (policy.IsEmpty) continue;
-                        compiler.Upsert(policy[r.Next(policy.Length)]);
-                        changes.Add("a policy upserted");
-                    }
-                }
+                for (int k = r.Next(1, 4); k > 0; k--) changes.Add(change(r, compiler));
                 AssertSameAsFull(compiler, $"seed {seed}, step {step}: {string.Join("; ", changes)}");
             }
         }, iter: 60);
+
+    /// <summary>A pod or a namespace relabelled where it stands (new label sets over the keys the random selectors read), or now and then a policy upserted.</summary>
+    private static string RandomRelabel(Random r, IncrementalCompiler compiler)
+    {
+        var current = compiler.State("test");
+        Dictionary<string, string> Labels(string[] keys)
+        {
+            var labels = new Dictionary<string, string>();
+            foreach (var k in keys) if (r.Next(3) > 0) labels[k] = ((string[])["w", "d", "1", "a", "b"])[r.Next(5)];
+            return labels;
+        }
+        int what = r.Next(10);
+        if (what < 5 && !current.Pods.IsEmpty)
+        {
+            var pod = current.Pods[r.Next(current.Pods.Length)];
+            var relabelled = new V1Pod { Metadata = new V1ObjectMeta { Name = pod.Name, NamespaceProperty = pod.Namespace, Labels = Labels(["app", "tier", "k"]) }, Spec = pod.Value.Spec, Status = pod.Value.Status };
+            compiler.Upsert(pod with { Value = relabelled });
+            return $"{pod.Label} relabelled {string.Join(",", relabelled.Metadata.Labels)}";
+        }
+        if (what < 9 && !current.Namespaces.IsEmpty)
+        {
+            var ns = current.Namespaces[r.Next(current.Namespaces.Length)];
+            var labels = Labels(["env", "team"]);
+            compiler.Upsert(ns with { Value = new V1Namespace { Metadata = new V1ObjectMeta { Name = ns.Name, Labels = labels } } });
+            return $"{ns.Label} relabelled {string.Join(",", labels)}";
+        }
+        var policies = PolicyPropertyTests.RandomCluster(new Random(r.Next())).NetworkPolicies;
+        if (policies.IsEmpty) return "nothing";
+        var policy = policies[r.Next(policies.Length)];
+        compiler.Upsert(policy);
+        return $"{policy.Label} upserted";
+    }
 
     [Fact]
     public void ARelabelOnKeysNoSelectorMentions_RebuildsNothing()
