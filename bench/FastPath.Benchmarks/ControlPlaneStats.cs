@@ -19,6 +19,7 @@ namespace FastPath.Benchmarks;
 /// changes, the peer (a full recompile per change, what an iptables/nftables full sync does) in the same run, and the
 /// forwarding rate while 1,000 changes per second are applied vs. none; then the same for NetworkPolicy, Pod and
 /// Namespace changes on <see cref="PolicyCluster"/>. --csv writes every change's latency ("kind,microseconds").
+/// `control-plane-stats policy np|pod|add|ns` runs one policy row five times over (to profile one kind of change).
 /// </summary>
 public static class ControlPlaneStats
 {
@@ -33,6 +34,7 @@ public static class ControlPlaneStats
         string? csv = csvAt >= 0 ? args[csvAt + 1] : null;
         var rest = args.Where((a, i) => a != "--no-forwarding" && (csvAt < 0 || (i != csvAt && i != csvAt + 1))).ToArray();
         if (rest is ["policy"]) PolicyChanges();
+        else if (rest is ["policy", var only]) PolicyChanges(only);
         else Run(rest.Length > 0 ? int.Parse(rest[0], CultureInfo.InvariantCulture) : FastPathConfiguration.Default.MaglevTableSize, forwarding: !args.Contains("--no-forwarding"));
         if (csv is not null)
             File.WriteAllLines(csv, ["kind,microseconds", .. Latencies.Select(l => string.Create(CultureInfo.InvariantCulture, $"{l.Kind},{l.Microseconds:F1}"))]);
@@ -130,7 +132,7 @@ public static class ControlPlaneStats
     /// under the live controller: the first apply, single changes (policy, pod, namespace) applied and published, and
     /// the peer in the same run: a full recompile per change.
     /// </summary>
-    public static void PolicyChanges()
+    public static void PolicyChanges(string? only = null)
     {
         var state = PolicyCluster.Build(namespaces: 100, podsPerNamespace: 100, policiesPerNamespace: 10);
         var nodes = Enumerable.Range(0, 100).Select(n => new ClusterObject<k8s.Models.V1Node>(
@@ -153,6 +155,19 @@ public static class ControlPlaneStats
         (ns.A, ns.B) = PolicyCluster.NamespaceChange(state);
         static ClusterChangeBatch Flip<T>(Flip<T> flip, IClusterObject key) where T : class =>
             Batch(flip.Next() is { } now ? ClusterChange.Upsert(now) : ClusterChange.Delete(key));
+        if (only is not null)
+        {
+            Func<ClusterChangeBatch> row = only switch
+            {
+                "np" => () => Flip(policy, policy.A),
+                "pod" => () => Flip(pod, pod.A),
+                "add" => () => Flip(added, added.B),
+                "ns" => () => Flip(ns, ns.A),
+                _ => throw new ArgumentException($"control-plane-stats policy {only}: expected np, pod, add or ns"),
+            };
+            for (int round = 0; round < 5; round++) Report(only, Changes, row, controller);
+            return;
+        }
         Report("NetworkPolicy change (isolating local pods)", Changes, () => Flip(policy, policy.A), controller);
         Report("Pod relabelled (a policy peer)", Changes, () => Flip(pod, pod.A), controller);
         Report("Pod added or removed (a policy peer)", Changes, () => Flip(added, added.B), controller);

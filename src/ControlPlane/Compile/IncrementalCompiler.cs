@@ -20,9 +20,9 @@ namespace FastPath.ControlPlane.Compile;
 /// <item>this node's Node object or the FastPathConfiguration → settings, routes and every Service (NodePorts follow
 /// the node's addresses; the Maglev size and traffic settings come from the configuration);</item>
 /// <item>a NetworkPolicy, a Namespace or any Pod → the policy table, incrementally (<see cref="PolicyCompiler"/>):
-/// only the rule sets of local pods selected by a policy the change can affect are rebuilt — the changed policy;
-/// for a Pod, the policies with a peer selecting its old or new version; for a Namespace, those whose
-/// namespaceSelector matches its old or new labels; the other rule sets are shared with the previous table.</item>
+/// only the rule sets of local pods selected by a policy the change alters are rebuilt — the changed policy; for a
+/// Pod or a Namespace, the policies with a peer the pod (or the namespace's pods) entered, left or changed address in, found through an
+/// index of peers by the label keys their selectors mention; the other rule sets are shared with the previous table.</item>
 /// </list>
 /// Parts that did not change are shared with the previous snapshot (the route table, the Service table), so a
 /// snapshot stays immutable while the next one is built. Objects are assumed valid (the controller validates them).
