@@ -245,7 +245,7 @@ public static class ControlPlaneStats
     }
 
     /// <summary>One measured window: packets forwarded, wall and forwarding-thread CPU time, changes applied, collections.</summary>
-    private readonly record struct Window(bool Churn, long Packets, TimeSpan Wall, TimeSpan Cpu, int Changes, GcCounts Gc)
+    private readonly record struct Window(bool Churn, long Packets, TimeSpan Wall, TimeSpan Cpu, int Changes, long Allocated, GcCounts Gc)
     {
         public double Rate => Packets / Wall.TotalSeconds;
         public double RatePerCpu => Cpu > TimeSpan.Zero ? Packets / Cpu.TotalSeconds : double.NaN;
@@ -271,6 +271,7 @@ public static class ControlPlaneStats
         // (active = 0) so no change spills into the next window; the changer marks itself active before it re-reads
         // churning (both by Interlocked, full fences), so a change can never start after the wait.
         int churning = 0, active = 0, stop = 0, applied = 0, shift = 1_000_000;
+        long allocated = 0; // by the changes of the window, on the changer thread (the slice objects included)
         long windowStart = 0; // Stopwatch timestamp of the churn window's start, written before churning is set
         var changer = new Thread(() =>
         {
@@ -286,7 +287,9 @@ public static class ControlPlaneStats
                 // Paced by the clock: every change due by now, then sleep (a controller is idle between changes).
                 while (applied < Stopwatch.GetElapsedTime(windowStart).TotalSeconds * options.ChangesPerSecond && Volatile.Read(ref churning) != 0)
                 {
+                    long before = GC.GetAllocatedBytesForCurrentThread();
                     controller.Apply(Batch(ClusterChange.Upsert(LargeCluster.Slice(random.Next(LargeCluster.Services), ++shift))));
+                    allocated += GC.GetAllocatedBytesForCurrentThread() - before;
                     applied++;
                 }
                 Interlocked.Exchange(ref active, 0);
@@ -308,6 +311,7 @@ public static class ControlPlaneStats
                 // Threads the runtime started since the last window (thread-pool workers) go to the changer's CPU too.
                 pinned = CpuPinning.PinOtherThreads(options.ChangerCpu, self);
                 applied = 0; // the changer is idle here
+                allocated = 0;
                 windowStart = Stopwatch.GetTimestamp();
                 Interlocked.Exchange(ref churning, churn ? 1 : 0);
                 var gc = GcCounts.Now();
@@ -324,7 +328,7 @@ public static class ControlPlaneStats
                 var collections = GcCounts.Now() - gc;
                 Interlocked.Exchange(ref churning, 0);
                 while (Interlocked.CompareExchange(ref active, 0, 0) != 0) Thread.Sleep(1);
-                windows.Add(new Window(churn, packets, wall, used, churn ? applied : 0, collections));
+                windows.Add(new Window(churn, packets, wall, used, churn ? applied : 0, churn ? allocated : 0, collections));
             }
         }) { Name = "forwarder" };
 
@@ -354,7 +358,7 @@ public static class ControlPlaneStats
                 Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
                     "  window {0} {1}: {2:F2} Mpps, {3:F2} Mpps per forwarding CPU-second ({4:P0} of the window on CPU){5}; GC gen0/gen1/gen2 {6}/{7}/{8}, pause {9:F1} ms",
                     p + 1, x.Churn ? "churn" : "none ", x.Rate / 1e6, x.RatePerCpu / 1e6, x.Cpu / x.Wall,
-                    x.Churn ? string.Create(CultureInfo.InvariantCulture, $", {x.Changes / x.Wall.TotalSeconds:F0} changes/s applied") : "",
+                    x.Churn ? string.Create(CultureInfo.InvariantCulture, $", {x.Changes / x.Wall.TotalSeconds:F0} changes/s applied, {x.Allocated / 1024.0 / Math.Max(1, x.Changes):F1} KiB allocated per change") : "",
                     x.Gc.Gen0, x.Gc.Gen1, x.Gc.Gen2, x.Gc.Pause.TotalMilliseconds));
             ratios.Add(busy.Rate / none.Rate);
             cpuRatios.Add(busy.RatePerCpu / none.RatePerCpu);
