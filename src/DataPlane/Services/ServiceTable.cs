@@ -221,16 +221,18 @@ public sealed class ServiceTable
         int version = Interlocked.Increment(ref s_versions);
         var next = (Shard[])_shards.Clone();
         var stamps = (int[])_shardStamps.Clone();
-        var carried = new Dictionary<CompiledFrontend, int>(ReferenceEqualityComparer.Instance);
         foreach (var (shard, entries) in touched)
         {
             stamps[shard] = version;
             var old = _shards[shard];
-            carried.Clear();
-            for (int i = 0; i < old.Entries.Length; i++) carried[old.Entries[i]] = old.Stamps[i];
+            // Touch kept the carried entries in their order and appended the added ones: one pass over both lists
+            // gives each carried entry its stamp (an entry not found, added or re-added, gets this version).
             var entryStamps = new int[entries.Count];
-            for (int i = 0; i < entryStamps.Length; i++)
-                entryStamps[i] = carried.TryGetValue(entries[i], out int stamp) ? stamp : version;
+            for (int i = 0, j = 0; i < entryStamps.Length; i++)
+            {
+                while (j < old.Entries.Length && !ReferenceEquals(old.Entries[j], entries[i])) j++;
+                entryStamps[i] = j < old.Entries.Length ? old.Stamps[j++] : version;
+            }
             next[shard] = entries.Count == 0 ? Shard.Empty : new Shard(entries.ToArray(), entryStamps);
         }
         var ancestry = new int[Math.Min(AncestryDepth, _ancestry.Length + 1)];
