@@ -12,13 +12,15 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace FastPath.Benchmarks;
 
 /// <summary>
-/// `dotnet run -c Release --project bench/FastPath.Benchmarks -- control-plane-stats [maglevTableSize | policy]
-/// [--csv FILE] [--no-forwarding]`: the live control plane on <see cref="LargeCluster"/>: full compile (objects in
+/// `dotnet run -c Release --project bench/FastPath.Benchmarks -- control-plane-stats [maglevTableSize | policy |
+/// churn [--windows N] [--seconds S] [--cpus F,C] [--changes R] [--detached]] [--csv FILE] [--no-forwarding]`: the live control plane on <see cref="LargeCluster"/>: full compile (objects in
 /// memory → published snapshot, with the memory the controller retains), latency percentiles of single changes
 /// (BenchmarkDotNet reports means, the targets are p99) with the garbage collections and GC pause time per 1,000
 /// changes, the peer (a full recompile per change, what an iptables/nftables full sync does) in the same run, and the
-/// forwarding rate while 1,000 changes per second are applied vs. none; then the same for NetworkPolicy, Pod and
+/// forwarding rate while 1,000 changes per second are applied vs. none (`churn` measures only that, after one
+/// compile: <see cref="ForwardingUnderChurn"/>); then the same for NetworkPolicy, Pod and
 /// Namespace changes on <see cref="PolicyCluster"/>. --csv writes every change's latency ("kind,microseconds").
+/// `control-plane-stats policy np|pod|add|ns` runs one policy row five times over (to profile one kind of change).
 /// </summary>
 public static class ControlPlaneStats
 {
@@ -33,14 +35,20 @@ public static class ControlPlaneStats
         string? csv = csvAt >= 0 ? args[csvAt + 1] : null;
         var rest = args.Where((a, i) => a != "--no-forwarding" && (csvAt < 0 || (i != csvAt && i != csvAt + 1))).ToArray();
         if (rest is ["policy"]) PolicyChanges();
-        else Run(rest.Length > 0 ? int.Parse(rest[0], CultureInfo.InvariantCulture) : 1021, forwarding: !args.Contains("--no-forwarding"));
+        else if (rest is ["policy", var only]) PolicyChanges(only);
+        else if (rest is ["churn", ..])
+        {
+            var (controller, publisher) = FullCompile(FastPathConfiguration.Default.MaglevTableSize);
+            ForwardingUnderChurn(controller, publisher, new Random(6), ChurnOptions.Parse(rest[1..]));
+        }
+        else Run(rest.Length > 0 ? int.Parse(rest[0], CultureInfo.InvariantCulture) : FastPathConfiguration.Default.MaglevTableSize, forwarding: !args.Contains("--no-forwarding"));
         if (csv is not null)
             File.WriteAllLines(csv, ["kind,microseconds", .. Latencies.Select(l => string.Create(CultureInfo.InvariantCulture, $"{l.Kind},{l.Microseconds:F1}"))]);
     }
 
     public static void Run(int maglevTableSize, bool forwarding = true)
     {
-        Console.WriteLine($"cluster: {LargeCluster.Nodes:N0} nodes, {LargeCluster.Nodes * LargeCluster.PodsPerNode:N0} pods, {LargeCluster.Services:N0} services x {LargeCluster.EndpointsPerService} endpoints, Maglev M={maglevTableSize}; {Environment.ProcessorCount} cores, GC {(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")}{(AppContext.TryGetSwitch("System.GC.Concurrent", out bool concurrent) && !concurrent ? " non-concurrent" : "")} {System.Runtime.GCSettings.LatencyMode}");
+        Console.WriteLine($"cluster: {LargeCluster.Nodes:N0} nodes, {LargeCluster.Nodes * LargeCluster.PodsPerNode:N0} pods, {LargeCluster.Services:N0} services x {LargeCluster.EndpointsPerService} endpoints, Maglev M ≤ {maglevTableSize} ({FastPathConfiguration.Default.MaglevSlotsPerBackend} slots per backend); {Environment.ProcessorCount} cores, GC {(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")}{(AppContext.TryGetSwitch("System.GC.Concurrent", out bool concurrent) && !concurrent ? " non-concurrent" : "")} {System.Runtime.GCSettings.LatencyMode}");
         for (int run = 0; run < 2; run++) FullCompile(maglevTableSize);
         LargeClusterChanges(FullCompile(maglevTableSize), forwarding);
         GC.Collect(); // the large cluster is gone: the policy rows run on their own heap
@@ -58,9 +66,11 @@ public static class ControlPlaneStats
         long baseline = GC.GetTotalMemory(forceFullCollection: true);
         var (controller, publisher, objects, elapsed, allocated, collections) = Apply(maglevTableSize);
         long retained = GC.GetTotalMemory(forceFullCollection: true) - baseline;
-        Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "full compile (validate {0:N0} objects, compile, publish): {1:F0} ms, retained {2:F0} MiB, allocated {3:F0} MiB, {4:N0} frontends; GC gen0/gen1/gen2 {5}/{6}/{7}, pause {8:F0} ms",
+        long maglevBytes = publisher.Holder.Current.Services.MaglevBytes;
+        Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "full compile (validate {0:N0} objects, compile, publish): {1:F0} ms, retained {2:F0} MiB, allocated {3:F0} MiB, {4:N0} frontends; GC gen0/gen1/gen2 {5}/{6}/{7}, pause {8:F0} ms; Maglev tables {9:F1} MiB, {10:N0} bytes per Service",
             objects, elapsed.TotalMilliseconds, retained / 1048576.0, allocated / 1048576.0, publisher.Holder.Current.Services.Count,
-            collections.Gen0, collections.Gen1, collections.Gen2, collections.Pause.TotalMilliseconds));
+            collections.Gen0, collections.Gen1, collections.Gen2, collections.Pause.TotalMilliseconds,
+            maglevBytes / 1048576.0, maglevBytes / LargeCluster.Services));
         return (controller, publisher);
     }
 
@@ -120,7 +130,7 @@ public static class ControlPlaneStats
         var full = new SnapshotPublisher(LargeCluster.NodeName);
         Report("peer: full recompile per change", 5, () => { full.Publish(state); return ClusterChangeBatch.Empty; }, null);
 
-        if (forwarding) ForwardingUnderChurn(controller, publisher, random);
+        if (forwarding) ForwardingUnderChurn(controller, publisher, random, new ChurnOptions());
     }
 
     /// <summary>
@@ -128,7 +138,7 @@ public static class ControlPlaneStats
     /// under the live controller: the first apply, single changes (policy, pod, namespace) applied and published, and
     /// the peer in the same run: a full recompile per change.
     /// </summary>
-    public static void PolicyChanges()
+    public static void PolicyChanges(string? only = null)
     {
         var state = PolicyCluster.Build(namespaces: 100, podsPerNamespace: 100, policiesPerNamespace: 10);
         var nodes = Enumerable.Range(0, 100).Select(n => new ClusterObject<k8s.Models.V1Node>(
@@ -151,6 +161,19 @@ public static class ControlPlaneStats
         (ns.A, ns.B) = PolicyCluster.NamespaceChange(state);
         static ClusterChangeBatch Flip<T>(Flip<T> flip, IClusterObject key) where T : class =>
             Batch(flip.Next() is { } now ? ClusterChange.Upsert(now) : ClusterChange.Delete(key));
+        if (only is not null)
+        {
+            Func<ClusterChangeBatch> row = only switch
+            {
+                "np" => () => Flip(policy, policy.A),
+                "pod" => () => Flip(pod, pod.A),
+                "add" => () => Flip(added, added.B),
+                "ns" => () => Flip(ns, ns.A),
+                _ => throw new ArgumentException($"control-plane-stats policy {only}: expected np, pod, add or ns"),
+            };
+            for (int round = 0; round < 5; round++) Report(only, Changes, row, controller);
+            return;
+        }
         Report("NetworkPolicy change (isolating local pods)", Changes, () => Flip(policy, policy.A), controller);
         Report("Pod relabelled (a policy peer)", Changes, () => Flip(pod, pod.A), controller);
         Report("Pod added or removed (a policy peer)", Changes, () => Flip(added, added.B), controller);
@@ -173,13 +196,22 @@ public static class ControlPlaneStats
     {
         var times = new double[count];
         var gc = GcCounts.Now();
+        var collected = new List<string>(); // the collections that ran inside a change: which, how long, what they copied
         for (int i = 0; i < count; i++)
         {
+            int before = GC.CollectionCount(0);
             var watch = Stopwatch.StartNew(); // the change is built inside the measurement (for the peer it is the whole work)
             var batch = change();
             var problems = controller?.Apply(batch) ?? [];
             times[i] = watch.Elapsed.TotalMicroseconds;
             if (problems.Count > 0) throw new InvalidOperationException(problems[0].ToString());
+            if (GC.CollectionCount(0) != before && collected.Count < 8)
+            {
+                var info = GC.GetGCMemoryInfo(GCKind.Any); // the last collection (of several in one change, the others are counted above)
+                collected.Add(string.Format(CultureInfo.InvariantCulture, "gen{0}{1} pause {2:F1} ms promoted {3:F1} MiB in a change of {4:F1} ms",
+                    info.Generation, info.Concurrent ? " background" : "", info.PauseDurations[0].TotalMilliseconds + info.PauseDurations[1].TotalMilliseconds,
+                    info.PromotedBytes / 1048576.0, times[i] / 1000));
+            }
         }
         var collections = GcCounts.Now() - gc;
         if (controller is not null) Latencies.AddRange(times.Select(t => (what, t)));
@@ -189,6 +221,7 @@ public static class ControlPlaneStats
         Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
             "{0} (validate, compile, publish; n={1}): p50 {2:F0} µs, p99 {3:F0} µs, max {4:F0} µs; per 1,000 changes: GC gen0 {5:F0}, gen1 {6:F0}, gen2 {7:F0}, pause {8:F1} ms",
             what, count, P(0.50), P(0.99), times[^1], collections.Gen0 * per, collections.Gen1 * per, collections.Gen2 * per, collections.Pause.TotalMilliseconds * per));
+        if (controller is not null && collected.Count > 0) Console.WriteLine("  collections: " + string.Join("; ", collected));
     }
 
     /// <summary>A 64-byte TCP ACK from a pod (gateway MAC as destination), checksums correct.</summary>
@@ -206,52 +239,166 @@ public static class ControlPlaneStats
         return f;
     }
 
-    /// <summary>Packets per second through one engine for 3 s with no changes, then while 1,000 EndpointSlice changes per second apply.</summary>
-    private static void ForwardingUnderChurn(ClusterController controller, SnapshotPublisher publisher, Random random)
+    /// <summary>Where and how long <see cref="ForwardingUnderChurn"/> measures.</summary>
+    /// <param name="Windows">Pairs of windows: one without changes, one with, in alternating order (none/churn, then
+    /// churn/none) so a drift of the machine's load weighs on both sides.</param>
+    /// <param name="Seconds">Length of each window.</param>
+    /// <param name="ForwardCpu">The CPU the forwarding thread is pinned to.</param>
+    /// <param name="ChangerCpu">The CPU every other thread of the process is pinned to (the changer, the thread pool
+    /// it triggers, the GC's background thread, timers).</param>
+    /// <param name="ChangesPerSecond">EndpointSlice changes applied per second in a churn window.</param>
+    /// <param name="Detached">The peer: the changes are published as usual, but the engine keeps reading the first
+    /// snapshot, so the ratio shows what the changer costs the forwarding thread without the engine following it
+    /// (collections, the other CPU's cache and memory traffic); the difference to an attached run is the engine's share.</param>
+    public sealed record ChurnOptions(int Windows = 5, double Seconds = 2, int ForwardCpu = 0, int ChangerCpu = 1, int ChangesPerSecond = 1000, bool Detached = false)
+    {
+        public static ChurnOptions Parse(string[] args)
+        {
+            var o = new ChurnOptions(Detached: args.Contains("--detached"));
+            for (int i = 0; i + 1 < args.Length; i++)
+            {
+                string v = args[i + 1];
+                o = args[i] switch
+                {
+                    "--windows" => o with { Windows = int.Parse(v, CultureInfo.InvariantCulture) },
+                    "--seconds" => o with { Seconds = double.Parse(v, CultureInfo.InvariantCulture) },
+                    "--changes" => o with { ChangesPerSecond = int.Parse(v, CultureInfo.InvariantCulture) },
+                    "--cpus" => o with { ForwardCpu = int.Parse(v.Split(',')[0], CultureInfo.InvariantCulture), ChangerCpu = int.Parse(v.Split(',')[1], CultureInfo.InvariantCulture) },
+                    _ => o,
+                };
+            }
+            return o;
+        }
+    }
+
+    /// <summary>One measured window: packets forwarded, wall and forwarding-thread CPU time, changes applied, collections.</summary>
+    private readonly record struct Window(bool Churn, long Packets, TimeSpan Wall, TimeSpan Cpu, int Changes, long Allocated, GcCounts Gc)
+    {
+        public double Rate => Packets / Wall.TotalSeconds;
+        public double RatePerCpu => Cpu > TimeSpan.Zero ? Packets / Cpu.TotalSeconds : double.NaN;
+    }
+
+    /// <summary>
+    /// Packets per second through one engine without changes and while <see cref="ChurnOptions.ChangesPerSecond"/>
+    /// EndpointSlice changes per second apply (each validated, compiled, published), measured side by side: the
+    /// forwarding thread pinned to one CPU, the changer and every other thread of the process to the other, windows
+    /// interleaved. Each pair's ratio is reported, and the median; per wall second (what the target is) and per
+    /// CPU-second of the forwarding thread (what is left when the machine's other load takes the CPU away).
+    /// </summary>
+    private static void ForwardingUnderChurn(ClusterController controller, SnapshotPublisher publisher, Random random, ChurnOptions options)
     {
         var snapshot = publisher.Holder.Current;
         short client = (short)snapshot.FindPort("default/pod-0");
         var frames = new List<byte[]>();
         for (int i = 0; i < 1024; i++)
             frames.Add(TcpAck((ushort)(1024 + i), 0x0A00_0002, 0x0A60_0000u + (uint)random.Next(LargeCluster.Services)));
-        var loop = new EngineLoop(new MemorySource(frames, repeat: int.MaxValue, ingressPort: client), new Engine(publisher.Holder), "forwarding under churn");
-        loop.Forward(); // warm-up
+        var loop = new EngineLoop(new MemorySource(frames, repeat: int.MaxValue, ingressPort: client, intervalNs: 100), new Engine(options.Detached ? new SnapshotHolder(snapshot) : publisher.Holder), "forwarding under churn");
 
-        double Rate(bool churn)
+        // The forwarding thread opens a churn window (churning = 1) and closes it, then waits until the changer is idle
+        // (active = 0) so no change spills into the next window; the changer marks itself active before it re-reads
+        // churning (both by Interlocked, full fences), so a change can never start after the wait.
+        int churning = 0, active = 0, stop = 0, applied = 0, shift = 1_000_000;
+        long allocated = 0; // by the changes of the window, on the changer thread (the slice objects included)
+        long windowStart = 0; // Stopwatch timestamp of the churn window's start, written before churning is set
+        var changer = new Thread(() =>
         {
-            bool stop = false;
-            int applied = 0, shift = 1_000_000;
-            var changer = new Thread(() =>
+            while (Volatile.Read(ref stop) == 0)
             {
-                var clock = Stopwatch.StartNew();
-                while (!Volatile.Read(ref stop))
+                Interlocked.Exchange(ref active, 1);
+                if (Interlocked.CompareExchange(ref churning, 0, 0) == 0)
                 {
-                    // 1,000 changes per second, paced by the clock.
-                    if (applied < clock.Elapsed.TotalMilliseconds)
-                    {
-                        controller.Apply(Batch(ClusterChange.Upsert(LargeCluster.Slice(random.Next(LargeCluster.Services), ++shift))));
-                        applied++;
-                    }
-                    else Thread.Sleep(0);
+                    Interlocked.Exchange(ref active, 0);
+                    Thread.Sleep(1);
+                    continue;
                 }
-            });
-            if (churn) changer.Start();
-            var watch = Stopwatch.StartNew();
-            long packets = 0;
-            while (watch.Elapsed < TimeSpan.FromSeconds(3))
-            {
-                loop.Forward(64 * 64);
-                packets += 64 * 64;
+                // Paced by the clock: every change due by now, then sleep (a controller is idle between changes).
+                while (applied < Stopwatch.GetElapsedTime(windowStart).TotalSeconds * options.ChangesPerSecond && Volatile.Read(ref churning) != 0)
+                {
+                    long before = GC.GetAllocatedBytesForCurrentThread();
+                    controller.Apply(Batch(ClusterChange.Upsert(LargeCluster.Slice(random.Next(LargeCluster.Services), ++shift))));
+                    allocated += GC.GetAllocatedBytesForCurrentThread() - before;
+                    applied++;
+                }
+                Interlocked.Exchange(ref active, 0);
+                Thread.Sleep(1);
             }
-            double rate = packets / watch.Elapsed.TotalSeconds;
-            Volatile.Write(ref stop, true);
-            if (churn) changer.Join();
-            Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "forwarding {0}: {1:F2} Mpps{2}", churn ? "with changes" : "no changes",
-                rate / 1e6, churn ? $" ({applied / watch.Elapsed.TotalSeconds:F0} changes/s applied)" : ""));
-            return rate;
-        }
+        }) { Name = "changer", IsBackground = true };
 
-        double quiet = Rate(false), busy = Rate(true), quiet2 = Rate(false);
-        Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "forwarding rate with changes / without: {0:P0}", busy / ((quiet + quiet2) / 2)));
+        var windows = new List<Window>();
+        int pinned = 0;
+        bool forwardPinned = false;
+        var forwarder = new Thread(() =>
+        {
+            forwardPinned = CpuPinning.PinCurrentThread(options.ForwardCpu);
+            int self = CpuPinning.CurrentThreadId;
+            loop.Forward(); // warm-up
+            for (int w = 0; w < 2 * options.Windows; w++)
+            {
+                bool churn = (w % 2 == 0) == (w / 2 % 2 == 1); // none, churn, churn, none, none, churn...
+                // Threads the runtime started since the last window (thread-pool workers) go to the changer's CPU too.
+                pinned = CpuPinning.PinOtherThreads(options.ChangerCpu, self);
+                applied = 0; // the changer is idle here
+                allocated = 0;
+                windowStart = Stopwatch.GetTimestamp();
+                Interlocked.Exchange(ref churning, churn ? 1 : 0);
+                var gc = GcCounts.Now();
+                var cpu = CpuPinning.CurrentThreadCpuTime();
+                var watch = Stopwatch.StartNew();
+                long packets = 0;
+                while (watch.Elapsed.TotalSeconds < options.Seconds)
+                {
+                    loop.Forward(64 * 64);
+                    packets += 64 * 64;
+                }
+                var wall = watch.Elapsed;
+                var used = CpuPinning.CurrentThreadCpuTime() - cpu;
+                var collections = GcCounts.Now() - gc;
+                Interlocked.Exchange(ref churning, 0);
+                while (Interlocked.CompareExchange(ref active, 0, 0) != 0) Thread.Sleep(1);
+                windows.Add(new Window(churn, packets, wall, used, churn ? applied : 0, churn ? allocated : 0, collections));
+            }
+        }) { Name = "forwarder" };
+
+        var latency = System.Runtime.GCSettings.LatencyMode;
+        System.Runtime.GCSettings.LatencyMode = System.Runtime.GCLatencyMode.SustainedLowLatency; // as `run` forwards
+        CpuPinning.PinCurrentThread(options.ChangerCpu);
+        changer.Start();
+        forwarder.Start();
+        forwarder.Join();
+        Volatile.Write(ref stop, 1);
+        changer.Join();
+        System.Runtime.GCSettings.LatencyMode = latency;
+
+        Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
+            "forwarding under churn{8}: forwarding thread on CPU {0}{1}, every other thread ({2} at the last window) on CPU {3}; {4} × {5:F1} s windows per side; GC {6}, DOTNET_GCgen0size={7}",
+            options.ForwardCpu, forwardPinned ? "" : " (pinning refused)", pinned, options.ChangerCpu, options.Windows, options.Seconds,
+            System.Runtime.GCLatencyMode.SustainedLowLatency, Environment.GetEnvironmentVariable("DOTNET_GCgen0size") ?? "default",
+            options.Detached ? " (detached: the engine does not follow the published snapshots)" : ""));
+        var ratios = new List<double>();
+        var cpuRatios = new List<double>();
+        for (int p = 0; p < options.Windows; p++)
+        {
+            var pair = windows.Skip(2 * p).Take(2).ToArray();
+            var none = pair.First(x => !x.Churn);
+            var busy = pair.First(x => x.Churn);
+            foreach (var x in pair)
+                Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
+                    "  window {0} {1}: {2:F2} Mpps, {3:F2} Mpps per forwarding CPU-second ({4:P0} of the window on CPU){5}; GC gen0/gen1/gen2 {6}/{7}/{8}, pause {9:F1} ms",
+                    p + 1, x.Churn ? "churn" : "none ", x.Rate / 1e6, x.RatePerCpu / 1e6, x.Cpu / x.Wall,
+                    x.Churn ? string.Create(CultureInfo.InvariantCulture, $", {x.Changes / x.Wall.TotalSeconds:F0} changes/s applied, {x.Allocated / 1024.0 / Math.Max(1, x.Changes):F1} KiB allocated per change") : "",
+                    x.Gc.Gen0, x.Gc.Gen1, x.Gc.Gen2, x.Gc.Pause.TotalMilliseconds));
+            ratios.Add(busy.Rate / none.Rate);
+            cpuRatios.Add(busy.RatePerCpu / none.RatePerCpu);
+            Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "  pair {0}: churn / none = {1:P1} (per CPU-second {2:P1})", p + 1, ratios[^1], cpuRatios[^1]));
+        }
+        Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
+            "forwarding rate with changes / without, median of {0} pairs: {1:P1} (per CPU-second {2:P1}); none {3:F2}–{4:F2} Mpps",
+            options.Windows, Median(ratios), Median(cpuRatios), windows.Where(x => !x.Churn).Min(x => x.Rate) / 1e6, windows.Where(x => !x.Churn).Max(x => x.Rate) / 1e6));
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 }

@@ -56,8 +56,17 @@ public sealed record FastPathConfiguration
     public PortRange NodePortRange { get; init; } = new(30000, 32767);
     /// <summary>SNAT pod traffic leaving the cluster CIDRs to the node IP (kube-proxy's --cluster-cidr masquerade rule).</summary>
     public bool MasqueradeOffCluster { get; init; } = true;
-    /// <summary>Maglev lookup table size M; must be prime (Maglev paper §3.4), 16381 is Cilium's default.</summary>
+    /// <summary>
+    /// Largest Maglev lookup table M; must be prime (Maglev paper §3.4), 16381 is Cilium's default. A Service's table
+    /// is sized from its backend count (<see cref="MaglevSlotsPerBackend"/>) up to this.
+    /// </summary>
     public int MaglevTableSize { get; init; } = 16381;
+    /// <summary>
+    /// Slots per backend a Service's Maglev table gets (<c>MaglevTable.SizeFor</c>: the smallest of Cilium's sizes
+    /// with ≥ this·N slots, at most <see cref="MaglevTableSize"/>); 0 gives every Service <see cref="MaglevTableSize"/>.
+    /// 100 is the paper's M > 100·N: shares within ~1 %, and a 10-endpoint Service takes 2 KiB instead of 32 KiB.
+    /// </summary>
+    public int MaglevSlotsPerBackend { get; init; } = 100;
     /// <summary>Connection-tracking table capacity (kube-proxy's conntrack.min default is 131072 per node).</summary>
     public int ConntrackMaxEntries { get; init; } = 262144;
     /// <summary>kube-proxy's conntrack.tcpEstablishedTimeout default.</summary>

@@ -81,6 +81,9 @@ internal static partial class FastPathConfigurationReader
                         else config = config with { MaglevTableSize = m };
                     }
                     break;
+                case "maglevSlotsPerBackend":
+                    if (ReadInt(value, 0, 1 << 16, Error) is int perBackend) config = config with { MaglevSlotsPerBackend = perBackend };
+                    break;
                 case "conntrackMaxEntries":
                     if (ReadInt(value, 1, 1 << 26, Error) is int maxEntries) config = config with { ConntrackMaxEntries = maxEntries };
                     break;

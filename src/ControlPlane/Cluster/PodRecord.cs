@@ -61,18 +61,18 @@ public sealed class PodRecord : IObjectOrigin
     public static PodRecord From(ClusterObject<V1Pod> pod, string? nodeName = null)
     {
         var v = pod.Value;
-        var ports = new List<ContainerPort>();
+        List<ContainerPort>? ports = null; // most pods declare none: no list for them
         foreach (var c in v.Spec?.Containers ?? [])
             foreach (var p in c?.Ports ?? [])
-                if (p is not null) ports.Add(new ContainerPort(p.Name, p.ContainerPort, ClusterValidator.ProtocolNumber(p.Protocol)));
+                if (p is not null) (ports ??= []).Add(new ContainerPort(p.Name, p.ContainerPort, ClusterValidator.ProtocolNumber(p.Protocol)));
         return new PodRecord(pod.Namespace ?? v.Metadata?.NamespaceProperty ?? "default", pod.Name, pod.File, pod.Line)
         {
             NodeName = nodeName is not null && nodeName == v.Spec?.NodeName ? nodeName : v.Spec?.NodeName,
             HostNetwork = v.Spec?.HostNetwork == true,
             Mac = Compile.SnapshotCompiler.AnnotatedMac(v.Metadata),
-            Addresses = [.. Compile.SnapshotCompiler.PodAddresses(v)],
+            Addresses = Compile.SnapshotCompiler.PodAddresses(v),
             Labels = v.Metadata?.Labels is { Count: > 0 } labels ? labels : null,
-            ContainerPorts = ports.Count == 0 ? [] : [.. ports],
+            ContainerPorts = ports is null ? [] : [.. ports],
         };
     }
 

@@ -20,9 +20,9 @@ namespace FastPath.ControlPlane.Compile;
 /// <item>this node's Node object or the FastPathConfiguration → settings, routes and every Service (NodePorts follow
 /// the node's addresses; the Maglev size and traffic settings come from the configuration);</item>
 /// <item>a NetworkPolicy, a Namespace or any Pod → the policy table, incrementally (<see cref="PolicyCompiler"/>):
-/// only the rule sets of local pods selected by a policy the change can affect are rebuilt — the changed policy;
-/// for a Pod, the policies with a peer selecting its old or new version; for a Namespace, those whose
-/// namespaceSelector matches its old or new labels; the other rule sets are shared with the previous table.</item>
+/// only the rule sets of local pods selected by a policy the change alters are rebuilt — the changed policy; for a
+/// Pod or a Namespace, the policies with a peer the pod (or the namespace's pods) entered, left or changed address in, found through an
+/// index of peers by the label keys their selectors mention; the other rule sets are shared with the previous table.</item>
 /// </list>
 /// Parts that did not change are shared with the previous snapshot (the route table, the Service table), so a
 /// snapshot stays immutable while the next one is built. Objects are assumed valid (the controller validates them).
@@ -97,18 +97,28 @@ public sealed class IncrementalCompiler
     public int LastPolicyRuleSetsBuilt { get; private set; }
 
     /// <summary>The version in force of an object (for a Pod, its compact <see cref="PodRecord"/>), or null.</summary>
-    public IObjectOrigin? Find(ObjectKey key)
+    public IObjectOrigin? Find(ObjectKey key) => key.Kind switch
     {
-        string qualified = key.Namespace is null ? key.Name : $"{key.Namespace}/{key.Name}";
-        return key.Kind switch
-        {
-            "Node" => _nodes.GetValueOrDefault(key.Name),
-            "Pod" => _pods.GetValueOrDefault(qualified),
-            "Service" => _services.GetValueOrDefault(qualified),
-            "EndpointSlice" => _slices.GetValueOrDefault(qualified),
-            FastPathConfiguration.KindName => _declared,
-            _ => _others.GetValueOrDefault(key),
-        };
+        "Node" => _nodes.GetValueOrDefault(key.Name),
+        "Pod" => Qualified(_pods, key),
+        "Service" => Qualified(_services, key),
+        "EndpointSlice" => Qualified(_slices, key),
+        FastPathConfiguration.KindName => _declared,
+        _ => _others.GetValueOrDefault(key),
+    };
+
+    /// <summary>The entry keyed "namespace/name", looked up without building that string (a full load looks up every
+    /// object three times).</summary>
+    private static T? Qualified<T>(Dictionary<string, T> map, ObjectKey key) where T : class
+    {
+        if (key.Namespace is null) return map.GetValueOrDefault(key.Name);
+        int length = key.Namespace.Length + 1 + key.Name.Length;
+        if (length > 512) return map.GetValueOrDefault($"{key.Namespace}/{key.Name}");
+        Span<char> name = stackalloc char[length];
+        key.Namespace.CopyTo(name);
+        name[key.Namespace.Length] = '/';
+        key.Name.CopyTo(name[(key.Namespace.Length + 1)..]);
+        return map.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(name, out var value) ? value : null;
     }
 
     /// <summary>Adds or replaces an object.</summary>
@@ -235,12 +245,14 @@ public sealed class IncrementalCompiler
             Configuration = ClusterDirectory.EffectiveConfiguration(_declared?.Value, _nodes.Values);
             _settings = SnapshotCompiler.Settings(node, Configuration);
             _globalRoutes = RouteCompiler.GlobalRoutes(Configuration, HostGateways);
-            _nodeRoutes.Clear();
-            foreach (var n in _nodes.Values) _nodeRoutes[n.Name] = RouteCompiler.NodeRoutes(n, _nodeName);
             _frontends.Clear();
-            CompileAllServices();
-            _routes = null;
             _serviceTable = null;
+            // The routes and the Services read and write disjoint state, so the route table is built beside the
+            // Services' parallel compile (on one worker the route task would only queue behind it).
+            var routes = Parallelism > 1 ? Task.Run(RebuildAllRoutes) : null;
+            CompileAllServices();
+            if (routes is null) RebuildAllRoutes();
+            else routes.GetAwaiter().GetResult();
         }
         else
         {
@@ -277,15 +289,7 @@ public sealed class IncrementalCompiler
             foreach (var name in _dirtyServices) CompileService(name);
         }
 
-        if (_routes is null)
-        {
-            var all = new List<Route>(_globalRoutes);
-            foreach (var routes in _nodeRoutes.Values) all.AddRange(routes);
-            _routes = _routeBuilder.Apply(all);
-            LastRouteChanges = _routeBuilder.LastChanges;
-            _routeOwners.Clear();
-            CountRouteOwners(all, +1);
-        }
+        if (_routes is null) RebuildRoutes();
         if (_serviceTable is null)
         {
             var entries = new List<CompiledFrontend>(_frontends.Count * 2);
@@ -309,6 +313,25 @@ public sealed class IncrementalCompiler
         Clear(_dirtyNodes);
         Clear(_dirtyServices);
         return new CompileResult(new ForwardingSnapshot(_settings!, _ports, generation, _routes, _serviceTable, _policy), []);
+    }
+
+    /// <summary>Every Node's routes, then the route table from them (the full compile).</summary>
+    private void RebuildAllRoutes()
+    {
+        _nodeRoutes.Clear();
+        foreach (var n in _nodes.Values) _nodeRoutes[n.Name] = RouteCompiler.NodeRoutes(n, _nodeName);
+        RebuildRoutes();
+    }
+
+    /// <summary>The route table from the global and every Node's routes, applied to the kept builder as a diff.</summary>
+    private void RebuildRoutes()
+    {
+        var all = new List<Route>(_globalRoutes);
+        foreach (var routes in _nodeRoutes.Values) all.AddRange(routes);
+        _routes = _routeBuilder.Apply(all);
+        LastRouteChanges = _routeBuilder.LastChanges;
+        _routeOwners.Clear();
+        CountRouteOwners(all, +1);
     }
 
     /// <summary>Empties a set of changed names, giving back the room a full load took (so it is not kept for good).</summary>
@@ -354,22 +377,25 @@ public sealed class IncrementalCompiler
     private CompiledFrontend[] BuildService(string name, MaglevTable.Builder builder)
     {
         if (!_services.TryGetValue(name, out var service)) return [];
-        IReadOnlyList<ClusterObject<V1EndpointSlice>> slices = _slicesByService.TryGetValue(name, out var s)
-            ? s.Values.OrderBy(x => x.Name, StringComparer.Ordinal).ToList()
-            : [];
+        IReadOnlyList<ClusterObject<V1EndpointSlice>> slices = !_slicesByService.TryGetValue(name, out var s) ? []
+            : s.Count == 1 ? [.. s.Values]
+            : s.Values.OrderBy(x => x.Name, StringComparer.Ordinal).ToList();
         var frontends = ServiceCompiler.ServiceFrontends(service, slices, _nodeName, _settings!.HostAddresses,
             ServiceCompiler.ZoneOf(_nodes.GetValueOrDefault(_nodeName)?.Value));
         // Frontends of one Service port (ClusterIP, NodePort per node address, LoadBalancer IPs) usually have the
         // same backends: one Maglev table serves them all.
-        var tables = new List<(IReadOnlyList<ServiceBackend> Backends, MaglevTable Table)>();
+        var tables = new List<(IReadOnlyList<ServiceBackend> Backends, MaglevTable Table)>(1);
         var compiled = new CompiledFrontend[frontends.Count];
         for (int i = 0; i < frontends.Count; i++)
         {
             var f = frontends[i];
-            var table = tables.FirstOrDefault(t => t.Backends.SequenceEqual(f.Backends)).Table;
+            MaglevTable? table = null;
+            foreach (var t in tables)
+                if (ReferenceEquals(t.Backends, f.Backends) || t.Backends.SequenceEqual(f.Backends)) { table = t.Table; break; }
             if (table is null)
             {
-                table = CompiledFrontend.BuildMaglev(f.Backends, Configuration.MaglevTableSize, builder);
+                table = CompiledFrontend.BuildMaglev(f.Backends,
+                    MaglevTable.SizeFor(f.Backends.Count, Configuration.MaglevTableSize, Configuration.MaglevSlotsPerBackend), builder);
                 tables.Add((f.Backends, table));
             }
             compiled[i] = new CompiledFrontend(f, table);

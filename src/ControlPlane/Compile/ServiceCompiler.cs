@@ -52,14 +52,15 @@ public static class ServiceCompiler
         if (clusterIps.Count == 0) return frontends; // headless ("None") or not allocated
         bool internalLocal = spec.InternalTrafficPolicy == "Local";
         bool externalLocal = spec.ExternalTrafficPolicy == "Local";
-        var sourceRanges = (spec.LoadBalancerSourceRanges ?? []).Select(r => Cidr.TryParse(r, out var c) ? ((IpAddr, int)?)(c.Network, c.Length) : null)
-            .OfType<(IpAddr, int)>().ToList();
+        IReadOnlyList<(IpAddr, int)> sourceRanges = spec.LoadBalancerSourceRanges is { Count: > 0 } declared
+            ? declared.Select(r => Cidr.TryParse(r, out var c) ? ((IpAddr, int)?)(c.Network, c.Length) : null).OfType<(IpAddr, int)>().ToList()
+            : [];
         // KEP-1860: an ingress IP with ipMode Proxy belongs to a load balancer that proxies (it rewrites the
         // destination itself), so kube-proxy does not capture it on the node; VIP (the default) is captured.
-        var lbIps = spec.Type == "LoadBalancer"
-            ? Addresses((svc.Value.Status?.LoadBalancer?.Ingress ?? []).Where(i => i.IpMode != "Proxy").Select(i => i.Ip).OfType<string>())
+        var lbIps = spec.Type == "LoadBalancer" && svc.Value.Status?.LoadBalancer?.Ingress is { Count: > 0 } ingress
+            ? Addresses(ingress.Where(i => i.IpMode != "Proxy").Select(i => i.Ip).OfType<string>())
             : [];
-        var externalIps = Addresses(spec.ExternalIPs ?? []);
+        var externalIps = spec.ExternalIPs is { Count: > 0 } external ? Addresses(external) : [];
         // sessionAffinity: ClientIP, idle timeout from sessionAffinityConfig (API default 10800 s).
         long affinity = spec.SessionAffinity == "ClientIP"
             ? (spec.SessionAffinityConfig?.ClientIP?.TimeoutSeconds ?? 10800) * 1_000_000_000L
@@ -69,10 +70,18 @@ public static class ServiceCompiler
         {
             byte protocol = Protocol(port.Protocol);
             string name = $"{svc.QualifiedName}:{port.Name ?? port.Port.ToString(CultureInfo.InvariantCulture)}";
-            List<ServiceBackend> listedV4 = Listed(slices, port, v4: true), listedV6 = Listed(slices, port, v4: false);
-            EndpointSelection Backends(bool v4, bool local) =>
-                local ? LocalEndpoints(Candidates(slices, port, v4, nodeName), nodeName)
-                      : ClusterEndpoints(Candidates(slices, port, v4, null), nodeName, nodeZone);
+            // Each family's candidates are read once per port; each (family, policy) selection is made once and its
+            // backend list shared by the frontends that use it (ClusterIP, NodePorts, LoadBalancer IPs).
+            List<Candidate> candidatesV4 = Candidates(slices, port, v4: true, null), candidatesV6 = Candidates(slices, port, v4: false, null);
+            ServiceBackend[] listedV4 = Distinct(candidatesV4), listedV6 = Distinct(candidatesV6);
+            var selections = new EndpointSelection?[4];
+            EndpointSelection Backends(bool v4, bool local)
+            {
+                ref var chosen = ref selections[(v4 ? 0 : 2) + (local ? 1 : 0)];
+                var all = v4 ? candidatesV4 : candidatesV6;
+                return chosen ??= local ? LocalEndpoints(all.FindAll(c => c.Endpoint.NodeName == nodeName), nodeName)
+                                        : ClusterEndpoints(all, nodeName, nodeZone);
+            }
 
             foreach (var vip in clusterIps)
                 frontends.Add(Frontend(name, vip, (ushort)port.Port, protocol, Backends(vip.IsV4, internalLocal)) with
@@ -130,18 +139,20 @@ public static class ServiceCompiler
         return ports;
     }
 
-    private static List<IpAddr> Addresses(IEnumerable<string> texts) =>
-        texts.Select(t => IpAddr.TryParse(t, out var a) ? (IpAddr?)a : null).OfType<IpAddr>().Distinct().ToList();
-
-    /// <summary>Every endpoint the slices list for the port, ready or not (what established connections may keep using).</summary>
-    private static List<ServiceBackend> Listed(IReadOnlyList<ClusterObject<V1EndpointSlice>> slices, V1ServicePort port, bool v4) =>
-        Distinct(Candidates(slices, port, v4, null));
+    /// <summary>The texts that are IP addresses, each once, in order.</summary>
+    private static List<IpAddr> Addresses(IEnumerable<string> texts)
+    {
+        var addresses = new List<IpAddr>();
+        foreach (var t in texts)
+            if (IpAddr.TryParse(t, out var a) && !addresses.Contains(a)) addresses.Add(a);
+        return addresses;
+    }
 
     private static ServiceFrontend Frontend(string name, IpAddr address, ushort port, byte protocol, EndpointSelection selection) =>
         new(name, address, port, protocol, selection.Backends) { Eligibility = selection.Why };
 
     /// <summary>The backends a frontend balances over, and why they are the eligible ones (shown by trace).</summary>
-    private readonly record struct EndpointSelection(List<ServiceBackend> Backends, string Why);
+    private readonly record struct EndpointSelection(ServiceBackend[] Backends, string Why);
 
     // The EndpointSlice conditions as kube-proxy reads them (pkg/proxy/endpointslicecache.go): ready and serving
     // default to true when unset, terminating to false.
@@ -177,8 +188,10 @@ public static class ServiceCompiler
             Topology.Zone => c.Endpoint.Hints?.ForZones?.Any(z => z.Name == zone) == true,
             _ => true,
         };
-        var ready = all.Where(c => IsReady(c.Endpoint) && Available(c)).ToList();
-        if (ready.Count > 0) return new(Distinct(ready), $"ready{topology}");
+        var ready = new List<Candidate>(all.Count);
+        foreach (var c in all)
+            if (IsReady(c.Endpoint) && Available(c)) ready.Add(c);
+        if (ready.Count > 0) return new(Distinct(ready), topology.Length == 0 ? "ready" : "ready" + topology);
         // No ready endpoint for the topology means none is ready anywhere: the mode falls back to "all" when the
         // hints name no ready endpoint for this node or zone.
         var terminating = all.Where(c => IsServingTerminating(c.Endpoint) && Available(c)).ToList();
@@ -198,6 +211,9 @@ public static class ServiceCompiler
     /// </summary>
     private static Topology TopologyMode(List<Candidate> all, string nodeName, string? zone, out string why)
     {
+        why = "";
+        if (!all.Exists(static c => c.Endpoint.Hints?.ForNodes is { Count: > 0 } || c.Endpoint.Hints?.ForZones is { Count: > 0 }))
+            return Topology.All; // no hints at all (the common case): no ready list to build
         var ready = all.Where(c => IsReady(c.Endpoint)).Select(c => c.Endpoint).Distinct().ToList();
         bool allNodeHints = ready.All(e => e.Hints?.ForNodes is { Count: > 0 });
         bool allZoneHints = ready.All(e => e.Hints?.ForZones is { Count: > 0 });
@@ -220,8 +236,19 @@ public static class ServiceCompiler
         return Topology.All;
     }
 
-    private static List<ServiceBackend> Distinct(List<Candidate> candidates) =>
-        candidates.Select(c => new ServiceBackend(c.Address, c.Port)).Distinct().ToList();
+    /// <summary>The candidates' backends, each once, in order (a set only for long lists), as the array the compiled
+    /// frontend keeps (<see cref="CompiledFrontend"/> takes an array as it is instead of copying it).</summary>
+    private static ServiceBackend[] Distinct(List<Candidate> candidates)
+    {
+        var backends = new List<ServiceBackend>(candidates.Count);
+        var seen = candidates.Count > 32 ? new HashSet<ServiceBackend>(candidates.Count) : null;
+        foreach (var c in candidates)
+        {
+            var b = new ServiceBackend(c.Address, c.Port);
+            if (seen is not null ? seen.Add(b) : !backends.Contains(b)) backends.Add(b);
+        }
+        return [.. backends];
+    }
 
     private readonly record struct Candidate(V1Endpoint Endpoint, IpAddr Address, ushort Port);
 
@@ -233,8 +260,7 @@ public static class ServiceCompiler
         foreach (var slice in slices)
         {
             if (slice.Value.AddressType is not ("IPv4" or "IPv6") || (slice.Value.AddressType == "IPv4") != v4) continue;
-            var slicePort = slice.Value.Ports?.FirstOrDefault(p => (p.Name ?? "") == (port.Name ?? "") && Protocol(p.Protocol) == Protocol(port.Protocol));
-            if (slicePort?.Port is not int target) continue;
+            if (SlicePort(slice.Value, port) is not int target) continue;
             foreach (var endpoint in slice.Value.Endpoints ?? [])
             {
                 if (localNode is not null && endpoint.NodeName != localNode) continue;
@@ -243,6 +269,14 @@ public static class ServiceCompiler
             }
         }
         return candidates;
+    }
+
+    /// <summary>The slice's port for the Service port (same name and protocol): the resolved targetPort, or null.</summary>
+    private static int? SlicePort(V1EndpointSlice slice, V1ServicePort port)
+    {
+        foreach (var p in slice.Ports ?? [])
+            if ((p.Name ?? "") == (port.Name ?? "") && Protocol(p.Protocol) == Protocol(port.Protocol)) return p.Port;
+        return null;
     }
 
     private static byte Protocol(string? name) => ClusterValidator.ProtocolNumber(name);

@@ -73,19 +73,17 @@ public static class SnapshotCompiler
     }
 
     /// <summary>status.podIPs (one per family, podIPs[0] == podIP), falling back to the older single status.podIP.</summary>
-    internal static List<IpAddr> PodAddresses(V1Pod pod)
+    internal static IpAddr[] PodAddresses(V1Pod pod)
     {
-        var addresses = new List<IpAddr>();
         if (pod.Status?.PodIPs is { Count: > 0 } podIps)
         {
+            if (podIps.Count == 1) return IpAddr.TryParse(podIps[0]?.Ip, out var only) ? [only] : [];
+            var addresses = new List<IpAddr>(podIps.Count);
             foreach (var p in podIps)
                 if (IpAddr.TryParse(p?.Ip, out var ip) && !addresses.Contains(ip)) addresses.Add(ip);
+            return [.. addresses];
         }
-        else if (IpAddr.TryParse(pod.Status?.PodIP, out var ip))
-        {
-            addresses.Add(ip);
-        }
-        return addresses;
+        return IpAddr.TryParse(pod.Status?.PodIP, out var single) ? [single] : [];
     }
 
     /// <summary>The node's own addresses: InternalIPs first (what kubelet and peers use), then ExternalIPs.</summary>

@@ -109,7 +109,7 @@ public sealed class ClusterController : IDisposable
                 _compiler.Delete(change.Key);
                 applied.Add(change);
             }
-            foreach (var change in batch.Changes.Where(c => c.Kind == ClusterChangeKind.Upsert).OrderBy(c => Order(c.Key.Kind)))
+            foreach (var change in UpsertsInOrder(batch.Changes))
             {
                 var o = change.Object!;
                 var errors = ClusterValidator.ValidateObject(o, _index);
@@ -130,6 +130,18 @@ public sealed class ClusterController : IDisposable
             if (applied.Count > 0 || !_published) Publish(applied, problems);
             return problems;
         }
+    }
+
+    /// <summary>The batch's upserts in dependency order, stable within a kind (a counting sort: a full load is 175,000
+    /// changes, and LINQ's OrderBy would sort an index array with a comparer).</summary>
+    private static IEnumerable<ClusterChange> UpsertsInOrder(IReadOnlyList<ClusterChange> changes)
+    {
+        var byOrder = new List<ClusterChange>?[Order("") + 1];
+        foreach (var c in changes)
+            if (c.Kind == ClusterChangeKind.Upsert) (byOrder[Order(c.Key.Kind)] ??= []).Add(c);
+        foreach (var list in byOrder)
+            if (list is not null)
+                foreach (var c in list) yield return c;
     }
 
     private static int Order(string kind) => kind switch

@@ -204,6 +204,7 @@ public sealed class Engine
                 }
             }
             m.IngressPort = (short)port;
+            m.Flags |= PacketFlags.IngressResolved;
         }
         return (uint)port < (uint)snap.PortCount ? port : -1;
     }
@@ -245,7 +246,8 @@ public sealed class Engine
         var decision = isReply ? entry.DecisionReply : entry.DecisionOriginal;
         if (decision.Stamp != _generation || decision.Ingress != ingress) return Forward(snap, arena, ref m, index, ingress, ref none, found, isReply);
 
-        LearnSource(arena, in m, ingress);
+        var admitted = AdmitFrame(snap, arena, in m, ingress);
+        if (admitted != DropReason.None) return admitted;
         var frame = arena.AsSpan(m.Offset, m.Length);
         table.Observe(found, isReply, ConntrackNat.StateInput(frame, in m), m.Length, m.Timestamp);
         if ((entry.Status & ConntrackStatus.Translated) != 0 && !ConntrackNat.Translate(frame, ref m, _keys[index], entry, isReply))
@@ -267,17 +269,29 @@ public sealed class Engine
         (isReply ? ref e.DecisionReply : ref e.DecisionOriginal) = ForwardingDecision.Of(_generation, ingress, kind, target);
     }
 
-    /// <summary>A pod's source MAC is learned; frames from a gateway's MAC confirm it is still there (Linux's neighbour
-    /// confirmation by upper layers).</summary>
+    /// <summary>The frame's Ethernet header, before anything else: a pod's source MAC is learned; on the uplink a frame
+    /// for another station is dropped and one from a gateway confirms it.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void LearnSource(byte[] arena, in PacketMeta m, int ingress)
+    private DropReason AdmitFrame(ForwardingSnapshot snap, byte[] arena, in PacketMeta m, int ingress)
     {
         if (ingress >= PortIndex.FirstPod)
         {
             var srcMac = MacAddress.Read(arena.AsSpan(m.Offset + 6));
             if (!srcMac.IsMulticast) _learnedMacs[ingress] = srcMac.Value;
         }
-        else if (ingress == PortIndex.Uplink) Neighbors.Confirm(MacAddress.Read(arena.AsSpan(m.Offset + 6)).Value, m.Timestamp);
+        else if (ingress == PortIndex.Uplink)
+        {
+            // A unicast frame to another station's MAC is not ours, whatever it carries: a bridge floods frames for a MAC
+            // it has not learned yet to every port, and the peer node's would otherwise be served here too (Linux drops
+            // them as PACKET_OTHERHOST; an attached NIC or veth hands every frame to AF_XDP / AF_PACKET, unfiltered).
+            // Unknown when the node's MAC is not configured, or when a capture's frame was only guessed to be the uplink's.
+            if ((m.Flags & (PacketFlags.L2Multicast | PacketFlags.IngressResolved)) == 0 && snap.Node.UplinkMac != MacAddress.Zero
+                && MacAddress.Read(arena.AsSpan(m.Offset)) != snap.Node.UplinkMac)
+                return DropReason.NotForNode;
+            // Frames from a gateway's MAC confirm it is still there (Linux's neighbour confirmation by upper layers).
+            Neighbors.Confirm(MacAddress.Read(arena.AsSpan(m.Offset + 6)).Value, m.Timestamp);
+        }
+        return DropReason.None;
     }
 
     /// <param name="found">The batch lookup's result for the packet's tuple when <see cref="ForwardTracked"/> made it
@@ -287,7 +301,8 @@ public sealed class Engine
         where TObserver : struct, IPacketObserver
     {
         bool fromPod = ingress >= PortIndex.FirstPod;
-        LearnSource(arena, in m, ingress);
+        var admitted = AdmitFrame(snap, arena, in m, ingress);
+        if (admitted != DropReason.None) return admitted;
 
         if (m.L3 == L3Kind.Arp)
         {
@@ -519,7 +534,19 @@ public sealed class Engine
             openings |= opening;
         }
         table.Prefetch(_tags.AsSpan(0, count));
-        if (openings && services.Count > 0) services.PrefetchOpen(_keys.AsSpan(0, count), _opening.AsSpan(0, count), _frontends);
+        if (openings && services.Count > 0)
+        {
+            services.PrefetchOpen(_keys.AsSpan(0, count), _opening.AsSpan(0, count), _frontends);
+            // The reply tuple each opening will insert (backend → client, unless it is masqueraded): its index slot is
+            // the insert's other random miss, so it is fetched for the whole batch here (issue 21: 1 M new flows/s).
+            for (int i = 0; i < count; i++)
+            {
+                if (!_opening[i] || _frontends[i] < 0) continue;
+                ref readonly var key = ref _keys[i];
+                if (services.TrySelect(_frontends[i], key.Hash(ServiceNat.FlowSeed), out var backend))
+                    table.PrefetchSlot(table.Tag(new FlowKey(backend.Address, key.Source, backend.Port, key.SourcePort, key.Protocol)));
+            }
+        }
         _batchKeys = true;
     }
 

@@ -23,6 +23,9 @@ public enum PacketFlags : byte
     IcmpError = 32,
     /// <summary>Another worker handed the packet over (live runs with several workers): never handed on again.</summary>
     HandedOver = 64,
+    /// <summary>The ingress port was not given but resolved (<see cref="PortIndex.Auto"/>): the frame's L2 addresses
+    /// are the capture's, not necessarily ones the port would have received.</summary>
+    IngressResolved = 128,
 }
 
 /// <summary>Where a parsed packet's L3 protocol is.</summary>

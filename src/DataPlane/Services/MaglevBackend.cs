@@ -40,6 +40,12 @@ public readonly struct MaglevBackend
     public static ulong IdentityOf(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
+        return IdentityOf(name.AsSpan());
+    }
+
+    /// <summary><see cref="IdentityOf(string)"/> of a name formatted into a span (no string built for it).</summary>
+    public static ulong IdentityOf(ReadOnlySpan<char> name)
+    {
         const ulong FnvOffset = 0xCBF29CE484222325UL;
         const ulong FnvPrime = 0x100000001B3UL;
         int max = Encoding.UTF8.GetMaxByteCount(name.Length);

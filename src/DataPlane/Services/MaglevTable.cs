@@ -19,6 +19,34 @@ public sealed class MaglevTable
     /// <summary>Largest size accepted (Cilium's largest option); 512 KiB of slots.</summary>
     public const int MaxSize = 131071;
 
+    /// <summary>
+    /// Slots per backend <see cref="SizeFor"/> aims at: the paper (§3.4) and Cilium's documentation ask for M > 100·N,
+    /// which keeps the backends' shares within ~1 % of each other and the disruption of a backend change near 1/N.
+    /// </summary>
+    public const int DefaultSlotsPerBackend = 100;
+
+    /// <summary>
+    /// The sizes <see cref="SizeFor"/> chooses from: Cilium's supported maglev.tableSize values (primes just below
+    /// powers of two), so a Service's table grows by doubling as its backends do.
+    /// </summary>
+    public static ReadOnlySpan<int> SizeClasses => [251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071];
+
+    /// <summary>
+    /// The table size for a Service with <paramref name="backends"/> backends: the smallest of <see cref="SizeClasses"/>
+    /// with at least <paramref name="slotsPerBackend"/>·N slots, and never more than <paramref name="maxSize"/> (a prime;
+    /// a Service with more backends than maxSize/slotsPerBackend gets maxSize, as every Service does with a fixed M).
+    /// <paramref name="slotsPerBackend"/> 0 gives every Service <paramref name="maxSize"/>. A function of N alone, so
+    /// every node picks the same size for the same backend set and builds the same table.
+    /// </summary>
+    public static int SizeFor(int backends, int maxSize = DefaultSize, int slotsPerBackend = DefaultSlotsPerBackend)
+    {
+        if (slotsPerBackend <= 0) return maxSize;
+        long wanted = (long)Math.Max(1, backends) * slotsPerBackend;
+        foreach (int size in SizeClasses)
+            if (size >= wanted || size >= maxSize) return Math.Min(size, maxSize);
+        return maxSize;
+    }
+
     /// <summary>Fixed so every node places a backend identically; changing it reshuffles every table.</summary>
     public const ulong DefaultSeed = 0x4D61676C65763031UL; // "Maglev01"
 

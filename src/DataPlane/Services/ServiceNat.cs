@@ -89,20 +89,18 @@ public static class ServiceNat
     /// </list>
     /// Applied lazily and exactly: every connection remembers the table (<see cref="ServiceTable.Version"/>) it was
     /// last checked against in <see cref="ConntrackEntry.NatTag"/>, and its first packet under a newer table checks it
-    /// (one compare per packet otherwise). A connection one table behind whose frontend that table's update did not
-    /// touch (<see cref="ServiceTable.UnchangedSincePrevious"/>) is only re-tagged, so a change re-checks the
-    /// connections of the Services it changed, not every connection. <see cref="FlushStale"/> sweeps the rest to
-    /// release their memory.
+    /// (one compare per packet otherwise). A connection whose frontend is the same object in both tables
+    /// (<see cref="ServiceTable.UnchangedSince"/>: the older one is a recent ancestor and the frontend's shard or entry
+    /// is stamped no later) is only re-tagged, so a change re-checks the connections of the Services it changed, not
+    /// every connection, however many tables its packets skipped. <see cref="FlushStale"/> sweeps the rest to release
+    /// their memory.
     /// </summary>
     /// <returns>False when the connection was released (the packet then counts as a new flow).</returns>
     public static bool StillValid(ServiceTable services, ConntrackTable table, int index)
     {
         ref var e = ref table[index];
         if (e.NatKind != NatKind || e.NatTag == services.Version) return true;
-        // Checked against the table just before this one, whose update did not touch this connection's frontend: the
-        // answer cannot have changed (one shard-bitmap test, no Service lookup for the Services a change left alone).
-        if ((e.NatTag == services.PreviousVersion && services.UnchangedSincePrevious(e.Original.Destination, e.Original.DestinationPort, e.Original.Protocol))
-            || Keep(services, in e))
+        if (services.UnchangedSince(e.NatTag, e.Original.Destination, e.Original.DestinationPort, e.Original.Protocol) || Keep(services, in e))
         {
             e.NatTag = services.Version;
             return true;

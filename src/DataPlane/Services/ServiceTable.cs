@@ -46,10 +46,12 @@ public sealed class CompiledFrontend
         Frontend = frontend;
         Maglev = maglev;
         MaglevSlots = maglev.SlotArray;
-        Backends = frontend.Backends.ToArray();
-        Retained = frontend.Retained.ToArray();
+        // The control plane hands arrays it never changes again: kept as they are, not copied (what a change keeps
+        // alive is what the next collection has to copy).
+        Backends = frontend.Backends as ServiceBackend[] ?? [.. frontend.Backends];
+        Retained = frontend.Retained as ServiceBackend[] ?? [.. frontend.Retained];
         (Masquerade, LocalPolicy, AffinityTimeout) = (frontend.Masquerade, frontend.LocalPolicy, frontend.AffinityTimeout);
-        SourceRanges = frontend.SourceRanges.Select(r =>
+        SourceRanges = frontend.SourceRanges.Count == 0 ? [] : frontend.SourceRanges.Select(r =>
         {
             var mask = IpAddr.PrefixMask(r.Prefix.IsV4, r.Length);
             return (r.Prefix.Value & mask, mask);
@@ -64,7 +66,14 @@ public sealed class CompiledFrontend
     public static MaglevTable BuildMaglev(IReadOnlyList<ServiceBackend> backends, int maglevTableSize, MaglevTable.Builder builder)
     {
         var members = new MaglevBackend[backends.Count];
-        for (int b = 0; b < members.Length; b++) members[b] = MaglevBackend.Named($"{backends[b].Address}:{backends[b].Port}", b);
+        Span<char> name = stackalloc char[64]; // "address:port", formatted in place: 10,000 Services × N backends need no strings
+        for (int b = 0; b < members.Length; b++)
+        {
+            var backend = backends[b];
+            members[b] = name.TryWrite(System.Globalization.CultureInfo.InvariantCulture, $"{backend.Address}:{backend.Port}", out int length)
+                ? new MaglevBackend(MaglevBackend.IdentityOf(name[..length]), b)
+                : MaglevBackend.Named($"{backend.Address}:{backend.Port}", b);
+        }
         return builder.Build(members, members.Length == 0 ? MaglevTable.MinSize : maglevTableSize);
     }
 
@@ -110,14 +119,14 @@ public sealed class ServiceTable
         public readonly Routing.AddressTable VirtualIps;
         public readonly bool HasAffinity;
 
-        /// <summary>Per entry: set when the <see cref="Update"/> that built this shard added it (a new or changed
-        /// frontend); an entry carried over from the previous shard is the same object with the same backends.</summary>
-        public readonly bool[]? Changed;
+        /// <summary>Per entry: the <see cref="Version"/> of the table that added it (an entry carried over from the
+        /// previous shard is the same object with the same backends, and keeps its stamp).</summary>
+        public readonly int[] Stamps;
 
-        public Shard(CompiledFrontend[] entries, bool[]? changed = null)
+        public Shard(CompiledFrontend[] entries, int[] stamps)
         {
             Entries = entries;
-            Changed = changed;
+            Stamps = stamps;
             int size = 8;
             while (size < entries.Length * 2) size <<= 1;
             Slots = new Slot[size];
@@ -135,24 +144,30 @@ public sealed class ServiceTable
             VirtualIps = new Routing.AddressTable(vips);
         }
 
-        public static readonly Shard Empty = new([]);
+        public static readonly Shard Empty = new([], []);
     }
 
     private readonly Shard[] _shards;
     private readonly int _shardMask;
     private static int s_versions;
 
-    /// <summary>Unique per table: tracked connections remember which table they were last checked against.</summary>
-    public int Version { get; } = Interlocked.Increment(ref s_versions);
+    /// <summary>Unique per table, increasing in construction order: tracked connections remember which table they
+    /// were last checked against.</summary>
+    public int Version { get; }
+
+    /// <summary>How many tables back <see cref="UnchangedSince"/> can answer without a Service lookup: a connection
+    /// idle for more changes than this is checked in full once.</summary>
+    public const int AncestryDepth = 128;
 
     /// <summary>
-    /// The <see cref="Version"/> of the table this one was made from by <see cref="Update"/> (0 when built whole), and
-    /// which of its shards that update rebuilt: what a connection checked against the previous table needs to know
-    /// (<see cref="UnchangedSincePrevious"/>).
+    /// This table's <see cref="Version"/> and those of the tables it was made from by <see cref="Update"/>, newest
+    /// first, at most <see cref="AncestryDepth"/>; a table built whole starts its own line. Every table in it is an
+    /// ancestor, so a shard or entry stamped at or before one of them is the very object that ancestor held.
     /// </summary>
-    public int PreviousVersion { get; }
+    private readonly int[] _ancestry;
 
-    private readonly bool[]? _rebuiltShards;
+    /// <summary>Per shard: the <see cref="Version"/> of the table that built the shard this table holds.</summary>
+    private readonly int[] _shardStamps;
 
     public ServiceTable(IReadOnlyList<ServiceFrontend> frontends, int maglevTableSize = MaglevTable.DefaultSize)
         : this(Compile(frontends, maglevTableSize))
@@ -162,21 +177,26 @@ public sealed class ServiceTable
     /// <summary>A table over frontends compiled earlier (their Maglev tables are reused as they are).</summary>
     public ServiceTable(IReadOnlyList<CompiledFrontend> entries)
     {
+        Version = Interlocked.Increment(ref s_versions);
         int shards = 1;
         while (shards * ShardTarget < entries.Count) shards <<= 1;
         _shardMask = shards - 1;
         var groups = new List<CompiledFrontend>?[shards];
         foreach (var e in entries) (groups[ShardOf(e.Frontend.Address)] ??= []).Add(e);
-        _shards = groups.Select(g => g is null ? Shard.Empty : new Shard(g.ToArray())).ToArray();
+        int version = Version;
+        _shards = groups.Select(g => g is null ? Shard.Empty : new Shard(g.ToArray(), Enumerable.Repeat(version, g.Count).ToArray())).ToArray();
+        _shardStamps = Enumerable.Repeat(version, shards).ToArray();
+        _ancestry = [version];
         Count = entries.Count;
         HasAffinity = _shards.Any(x => x.HasAffinity);
     }
 
-    private ServiceTable(Shard[] shards, int count, int previousVersion, bool[] rebuiltShards)
+    private ServiceTable(int version, Shard[] shards, int[] shardStamps, int[] ancestry, int count)
     {
+        Version = version;
         _shards = shards;
-        PreviousVersion = previousVersion;
-        _rebuiltShards = rebuiltShards;
+        _shardStamps = shardStamps;
+        _ancestry = ancestry;
         _shardMask = shards.Length - 1;
         Count = count;
         HasAffinity = _shards.Any(x => x.HasAffinity);
@@ -207,33 +227,46 @@ public sealed class ServiceTable
             touched.TryGetValue(shard, out var list) ? list : touched[shard] = [.. _shards[shard].Entries];
         foreach (var e in removed) Touch(ShardOf(e.Frontend.Address)).Remove(e);
         foreach (var e in added) Touch(ShardOf(e.Frontend.Address)).Add(e);
+        int version = Interlocked.Increment(ref s_versions);
         var next = (Shard[])_shards.Clone();
-        var rebuilt = new bool[_shards.Length];
-        var fresh = added.ToHashSet(ReferenceEqualityComparer.Instance);
+        var stamps = (int[])_shardStamps.Clone();
         foreach (var (shard, entries) in touched)
         {
-            rebuilt[shard] = true;
-            var changed = new bool[entries.Count];
-            for (int i = 0; i < changed.Length; i++) changed[i] = fresh.Contains(entries[i]);
-            next[shard] = entries.Count == 0 ? Shard.Empty : new Shard(entries.ToArray(), changed);
+            stamps[shard] = version;
+            var old = _shards[shard];
+            // Touch kept the carried entries in their order and appended the added ones: one pass over both lists
+            // gives each carried entry its stamp (an entry not found, added or re-added, gets this version).
+            var entryStamps = new int[entries.Count];
+            for (int i = 0, j = 0; i < entryStamps.Length; i++)
+            {
+                while (j < old.Entries.Length && !ReferenceEquals(old.Entries[j], entries[i])) j++;
+                entryStamps[i] = j < old.Entries.Length ? old.Stamps[j++] : version;
+            }
+            next[shard] = entries.Count == 0 ? Shard.Empty : new Shard(entries.ToArray(), entryStamps);
         }
-        return new ServiceTable(next, count, Version, rebuilt);
+        var ancestry = new int[Math.Min(AncestryDepth, _ancestry.Length + 1)];
+        ancestry[0] = version;
+        Array.Copy(_ancestry, 0, ancestry, 1, ancestry.Length - 1);
+        return new ServiceTable(version, next, stamps, ancestry, count);
     }
 
     /// <summary>
     /// Whether the frontend (<paramref name="address"/>, <paramref name="port"/>, <paramref name="protocol"/>) is the
-    /// same in this table as in the one it was updated from (<see cref="PreviousVersion"/>): its shard was not rebuilt,
-    /// or the shard carried that frontend over unchanged. A connection checked against the previous table then needs
-    /// no check against this one (issue 20: one change re-checks only the connections of the Services it touched).
-    /// False for a table built whole, and for a frontend that was removed or changed.
+    /// same object in this table as in the table of version <paramref name="version"/>, known without comparing them:
+    /// that table is this one or one of its last <see cref="AncestryDepth"/> ancestors, and the frontend's shard was
+    /// built no later (one array read), or the shard was rebuilt since but carried this frontend over (one lookup).
+    /// A connection checked against that table then needs no check against this one, however many changes ago that
+    /// was (issue 20: under 1,000 changes a second a connection re-checks only when its own Service changed, not every
+    /// time its packets skipped a table). False for a table outside that line, or a frontend removed or changed since.
     /// </summary>
-    public bool UnchangedSincePrevious(IpAddr address, ushort port, byte protocol)
+    public bool UnchangedSince(int version, IpAddr address, ushort port, byte protocol)
     {
-        if (_rebuiltShards is null) return false;
+        if (version == Version) return true;
+        if (version <= 0 || version > Version || Array.IndexOf(_ancestry, version) < 0) return false;
         int shard = ShardOf(address);
-        if (!_rebuiltShards[shard]) return true;
+        if (_shardStamps[shard] <= version) return true;
         int frontend = Lookup(address, port, protocol);
-        return frontend >= 0 && !_shards[shard].Changed![frontend & ((1 << LocalBits) - 1)];
+        return frontend >= 0 && _shards[shard].Stamps[frontend & ((1 << LocalBits) - 1)] <= version;
     }
 
     private int ShardOf(IpAddr address) => ShardOf(address.Hash());
@@ -241,6 +274,9 @@ public sealed class ServiceTable
     private int ShardOf(ulong addressHash) => (int)(addressHash >> 40) & _shardMask;
 
     private IEnumerable<CompiledFrontend> Entries() => _shards.SelectMany(x => x.Entries);
+
+    /// <summary>Bytes of the Maglev slot arrays the frontends hold, a table shared by several counted once (O(frontends)).</summary>
+    public long MaglevBytes => Entries().Select(e => e.Maglev).Distinct().Sum(t => (long)t.Bytes);
 
     public static ServiceTable Empty { get; } = new(Array.Empty<CompiledFrontend>());
 

@@ -31,7 +31,7 @@ public enum DropReason : byte
     MtuExceeded,
     /// <summary>The packet entered on a port the snapshot does not know.</summary>
     UnknownPort,
-    /// <summary>Arrived on the uplink but is addressed to neither this node, its pods nor its Services.</summary>
+    /// <summary>Arrived on the uplink but is addressed to neither this node, its pods nor its Services (or to another station's MAC).</summary>
     NotForNode,
     /// <summary>The destination pod's MAC is neither configured nor learned yet.</summary>
     NeighborUnknown,

@@ -25,8 +25,9 @@ public sealed record BenchOptions(TrafficScenario Scenario, TrafficParameters Tr
 /// Where the bounded state stood at the end of a run, summed over workers, and the process's memory while measuring
 /// (sampled every 50 ms): resident set (RSS) when measuring started and at its peak, and the managed heap's peak.
 /// </summary>
+/// <param name="InsertsMeasured">Connections inserted while measuring (the others counted from the start, warm-up included).</param>
 public sealed record BenchLimits(long ConntrackCapacity, long ConntrackEntries, long Inserts, long Evictions, long InsertFailures,
-    long ConntrackFullDrops, long FlowRingCapacity, long FlowRecordsLost, long RssAtStart, long RssPeak, long GcHeapPeak);
+    long ConntrackFullDrops, long FlowRingCapacity, long FlowRecordsLost, long RssAtStart, long RssPeak, long GcHeapPeak, long InsertsMeasured = 0);
 
 /// <summary>One measurement. Rates are over the measured interval only (after warm-up, no generation or setup inside).</summary>
 /// <param name="CpuSeconds">CPU time the packet threads used while measuring (their own clocks), or null where not measured.</param>
@@ -76,7 +77,7 @@ public static class BenchRunner
         private FlowLogObserver _flowLog = ring is null ? default : new FlowLogObserver(ring);
         public Engine? Engine => engine;
         public FlowRing? Ring => ring;
-        public long Packets, Forwarded, Dropped, StartTicks, EndTicks, Allocated, CpuNs;
+        public long Packets, Forwarded, Dropped, StartTicks, EndTicks, Allocated, CpuNs, Inserts;
         public readonly ManualResetEventSlim Warm = new(), Measuring = new();
 
         public void Run(Func<int> phase, bool openConnections)
@@ -87,11 +88,13 @@ public static class BenchRunner
             Packets = Forwarded = Dropped = 0;
             long cpu = ThreadCpuClock.Now();
             long allocated = GC.GetAllocatedBytesForCurrentThread();
+            long inserts = engine?.Conntrack?.Inserts ?? 0;
             StartTicks = Stopwatch.GetTimestamp();
             Measuring.Set();
             do Step(16 * _batch.Capacity);
             while (phase() == BenchRunner.Measuring);
             EndTicks = Stopwatch.GetTimestamp();
+            Inserts = (engine?.Conntrack?.Inserts ?? 0) - inserts;
             Allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
             CpuNs = cpu < 0 ? -1 : ThreadCpuClock.Now() - cpu;
         }
@@ -150,7 +153,8 @@ public static class BenchRunner
         var limits = new BenchLimits(tables.Sum(t => (long)t.Capacity), tables.Sum(t => (long)t.Count), tables.Sum(t => t.Inserts),
             tables.Sum(t => t.Evictions), tables.Sum(t => t.InsertFailures),
             workers.Sum(w => w.Engine is { } e ? ConntrackFullDrops(e.Counters) : 0),
-            workers.Sum(w => (long)(w.Ring?.Capacity ?? 0)), workers.Sum(w => w.Ring?.Lost ?? 0), rssAtStart, rssPeak, heapPeak);
+            workers.Sum(w => (long)(w.Ring?.Capacity ?? 0)), workers.Sum(w => w.Ring?.Lost ?? 0), rssAtStart, rssPeak, heapPeak,
+            workers.Sum(w => w.Inserts));
         return new BenchResult(o, packets, workers.Sum(w => w.Forwarded), workers.Sum(w => w.Dropped),
             rate > 0 ? packets / rate : seconds, workers.Sum(w => w.Allocated),
             workers.All(w => w.CpuNs >= 0) ? workers.Sum(w => w.CpuNs) / 1e9 : null) { Limits = limits };

@@ -135,16 +135,18 @@ public static class BenchCommand
     private static void WriteLimits(TextWriter o, List<BenchResult> results)
     {
         var ci = CultureInfo.InvariantCulture;
-        o.WriteLine(string.Format(ci, "{0,-22} {1,7} {2,19} {3,12} {4,12} {5,9} {6,12} {7,12} {8,16} {9,9}",
-            "scenario", "workers", "conntrack", "inserts", "evictions", "refused", "ct-full", "ring-lost", "RSS start→peak", "GC heap"));
+        o.WriteLine(string.Format(ci, "{0,-22} {1,7} {2,11} {3,11} {4,19} {5,12} {6,12} {7,9} {8,12} {9,12} {10,16} {11,9}",
+            "scenario", "workers", "offered/s", "accepted/s", "conntrack", "inserts", "evictions", "refused", "ct-full", "ring-lost", "RSS start→peak", "GC heap"));
         foreach (var r in results)
         {
             if (r.Limits is not { } l) continue;
-            o.WriteLine(string.Format(ci, "{0,-22} {1,7} {2,19} {3,12:N0} {4,12:N0} {5,9:N0} {6,12:N0} {7,12:N0} {8,16} {9,9:F1}",
-                Name(r.Options.Scenario), r.Options.Workers, $"{l.ConntrackEntries:N0}/{l.ConntrackCapacity:N0}", l.Inserts, l.Evictions,
+            o.WriteLine(string.Format(ci, "{0,-22} {1,7} {2,11:N0} {3,11:N0} {4,19} {5,12:N0} {6,12:N0} {7,9:N0} {8,12:N0} {9,12:N0} {10,16} {11,9:F1}",
+                Name(r.Options.Scenario), r.Options.Workers, r.Seconds > 0 ? r.Packets / r.Seconds : 0, r.Seconds > 0 ? l.InsertsMeasured / r.Seconds : 0,
+                $"{l.ConntrackEntries:N0}/{l.ConntrackCapacity:N0}", l.Inserts, l.Evictions,
                 l.InsertFailures, l.ConntrackFullDrops, l.FlowRecordsLost, $"{l.RssAtStart / 1048576.0:F1}→{l.RssPeak / 1048576.0:F1}", l.GcHeapPeak / 1048576.0));
         }
-        o.WriteLine("conntrack = entries/capacity at the end; refused = insert failures (table full of assured connections); ct-full = packets dropped as conntrack_full; ring-lost = flow records dropped at a full ring; memory in MiB");
+        o.WriteLine("offered/s = packets per second into the workers (every one a new connection in clusterip-new-flows); accepted/s = connections inserted per second while measuring; " +
+                    "conntrack = entries/capacity at the end; refused = insert failures (table full of assured connections); ct-full = packets dropped as conntrack_full; ring-lost = flow records dropped at a full ring; memory in MiB");
     }
 
     private static void WriteJson(TextWriter o, List<BenchResult> results, double ghz)
@@ -187,6 +189,7 @@ public static class BenchCommand
                     w.WriteNumber("conntrack_capacity", l.ConntrackCapacity);
                     w.WriteNumber("conntrack_entries", l.ConntrackEntries);
                     w.WriteNumber("conntrack_inserts", l.Inserts);
+                    w.WriteNumber("conntrack_inserts_measured", l.InsertsMeasured);
                     w.WriteNumber("conntrack_evictions", l.Evictions);
                     w.WriteNumber("conntrack_insert_failures", l.InsertFailures);
                     w.WriteNumber("conntrack_full_drops", l.ConntrackFullDrops);

@@ -83,6 +83,9 @@ public class BenchRunnerTests
         Assert.Equal(512, l.ConntrackEntries);
         Assert.True(l.Evictions >= l.Inserts - 512, $"{l.Inserts} inserts, {l.Evictions} evictions");
         Assert.Equal(0, l.ConntrackFullDrops);
+        // Every packet measured is a SYN of a new connection, and every one was accepted: offered = accepted.
+        Assert.Equal(r.Packets, l.InsertsMeasured);
+        Assert.Equal(0, l.InsertFailures);
         Assert.Equal(64, l.FlowRingCapacity);
         Assert.True(l.FlowRecordsLost >= l.Inserts - 64, $"{l.Inserts} connections started, {l.FlowRecordsLost} records lost");
         Assert.InRange(l.RssAtStart, 1, l.RssPeak);

@@ -168,6 +168,34 @@ public class ConntrackTableTests
     }
 
     [Fact]
+    public void AFloodEvictsTheOldestUnrepliedConnectionsFirstAndKeepsAssuredOnes()
+    {
+        // 1,000 records: 300 assured connections first (a run longer than the eviction window), then 700 SYNs, one per
+        // millisecond; then 2,000 more SYNs. Each takes the place of the oldest unreplied one, so at the end the table
+        // holds the assured ones and the last 700 SYNs, and no insert was refused on the way.
+        var t = new ConntrackTable(1000, seed: 5);
+        long now = 0;
+        for (int c = 0; c < 300; c++)
+        {
+            int i = t.Insert(Tcp(c), Tcp(c).Reverse(), now);
+            t.Observe(i, false, Syn, 60, now);
+            t.Observe(i, true, Syn | Ack, 60, now);
+            t.Observe(i, false, Ack, 60, now);
+        }
+        for (int c = 300; c < 3000; c++)
+        {
+            now += 1_000_000;
+            int i = t.Insert(Tcp(c), Tcp(c).Reverse(), now);
+            Assert.True(i >= 0, $"SYN {c} refused");
+            t.Observe(i, false, Syn, 60, now);
+        }
+        Assert.Equal(2000, t.Evictions);
+        Assert.Equal(0, t.InsertFailures);
+        for (int c = 0; c < 3000; c++)
+            Assert.Equal(c < 300 || c >= 2300, t.Lookup(Tcp(c), now, out _) >= 0);
+    }
+
+    [Fact]
     public void FullTablePolicy()
     {
         // Window covering the whole index so the victim choice is the documented one, not a matter of layout.

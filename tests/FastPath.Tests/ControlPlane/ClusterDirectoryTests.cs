@@ -178,6 +178,7 @@ public class ClusterDirectoryTests
         Assert.Equal(new PortRange(30000, 32767), config.NodePortRange);
         Assert.True(config.MasqueradeOffCluster);
         Assert.Equal(16381, config.MaglevTableSize);
+        Assert.Equal(100, config.MaglevSlotsPerBackend);
     }
 
     [Fact]
@@ -197,6 +198,7 @@ public class ClusterDirectoryTests
             nodePortRange: "20000-20099"
             masqueradeOffCluster: false
             maglevTableSize: 65537
+            maglevSlotsPerBackend: 0
             conntrackMaxEntries: 1024
             conntrackTCPEstablishedTimeout: 1h30m0s
             conntrackUDPTimeout: 45
@@ -216,6 +218,7 @@ public class ClusterDirectoryTests
         Assert.Equal(new PortRange(20000, 20099), config.NodePortRange);
         Assert.False(config.MasqueradeOffCluster);
         Assert.Equal(65537, config.MaglevTableSize);
+        Assert.Equal(0, config.MaglevSlotsPerBackend);
         Assert.Equal(1024, config.ConntrackMaxEntries);
         Assert.Equal(TimeSpan.FromMinutes(90), config.ConntrackTcpEstablishedTimeout);
         Assert.Equal(TimeSpan.FromSeconds(45), config.ConntrackUdpTimeout);

@@ -198,6 +198,22 @@ public class EngineTests
     }
 
     [Fact]
+    public void AUnicastFrameOnTheUplinkForAnotherStationsMacIsNotServed()
+    {
+        // A bridge floods a frame for a MAC it has not learned to every port: node-b's SYN must not be answered here.
+        byte[] ToNodePort(string dstMac) => Ethernet(Mac(dstMac), Mac(EngineHarness.RouterMac), 0x0800,
+            Ipv4("198.51.100.7", "192.168.56.11", 17, Udp(5000, 5001)));
+        var results = _h.Run(
+            (PortIndex.Uplink, ToNodePort(EngineHarness.NodeBMac)),
+            (PortIndex.Uplink, ToNodePort(EngineHarness.NodeMac)),
+            (PortIndex.Uplink, ToNodePort("ff:ff:ff:ff:ff:ff")),
+            (PortIndex.Auto, ToNodePort(EngineHarness.NodeBMac))); // a capture's frame guessed to be the uplink's: its MACs say nothing
+        Assert.Equal(DropReason.NotForNode, results[0].Drop);
+        Assert.Equal(1, _h.Engine.Counters.Drops(PortIndex.Uplink, DropReason.NotForNode));
+        Assert.Equal([PortIndex.Host, PortIndex.Host, PortIndex.Host], results.Skip(1).Select(r => r.Egress));
+    }
+
+    [Fact]
     public void CountersFollowVerdicts()
     {
         _h.Run(

@@ -20,6 +20,19 @@ public class IncrementalPolicyTests
 
     [Fact]
     public void AfterRandomChanges_TheIncrementalTableEqualsAFullCompile() =>
+        AfterRandomSteps(12, (r, compiler) => RandomChange(r, compiler, PolicyPropertyTests.RandomCluster(new Random(r.Next()))));
+
+    /// <summary>
+    /// Relabels only (the path that visits just the peers whose selectors mention a changed key, and moves the pod or the
+    /// namespace's pods in or out of resolved peers in place): pods and namespaces relabelled where they stand, keys
+    /// added, changed and removed (matchExpressions NotIn / DoesNotExist see a removed key), with a policy change now
+    /// and then so peers are re-resolved between relabels.
+    /// </summary>
+    [Fact]
+    public void AfterRandomRelabels_TheIncrementalTableEqualsAFullCompile() => AfterRandomSteps(20, RandomRelabel);
+
+    /// <summary>Random clusters, each taken through <paramref name="steps"/> steps of 1–3 changes, compared with a full compile after every step.</summary>
+    private static void AfterRandomSteps(int steps, Func<Random, IncrementalCompiler, string> change) =>
         Gen.Int.Sample(seed =>
         {
             var r = new Random(seed);
@@ -27,14 +40,77 @@ public class IncrementalPolicyTests
             var compiler = new IncrementalCompiler(Node);
             foreach (var o in Objects(state)) compiler.Upsert(o);
             AssertSameAsFull(compiler, $"seed {seed}, initial");
-            for (int step = 0; step < 12; step++)
+            for (int step = 0; step < steps; step++)
             {
-                var other = PolicyPropertyTests.RandomCluster(new Random(r.Next()));
                 var changes = new List<string>();
-                for (int k = r.Next(1, 4); k > 0; k--) changes.Add(RandomChange(r, compiler, other));
+                for (int k = r.Next(1, 4); k > 0; k--) changes.Add(change(r, compiler));
                 AssertSameAsFull(compiler, $"seed {seed}, step {step}: {string.Join("; ", changes)}");
             }
         }, iter: 60);
+
+    /// <summary>A pod or a namespace relabelled where it stands (new label sets over the keys the random selectors read), or now and then a policy upserted.</summary>
+    private static string RandomRelabel(Random r, IncrementalCompiler compiler)
+    {
+        var current = compiler.State("test");
+        Dictionary<string, string> Labels(string[] keys)
+        {
+            var labels = new Dictionary<string, string>();
+            foreach (var k in keys) if (r.Next(3) > 0) labels[k] = ((string[])["w", "d", "1", "a", "b"])[r.Next(5)];
+            return labels;
+        }
+        int what = r.Next(10);
+        if (what < 5 && !current.Pods.IsEmpty)
+        {
+            var pod = current.Pods[r.Next(current.Pods.Length)];
+            var relabelled = new V1Pod { Metadata = new V1ObjectMeta { Name = pod.Name, NamespaceProperty = pod.Namespace, Labels = Labels(["app", "tier", "k"]) }, Spec = pod.Value.Spec, Status = pod.Value.Status };
+            compiler.Upsert(pod with { Value = relabelled });
+            return $"{pod.Label} relabelled {string.Join(",", relabelled.Metadata.Labels)}";
+        }
+        if (what < 9 && !current.Namespaces.IsEmpty)
+        {
+            var ns = current.Namespaces[r.Next(current.Namespaces.Length)];
+            var labels = Labels(["env", "team"]);
+            compiler.Upsert(ns with { Value = new V1Namespace { Metadata = new V1ObjectMeta { Name = ns.Name, Labels = labels } } });
+            return $"{ns.Label} relabelled {string.Join(",", labels)}";
+        }
+        var policies = PolicyPropertyTests.RandomCluster(new Random(r.Next())).NetworkPolicies;
+        if (policies.IsEmpty) return "nothing";
+        var policy = policies[r.Next(policies.Length)];
+        compiler.Upsert(policy);
+        return $"{policy.Label} upserted";
+    }
+
+    [Fact]
+    public void ARelabelOnKeysNoSelectorMentions_RebuildsNothing()
+    {
+        var compiler = Cluster(out var before);
+        // x/b is x/np's peer (app=b): a new key beside app leaves it in the peer, its addresses and ports unchanged.
+        var pod = Pod("x", "b", "node-b", "10.244.2.11", ("app", "b"));
+        pod.Value.Metadata.Labels["version"] = "2";
+        compiler.Upsert(pod);
+        var after = Compile(compiler);
+        Assert.Equal(0, compiler.LastPolicyRuleSetsBuilt);
+        Assert.Same(before.For(Port(before, "x/a"), PolicyDirection.Ingress), after.For(Port(after, "x/a"), PolicyDirection.Ingress));
+
+        compiler.Upsert(Namespace("x", ("team", "blue"))); // y/np allows namespaces team=blue: x joins
+        Compile(compiler);
+        Assert.Equal(1, compiler.LastPolicyRuleSetsBuilt);
+        var ns = Namespace("x", ("team", "blue"));
+        ns.Value.Metadata.Labels["env"] = "dev"; // still team=blue; no namespaceSelector reads env
+        compiler.Upsert(ns);
+        after = Compile(compiler);
+        Assert.Equal(0, compiler.LastPolicyRuleSetsBuilt);
+        Assert.True(after.For(Port(after, "y/a"), PolicyDirection.Ingress)!.Allows(Ip("10.244.2.11"), PolicyRuleSet.Key(IpProtocol.Tcp, 80)));
+        AssertSameAsFull(compiler, "relabelled on unread keys");
+
+        // app=c: out of x/np's peer (app=b); still in y/np's (namespaces team=blue, no podSelector: app is not read there).
+        compiler.Upsert(Pod("x", "b", "node-b", "10.244.2.11", ("app", "c")));
+        after = Compile(compiler);
+        Assert.Equal(1, compiler.LastPolicyRuleSetsBuilt); // x/a's set only
+        Assert.False(after.For(Port(after, "x/a"), PolicyDirection.Ingress)!.Allows(Ip("10.244.2.11"), PolicyRuleSet.Key(IpProtocol.Tcp, 80)));
+        Assert.True(after.For(Port(after, "y/a"), PolicyDirection.Ingress)!.Allows(Ip("10.244.2.11"), PolicyRuleSet.Key(IpProtocol.Tcp, 80)));
+        AssertSameAsFull(compiler, "relabelled out of one peer");
+    }
 
     [Fact]
     public void OnePolicyChanged_RebuildsOnlyTheSetsThatNameIt()

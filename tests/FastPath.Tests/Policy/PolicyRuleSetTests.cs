@@ -1,3 +1,4 @@
+using CsCheck;
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Policy;
 using FastPath.Tests.Support;
@@ -46,4 +47,40 @@ public class PolicyRuleSetTests
         var none = new PolicyRuleSet([], [0]);
         Assert.False(none.Allows(EngineHarness.Addr("10.0.0.1"), PolicyRuleSet.Key(IpProtocol.Tcp, 80)));
     }
+
+    /// <summary>
+    /// Random overlapping rules against a linear scan of them, in IPv4 (the sweep's events sort packed into ulongs, a
+    /// range may end at 255.255.255.255) and in IPv6 (they sort as UInt128 with their changes).
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void RandomRules_AllowWhatALinearScanAllows(bool v4) =>
+        Gen.Int.Sample(seed =>
+        {
+            var r = new Random(seed);
+            UInt128 origin = v4 ? IpAddr.FromV4(0xFFFF_FF00u).Value : A("fd00::ff00");
+            ProtocolPortRange[][] lists = [.. Enumerable.Range(0, r.Next(1, 6)).Select(_ => Enumerable.Range(0, r.Next(0, 3))
+                .Select(_ => r.Next(3) switch
+                {
+                    0 => ProtocolPortRange.AnyPort(IpProtocol.Udp),
+                    _ => ProtocolPortRange.Of(IpProtocol.Tcp, (ushort)r.Next(78, 82), (ushort)r.Next(82, 85)),
+                }).ToArray())];
+            var rules = new List<PeerRule>();
+            for (int k = r.Next(0, 40); k > 0; k--)
+            {
+                int first = r.Next(256), last = r.Next(4) == 0 ? 255 : Math.Min(255, first + r.Next(3) * r.Next(20));
+                rules.Add(new PeerRule(origin + (UInt128)first, origin + (UInt128)last, lists[r.Next(lists.Length)]));
+            }
+            var set = new PolicyRuleSet(rules, [0]);
+            for (int offset = -2; offset < 258; offset++)
+            {
+                var peer = new IpAddr(offset < 0 ? origin - (UInt128)(-offset) : origin + (UInt128)offset);
+                foreach (uint key in (uint[])[PolicyRuleSet.Key(IpProtocol.Tcp, 80), PolicyRuleSet.Key(IpProtocol.Tcp, 83), PolicyRuleSet.Key(IpProtocol.Udp, 53)])
+                {
+                    bool want = rules.Any(rule => rule.First <= peer.Value && peer.Value <= rule.Last && rule.Ports.Any(p => p.First <= key && key <= p.Last));
+                    Assert.True(want == set.Allows(peer, key), $"seed {seed}: {peer} key {key}: scan {want}");
+                }
+            }
+        }, iter: 200);
 }

@@ -211,6 +211,68 @@ public class MaglevTableTests
     }
 
     [Theory]
+    [InlineData(0, 16381, 251)]
+    [InlineData(1, 16381, 251)]
+    [InlineData(3, 16381, 509)] // 300 slots wanted
+    [InlineData(10, 16381, 1021)]
+    [InlineData(11, 16381, 2039)] // crossing 1021/100: the next class
+    [InlineData(163, 16381, 16381)]
+    [InlineData(164, 16381, 16381)] // more than M/100 backends: the maximum, as with a fixed M
+    [InlineData(1000, 16381, 16381)]
+    [InlineData(10, 251, 251)] // the configured maximum wins
+    [InlineData(10, 2003, 1021)] // a maximum outside the classes (a prime) still caps
+    [InlineData(30, 2003, 2003)]
+    [InlineData(300, 65537, 32749)]
+    [InlineData(700, 65537, 65537)]
+    public void SizeForGivesTheSmallestClassWithHundredSlotsPerBackend(int n, int maxSize, int expected)
+    {
+        int size = MaglevTable.SizeFor(n, maxSize);
+        Assert.Equal(expected, size);
+        Assert.True(MaglevTable.IsPrime(size));
+        Assert.Equal(size, MaglevTable.Build(Backends(n), size).Size);
+    }
+
+    [Fact]
+    public void SizeForWithoutSlotsPerBackendIsTheMaximum()
+    {
+        Assert.Equal(16381, MaglevTable.SizeFor(10, 16381, slotsPerBackend: 0));
+        Assert.Equal(1021, MaglevTable.SizeFor(2, 16381, slotsPerBackend: 500));
+        foreach (int size in MaglevTable.SizeClasses) Assert.True(MaglevTable.IsPrime(size) && size >= MaglevTable.MinSize && size <= MaglevTable.MaxSize);
+    }
+
+    /// <summary>
+    /// At the size <see cref="MaglevTable.SizeFor"/> picks (M ≥ 100·N up to 163 backends) the shares stay within 1 % of
+    /// each other and a backend change moves about 1/N, as at the fixed M = 16381 the other tests use.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(5)]
+    [InlineData(10)]
+    [InlineData(11)]
+    [InlineData(40)]
+    [InlineData(163)]
+    public void PerServiceSizeKeepsSharesEvenAndDisruptionNearOneOverN(int n)
+    {
+        int m = MaglevTable.SizeFor(n);
+        var builder = new MaglevTable.Builder();
+        var backends = Backends(n);
+        var table = builder.Build(backends, m);
+        var counts = Counts(table, n);
+        Assert.InRange((double)counts.Max() / counts.Min(), 1.0, 1.0101);
+        if (n < 2) return;
+        // Removing each of (up to) five backends: its own slots move, plus a small cascade (≤ 3 % of M here).
+        var before = table.Slots.ToArray();
+        for (int k = 0; k < Math.Min(n, 5); k++)
+        {
+            var after = builder.Build(backends.Where((_, i) => i != k).ToArray(), m).Slots;
+            for (int i = 0; i < m; i++)
+                if (before[i] == k) Assert.NotEqual(k, after[i]);
+            Assert.InRange(Changed(before, after) / (double)m, counts[k] / (double)m, 1.0 / n + 0.03);
+        }
+    }
+
+    [Theory]
     [InlineData(16380)]
     [InlineData(16383)]
     [InlineData(250)]
