@@ -33,11 +33,12 @@ public sealed class StateDirectory : IDisposable
     {
         Path = path;
         _lock = lockFile;
-        Taps = new PersistentTaps(path);
     }
 
     public string Path { get; }
-    public PersistentTaps Taps { get; }
+
+    /// <summary>After a takeover: when the previous holder's workers stopped (wall clock, ns), the start of the gap.</summary>
+    public long? HandedOverAt { get; private set; }
 
     /// <summary>
     /// Creates <paramref name="path"/> if needed and takes its lock; with <paramref name="takeover"/>, first asks the
@@ -61,7 +62,9 @@ public sealed class StateDirectory : IDisposable
             if (TryLock(lockPath) is { } taken)
             {
                 log?.WriteLine($"takeover: {who} {answer} (wall clock, ns)");
-                return Locked(path, taken);
+                var state = Locked(path, taken);
+                if (long.TryParse(answer[(answer.LastIndexOf(' ') + 1)..], out long stopped)) state.HandedOverAt = stopped;
+                return state;
             }
             Thread.Sleep(1);
         }
@@ -127,6 +130,7 @@ public sealed class StateDirectory : IDisposable
         {
             try
             {
+                GapCode.Compile(); // this process's side of a hand-over, ready before one is asked for
                 var client = listener.Accept();
                 var buffer = new byte[64];
                 int n = client.Receive(buffer);
@@ -214,6 +218,32 @@ public sealed class StateDirectory : IDisposable
             else if (state.Restored) log.WriteLine($"state: {file}: restored {table.Restore(now)} session-affinity memories");
         }
         return _affinity;
+    }
+
+    /// <summary>
+    /// Runs the state-file steps of a takeover's gap once on small scratch files (created, handed over, opened again
+    /// and restored, removed), so their code is compiled before `run --takeover` asks for the hand-over rather than in
+    /// the forwarding gap.
+    /// </summary>
+    public static void WarmUp(int capacity, int workers)
+    {
+        string dir = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"fastpath-warmup-{Environment.ProcessId}");
+        try
+        {
+            for (int pass = 0; pass < 2; pass++)
+            {
+                var scratch = Open(dir);
+                scratch.OpenConntrack(Math.Min(capacity, 1024), workers, workers > 1 ? new FlowOwners(workers) : null, TextWriter.Null);
+                scratch.OpenAffinity(workers, TextWriter.Null);
+                long now = TapPort.WallClock();
+                foreach (var file in scratch._tables.Select(t => t.File).Concat(scratch._affinity.Select(a => a.File))) file?.MarkHandedOver(now);
+                scratch.Dispose();
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     /// <summary>
