@@ -279,6 +279,7 @@ public static class RunCommand
         foreach (var t in threads) t.Start();
         long forwardingFrom = TapPort.WallClock();
         GapStep("threads started");
+        state?.Forwarding();
         // The listeners start once the workers forward (a takeover's gap is for forwarding, not for serving pages); one
         // that cannot start stops the workers again.
         MetricsServer? metricsServer = null;
@@ -349,6 +350,7 @@ public static class RunCommand
                 cni?.Dispose();
                 state.Release(stoppedAt);
                 stdout.WriteLine($"takeover: handed the state directory over at {TapPort.WallClock()} (wall clock, ns)");
+                state.WaitForSuccessor(TimeSpan.FromSeconds(5));
             }
         }
         status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports, force: true, attachedSkipped: taps.Skipped,

@@ -55,7 +55,7 @@ public sealed class StateDirectory : IDisposable
         string holder = File.Exists(pidPath) ? File.ReadAllText(pidPath).Trim() : "";
         string who = $"another fastpath run{(holder.Length > 0 ? $" (pid {holder})" : "")}";
         if (!takeover) throw new IOException($"--state-dir {path}: in use by {who}; stop it first, or start with --takeover");
-        string answer = AskToRelease(System.IO.Path.Combine(path, TakeoverSocket), who);
+        var (answer, predecessor) = AskToRelease(System.IO.Path.Combine(path, TakeoverSocket), who);
         var deadline = DateTime.UtcNow.AddSeconds(5);
         while (DateTime.UtcNow < deadline)
         {
@@ -63,11 +63,13 @@ public sealed class StateDirectory : IDisposable
             {
                 log?.WriteLine($"takeover: {who} {answer} (wall clock, ns)");
                 var state = Locked(path, taken);
+                state._predecessor = predecessor;
                 if (long.TryParse(answer[(answer.LastIndexOf(' ') + 1)..], out long stopped)) state.HandedOverAt = stopped;
                 return state;
             }
             Thread.Sleep(1);
         }
+        predecessor.Dispose();
         throw new IOException($"--state-dir {path}: {who} answered the takeover but kept the lock");
     }
 
@@ -92,9 +94,10 @@ public sealed class StateDirectory : IDisposable
         return new StateDirectory(path, lockFile);
     }
 
-    private static string AskToRelease(string socketPath, string who)
+    /// <summary>Asks for the hand-over; returns the answer and the connection, kept open until <see cref="Forwarding"/>.</summary>
+    private static (string Answer, Socket Connection) AskToRelease(string socketPath, string who)
     {
-        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
             socket.Connect(new UnixDomainSocketEndPoint(socketPath));
@@ -103,15 +106,27 @@ public sealed class StateDirectory : IDisposable
             var reply = new List<byte>();
             var buffer = new byte[256];
             int n;
-            while ((n = socket.Receive(buffer)) > 0) reply.AddRange(buffer.AsSpan(0, n));
+            while (!reply.Contains((byte)'\n') && (n = socket.Receive(buffer)) > 0) reply.AddRange(buffer.AsSpan(0, n));
             string text = Encoding.ASCII.GetString(reply.ToArray()).Trim();
             if (!text.StartsWith("released", StringComparison.Ordinal)) throw new IOException($"{socketPath}: {who} answered \"{text}\" to the takeover");
-            return text.Replace("released", "released the state; its workers stopped at", StringComparison.Ordinal);
+            return (text.Replace("released", "released the state; its workers stopped at", StringComparison.Ordinal), socket);
         }
-        catch (SocketException e)
+        catch (Exception e) when (e is SocketException or IOException)
         {
-            throw new IOException($"{socketPath}: cannot ask {who} to hand over: {e.Message}");
+            socket.Dispose();
+            throw e as IOException ?? new IOException($"{socketPath}: cannot ask {who} to hand over: {e.Message}");
         }
+    }
+
+    private Socket? _predecessor;
+
+    /// <summary>
+    /// After a takeover, once this process's workers forward: lets the previous process go on with its exit (it waits
+    /// for this, so tearing down its memory does not compete with the gap for the CPU).
+    /// </summary>
+    public void Forwarding()
+    {
+        Interlocked.Exchange(ref _predecessor, null)?.Dispose();
     }
 
     /// <summary>
@@ -160,7 +175,7 @@ public sealed class StateDirectory : IDisposable
     {
         _lock?.Dispose();
         _lock = null;
-        if (Interlocked.Exchange(ref _takeoverRequest, null) is not { } client) return;
+        if (Volatile.Read(ref _takeoverRequest) is not { } client) return;
         try
         {
             client.Send(Encoding.ASCII.GetBytes($"released {stoppedAt}\n"));
@@ -168,6 +183,24 @@ public sealed class StateDirectory : IDisposable
         catch (SocketException)
         {
             // the new process gave up; it will say so
+        }
+    }
+
+    /// <summary>
+    /// After <see cref="Release"/>: waits (at most <paramref name="timeout"/>) until the process that took over forwards
+    /// (it closes the connection then, or dies), so this one's exit does not take CPU from its gap.
+    /// </summary>
+    public void WaitForSuccessor(TimeSpan timeout)
+    {
+        if (Interlocked.Exchange(ref _takeoverRequest, null) is not { } client) return;
+        try
+        {
+            client.ReceiveTimeout = (int)timeout.TotalMilliseconds;
+            _ = client.Receive(new byte[16]);
+        }
+        catch (SocketException)
+        {
+            // timed out, or the connection broke: go on either way
         }
         client.Dispose();
     }
@@ -263,6 +296,8 @@ public sealed class StateDirectory : IDisposable
     public void Dispose()
     {
         _takeoverListener?.Dispose();
+        _takeoverRequest?.Dispose();
+        _predecessor?.Dispose();
         foreach (var table in _tables) table.File?.Dispose();
         foreach (var table in _affinity) table.File?.Dispose();
         _lock?.Dispose();

@@ -82,6 +82,7 @@ public class HitlessRestartTests(HitlessDemoCluster cluster, ITestOutputHelper o
         string restart = log[log.LastIndexOf("--- restart", StringComparison.Ordinal)..];
         var (gap, note) = ForwardingGap(log, restart, how);
         output.WriteLine($"restart by {how}: forwarding gap {gap / 1e6:F0} ms ({note})");
+        foreach (var line in restart.Split('\n').Where(l => l.StartsWith("takeover: gap", StringComparison.Ordinal))) output.WriteLine($"  {line}");
         foreach (var (name, json) in new[] { ("ClusterIP", await clusterIpJson), ("NodePort", await nodePortJson) })
         {
             var (stall, after, total) = Stream(json, $"{name}\n{restart}");
