@@ -95,10 +95,7 @@ public static partial class FuzzTargets
         var load = ClusterDirectory.LoadText("cluster.yaml", reader.ReadToEnd());
         if (!load.IsValid || load.State.Nodes.Length == 0) return;
         if (_routes is null || ++_compiles % RoutesRenewal == 0)
-        {
-            LpmTable4.Builder.FlattenPublished = false; // nothing looks these tables up; see FlattenPublished
-            _routes = new RouteTable.Builder();
-        }
+            _routes = new RouteTable.Builder(flatten: false); // nothing looks these tables up; see LpmTable4.Builder.FlattenPublished
         // One node is enough to run every compiler (routes cover all nodes).
         SnapshotCompiler.Compile(load.State, load.State.Nodes[0].Name, 1, _routes);
     }

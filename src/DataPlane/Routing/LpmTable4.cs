@@ -334,11 +334,11 @@ public sealed unsafe class LpmTable4
         private Timer? _flattenTimer;
 
         /// <summary>
-        /// Whether published tables get flattened (the default). The manifest fuzz target turns it off: it publishes
-        /// hundreds of route tables a second and looks none up, and a 64 MiB copy after each quiet moment was most of
-        /// its time. Unflattened tables read through the page directory, with the same results.
+        /// Whether this builder's published tables get flattened (the default). The manifest fuzz target turns it off: it
+        /// publishes hundreds of route tables a second and looks none up, and a 64 MiB copy after each quiet moment was
+        /// most of its time. Unflattened tables read through the page directory, with the same results.
         /// </summary>
-        internal static bool FlattenPublished { get; set; } = true;
+        public bool FlattenPublished { get; init; } = true;
 
         /// <summary>Quiet time after a publish before its table is flattened.</summary>
         private static readonly TimeSpan FlattenDelay = TimeSpan.FromMilliseconds(20);
