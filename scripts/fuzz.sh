@@ -7,9 +7,11 @@
 #   scripts/fuzz.sh --libfuzzer [--runs N] [SECONDS] [TARGET...]       libFuzzer through libfuzzer-dotnet (in-process
 #                                                                      loop, several times AFL's rate), until N runs or
 #                                                                      SECONDS, whichever comes first
-#   scripts/fuzz.sh --mutate N [SECONDS] [TARGET...]                   N mutations of the libFuzzer corpus, run in
+#   scripts/fuzz.sh --mutate N [--jobs J] [SECONDS] [TARGET...]        N mutations of the libFuzzer corpus, run in
 #                                                                      process without coverage (volume; see
-#                                                                      fuzz/FastPath.Fuzz/Mutator.cs), up to SECONDS
+#                                                                      fuzz/FastPath.Fuzz/Mutator.cs), up to SECONDS;
+#                                                                      --jobs splits N over J processes, each with its
+#                                                                      own mutation seed (FUZZ_SEED 21, 22, ...)
 # Seeds come from pcaps/external (tcpdump's test captures, see pcaps/external/SOURCES.md), the demo capture and the
 # demo and test manifests. Every crash (and libFuzzer timeout) is copied to tests/FastPath.Tests/Fuzz/regressions/
 # <target>/, where FuzzRegressionTests replays it on every test run; fix the bug, keep the file. The libFuzzer corpus
@@ -18,12 +20,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-engine=afl runs=0 minimize=0
+engine=afl runs=0 minimize=0 jobs=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --libfuzzer) engine=libfuzzer; shift ;;
     --mutate) engine=mutate runs=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
     --minimize) minimize=1; shift ;;
     *) break ;;
   esac
@@ -60,14 +63,23 @@ rm -rf "$work/bin-plain" && cp -r "$work/bin" "$work/bin-plain"
 if [ $engine = mutate ]; then
   status=0
   for t in "${targets[@]}"; do
-    echo "fuzz.sh: $t, $runs in-process mutations (at most ${seconds}s)"
-    timeout "$seconds" dotnet "$work/bin-plain/FastPath.Fuzz.dll" mutate "$t" "$runs" "$work/mutate-$t" "$work/corpus-$t" "fuzz/corpus/$t" "$work/seeds/$t" \
-      > "$work/mutate-$t.log" 2>&1
-    rc=$?
-    [ $rc = 124 ] && echo "  $t: stopped at ${seconds}s before $runs executions"
-    [ $rc != 0 ] && [ $rc != 124 ] && status=1
-    grep -v ' executions in .* s$' "$work/mutate-$t.log" | head -c 3000 | sed "s/^/  /"
-    [ $rc = 124 ] && tail -1 "$work/mutate-$t.log" | sed "s/^/  /"
+    echo "fuzz.sh: $t, $runs in-process mutations (at most ${seconds}s$([ "$jobs" -gt 1 ] && echo ", $jobs processes"))"
+    pids=()
+    for j in $(seq 1 "$jobs"); do
+      share=$(( runs / jobs + (j <= runs % jobs ? 1 : 0) ))
+      FUZZ_SEED=$((20 + j)) timeout "$seconds" dotnet "$work/bin-plain/FastPath.Fuzz.dll" mutate "$t" "$share" "$work/mutate-$t" \
+        "$work/corpus-$t" "fuzz/corpus/$t" "$work/seeds/$t" > "$work/mutate-$t-$j.log" 2>&1 &
+      pids+=($!)
+    done
+    for j in $(seq 1 "$jobs"); do
+      wait "${pids[$((j - 1))]}"
+      rc=$?
+      log="$work/mutate-$t-$j.log"
+      [ $rc = 124 ] && echo "  $t/$j: stopped at ${seconds}s before its share of $runs executions"
+      [ $rc != 0 ] && [ $rc != 124 ] && status=1
+      grep -v ' executions in .* s$' "$log" | head -c 3000 | sed "s/^/  $t\/$j: /"
+      [ $rc = 124 ] && tail -1 "$log" | sed "s/^/  $t\/$j: /"
+    done
     for c in "$work/mutate-$t"/crash-* "$work/mutate-$t"/hang-*; do [ -f "$c" ] && keep "$t" "$c"; done
   done
   exit $status

@@ -20,7 +20,8 @@ public static class Mutator
             .Where(b => b.Length <= 70_000).ToList();
         if (corpus.Count == 0) corpus.Add([]);
         Directory.CreateDirectory(outDir);
-        var rng = new Random(21);
+        // FUZZ_SEED picks the mutation stream, so parallel runs (scripts/fuzz.sh --jobs) each try different inputs.
+        var rng = new Random(int.TryParse(Environment.GetEnvironmentVariable("FUZZ_SEED"), out int fuzzSeed) ? fuzzSeed : 21);
         var buffer = new byte[70_000];
         long done = 0, started = Stopwatch.GetTimestamp();
         long current = 0; // nonzero (a Stopwatch timestamp) while an input runs

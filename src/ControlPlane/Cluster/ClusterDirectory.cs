@@ -33,6 +33,17 @@ public static class ClusterDirectory
     }
 
     /// <summary>
+    /// Loads the manifest <paramref name="text"/> as the file <paramref name="file"/> would load (the name only picks
+    /// JSON or YAML and labels the errors), without touching the file system: the manifest fuzz target runs this.
+    /// </summary>
+    public static ClusterLoadResult LoadText(string file, string text)
+    {
+        var loader = new DocumentLoader();
+        loader.LoadText(file, text);
+        return loader.Finish(file);
+    }
+
+    /// <summary>
     /// Reads one manifest file on its own, for sources that follow a directory file by file. Objects that carried an
     /// error are left out of <see cref="ManifestFile.Objects"/> (their error says why); cross-object checks are the
     /// caller's.
@@ -142,6 +153,11 @@ public static class ClusterDirectory
                 Errors.Add(new ClusterError(file, null, null, null, $"cannot read: {e.Message}"));
                 return;
             }
+            LoadText(file, text);
+        }
+
+        public void LoadText(string file, string text)
+        {
             YamlException? syntaxError = null;
             var documents = (file.EndsWith(".json", StringComparison.OrdinalIgnoreCase) ? ManifestJsonReader.TryRead(text, out syntaxError) : null)
                 ?? ManifestReader.ReadDocuments(text, out syntaxError);

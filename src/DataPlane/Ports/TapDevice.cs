@@ -79,21 +79,18 @@ public sealed partial class TapDevice : LinkDevice
     /// on a thread of their own that enters <paramref name="netnsPath"/> (setns) for the purpose; the descriptors work
     /// from any namespace afterwards.
     /// </summary>
-    public static TapDevice OpenIn(string netnsPath, string ifName, string name, int queues = 1, bool offloads = true)
+    /// <param name="tun">Descriptors <see cref="OpenTun"/> already opened in <paramref name="netnsPath"/> (one per queue,
+    /// taken over: attached, or closed on failure): no thread and no setns here, only the ioctls.</param>
+    public static TapDevice OpenIn(string netnsPath, string ifName, string name, int queues = 1, bool offloads = true, int[]? tun = null)
     {
+        if (tun is not null) return Open(ifName, name, queues, offloads, owned: true, tun);
         TapDevice? device = null;
         Exception? failure = null;
         var thread = new Thread(() =>
         {
             try
             {
-                int target = OpenFile(netnsPath, OCloExec);
-                if (target < 0) throw new IOException($"TAP {name}: {netnsPath}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
-                int entered = SetNamespace(target, CloneNewNet);
-                int errno = Marshal.GetLastPInvokeError();
-                Close(target);
-                if (entered != 0) throw new IOException($"TAP {name}: setns {netnsPath}: {Marshal.GetPInvokeErrorMessage(errno)}");
-                device = Open(ifName, name, queues, offloads, owned: true);
+                device = Open(ifName, name, queues, offloads, owned: true, InNamespace(netnsPath, name, () => OpenTun(queues)));
             }
             catch (Exception e)
             {
@@ -107,32 +104,92 @@ public sealed partial class TapDevice : LinkDevice
         return device!;
     }
 
-    private static TapDevice Open(string ifName, string name, int queues, bool offloads, bool owned)
+    /// <summary>
+    /// <paramref name="count"/> /dev/net/tun descriptors opened in the network namespace <paramref name="netnsPath"/>,
+    /// not attached to any device yet. A descriptor keeps the namespace it was opened in, and TUNSETIFF looks the name up
+    /// there, so <see cref="OpenIn"/> with them needs neither a thread nor setns: `run --takeover` opens them before it
+    /// asks for the hand-over, leaving only the ioctls in the forwarding gap. Close unused ones with <see cref="CloseTun"/>.
+    /// </summary>
+    public static int[] OpenTunIn(string netnsPath, int count)
     {
-        if (!IsValidName(name)) throw new ArgumentException($"\"{name}\" is not a valid interface name (1-{MaxNameLength} characters, no '/', ':' or spaces)", nameof(name));
-        ArgumentOutOfRangeException.ThrowIfLessThan(queues, 1);
-        // (In another namespace /sys still shows this process's: the device is known to exist there.)
-        bool existed = ifName != name || Directory.Exists(Path.Combine("/sys/class/net", name));
-        var fds = new int[queues];
+        int[]? fds = null;
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                fds = InNamespace(netnsPath, netnsPath, () => OpenTun(count));
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        }) { Name = "fastpath-tap-open" };
+        thread.Start(); // ends in the other namespace, as in OpenIn
+        thread.Join();
+        if (failure is not null) throw failure as IOException ?? new IOException(failure.Message, failure);
+        return fds!;
+    }
+
+    /// <summary>Closes descriptors of <see cref="OpenTunIn"/> that were not used.</summary>
+    public static void CloseTun(int[] fds)
+    {
+        foreach (int fd in fds) if (fd >= 0) Close(fd);
+    }
+
+    /// <summary>Enters <paramref name="netnsPath"/> on the calling thread (which must end there) and runs <paramref name="action"/>.</summary>
+    private static T InNamespace<T>(string netnsPath, string name, Func<T> action)
+    {
+        int target = OpenFile(netnsPath, OCloExec);
+        if (target < 0) throw new IOException($"TAP {name}: {netnsPath}: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+        int entered = SetNamespace(target, CloneNewNet);
+        int errno = Marshal.GetLastPInvokeError();
+        Close(target);
+        if (entered != 0) throw new IOException($"TAP {name}: setns {netnsPath}: {Marshal.GetPInvokeErrorMessage(errno)}");
+        return action();
+    }
+
+    private static int[] OpenTun(int count)
+    {
+        var fds = new int[count];
         Array.Fill(fds, -1);
+        for (int q = 0; q < count; q++)
+        {
+            fds[q] = OpenFile("/dev/net/tun", ORdWr | ONonBlock | OCloExec);
+            if (fds[q] >= 0) continue;
+            int errno = Marshal.GetLastPInvokeError();
+            CloseTun(fds);
+            throw new IOException($"/dev/net/tun: {Marshal.GetPInvokeErrorMessage(errno)}");
+        }
+        return fds;
+    }
+
+    private static TapDevice Open(string ifName, string name, int queues, bool offloads, bool owned, int[]? tun = null)
+    {
+        var fds = tun;
         try
         {
+            if (!IsValidName(name)) throw new ArgumentException($"\"{name}\" is not a valid interface name (1-{MaxNameLength} characters, no '/', ':' or spaces)", nameof(name));
+            ArgumentOutOfRangeException.ThrowIfLessThan(queues, 1);
+            if (fds is not null && fds.Length != queues) throw new ArgumentException($"{fds.Length} descriptors for {queues} queue(s)", nameof(tun));
+            // (In another namespace /sys still shows this process's: the device is known to exist there.)
+            bool existed = ifName != name || Directory.Exists(Path.Combine("/sys/class/net", name));
+            fds ??= OpenTun(queues);
             short flags = (short)(IffTap | IffNoPi | (offloads ? IffVnetHdr : 0) | (queues > 1 ? IffMultiQueue : 0));
-            for (int q = 0; q < queues; q++) fds[q] = OpenQueue(ifName, flags, existed);
+            for (int q = 0; q < queues; q++) Attach(fds[q], ifName, flags, existed);
             var (granted, header) = offloads ? Negotiate(fds[0], name) : (TapOffloads.None, 0);
             return new TapDevice(name, fds, !existed || owned, granted, header);
         }
         catch
         {
-            foreach (int fd in fds) if (fd >= 0) Close(fd);
+            if (fds is not null) CloseTun(fds);
             throw;
         }
     }
 
-    private static unsafe int OpenQueue(string name, short flags, bool existed)
+    /// <summary>TUNSETIFF: attaches the /dev/net/tun descriptor <paramref name="fd"/> to the TAP <paramref name="name"/> (creating it if needed).</summary>
+    private static unsafe void Attach(int fd, string name, short flags, bool existed)
     {
-        int fd = OpenFile("/dev/net/tun", ORdWr | ONonBlock | OCloExec);
-        if (fd < 0) throw new IOException($"/dev/net/tun: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
         byte* ifr = stackalloc byte[IfReqSize];
         new Span<byte>(ifr, IfReqSize).Clear();
         for (int i = 0; i < name.Length; i++) ifr[i] = (byte)name[i];
@@ -140,11 +197,9 @@ public sealed partial class TapDevice : LinkDevice
         if (Ioctl(fd, TunSetIff, ifr) < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
-            Close(fd);
             throw new IOException($"TAP {name}: TUNSETIFF: {Marshal.GetPInvokeErrorMessage(errno)}" +
                 (existed ? " (an interface of that name exists and is not a TAP this process may attach to with these flags)" : ""));
         }
-        return fd;
     }
 
     /// <summary>

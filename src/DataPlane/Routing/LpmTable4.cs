@@ -322,7 +322,7 @@ public sealed unsafe class LpmTable4
         public LpmTable4 ToTable()
         {
             var table = new LpmTable4(_tbl24.Share(), _tbl8.Share(), Count, _groupsInUse);
-            if (!table.IsFlat) FlattenLater(table);
+            if (!table.IsFlat && FlattenPublished) FlattenLater(table);
             return table;
         }
 
@@ -332,6 +332,13 @@ public sealed unsafe class LpmTable4
         private LpmTable4? _toFlatten;
         private int _flattening;
         private Timer? _flattenTimer;
+
+        /// <summary>
+        /// Whether this builder's published tables get flattened (the default). The manifest fuzz target turns it off: it
+        /// publishes hundreds of route tables a second and looks none up, and a 64 MiB copy after each quiet moment was
+        /// most of its time. Unflattened tables read through the page directory, with the same results.
+        /// </summary>
+        public bool FlattenPublished { get; init; } = true;
 
         /// <summary>Quiet time after a publish before its table is flattened.</summary>
         private static readonly TimeSpan FlattenDelay = TimeSpan.FromMilliseconds(20);

@@ -74,7 +74,7 @@ public sealed class RouteTable
     /// </summary>
     public sealed class Builder
     {
-        private readonly LpmTable4.Builder _v4 = new();
+        private readonly LpmTable4.Builder _v4;
         private readonly LpmTable6.Builder _v6 = new();
         private ImmutableDictionary<(IpAddr Prefix, int Length), NextHop> _current = ImmutableDictionary<(IpAddr, int), NextHop>.Empty;
         // Hops only ever get appended, so snapshots share this array: an older snapshot reads only the indices it
@@ -84,6 +84,9 @@ public sealed class RouteTable
         private bool _anyMasquerade;
         private readonly Dictionary<NextHop, int> _hopIndex = [];
         private LpmTable6? _v6Table;
+
+        /// <param name="flatten">Flatten published IPv4 tables off the change path (<see cref="LpmTable4.Builder.FlattenPublished"/>).</param>
+        public Builder(bool flatten = true) => _v4 = new LpmTable4.Builder { FlattenPublished = flatten };
 
         /// <summary>Prefixes added, replaced or removed by the last <see cref="Apply"/> or <see cref="Update"/>.</summary>
         public int LastChanges { get; private set; }

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Runtime.InteropServices;
 using FastPath.ControlPlane.Cluster.Sources;
+using FastPath.ControlPlane.Compile;
 using FastPath.ControlPlane.Live;
 using FastPath.ControlPlane.Publish;
 using FastPath.DataPlane.Conntrack;
@@ -152,24 +153,48 @@ public static class RunCommand
         var umems = OperatingSystem.IsLinux() && mode is (AttachMode.Xdp or AttachMode.Auto) && (specs.Count > 0 || !o.Tap)
             ? Enumerable.Range(0, o.Workers).Select(_ => new XdpUmem(o.BatchSize, PacketBatch.SuperFrameSlotSize)).ToArray()
             : null;
+        // The persistent TAPs' whereabouts (--state-dir); read again once the state directory is held.
+        var persist = o.StateDir is { } dir ? new PersistentTaps(dir) : null;
+        using var taps = new TapSet(new LinkOptions(o.Tap, o.UplinkTap, o.HostTap, specs, mode, o.Workers, o.Offloads == "on", umems, persist), stdout);
         StateDirectory? state = null;
         if (o.StateDir is { } stateDir)
         {
             try
             {
-                // A takeover collects the start-up garbage (manifests, the compile) before it asks the running process
-                // to stop, so the collection below is not in the forwarding gap.
-                if (o.Takeover) GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+                if (o.Takeover)
+                {
+                    // Before asking the running process to stop, everything of the gap that does not need what it holds:
+                    // the pods' TAP descriptors opened in their namespaces, the code of the gap compiled, and the
+                    // start-up garbage (manifests, the compile) collected, so none of it is in the forwarding gap.
+                    int early = taps.PrepareTakeover(publisher.Holder.Current);
+                    long warm = Stopwatch.GetTimestamp();
+                    int methods = GapCode.Compile();
+                    // The health checks' first update runs as the listeners start, in the gap: its code too.
+                    _ = ServiceCompiler.HealthCheckPorts(controller.State, o.Node);
+                    StateDirectory.WarmUp(publisher.Holder.Current.Node.ConntrackCapacity, o.Workers);
+                    stdout.WriteLine($"takeover: {early} TAP(s) opened early; the gap's code ({methods} methods) compiled in {Stopwatch.GetElapsedTime(warm).TotalMilliseconds:F0} ms");
+                    GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+                }
                 state = StateDirectory.Open(stateDir, o.Takeover, stdout);
+                persist!.Reload();
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 return Fail(stderr, e.Message);
             }
         }
-        // Declared before everything that may read the tables (metrics), so the state files are unmapped last.
+        // Declared before everything that may read the tables (metrics), so the state files are unmapped after them.
         using var stateLifetime = state;
-        using var taps = new TapSet(new LinkOptions(o.Tap, o.UplinkTap, o.HostTap, specs, mode, o.Workers, o.Offloads == "on", umems, state?.Taps), stdout);
+        // After a takeover, when each step of the gap ended (wall clock, ns) and the process's CPU time then, for the
+        // "takeover: gap" line: wall time well above CPU time is time spent waiting for a core.
+        var gapSteps = new List<(string Step, long At, TimeSpan Cpu, TimeSpan Jit)>();
+        var (gapCpu, gapJit) = (Environment.CpuUsage.TotalTime, System.Runtime.JitInfo.GetCompilationTime());
+        void GapStep(string step)
+        {
+            if (state?.HandedOverAt is not null)
+                gapSteps.Add((step, TapPort.WallClock(), Environment.CpuUsage.TotalTime - gapCpu, System.Runtime.JitInfo.GetCompilationTime() - gapJit));
+        }
+        GapStep("lock taken");
         var snapshot = publisher.Holder.Current;
         Attachment attachment;
         try
@@ -182,6 +207,7 @@ public static class RunCommand
                     && !snapshot.Ports.Any(p => p.Kind == PortKind.Pod && TapSet.PodTapName(p.Name) == spec.Interface))
                     return Fail(stderr, $"--attach {spec.Interface}: no pod of node {o.Node} has this interface name (fp + 12 hex of SHA-1 of namespace/pod); name the port with --attach {spec.Interface}=PORT");
             attachment = new Attachment(snapshot, taps.Reconcile(snapshot), 1);
+            GapStep("TAPs attached");
         }
         catch (Exception e) when (e is IOException or ArgumentException)
         {
@@ -215,6 +241,7 @@ public static class RunCommand
         {
             tables = state?.OpenConntrack(snapshot.Node.ConntrackCapacity, o.Workers, owners, stdout);
             affinity = state?.OpenAffinity(o.Workers, stdout);
+            GapStep("state files mapped and checked");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -223,47 +250,19 @@ public static class RunCommand
         var workers = Enumerable.Range(0, o.Workers)
             .Select(w => new ForwardingWorker(w, attachment, publisher.Holder, o.BatchSize, busyPoll, owners, neighbors, umems?[w], tables?[w], affinity?[w])).ToArray();
         ForwardingWorker.Connect(workers);
+        GapStep("workers built");
         var busyPollGate = new BusyPollGate();
         foreach (var w in workers) w.Port.BusyPollGate = busyPollGate;
         var engines = workers.Select(w => w.Engine).ToArray();
         var ports = workers.Select(w => w.Port).ToArray();
-        MetricsServer? metricsServer = null;
-        if (o.Metrics is { } endpoint)
-        {
-            try
-            {
-                // Scrapes read the workers' plain counters from the HTTP thread: figures, not a consistent cut.
-                metricsServer = MetricsServer.Start(endpoint,
-                    () => NodeMetrics.Collect(engines[0].Snapshot, engines, publisher.CompileLatency, publisher.PublishLatency,
-                        FlowLogMetrics.Of([.. workers.Select(w => w.FlowLog).OfType<FlowLogSession>()])),
-                    publisher.CompileLatency, publisher.PublishLatency);
-            }
-            catch (Exception e) when (e is FormatException or HttpListenerException)
-            {
-                return Fail(stderr, e.Message);
-            }
-            stdout.WriteLine($"metrics: {metricsServer.Url}");
-        }
-        using var metricsLifetime = metricsServer;
-        HealthServing health;
-        try
-        {
-            health = HealthServing.Start(o.Healthz, o.Node, controller, publisher, stdout);
-        }
-        catch (FormatException e)
-        {
-            return Fail(stderr, e.Message);
-        }
-        using var healthLifetime = health;
         // One flow log per worker (its own ring and writer thread): FILE for the first, FILE.N for worker N.
         var flows = o.FlowLog is null ? [] : workers.Select(w => w.FlowLog =
             new FlowLogSession(w.Index == 0 ? o.FlowLog : $"{o.FlowLog}.{w.Index}", o.FlowLogSample, w.Engine, w.Forwarding)).ToArray();
+        GapStep("flow logs");
         var status = new StatusLine(stdout, TimeSpan.FromSeconds(o.StatusInterval));
         var clock = Stopwatch.StartNew();
         var retryAt = TimeSpan.Zero;
         var recordAt = TimeSpan.Zero;
-        stdout.WriteLine($"forwarding: node {o.Node}, {snapshot.PortCount} ports, generation {snapshot.Generation}, {o.Workers} worker(s); SIGINT/SIGTERM stops; watching {o.Cluster}; from {TapPort.WallClock()} (wall clock, ns)");
-        stdout.Flush();
         // The workers allocate nothing, but a collection stops them too: collect the start-up garbage (manifests, the
         // first compile) now, before traffic, and keep later collections of the control plane's garbage background
         // ones (no blocking gen2 while forwarding). Measured: the first pings after start-up took up to 30 ms without.
@@ -278,6 +277,41 @@ public static class RunCommand
             IsBackground = true,
         }).ToArray();
         foreach (var t in threads) t.Start();
+        long forwardingFrom = TapPort.WallClock();
+        GapStep("threads started");
+        state?.Forwarding();
+        // The listeners start once the workers forward (a takeover's gap is for forwarding, not for serving pages); one
+        // that cannot start stops the workers again.
+        MetricsServer? metricsServer = null;
+        HealthServing health;
+        try
+        {
+            if (o.Metrics is { } endpoint)
+            {
+                // Scrapes read the workers' plain counters from the HTTP thread: figures, not a consistent cut.
+                metricsServer = MetricsServer.Start(endpoint,
+                    () => NodeMetrics.Collect(engines[0].Snapshot, engines, publisher.CompileLatency, publisher.PublishLatency,
+                        FlowLogMetrics.Of([.. workers.Select(w => w.FlowLog).OfType<FlowLogSession>()])),
+                    publisher.CompileLatency, publisher.PublishLatency);
+                stdout.WriteLine($"metrics: {metricsServer.Url}");
+            }
+            health = HealthServing.Start(o.Healthz, o.Node, controller, publisher, stdout);
+        }
+        catch (Exception e) when (e is FormatException or HttpListenerException)
+        {
+            metricsServer?.Dispose();
+            stop.Cancel();
+            foreach (var t in threads) t.Join();
+            foreach (var w in workers) w.Dispose();
+            foreach (var f in flows) f.Dispose();
+            return Fail(stderr, e.Message);
+        }
+        using var metricsLifetime = metricsServer;
+        using var healthLifetime = health;
+        if (state?.HandedOverAt is { } gapStart)
+            stdout.WriteLine($"takeover: gap {string.Join(", ", gapSteps.Select(g => $"{g.Step} +{(g.At - gapStart) / 1e6:F1} ms (CPU {g.Cpu.TotalMilliseconds:F0} ms, JIT {g.Jit.TotalMilliseconds:F0} ms)"))}");
+        stdout.WriteLine($"forwarding: node {o.Node}, {snapshot.PortCount} ports, generation {snapshot.Generation}, {o.Workers} worker(s); SIGINT/SIGTERM stops; watching {o.Cluster}; from {forwardingFrom} (wall clock, ns)");
+        stdout.Flush();
         state?.ListenForTakeover(stop.Cancel);
         // The coordinator: re-reads the TAPs when a snapshot renumbers the ports, closes the devices of removed ports
         // once every worker has moved past them, and prints the status line.
@@ -316,6 +350,7 @@ public static class RunCommand
                 cni?.Dispose();
                 state.Release(stoppedAt);
                 stdout.WriteLine($"takeover: handed the state directory over at {TapPort.WallClock()} (wall clock, ns)");
+                state.WaitForSuccessor(TimeSpan.FromSeconds(5));
             }
         }
         status.Report(clock.Elapsed, engines[0].Snapshot, engines, ports, force: true, attachedSkipped: taps.Skipped,

@@ -17,6 +17,16 @@ public sealed class PersistentTaps
     public PersistentTaps(string stateDirectory)
     {
         _path = Path.Combine(stateDirectory, "taps");
+        Reload();
+    }
+
+    /// <summary>
+    /// Reads the file again: `run --takeover` reads it before the hand-over (to open the TAPs' descriptors early) and
+    /// again once it holds the state directory, when the previous process has written its last word.
+    /// </summary>
+    public void Reload()
+    {
+        _known.Clear();
         if (!File.Exists(_path)) return;
         foreach (var line in File.ReadAllLines(_path))
         {
@@ -26,6 +36,9 @@ public sealed class PersistentTaps
                 _known[f[0]] = (dev, ino, f[3]);
         }
     }
+
+    /// <summary>Where the TAP created as <paramref name="name"/> was last seen (namespace device and inode, name there), or null.</summary>
+    public (ulong Device, ulong Inode, string IfName)? Seen(string name) => _known.TryGetValue(name, out var seen) ? seen : null;
 
     /// <summary>Whether a previous `run` (or this one) created the TAP <paramref name="name"/> persistent.</summary>
     public bool Owns(string name) => _known.ContainsKey(name);

@@ -33,11 +33,12 @@ public sealed class StateDirectory : IDisposable
     {
         Path = path;
         _lock = lockFile;
-        Taps = new PersistentTaps(path);
     }
 
     public string Path { get; }
-    public PersistentTaps Taps { get; }
+
+    /// <summary>After a takeover: when the previous holder's workers stopped (wall clock, ns), the start of the gap.</summary>
+    public long? HandedOverAt { get; private set; }
 
     /// <summary>
     /// Creates <paramref name="path"/> if needed and takes its lock; with <paramref name="takeover"/>, first asks the
@@ -54,17 +55,21 @@ public sealed class StateDirectory : IDisposable
         string holder = File.Exists(pidPath) ? File.ReadAllText(pidPath).Trim() : "";
         string who = $"another fastpath run{(holder.Length > 0 ? $" (pid {holder})" : "")}";
         if (!takeover) throw new IOException($"--state-dir {path}: in use by {who}; stop it first, or start with --takeover");
-        string answer = AskToRelease(System.IO.Path.Combine(path, TakeoverSocket), who);
+        var (answer, predecessor) = AskToRelease(System.IO.Path.Combine(path, TakeoverSocket), who);
         var deadline = DateTime.UtcNow.AddSeconds(5);
         while (DateTime.UtcNow < deadline)
         {
             if (TryLock(lockPath) is { } taken)
             {
                 log?.WriteLine($"takeover: {who} {answer} (wall clock, ns)");
-                return Locked(path, taken);
+                var state = Locked(path, taken);
+                state._predecessor = predecessor;
+                if (long.TryParse(answer[(answer.LastIndexOf(' ') + 1)..], out long stopped)) state.HandedOverAt = stopped;
+                return state;
             }
             Thread.Sleep(1);
         }
+        predecessor.Dispose();
         throw new IOException($"--state-dir {path}: {who} answered the takeover but kept the lock");
     }
 
@@ -89,9 +94,10 @@ public sealed class StateDirectory : IDisposable
         return new StateDirectory(path, lockFile);
     }
 
-    private static string AskToRelease(string socketPath, string who)
+    /// <summary>Asks for the hand-over; returns the answer and the connection, kept open until <see cref="Forwarding"/>.</summary>
+    private static (string Answer, Socket Connection) AskToRelease(string socketPath, string who)
     {
-        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
             socket.Connect(new UnixDomainSocketEndPoint(socketPath));
@@ -100,15 +106,27 @@ public sealed class StateDirectory : IDisposable
             var reply = new List<byte>();
             var buffer = new byte[256];
             int n;
-            while ((n = socket.Receive(buffer)) > 0) reply.AddRange(buffer.AsSpan(0, n));
+            while (!reply.Contains((byte)'\n') && (n = socket.Receive(buffer)) > 0) reply.AddRange(buffer.AsSpan(0, n));
             string text = Encoding.ASCII.GetString(reply.ToArray()).Trim();
             if (!text.StartsWith("released", StringComparison.Ordinal)) throw new IOException($"{socketPath}: {who} answered \"{text}\" to the takeover");
-            return text.Replace("released", "released the state; its workers stopped at", StringComparison.Ordinal);
+            return (text.Replace("released", "released the state; its workers stopped at", StringComparison.Ordinal), socket);
         }
-        catch (SocketException e)
+        catch (Exception e) when (e is SocketException or IOException)
         {
-            throw new IOException($"{socketPath}: cannot ask {who} to hand over: {e.Message}");
+            socket.Dispose();
+            throw e as IOException ?? new IOException($"{socketPath}: cannot ask {who} to hand over: {e.Message}");
         }
+    }
+
+    private Socket? _predecessor;
+
+    /// <summary>
+    /// After a takeover, once this process's workers forward: lets the previous process go on with its exit (it waits
+    /// for this, so tearing down its memory does not compete with the gap for the CPU).
+    /// </summary>
+    public void Forwarding()
+    {
+        Interlocked.Exchange(ref _predecessor, null)?.Dispose();
     }
 
     /// <summary>
@@ -127,6 +145,7 @@ public sealed class StateDirectory : IDisposable
         {
             try
             {
+                GapCode.Compile(); // this process's side of a hand-over, ready before one is asked for
                 var client = listener.Accept();
                 var buffer = new byte[64];
                 int n = client.Receive(buffer);
@@ -156,7 +175,7 @@ public sealed class StateDirectory : IDisposable
     {
         _lock?.Dispose();
         _lock = null;
-        if (Interlocked.Exchange(ref _takeoverRequest, null) is not { } client) return;
+        if (Volatile.Read(ref _takeoverRequest) is not { } client) return;
         try
         {
             client.Send(Encoding.ASCII.GetBytes($"released {stoppedAt}\n"));
@@ -164,6 +183,24 @@ public sealed class StateDirectory : IDisposable
         catch (SocketException)
         {
             // the new process gave up; it will say so
+        }
+    }
+
+    /// <summary>
+    /// After <see cref="Release"/>: waits (at most <paramref name="timeout"/>) until the process that took over forwards
+    /// (it closes the connection then, or dies), so this one's exit does not take CPU from its gap.
+    /// </summary>
+    public void WaitForSuccessor(TimeSpan timeout)
+    {
+        if (Interlocked.Exchange(ref _takeoverRequest, null) is not { } client) return;
+        try
+        {
+            client.ReceiveTimeout = (int)timeout.TotalMilliseconds;
+            _ = client.Receive(new byte[16]);
+        }
+        catch (SocketException)
+        {
+            // timed out, or the connection broke: go on either way
         }
         client.Dispose();
     }
@@ -217,6 +254,32 @@ public sealed class StateDirectory : IDisposable
     }
 
     /// <summary>
+    /// Runs the state-file steps of a takeover's gap once on small scratch files (created, handed over, opened again
+    /// and restored, removed), so their code is compiled before `run --takeover` asks for the hand-over rather than in
+    /// the forwarding gap.
+    /// </summary>
+    public static void WarmUp(int capacity, int workers)
+    {
+        string dir = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"fastpath-warmup-{Environment.ProcessId}");
+        try
+        {
+            for (int pass = 0; pass < 2; pass++)
+            {
+                var scratch = Open(dir);
+                scratch.OpenConntrack(Math.Min(capacity, 1024), workers, workers > 1 ? new FlowOwners(workers) : null, TextWriter.Null);
+                scratch.OpenAffinity(workers, TextWriter.Null);
+                long now = TapPort.WallClock();
+                foreach (var file in scratch._tables.Select(t => t.File).Concat(scratch._affinity.Select(a => a.File))) file?.MarkHandedOver(now);
+                scratch.Dispose();
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>
     /// Marks every table's file cleanly closed, or handed over when a takeover asked (the workers have stopped), and says
     /// so; they stay mapped until <see cref="Dispose"/>.
     /// </summary>
@@ -233,6 +296,8 @@ public sealed class StateDirectory : IDisposable
     public void Dispose()
     {
         _takeoverListener?.Dispose();
+        _takeoverRequest?.Dispose();
+        _predecessor?.Dispose();
         foreach (var table in _tables) table.File?.Dispose();
         foreach (var table in _affinity) table.File?.Dispose();
         _lock?.Dispose();

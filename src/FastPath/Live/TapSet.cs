@@ -161,7 +161,8 @@ public sealed class TapSet(LinkOptions options, TextWriter log) : IDisposable
         if (options.Persist is not { } persist) return TapDevice.Open(name, options.Queues, options.Offloads);
         bool owned = persist.Owns(name), here = InterfaceState.Index(name) != 0;
         TapDevice device;
-        if (owned && !here && persist.Locate(name) is var (netns, ifName))
+        if (OpenPrepared(name, owned && !here, persist, out where) is { } early) device = early;
+        else if (owned && !here && persist.Locate(name) is var (netns, ifName))
         {
             device = TapDevice.OpenIn(netns, ifName, name, options.Queues, options.Offloads);
             where = $"found again in {netns} as {ifName}";
@@ -174,6 +175,58 @@ public sealed class TapSet(LinkOptions options, TextWriter log) : IDisposable
         if (device.Created && !device.Persistent) device.SetPersistent(true);
         persist.Record([device]);
         return device;
+    }
+
+    /// <summary>The TAP on the descriptors <see cref="PrepareTakeover"/> opened, if it is still where it was then.</summary>
+    private TapDevice? OpenPrepared(string name, bool elsewhere, PersistentTaps persist, out string? where)
+    {
+        where = null;
+        if (!_prepared.Remove(name, out var early)) return null;
+        if (!elsewhere || persist.Seen(name) != early.Seen)
+        {
+            TapDevice.CloseTun(early.Tun);
+            return null;
+        }
+        try
+        {
+            var device = TapDevice.OpenIn(early.Netns, early.Seen.IfName, name, options.Queues, options.Offloads, early.Tun);
+            where = $"found again in {early.Netns} as {early.Seen.IfName}";
+            return device;
+        }
+        catch (IOException e)
+        {
+            log.WriteLine($"{e.Message}; looking for tap {name} again");
+            return null;
+        }
+    }
+
+    // TAPs in other namespaces whose /dev/net/tun descriptors were opened there before a takeover's hand-over.
+    private readonly Dictionary<string, (string Netns, (ulong Device, ulong Inode, string IfName) Seen, int[] Tun)> _prepared = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// `run --takeover`, before it asks for the hand-over: for every persistent TAP of <paramref name="snapshot"/> that a
+    /// previous `run` left in another namespace (a pod's), finds that namespace and opens the TAP's /dev/net/tun
+    /// descriptors in it, so <see cref="Reconcile"/> in the forwarding gap only attaches them (TUNSETIFF: the previous
+    /// process has let go of the device by then) — no namespace search, no thread, no setns. Returns how many.
+    /// </summary>
+    public int PrepareTakeover(ForwardingSnapshot snapshot)
+    {
+        if (options.Persist is not { } persist) return 0;
+        for (int p = 0; p < snapshot.PortCount; p++)
+        {
+            if (Plan(snapshot.Ports[p]) is not (var name, false, _) || _prepared.ContainsKey(name)) continue;
+            if (!persist.Owns(name) || InterfaceState.Index(name) != 0 || persist.Seen(name) is not { } seen
+                || persist.Locate(name) is not var (netns, _)) continue;
+            try
+            {
+                _prepared[name] = (netns, seen, TapDevice.OpenTunIn(netns, options.Queues));
+            }
+            catch (IOException e)
+            {
+                log.WriteLine($"{e.Message}; tap {name} is looked for after the hand-over");
+            }
+        }
+        return _prepared.Count;
     }
 
     /// <summary>Notes where every persistent TAP is now (`--state-dir`; the coordinator calls it every second).</summary>
@@ -253,6 +306,8 @@ public sealed class TapSet(LinkOptions options, TextWriter log) : IDisposable
     /// <summary>Closes every device: the ones this process created disappear, unless persistent.</summary>
     public void Dispose()
     {
+        foreach (var early in _prepared.Values) TapDevice.CloseTun(early.Tun);
+        _prepared.Clear();
         CloseRetired();
         foreach (var (device, _) in _byPortName.Values) device.Dispose();
         _byPortName.Clear();

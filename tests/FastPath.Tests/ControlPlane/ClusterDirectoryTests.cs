@@ -41,6 +41,21 @@ public class ClusterDirectoryTests
         Assert.Single(load.State.Pods);
     }
 
+    /// <summary>The manifest fuzz target loads from memory: the same objects, errors and lines as the file gives.</summary>
+    [Fact]
+    public void TextLoadsAsItsFileDoes()
+    {
+        using var c = new TempCluster();
+        string text = Node + "---\n" + Pod("a", "10.244.1.1") + "---\n" + Pod("b", "10.244.1.300") + "---\nkind: Pod\n";
+        var file = c.Write("all.yaml", text);
+        var fromFile = ClusterDirectory.Load(file);
+        var fromText = ClusterDirectory.LoadText(file, text);
+        Assert.Equal(2, fromFile.Errors.Count());
+        Assert.Equal(fromFile.Errors.Select(e => e.ToString()), fromText.Errors.Select(e => e.ToString()));
+        Assert.Equal(fromFile.State.Pods.Select(p => (p.Label, p.File, p.Line)), fromText.State.Pods.Select(p => (p.Label, p.File, p.Line)));
+        Assert.Equal(fromFile.State.Nodes.Select(n => n.Label), fromText.State.Nodes.Select(n => n.Label));
+    }
+
     [Fact]
     public void MissingPath_IsOneError()
     {

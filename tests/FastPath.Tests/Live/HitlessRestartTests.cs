@@ -82,6 +82,7 @@ public class HitlessRestartTests(HitlessDemoCluster cluster, ITestOutputHelper o
         string restart = log[log.LastIndexOf("--- restart", StringComparison.Ordinal)..];
         var (gap, note) = ForwardingGap(log, restart, how);
         output.WriteLine($"restart by {how}: forwarding gap {gap / 1e6:F0} ms ({note})");
+        foreach (var line in restart.Split('\n').Where(l => l.StartsWith("takeover: gap", StringComparison.Ordinal))) output.WriteLine($"  {line}");
         foreach (var (name, json) in new[] { ("ClusterIP", await clusterIpJson), ("NodePort", await nodePortJson) })
         {
             var (stall, after, total) = Stream(json, $"{name}\n{restart}");
@@ -92,7 +93,15 @@ public class HitlessRestartTests(HitlessDemoCluster cluster, ITestOutputHelper o
         Assert.Equal(0, viaNodePort.ExitCode);
         // The new process took both connections from the state file, not from new handshakes.
         Assert.Matches($@"state: .*conntrack-0\.state: restored ([2-9]|\d\d+) connection\(s\) \({restored}", restart);
-        if (how == "takeover") Assert.Contains("takeover: another fastpath run", restart);
+        if (how == "takeover")
+        {
+            Assert.Contains("takeover: another fastpath run", restart);
+            // The pods' TAPs (client and web-a) were opened in their namespaces before the hand-over, and the gap's
+            // steps are in the log.
+            Assert.Matches(@"takeover: [2-9] TAP\(s\) opened early; the gap's code \(\d+ methods\) compiled", restart);
+            Assert.Matches(@"takeover: gap lock taken \+[\d.]+ ms .*threads started \+[\d.]+ ms", restart);
+            Assert.Matches(@"tap fp[0-9a-f]{12} = default/client \(found again in \S+ as eth0\)", restart);
+        }
     }
 
     /// <summary>
