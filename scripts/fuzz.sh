@@ -11,7 +11,9 @@
 #                                                                      process without coverage (volume; see
 #                                                                      fuzz/FastPath.Fuzz/Mutator.cs), up to SECONDS;
 #                                                                      --jobs splits N over J processes, each with its
-#                                                                      own mutation seed (FUZZ_SEED 21, 22, ...)
+#                                                                      own mutation seed (FUZZ_SEED 21, 22, ...;
+#                                                                      FUZZ_SEED_BASE=B starts at B+1, so a later
+#                                                                      run tries other inputs)
 # Seeds come from pcaps/external (tcpdump's test captures, see pcaps/external/SOURCES.md), the demo capture and the
 # demo and test manifests. Every crash (and libFuzzer timeout) is copied to tests/FastPath.Tests/Fuzz/regressions/
 # <target>/, where FuzzRegressionTests replays it on every test run; fix the bug, keep the file. The libFuzzer corpus
@@ -67,7 +69,7 @@ if [ $engine = mutate ]; then
     pids=()
     for j in $(seq 1 "$jobs"); do
       share=$(( runs / jobs + (j <= runs % jobs ? 1 : 0) ))
-      FUZZ_SEED=$((20 + j)) timeout "$seconds" dotnet "$work/bin-plain/FastPath.Fuzz.dll" mutate "$t" "$share" "$work/mutate-$t" \
+      FUZZ_SEED=$((${FUZZ_SEED_BASE:-20} + j)) timeout "$seconds" dotnet "$work/bin-plain/FastPath.Fuzz.dll" mutate "$t" "$share" "$work/mutate-$t" \
         "$work/corpus-$t" "fuzz/corpus/$t" "$work/seeds/$t" > "$work/mutate-$t-$j.log" 2>&1 &
       pids+=($!)
     done
