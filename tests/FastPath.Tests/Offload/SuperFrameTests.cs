@@ -209,6 +209,32 @@ public sealed class SuperFrameTests : IDisposable
     }
 
     [Fact]
+    public void AnIcmpErrorQuotesThePacketWithItsPartialChecksumFinished()
+    {
+        // Found by the replay-vs-live differential (fuzz live-diff): UDP to an address no route covers, its checksum
+        // partial as it came from a TAP, is answered with a network unreachable that quoted the checksum field as it
+        // was (the pseudo-header sum), where replay, given the same packet whole, quoted the real checksum. The error
+        // must not depend on how the packet's checksum travelled.
+        var whole = Ethernet(GatewayMac, Mac("02:42:0a:f4:01:0a"), 0x0800, Ipv4("10.244.1.10", "10.244.9.9", 17, Udp(1, 2, 0)));
+        var partial = (byte[])whole.Clone();
+        MakePartial(partial, 34, csumOffset: 6);
+        Assert.NotEqual(whole, partial);
+        var batch = Process((ClientPort, partial, Header(0, 0, 34, csumOffset: 6)));
+        Assert.Equal(DropReason.NoRoute, batch.Meta[0].Drop);
+        Assert.Equal(ClientPort, batch.Meta[0].EgressPort);
+        var fromPartial = batch.Frame(0).ToArray();
+        var plain = new PacketBatch(1);
+        whole.CopyTo(plain.ReceiveArea(0));
+        plain.SetReceived(0, whole.Length, 1_000_000_000L * 2000, 9, ClientPort);
+        plain.Count = 1;
+        _engine.Process(plain);
+        Assert.Equal(DropReason.NoRoute, plain.Meta[0].Drop);
+        Assert.Equal(Convert.ToHexString(plain.Frame(0)), Convert.ToHexString(fromPartial));
+        Assert.True(ChecksumsValid(fromPartial));
+        Assert.True(ChecksumsValid([.. whole[..14], .. fromPartial[42..]])); // the quoted datagram, behind an Ethernet header
+    }
+
+    [Fact]
     public void ASuperFrameWhosePartialChecksumDoesNotNameItsTcpHeaderIsMalformed()
     {
         var batch = Process((ClientPort, SuperFrame(), Header(1, GsoSize, 40)));
