@@ -31,6 +31,8 @@ public sealed class LiveDiffResult
     /// <summary>Frames shorter than an Ethernet header: no link can carry them (AF_PACKET refuses them), so they
     /// enter neither run.</summary>
     public long Undeliverable { get; set; }
+    /// <summary>Frames sent into the TAPs (and replayed), besides the probes.</summary>
+    public long Sent { get; set; }
     /// <summary>Frames that entered live with a partial checksum (and replay with it complete).</summary>
     public long Partial { get; set; }
     public long FramesOut { get; set; }
@@ -38,7 +40,7 @@ public sealed class LiveDiffResult
     public int Rounds { get; set; }
     public List<string> Differences { get; } = [];
     public override string ToString() =>
-        $"{Inputs} inputs, {Frames} frames in {Rounds} rounds ({Undeliverable} shorter than an Ethernet header, not sent; {Partial} with a partial checksum live), "
+        $"{Inputs} inputs, {Frames} frames, {Sent} sent in {Rounds} rounds ({Undeliverable} shorter than an Ethernet header, not sent; {Partial} with a partial checksum live), "
         + $"{FramesOut} frames out, {Drops} drops, {Differences.Count} differences";
 }
 
@@ -62,6 +64,11 @@ public sealed class LiveDiffResult
 public static class LiveDiff
 {
     private const int ProbeNet = (198 << 24) | (18 << 16); // 198.18.0.0/15 (RFC 2544): answered by the engine's proxy ARP, never routed
+    private static volatile bool _stopping;
+
+    /// <summary>Ends the run early (SIGTERM/SIGINT, the time limit of scripts/fuzz.sh): the round under way stops
+    /// sending, is compared on what it sent, and its namespace and `run` are removed.</summary>
+    public static void Stop() => _stopping = true;
 
     public static LiveDiffResult Run(LiveDiffOptions o, TextWriter log)
     {
@@ -86,7 +93,7 @@ public static class LiveDiff
             }
             return frames;
         }
-        while (next < o.Inputs)
+        while (next < o.Inputs && !_stopping)
         {
             var round = new List<(int Port, byte[] Frame)>();
             while (next < o.Inputs && round.Count < o.FramesPerRound)
@@ -158,7 +165,7 @@ public static class LiveDiff
             var live = devices.Select(_ => new List<byte[]>()).ToArray();
             var inputs = new List<(int Port, byte[] Frame, long Time)>(frames.Count * 2);
             var receive = new byte[70_000];
-            for (int k = 0; k < frames.Count; k++)
+            for (int k = 0; k < frames.Count && !_stopping; k++)
             {
                 var (port, frame) = frames[k];
                 var probe = Probe(snapshot, port, k, out int answerPort);
@@ -174,6 +181,7 @@ public static class LiveDiff
                     return;
                 }
                 inputs.Add((port, frame, time));
+                result.Sent++;
                 taps[port].Send(probe, out _);
                 inputs.Add((port, probe, time));
                 bool answered = false;

@@ -32,10 +32,18 @@ public static class Program
         {
             // live-diff PREFIX INPUTS WORK CORPUS-DIR...: see LiveDiff; FUZZ_SEED picks the mutations, as for mutate.
             int seed = int.TryParse(Environment.GetEnvironmentVariable("FUZZ_SEED"), out int s) ? s : 21;
+            using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, Stop);
+            using var interrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, Stop);
             var result = LiveDiff.Run(new LiveDiffOptions(args[1], inputs, args[3], args[4..], seed), Console.Out);
             Console.WriteLine($"live-diff: {result}");
             foreach (var d in result.Differences) Console.WriteLine($"live-diff: DIFFERENCE {d}");
             return result.Differences.Count == 0 ? 0 : 1;
+
+            static void Stop(System.Runtime.InteropServices.PosixSignalContext c)
+            {
+                c.Cancel = true;
+                LiveDiff.Stop();
+            }
         }
         if (args.Length != 1 || !FuzzTargets.Names.Contains(args[0]))
         {
