@@ -33,6 +33,8 @@ public sealed class LiveDiffResult
     public long Undeliverable { get; set; }
     /// <summary>Frames sent into the TAPs (and replayed), besides the probes.</summary>
     public long Sent { get; set; }
+    /// <summary>Frames whose live time `run`'s flow log told (replayed at that time; the others at their send time).</summary>
+    public long Clocked { get; set; }
     /// <summary>Frames that entered live with a partial checksum (and replay with it complete).</summary>
     public long Partial { get; set; }
     public long FramesOut { get; set; }
@@ -40,7 +42,7 @@ public sealed class LiveDiffResult
     public int Rounds { get; set; }
     public List<string> Differences { get; } = [];
     public override string ToString() =>
-        $"{Inputs} inputs, {Frames} frames, {Sent} sent in {Rounds} rounds ({Undeliverable} shorter than an Ethernet header, not sent; {Partial} with a partial checksum live), "
+        $"{Inputs} inputs, {Frames} frames, {Sent} sent in {Rounds} rounds ({Undeliverable} shorter than an Ethernet header, not sent; {Partial} with a partial checksum live; {Clocked} replayed on run's clock), "
         + $"{FramesOut} frames out, {Drops} drops, {Differences.Count} differences";
 }
 
@@ -143,7 +145,7 @@ public static class LiveDiff
             var psi = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
             foreach (var a in new[] { "netns", "exec", ns, "dotnet", fastpath, "run", "--cluster", o.Cluster, "--node", o.Node, "--tap",
                          "--uplink-tap", devices[PortIndex.Uplink], "--host-tap", devices[PortIndex.Host], "--status-interval", "0",
-                         "--healthz", "off", "--offloads", o.Offloads, "--metrics", $"127.0.0.1:{metricsPort}" })
+                         "--healthz", "off", "--offloads", o.Offloads, "--metrics", $"127.0.0.1:{metricsPort}", "--flow-log", Path.Combine(dir, "flows.jsonl") })
                 psi.ArgumentList.Add(a);
             run = Process.Start(psi)!;
             var runLog = new StringBuilder();
@@ -163,7 +165,10 @@ public static class LiveDiff
             taps = PacketTap.OpenIn(ns, devices);
 
             var live = devices.Select(_ => new List<byte[]>()).ToArray();
-            var inputs = new List<(int Port, byte[] Frame, long Time)>(frames.Count * 2);
+            var inputs = new List<(int Port, byte[] Frame, int Window)>(frames.Count * 2);
+            // Per frame sent: from just before its send to just after its probe's answer. `run` stamped it (its batch's
+            // wall clock) inside this window, and the windows do not overlap.
+            var windows = new List<(long From, long To)>(frames.Count);
             var receive = new byte[70_000];
             for (int k = 0; k < frames.Count && !_stopping; k++)
             {
@@ -180,10 +185,11 @@ public static class LiveDiff
                     result.Differences.Add($"frame {k} ({frame.Length} bytes) on {snapshot.Ports[port].Name}: the kernel refused to send it (errno {errno}): {Convert.ToHexString(frame)}");
                     return;
                 }
-                inputs.Add((port, frame, time));
+                int window = windows.Count;
+                inputs.Add((port, frame, window));
                 result.Sent++;
                 taps[port].Send(probe, out _);
-                inputs.Add((port, probe, time));
+                inputs.Add((port, probe, window));
                 bool answered = false;
                 var waitUntil = Stopwatch.GetTimestamp() + 10 * Stopwatch.Frequency;
                 while (!answered)
@@ -201,17 +207,21 @@ public static class LiveDiff
                             if (p == answerPort && IsAnswer(got, probe, port == PortIndex.Uplink)) answered = true;
                         }
                 }
+                windows.Add((time, TapPort.WallClock()));
             }
-            var liveDrops = Metrics(ns, metricsPort);
+            var (liveDrops, flowRecordsLost) = Metrics(ns, metricsPort);
             Stop(run);
             if (run.ExitCode != 0 || runLog.ToString().Contains("Exception", StringComparison.Ordinal))
                 result.Differences.Add($"fastpath run exited {run.ExitCode}:\n{runLog}");
+            if (flowRecordsLost > 0) result.Differences.Add($"run's flow log lost {flowRecordsLost} records: the live clock of some frames is unknown");
+            var clock = LiveClock(Path.Combine(dir, "flows.jsonl"), windows);
+            result.Clocked += clock.Count(t => t != 0);
 
             string capture = Path.Combine(dir, "input.pcapng");
             using (var writer = new PcapngWriter(capture))
             {
                 for (int p = 0; p < snapshot.PortCount; p++) writer.AddInterface(snapshot.Ports[p].Name);
-                foreach (var (port, frame, time) in inputs) writer.Write(port, frame, time);
+                foreach (var (port, frame, window) in inputs) writer.Write(port, frame, clock[window] != 0 ? clock[window] : windows[window].From);
             }
             string outDir = Path.Combine(dir, "replay");
             var replayOutput = new StringWriter();
@@ -222,7 +232,7 @@ public static class LiveDiff
                 return;
             }
             int before = result.Differences.Count;
-            Compare(snapshot, frames, live, outDir, liveDrops, result);
+            Compare(snapshot, live, outDir, liveDrops, result);
             if (result.Differences.Count > before)
             {
                 // Keep the round's input and both outputs for a look (and a regression test).
@@ -313,7 +323,7 @@ public static class LiveDiff
               && got.AsSpan(28, 4).SequenceEqual(probe.AsSpan(38, 4)) && got.AsSpan(38, 4).SequenceEqual(probe.AsSpan(28, 4));
 
     /// <summary>Per port: the frames in order, bytes equal; the drops per reason equal.</summary>
-    private static void Compare(ForwardingSnapshot snapshot, List<(int Port, byte[] Frame)> frames, List<byte[]>[] live, string replayDir,
+    private static void Compare(ForwardingSnapshot snapshot, List<byte[]>[] live, string replayDir,
         Dictionary<(string Port, string Reason), long> liveDrops, LiveDiffResult result)
     {
         for (int p = 0; p < snapshot.PortCount; p++)
@@ -350,8 +360,44 @@ public static class LiveDiff
         }
     }
 
-    /// <summary>`run`'s drop counters per port and reason, from its Prometheus endpoint inside the namespace.</summary>
-    private static Dictionary<(string, string), long> Metrics(string ns, int port)
+    /// <summary>
+    /// The wall clock `run` stamped frames with, where its flow log tells (0 elsewhere), per window: every record's
+    /// times are packet timestamps (a drop's, a connection's first and last packet's), each inside the window of the
+    /// frame it came from. Every drop is logged, so every packet that could take an ICMP error token is among them: the
+    /// rate limiter (1 s per destination, 1 ms globally) then decides in replay on the times it decided on live.
+    /// </summary>
+    private static long[] LiveClock(string flowLog, List<(long From, long To)> windows)
+    {
+        var clock = new long[windows.Count];
+        if (!File.Exists(flowLog)) return clock;
+        foreach (var line in File.ReadLines(flowLog))
+        {
+            if (line.Length == 0) continue;
+            using var record = JsonDocument.Parse(line);
+            foreach (var field in new[] { "start_ns", "end_ns" })
+            {
+                if (!record.RootElement.TryGetProperty(field, out var value)) continue;
+                long t = value.GetInt64();
+                int lo = 0, hi = windows.Count - 1;
+                while (lo <= hi)
+                {
+                    int mid = (lo + hi) / 2;
+                    if (t < windows[mid].From) hi = mid - 1;
+                    else if (t > windows[mid].To) lo = mid + 1;
+                    else
+                    {
+                        clock[mid] = t;
+                        break;
+                    }
+                }
+            }
+        }
+        return clock;
+    }
+
+    /// <summary>`run`'s drop counters per port and reason and its flow-log records lost, from its Prometheus
+    /// endpoint inside the namespace.</summary>
+    private static (Dictionary<(string, string), long> Drops, long FlowRecordsLost) Metrics(string ns, int port)
     {
         var drops = new Dictionary<(string, string), long>();
         string text = Ip("netns", "exec", ns, "curl", "-sS", "-m", "10", $"http://127.0.0.1:{port}/metrics/");
@@ -363,7 +409,8 @@ public static class LiveDiff
             drops[(labels["port"], labels["reason"])] = (long)double.Parse(line[(close + 1)..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
         }
         if (!text.Contains("fastpath_port_rx_packets_total", StringComparison.Ordinal)) throw new InvalidOperationException($"no metrics from run: {text}");
-        return drops;
+        var lost = text.Split('\n').FirstOrDefault(l => l.StartsWith("fastpath_flow_log_records_lost_total ", StringComparison.Ordinal));
+        return (drops, lost is null ? 0 : (long)double.Parse(lost[(lost.IndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
     }
 
     private static bool Logged(StringBuilder log, string text)
