@@ -57,10 +57,23 @@ public sealed class LiveDiffResult
 /// Order and time are made the same: after each frame a probe follows on the same port (an ARP request the engine
 /// answers or passes on, with a marker of its own), and the next frame is sent only when the probe's answer came out
 /// — so every frame is forwarded alone, in input order, and everything it caused was emitted. The probes are part of
-/// the replayed input too, at the times they were sent (the capture time is replay's clock, the wall clock `run`'s;
-/// they differ by the microseconds between the send and `run`'s read, which only matters at a conntrack timeout's
-/// edge). Replay runs with --batch 1, as live forwards here. The namespace side is quiet: IPv6 off before the TAPs
-/// exist, no addresses, ARP off — the kernel sends nothing of its own into the TAPs.
+/// the replayed input too. Replay runs with --batch 1, as live forwards here.
+/// </para>
+/// <para>
+/// Time: the capture time is replay's clock, the wall clock at the read `run`'s. A frame is replayed at the time `run`
+/// stamped it with where `run`'s flow log tells it (every drop, every connection's first and last packet: see
+/// <see cref="LiveClock"/>), else at its send time (at most the send-to-answer window earlier; only a conntrack timeout
+/// ending inside that window, 3 s at the shortest, could tell them apart). Without this the ICMP error rate limiter
+/// (a token per second per destination) decided differently on a token that came back between the send and the read
+/// (seen: one error live, not in replay, and one the other way round later).
+/// </para>
+/// <para>
+/// What only live has, handled explicitly: the kernel's own frames on the TAP netdevs (none: IPv6 off before the TAPs
+/// exist, no addresses, ARP off); frames shorter than an Ethernet header (no link carries them: AF_PACKET refuses them,
+/// so they enter neither run, counted); the virtio-net header (frames enter with an all-zero one, and every other
+/// TCP/UDP frame with a correct checksum with the checksum partial, as a local stack hands it over, while replay gets
+/// the complete frame; a frame that leaves with its checksum partial is compared completed, as the receiver sees it).
+/// ARP/ND resolution by `run` does not occur: the demo cluster names its uplink gateway's MAC.
 /// </para>
 /// </summary>
 public static class LiveDiff
