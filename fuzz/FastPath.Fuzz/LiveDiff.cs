@@ -40,6 +40,7 @@ public sealed class LiveDiffResult
     public long FramesOut { get; set; }
     public long Drops { get; set; }
     public int Rounds { get; set; }
+    public int DifferingRounds { get; set; }
     public List<string> Differences { get; } = [];
     public override string ToString() =>
         $"{Inputs} inputs, {Frames} frames, {Sent} sent in {Rounds} rounds ({Undeliverable} shorter than an Ethernet header, not sent; {Partial} with a partial checksum live; {Clocked} replayed on run's clock), "
@@ -132,7 +133,8 @@ public static class LiveDiff
             RunRound(o, snapshot, round, result, log);
             result.Rounds++;
             log.WriteLine($"live-diff: round {result.Rounds}: {round.Count} frames; so far {result}");
-            if (result.Differences.Count > 0) break;
+            // Rounds are independent (a fresh `run`, a fresh replay): go on to find more, up to 10 differing rounds.
+            if (result.DifferingRounds >= 10 || result.Differences.Count >= 50) break;
         }
         return result;
     }
@@ -249,7 +251,7 @@ public static class LiveDiff
             if (result.Differences.Count > before)
             {
                 // Keep the round's input and both outputs for a look (and a regression test).
-                string kept = Path.Combine(o.Work, $"difference-{DateTime.UtcNow:HHmmss}");
+                string kept = Path.Combine(o.Work, $"difference-{DateTime.UtcNow:HHmmss}-{result.Rounds + 1}");
                 Directory.Move(dir, kept);
                 for (int p = 0; p < live.Length; p++)
                     if (live[p].Count > 0)
@@ -259,6 +261,7 @@ public static class LiveDiff
                             foreach (var f in live[p]) w.Write(0, f, 0);
                         }
                 result.Differences.Add($"(round kept in {kept})");
+                result.DifferingRounds++;
             }
         }
         finally
