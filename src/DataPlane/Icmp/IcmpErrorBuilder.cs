@@ -80,8 +80,8 @@ public static class IcmpErrorBuilder
     /// <summary>
     /// The quote is the packet as its sender meant it: a transport checksum still partial (a TAP with offloads handed
     /// the packet over with only the pseudo-header sum in the field) is finished first, so the error is the same bytes
-    /// whether the checksum came finished (replay, a NIC without offloads) or not. (Linux's icmp_send quotes the
-    /// field as it is; found by the replay-vs-live differential, docs/BENCHMARKS.md "Fuzzing at depth".)
+    /// whether the checksum came finished (replay, a NIC without offloads) or not (found by the replay-vs-live
+    /// differential, docs/BENCHMARKS.md "Replay vs live on real TAPs").
     /// </summary>
     private static void FinishPartialChecksum(Span<byte> arena, ref PacketMeta m)
     {
