@@ -21,7 +21,8 @@
 #                                                                      default fplive) and through `fastpath replay`;
 #                                                                      every frame out of every port and every drop
 #                                                                      must agree (fuzz/FastPath.Fuzz/LiveDiff.cs); a
-#                                                                      differing round is kept in FUZZ_WORK/live-diff
+#                                                                      differing round is kept in FUZZ_WORK/live-diff;
+#                                                                      FUZZ_OFFLOADS=off runs `run --offloads off`
 # Seeds come from pcaps/external (tcpdump's test captures, see pcaps/external/SOURCES.md), the demo capture and the
 # demo and test manifests. Every crash (and libFuzzer timeout) is copied to tests/FastPath.Tests/Fuzz/regressions/
 # <target>/, where FuzzRegressionTests replays it on every test run; fix the bug, keep the file. The libFuzzer corpus
