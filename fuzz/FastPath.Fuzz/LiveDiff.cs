@@ -307,8 +307,8 @@ public static class LiveDiff
 
     /// <summary>
     /// <paramref name="frame"/> with its TCP or UDP checksum made partial (the field holding the pseudo-header sum, as
-    /// Linux leaves it for CHECKSUM_PARTIAL), where the frame is a whole, unfragmented segment whose checksum is right;
-    /// null otherwise. The IPv6 ones only without extension headers (the pseudo-header's next header is then the IPv6
+    /// Linux leaves it for CHECKSUM_PARTIAL), where the frame is a whole, unfragmented segment whose checksum is right
+    /// and nothing follows the IP packet; null otherwise. The IPv6 ones only without extension headers (the pseudo-header's next header is then the IPv6
     /// header's).
     /// </summary>
     private static (byte[] Frame, int Start, int Offset)? Partial(byte[] frame)
@@ -318,7 +318,9 @@ public static class LiveDiff
             || (m.Flags & (PacketFlags.HasL4 | PacketFlags.Fragment)) != PacketFlags.HasL4
             || m.IpProtocol is not (DataPlane.Packets.IpProtocol.Tcp or DataPlane.Packets.IpProtocol.Udp)) return null;
         int l3 = m.L3Offset, l4 = m.L4Offset, end = l3 + m.L3Length;
-        if (end > frame.Length || (m.L3 == L3Kind.Ipv6 && l4 - l3 != 40) || m.L3 is not (L3Kind.Ipv4 or L3Kind.Ipv6)) return null;
+        // Only a frame that ends where its IP packet does: a stack leaves a checksum partial before any padding, and
+        // the kernel finishes one (before a TAP without offloads) over everything to the end of the frame.
+        if (end != frame.Length || (m.L3 == L3Kind.Ipv6 && l4 - l3 != 40) || m.L3 is not (L3Kind.Ipv4 or L3Kind.Ipv6)) return null;
         byte protocol = (byte)m.IpProtocol;
         int offset = protocol == 6 ? 16 : 6;
         if (l4 + offset + 2 > end) return null;

@@ -14,7 +14,8 @@ namespace FastPath.Fuzz;
 public sealed partial class PacketTap : IDisposable
 {
     private const int AfPacket = 17, SockRaw = 3, SolPacket = 263, SolSocket = 1, SoRcvBuf = 8, SoSndBuf = 7;
-    private const int PacketVnetHdr = 15, PacketIgnoreOutgoing = 23, MsgDontWait = 0x40;
+    private const int PacketAuxData = 8, PacketVnetHdr = 15, PacketIgnoreOutgoing = 23, MsgDontWait = 0x40;
+    private const uint StatusVlanValid = 0x10, StatusVlanTpidValid = 0x40;
     private const ushort EthPAllBigEndian = 0x0300; // htons(ETH_P_ALL)
     /// <summary>struct virtio_net_hdr (PACKET_VNET_HDR): flags, gso_type, hdr_len, gso_size, csum_start, csum_offset.</summary>
     public const int HeaderLength = 10;
@@ -70,6 +71,7 @@ public sealed partial class PacketTap : IDisposable
         if (fd < 0) throw new IOException($"socket(AF_PACKET) for {device}: errno {Marshal.GetLastPInvokeError()}");
         int one = 1, buffer = 8 << 20;
         if (SetSocketOption(fd, SolPacket, PacketVnetHdr, &one, 4) != 0
+            || SetSocketOption(fd, SolPacket, PacketAuxData, &one, 4) != 0
             || SetSocketOption(fd, SolPacket, PacketIgnoreOutgoing, &one, 4) != 0
             || SetSocketOption(fd, SolSocket, SoRcvBuf, &buffer, 4) != 0
             || SetSocketOption(fd, SolSocket, SoSndBuf, &buffer, 4) != 0)
@@ -117,18 +119,56 @@ public sealed partial class PacketTap : IDisposable
     /// <summary>
     /// The next frame the TAP's writer sent, without its header, its transport checksum completed if the header says
     /// it is partial (what the receiving stack verifies: the sum over the transport segment as the IP header delimits
-    /// it); null when none is waiting. <paramref name="gso"/> is the header's gso_type (0: a plain frame).
+    /// it), and its outer VLAN tag back in place (the receive path takes the tag out of the frame into the skb; the
+    /// socket reports it beside the frame, PACKET_AUXDATA, as libpcap puts it back); null when none is waiting.
+    /// <paramref name="gso"/> is the header's gso_type (0: a plain frame).
     /// </summary>
     public unsafe byte[]? Receive(byte[] buffer, out byte gso)
     {
         gso = 0;
         nint n;
-        fixed (byte* p = buffer) n = Recv(_fd, p, (nuint)buffer.Length, MsgDontWait);
+        // struct msghdr and one struct cmsghdr (len, level, type) + struct tpacket_auxdata (status, len, snaplen, mac,
+        // net, vlan_tci, vlan_tpid).
+        byte* control = stackalloc byte[64];
+        long* message = stackalloc long[7];
+        long* vector = stackalloc long[2];
+        fixed (byte* p = buffer)
+        {
+            vector[0] = (long)p;
+            vector[1] = buffer.Length;
+            new Span<long>(message, 7).Clear();
+            message[2] = (long)vector; // msg_iov
+            message[3] = 1; // msg_iovlen
+            message[4] = (long)control; // msg_control
+            message[5] = 64; // msg_controllen
+            n = ReceiveMessage(_fd, message, MsgDontWait);
+        }
         if (n < HeaderLength) return null;
-        var frame = buffer.AsSpan(HeaderLength, (int)n - HeaderLength).ToArray();
+        int length = (int)n - HeaderLength;
+        ushort tci = 0, tpid = 0;
+        long controlLength = message[5];
+        if (controlLength >= 16 + 20 && *(int*)(control + 8) == SolPacket && *(int*)(control + 12) == PacketAuxData)
+        {
+            uint status = *(uint*)(control + 16);
+            if ((status & StatusVlanValid) != 0)
+            {
+                tci = *(ushort*)(control + 16 + 16);
+                tpid = (status & StatusVlanTpidValid) != 0 ? *(ushort*)(control + 16 + 18) : (ushort)0x8100;
+            }
+        }
+        byte[] frame;
+        if (tpid != 0 && length >= 12)
+        {
+            frame = new byte[length + 4];
+            buffer.AsSpan(HeaderLength, 12).CopyTo(frame);
+            BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(12), tpid);
+            BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(14), tci);
+            buffer.AsSpan(HeaderLength + 12, length - 12).CopyTo(frame.AsSpan(16));
+        }
+        else frame = buffer.AsSpan(HeaderLength, length).ToArray();
         gso = buffer[1];
         if ((buffer[0] & NeedsChecksum) != 0)
-            CompleteChecksum(frame, BinaryPrimitives.ReadUInt16LittleEndian(buffer.AsSpan(6)), BinaryPrimitives.ReadUInt16LittleEndian(buffer.AsSpan(8)));
+            CompleteChecksum(frame, BinaryPrimitives.ReadUInt16LittleEndian(buffer.AsSpan(6)) + (tpid != 0 ? 4 : 0), BinaryPrimitives.ReadUInt16LittleEndian(buffer.AsSpan(8)));
         return frame;
     }
 
@@ -184,8 +224,8 @@ public sealed partial class PacketTap : IDisposable
     [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
     private static unsafe partial nint SendTo(int fd, byte* buffer, nuint length, int flags);
 
-    [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
-    private static unsafe partial nint Recv(int fd, byte* buffer, nuint length, int flags);
+    [LibraryImport("libc", EntryPoint = "recvmsg", SetLastError = true)]
+    private static unsafe partial nint ReceiveMessage(int fd, long* message, int flags);
 
     [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
     private static unsafe partial int Poll(long* fds, nuint count, int timeoutMs);
