@@ -72,9 +72,11 @@ public sealed class LiveDiffResult
 /// What only live has, handled explicitly: the kernel's own frames on the TAP netdevs (none: IPv6 off before the TAPs
 /// exist, no addresses, ARP off); frames shorter than an Ethernet header (no link carries them: AF_PACKET refuses them,
 /// so they enter neither run, counted); the virtio-net header (frames enter with an all-zero one, and every other
-/// TCP/UDP frame with a correct checksum with the checksum partial, as a local stack hands it over, while replay gets
-/// the complete frame; a frame that leaves with its checksum partial is compared completed, as the receiver sees it).
-/// ARP/ND resolution by `run` does not occur: the demo cluster names its uplink gateway's MAC.
+/// TCP/UDP frame with a correct checksum that ends with its IP packet with the checksum partial, as a local stack
+/// hands it over, while replay gets the complete frame; a frame that leaves with its checksum partial is compared
+/// completed, as the receiver sees it); the VLAN tag the kernel's receive path takes out of a frame (put back by
+/// <see cref="PacketTap.Receive"/>). ARP/ND resolution by `run` does not occur: the demo cluster names its uplink
+/// gateway's MAC.
 /// </para>
 /// </summary>
 public static class LiveDiff
