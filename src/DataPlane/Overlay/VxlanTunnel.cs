@@ -156,8 +156,10 @@ public static class VxlanTunnel
         var outer = m;
         m = default;
         (m.Timestamp, m.InputIndex, m.IngressPort) = (outer.Timestamp, outer.InputIndex, outer.IngressPort);
-        // Offloads travel with the inner packet; its partial checksum's offset moves with the frame start.
+        // Offloads travel with the inner packet; its partial checksum's offset moves with the frame start. A partial
+        // checksum that was the outer UDP header's own (not Encapsulated) goes with the outer headers.
         m.CopyOffloads(in outer);
+        if ((outer.Offload & OffloadFlags.Encapsulated) == 0 && outer.Gso == GsoKind.None) m.Offload &= ~OffloadFlags.ChecksumPartial;
         m.Offload &= ~OffloadFlags.Encapsulated;
         m.ChecksumStart = (ushort)(outer.ChecksumStart - (innerStart - outer.Offset));
         m.EgressPort = PortIndex.None;
