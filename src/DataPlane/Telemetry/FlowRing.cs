@@ -23,7 +23,7 @@ public sealed class FlowRing
         int size = 16;
         while (size < capacity) size <<= 1;
         _records = new FlowRecord[size];
-        // The producer walks the whole ring before it wraps: resident now rather than page by page for an hour.
+        // The producer walks the whole ring before it wraps: resident now rather than page by page until it first wraps.
         State.ResidentMemory.Prefault(_records);
         _mask = size - 1;
         SampleEvery = sampleEvery;
