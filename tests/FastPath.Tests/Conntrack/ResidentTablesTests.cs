@@ -7,10 +7,11 @@ using FastPath.DataPlane.Telemetry;
 namespace FastPath.Tests.Conntrack;
 
 /// <summary>
-/// Tables allocated up front and written all over (the conntrack index, the flow-log ring) are resident as soon as
-/// they exist, so the process's RSS does not creep up for minutes as their pages are first written (issue 21's soak:
-/// the index of a 262,144-connection table added up to 8 MiB over the first ten minutes, page fault by page fault on
-/// the packet path). Which pages are backed is read from /proc/self/pagemap.
+/// Tables allocated up front and written all over (the conntrack index, the flow-log ring, the flow-owner map, the
+/// session-affinity table) are resident as soon as they exist, so the process's RSS does not creep up for minutes as
+/// their pages are first written (issue 21's soak: the index of a 262,144-connection table added up to 8 MiB over the
+/// first ten minutes, page fault by page fault on the packet path). Which pages are backed is read from
+/// /proc/self/pagemap.
 /// </summary>
 public class ResidentTablesTests
 {
@@ -32,6 +33,20 @@ public class ResidentTablesTests
         var ring = new FlowRing(1 << 16);
         var (pages, resident) = Residency(ring.Memory);
         Assert.True(pages > 2000, $"{pages} pages");
+        Assert.Equal(pages, resident);
+    }
+
+    [Fact]
+    public void FlowOwnersAndAffinity_AreResidentWhenMade()
+    {
+        SkipUnlessPagemap();
+        var owners = new FlowOwners(2);
+        var (pages, resident) = Residency(owners.Memory);
+        Assert.True(pages >= 256, $"{pages} pages");
+        Assert.Equal(pages, resident);
+        var affinity = new DataPlane.Services.AffinityTable(1 << 16);
+        (pages, resident) = Residency(affinity.Memory);
+        Assert.True(pages >= 256, $"{pages} pages");
         Assert.Equal(pages, resident);
     }
 
