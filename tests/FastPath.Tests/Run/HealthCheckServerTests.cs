@@ -62,9 +62,16 @@ public class HealthCheckServerTests
     public async Task HealthzAndLivezFollowTheForwardingLoop()
     {
         int port = FreePort();
-        using var server = new HealthCheckServer("127.0.0.1", _ => { }) { Staleness = TimeSpan.FromMilliseconds(300) };
+        var staleness = TimeSpan.FromSeconds(1);
+        using var server = new HealthCheckServer("127.0.0.1", _ => { }) { Staleness = staleness };
         Assert.True(server.ServeHealthz(port));
-        server.Beat();
+        // The loop beats while the healthy answers are asked for, so a slow request on a busy machine is not a stall.
+        using var beating = new CancellationTokenSource();
+        var test = TestContext.Current.CancellationToken;
+        var beater = Task.Run(async () =>
+        {
+            while (!beating.IsCancellationRequested) { server.Beat(); await Task.Delay(10, test); }
+        }, test);
         var (status, body, _) = await Get(port, "/healthz");
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.True(body.GetProperty("nodeEligible").GetBoolean());
@@ -73,7 +80,9 @@ public class HealthCheckServerTests
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.False(body.TryGetProperty("nodeEligible", out _));
 
-        await Task.Delay(600, TestContext.Current.CancellationToken); // the loop stalls
+        beating.Cancel(); // the loop stalls
+        await beater;
+        await Task.Delay(staleness + TimeSpan.FromMilliseconds(200), test);
         (status, _, _) = await Get(port, "/healthz");
         Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
         (status, _, _) = await Get(port, "/nope");
