@@ -30,7 +30,7 @@ public sealed class AddressTable
     {
         int size = 8;
         while (size < addresses.Count * 2) size <<= 1; // load factor <= 0.5 keeps probes short
-        _entries = Pipeline.LongLived.Array<Entry>(size);
+        _entries = new Entry[size];
         _mask = size - 1;
         foreach (var (key, port) in addresses)
         {

@@ -129,7 +129,7 @@ public sealed class ServiceTable
             Stamps = stamps;
             int size = 8;
             while (size < entries.Length * 2) size <<= 1;
-            Slots = Pipeline.LongLived.Array<Slot>(size);
+            Slots = new Slot[size];
             Mask = size - 1;
             var vips = new List<(IpAddr, int)>(entries.Length);
             for (int f = 0; f < entries.Length; f++)
@@ -236,7 +236,7 @@ public sealed class ServiceTable
             var old = _shards[shard];
             // Touch kept the carried entries in their order and appended the added ones: one pass over both lists
             // gives each carried entry its stamp (an entry not found, added or re-added, gets this version).
-            var entryStamps = Pipeline.LongLived.Array<int>(entries.Count);
+            var entryStamps = new int[entries.Count];
             for (int i = 0, j = 0; i < entryStamps.Length; i++)
             {
                 while (j < old.Entries.Length && !ReferenceEquals(old.Entries[j], entries[i])) j++;
