@@ -13,7 +13,7 @@ namespace FastPath.Benchmarks;
 
 /// <summary>
 /// `dotnet run -c Release --project bench/FastPath.Benchmarks -- control-plane-stats [maglevTableSize | policy |
-/// churn [--windows N] [--seconds S] [--cpus F,C] [--changes R] [--detached]] [--csv FILE] [--no-forwarding]`: the live control plane on <see cref="LargeCluster"/>: full compile (objects in
+/// churn [--windows N] [--seconds S] [--cpus F,C] [--changes R] [--detached]] [--csv FILE] [--no-forwarding] [--slice-changes N]`: the live control plane on <see cref="LargeCluster"/>: full compile (objects in
 /// memory → published snapshot, with the memory the controller retains), latency percentiles of single changes
 /// (BenchmarkDotNet reports means, the targets are p99) with the garbage collections and GC pause time per 1,000
 /// changes, the peer (a full recompile per change, what an iptables/nftables full sync does) in the same run, and the
@@ -29,11 +29,18 @@ public static class ControlPlaneStats
 
     private static readonly List<(string Kind, double Microseconds)> Latencies = [];
 
+    /// <summary>EndpointSlice changes measured (`--slice-changes N`): a longer row holds several gen0 collections
+    /// (one every ~2,000 changes with the 64 MiB budget), so their pauses are seen, not one or none by chance.</summary>
+    private static int SliceChanges = 2 * Changes;
+
     public static void Command(string[] args)
     {
         int csvAt = Array.IndexOf(args, "--csv");
         string? csv = csvAt >= 0 ? args[csvAt + 1] : null;
-        var rest = args.Where((a, i) => a != "--no-forwarding" && (csvAt < 0 || (i != csvAt && i != csvAt + 1))).ToArray();
+        int slicesAt = Array.IndexOf(args, "--slice-changes");
+        if (slicesAt >= 0) SliceChanges = int.Parse(args[slicesAt + 1], CultureInfo.InvariantCulture);
+        var rest = args.Where((a, i) => a != "--no-forwarding" && (csvAt < 0 || (i != csvAt && i != csvAt + 1))
+            && (slicesAt < 0 || (i != slicesAt && i != slicesAt + 1))).ToArray();
         if (rest is ["policy"]) PolicyChanges();
         else if (rest is ["policy", var only]) PolicyChanges(only);
         else if (rest is ["churn", ..])
@@ -97,7 +104,8 @@ public static class ControlPlaneStats
         var (controller, publisher) = compiled;
         var random = new Random(6);
         int shift = 0;
-        Report("EndpointSlice change", 2 * Changes, () => Batch(ClusterChange.Upsert(LargeCluster.Slice(random.Next(LargeCluster.Services), ++shift))), controller);
+        Report("EndpointSlice change", SliceChanges, () => Batch(ClusterChange.Upsert(LargeCluster.Slice(random.Next(LargeCluster.Services), ++shift))), controller);
+        Kept("EndpointSlice change", () => Batch(ClusterChange.Upsert(LargeCluster.Slice(random.Next(LargeCluster.Services), ++shift))), controller);
 
         int next = LargeCluster.Services;
         var added = new Queue<IClusterObject>();
@@ -178,6 +186,7 @@ public static class ControlPlaneStats
         Report("Pod relabelled (a policy peer)", Changes, () => Flip(pod, pod.A), controller);
         Report("Pod added or removed (a policy peer)", Changes, () => Flip(added, added.B), controller);
         Report("Namespace relabelled (namespace selectors)", Changes, () => Flip(ns, ns.A), controller);
+        Kept("Namespace relabelled", () => Flip(ns, ns.A), controller, count: 200); // 200: ~160 KiB each, under one 64 MiB gen0 budget
         var full = new SnapshotPublisher("node-0");
         var current = controller.State;
         Report("peer: full recompile per change (policy cluster)", 5, () => { full.Publish(current); return ClusterChangeBatch.Empty; }, null);
@@ -200,17 +209,19 @@ public static class ControlPlaneStats
         for (int i = 0; i < count; i++)
         {
             int before = GC.CollectionCount(0);
+            var cpu = CpuPinning.CurrentThreadCpuTime(); // outside the timed part: the change's own CPU time, the collection's work in it included
             var watch = Stopwatch.StartNew(); // the change is built inside the measurement (for the peer it is the whole work)
             var batch = change();
             var problems = controller?.Apply(batch) ?? [];
             times[i] = watch.Elapsed.TotalMicroseconds;
+            cpu = CpuPinning.CurrentThreadCpuTime() - cpu;
             if (problems.Count > 0) throw new InvalidOperationException(problems[0].ToString());
-            if (GC.CollectionCount(0) != before && collected.Count < 8)
+            if (GC.CollectionCount(0) != before && collected.Count < 12)
             {
                 var info = GC.GetGCMemoryInfo(GCKind.Any); // the last collection (of several in one change, the others are counted above)
-                collected.Add(string.Format(CultureInfo.InvariantCulture, "gen{0}{1} pause {2:F1} ms promoted {3:F1} MiB in a change of {4:F1} ms",
+                collected.Add(string.Format(CultureInfo.InvariantCulture, "gen{0}{1} pause {2:F1} ms promoted {3:F1} MiB in a change of {4:F1} ms (CPU {5:F1} ms)",
                     info.Generation, info.Concurrent ? " background" : "", info.PauseDurations[0].TotalMilliseconds + info.PauseDurations[1].TotalMilliseconds,
-                    info.PromotedBytes / 1048576.0, times[i] / 1000));
+                    info.PromotedBytes / 1048576.0, times[i] / 1000, cpu.TotalMilliseconds));
             }
         }
         var collections = GcCounts.Now() - gc;
@@ -219,9 +230,38 @@ public static class ControlPlaneStats
         double P(double q) => times[Math.Min(count - 1, (int)Math.Ceiling(q * count) - 1)];
         double per = 1000.0 / count;
         Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
-            "{0} (validate, compile, publish; n={1}): p50 {2:F0} µs, p99 {3:F0} µs, max {4:F0} µs; per 1,000 changes: GC gen0 {5:F0}, gen1 {6:F0}, gen2 {7:F0}, pause {8:F1} ms",
+            "{0} (validate, compile, publish; n={1}): p50 {2:F0} µs, p99 {3:F0} µs, max {4:F0} µs; per 1,000 changes: GC gen0 {5:F1}, gen1 {6:F1}, gen2 {7:F1}, pause {8:F1} ms",
             what, count, P(0.50), P(0.99), times[^1], collections.Gen0 * per, collections.Gen1 * per, collections.Gen2 * per, collections.Pause.TotalMilliseconds * per));
         if (controller is not null && collected.Count > 0) Console.WriteLine("  collections: " + string.Join("; ", collected));
+    }
+
+    /// <summary>
+    /// What a change allocates and what it keeps alive: from a compacted heap, <paramref name="count"/> changes, then one
+    /// forced gen0 collection; its promoted bytes are what those changes left reachable (the previous versions they
+    /// replaced were old-generation objects and are not counted), i.e. what every ephemeral collection copies per change
+    /// since the one before. The new object of the change is allocated inside, as a watch deserializes it.
+    /// </summary>
+    private static void Kept(string what, Func<ClusterChangeBatch> change, ClusterController controller, int count = Changes)
+    {
+        // Twice: a full collection promotes survivors of gen0 by one generation only (or leaves regions demoted), so the
+        // second one puts everything the first found alive in gen2, and the forced gen0 below copies only the changes'.
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        int collections = GC.CollectionCount(0);
+        long allocated = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < count; i++)
+            if (controller.Apply(change()) is { Count: > 0 } problems) throw new InvalidOperationException(problems[0].ToString());
+        allocated = GC.GetAllocatedBytesForCurrentThread() - allocated;
+        bool clean = GC.CollectionCount(0) == collections;
+        var cpu = CpuPinning.CurrentThreadCpuTime(); // a workstation gen0 runs on the thread that triggers it: its CPU time is the collection's work, whatever the machine's load
+        GC.Collect(0, GCCollectionMode.Forced, blocking: true);
+        cpu = CpuPinning.CurrentThreadCpuTime() - cpu;
+        var info = GC.GetGCMemoryInfo(GCKind.Ephemeral);
+        Console.WriteLine(string.Format(CultureInfo.InvariantCulture,
+            "  {0}: allocated {1:F1} KiB per change, kept {2:F2} KiB per change (promoted by a gen{7} collection after {3:N0} changes{4}: {5:F2} MiB, pause {6:F1} ms, CPU {8:F1} ms)",
+            what, allocated / 1024.0 / count, info.PromotedBytes / 1024.0 / count, count,
+            clean ? "" : ", another collection ran among them: an underestimate", info.PromotedBytes / 1048576.0,
+            (info.PauseDurations[0] + info.PauseDurations[1]).TotalMilliseconds, info.Generation, cpu.TotalMilliseconds));
     }
 
     /// <summary>A 64-byte TCP ACK from a pod (gateway MAC as destination), checksums correct.</summary>

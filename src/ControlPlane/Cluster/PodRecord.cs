@@ -115,7 +115,8 @@ public sealed class PodRecord : IObjectOrigin
         return new ClusterObject<V1Pod>(pod, "Pod", Namespace, Name, File, Line);
     }
 
-    private static string ProtocolName(byte protocol) => protocol switch
+    /// <summary>The API's name of a protocol number (TCP for anything else).</summary>
+    internal static string ProtocolName(byte protocol) => protocol switch
     {
         IpProtocol.Udp => "UDP",
         IpProtocol.Sctp => "SCTP",

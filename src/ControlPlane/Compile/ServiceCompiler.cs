@@ -1,6 +1,8 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using FastPath.ControlPlane.Cluster;
 using FastPath.DataPlane.Packets;
+using FastPath.DataPlane.Pipeline;
 using FastPath.DataPlane.Services;
 using k8s.Models;
 
@@ -37,12 +39,8 @@ public static class ServiceCompiler
     public static string? ZoneOf(V1Node? node) =>
         node?.Metadata?.Labels is { } l && l.TryGetValue(ZoneLabel, out var zone) && zone.Length > 0 ? zone : null;
 
-    /// <summary>The Service an EndpointSlice belongs to (its kubernetes.io/service-name label), or null.</summary>
-    public static string? ServiceOf(ClusterObject<V1EndpointSlice> slice) =>
-        slice.Value.Metadata?.Labels is { } l && l.TryGetValue(ServiceNameLabel, out var name) ? name : null;
-
     /// <summary>One Service's frontends, from its EndpointSlices (those labelled with its name, in its namespace).</summary>
-    public static List<ServiceFrontend> ServiceFrontends(ClusterObject<V1Service> svc, IReadOnlyList<ClusterObject<V1EndpointSlice>> slices,
+    public static List<ServiceFrontend> ServiceFrontends(ClusterObject<V1Service> svc, IReadOnlyList<EndpointSliceRecord> slices,
         string nodeName, IReadOnlyList<IpAddr> nodeAddresses, string? nodeZone = null)
     {
         var frontends = new List<ServiceFrontend>();
@@ -79,7 +77,7 @@ public static class ServiceCompiler
             {
                 ref var chosen = ref selections[(v4 ? 0 : 2) + (local ? 1 : 0)];
                 var all = v4 ? candidatesV4 : candidatesV6;
-                return chosen ??= local ? LocalEndpoints(all.FindAll(c => c.Endpoint.NodeName == nodeName), nodeName)
+                return chosen ??= local ? LocalEndpoints(all.FindAll(c => c.NodeName == nodeName), nodeName)
                                         : ClusterEndpoints(all, nodeName, nodeZone);
             }
 
@@ -122,8 +120,8 @@ public static class ServiceCompiler
     public static List<HealthCheckPort> HealthCheckPorts(ClusterState state, string nodeName)
     {
         var ports = new List<HealthCheckPort>();
-        var slicesByService = state.EndpointSlices.Where(s => ServiceOf(s) is not null)
-            .ToLookup(s => (s.Value.Metadata?.NamespaceProperty ?? "default", ServiceOf(s)!));
+        var slicesByService = state.EndpointSlices.Select(s => EndpointSliceRecord.From(s)).Where(s => s.Service is not null)
+            .ToLookup(s => (s.Namespace, s.Service!));
         foreach (var svc in state.Services)
         {
             var spec = svc.Value.Spec;
@@ -133,7 +131,7 @@ public static class ServiceCompiler
             bool v4 = !(spec.ClusterIPs is { Count: > 0 } ips ? ips[0] : spec.ClusterIP ?? "").Contains(':');
             int local = 0;
             foreach (var servicePort in spec.Ports ?? [])
-                local += Candidates(slices, servicePort, v4, nodeName).Where(c => IsReady(c.Endpoint)).Select(c => c.Endpoint).Distinct().Count();
+                local += Candidates(slices, servicePort, v4, nodeName).Where(c => IsReady(c.Endpoint)).Select(c => (c.Slice, c.Index)).Distinct().Count();
             ports.Add(new HealthCheckPort(ns, name, port, local));
         }
         return ports;
@@ -156,8 +154,8 @@ public static class ServiceCompiler
 
     // The EndpointSlice conditions as kube-proxy reads them (pkg/proxy/endpointslicecache.go): ready and serving
     // default to true when unset, terminating to false.
-    private static bool IsReady(V1Endpoint e) => e.Conditions?.Ready != false;
-    private static bool IsServingTerminating(V1Endpoint e) => e.Conditions?.Serving != false && e.Conditions?.Terminating == true;
+    private static bool IsReady(in SliceEndpoint e) => e.Ready != false;
+    private static bool IsServingTerminating(in SliceEndpoint e) => e.Serving != false && e.Terminating == true;
 
     /// <summary>
     /// Traffic policy Local (kube-proxy's CategorizeEndpoints, localEndpoints): this node's ready endpoints, else its
@@ -184,8 +182,8 @@ public static class ServiceCompiler
         var mode = TopologyMode(all, nodeName, zone, out string topology);
         bool Available(Candidate c) => mode switch
         {
-            Topology.Node => c.Endpoint.Hints?.ForNodes?.Any(n => n.Name == nodeName) == true,
-            Topology.Zone => c.Endpoint.Hints?.ForZones?.Any(z => z.Name == zone) == true,
+            Topology.Node => c.Hints?.Nodes?.Contains(nodeName) == true,
+            Topology.Zone => c.Hints?.Zones?.Contains(zone) == true,
             _ => true,
         };
         var ready = new List<Candidate>(all.Count);
@@ -212,20 +210,20 @@ public static class ServiceCompiler
     private static Topology TopologyMode(List<Candidate> all, string nodeName, string? zone, out string why)
     {
         why = "";
-        if (!all.Exists(static c => c.Endpoint.Hints?.ForNodes is { Count: > 0 } || c.Endpoint.Hints?.ForZones is { Count: > 0 }))
+        if (!all.Exists(static c => c.Hints is not null))
             return Topology.All; // no hints at all (the common case): no ready list to build
-        var ready = all.Where(c => IsReady(c.Endpoint)).Select(c => c.Endpoint).Distinct().ToList();
-        bool allNodeHints = ready.All(e => e.Hints?.ForNodes is { Count: > 0 });
-        bool allZoneHints = ready.All(e => e.Hints?.ForZones is { Count: > 0 });
-        bool anyHints = ready.Any(e => e.Hints?.ForNodes is { Count: > 0 } || e.Hints?.ForZones is { Count: > 0 });
+        var ready = all.Where(c => IsReady(c.Endpoint)).DistinctBy(c => (c.Slice, c.Index)).Select(c => c.Hints).ToList();
+        bool allNodeHints = ready.All(h => h?.Nodes is not null);
+        bool allZoneHints = ready.All(h => h?.Zones is not null);
+        bool anyHints = ready.Any(h => h is not null);
         why = "";
         if (ready.Count == 0 || !anyHints) return Topology.All;
-        if (allNodeHints && ready.Any(e => e.Hints!.ForNodes.Any(n => n.Name == nodeName)))
+        if (allNodeHints && ready.Any(h => h!.Nodes!.Contains(nodeName)))
         {
             why = $", hinted for node {nodeName}";
             return Topology.Node;
         }
-        if (allZoneHints && zone is not null && ready.Any(e => e.Hints!.ForZones.Any(z => z.Name == zone)))
+        if (allZoneHints && zone is not null && ready.Any(h => h!.Zones!.Contains(zone)))
         {
             why = $", hinted for zone {zone}";
             return Topology.Zone;
@@ -247,35 +245,41 @@ public static class ServiceCompiler
             var b = new ServiceBackend(c.Address, c.Port);
             if (seen is not null ? seen.Add(b) : !backends.Contains(b)) backends.Add(b);
         }
-        return [.. backends];
+        return LongLived.Copy<ServiceBackend>(CollectionsMarshal.AsSpan(backends));
     }
 
-    private readonly record struct Candidate(V1Endpoint Endpoint, IpAddr Address, ushort Port);
+    /// <summary>An address of endpoint <paramref name="Index"/> of <paramref name="Slice"/>.</summary>
+    private readonly record struct Candidate(EndpointSliceRecord Slice, int Index, IpAddr Address, ushort Port)
+    {
+        public SliceEndpoint Endpoint => Slice.Endpoints[Index];
+        public string? NodeName => Slice.NodeNames[Index];
+        public EndpointHints? Hints => Slice.Hints?[Index];
+    }
 
     /// <param name="localNode">Only endpoints on this node (traffic policy Local), or null for all.</param>
-    private static List<Candidate> Candidates(IReadOnlyList<ClusterObject<V1EndpointSlice>> slices,
-        V1ServicePort port, bool v4, string? localNode)
+    private static List<Candidate> Candidates(IEnumerable<EndpointSliceRecord> slices, V1ServicePort port, bool v4, string? localNode)
     {
         var candidates = new List<Candidate>();
         foreach (var slice in slices)
         {
-            if (slice.Value.AddressType is not ("IPv4" or "IPv6") || (slice.Value.AddressType == "IPv4") != v4) continue;
-            if (SlicePort(slice.Value, port) is not int target) continue;
-            foreach (var endpoint in slice.Value.Endpoints ?? [])
+            if (slice.AddressType is not ("IPv4" or "IPv6") || (slice.AddressType == "IPv4") != v4) continue;
+            if (SlicePort(slice, port) is not int target) continue;
+            for (int i = 0; i < slice.Endpoints.Length; i++)
             {
-                if (localNode is not null && endpoint.NodeName != localNode) continue;
-                foreach (var a in endpoint.Addresses ?? [])
-                    if (IpAddr.TryParse(a, out var ip) && ip.IsV4 == v4) candidates.Add(new(endpoint, ip, (ushort)target));
+                if (localNode is not null && slice.NodeNames[i] != localNode) continue;
+                foreach (var ip in slice.AddressesOf(slice.Endpoints[i]))
+                    if (ip.IsV4 == v4) candidates.Add(new(slice, i, ip, (ushort)target));
             }
         }
         return candidates;
     }
 
     /// <summary>The slice's port for the Service port (same name and protocol): the resolved targetPort, or null.</summary>
-    private static int? SlicePort(V1EndpointSlice slice, V1ServicePort port)
+    private static int? SlicePort(EndpointSliceRecord slice, V1ServicePort port)
     {
-        foreach (var p in slice.Ports ?? [])
-            if ((p.Name ?? "") == (port.Name ?? "") && Protocol(p.Protocol) == Protocol(port.Protocol)) return p.Port;
+        byte protocol = Protocol(port.Protocol);
+        foreach (var p in slice.Ports)
+            if ((p.Name ?? "") == (port.Name ?? "") && p.Protocol == protocol) return p.Port;
         return null;
     }
 

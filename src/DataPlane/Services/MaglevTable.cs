@@ -124,7 +124,7 @@ public sealed class MaglevTable
                 throw new ArgumentException($"Maglev table size {tableSize} must be a prime between {MinSize} and {MaxSize} (§3.4: a prime M makes every skip generate a full permutation).", nameof(tableSize));
 
             int n = backends.Length;
-            var slots = new ushort[tableSize];
+            var slots = Pipeline.LongLived.Array<ushort>(tableSize); // filled below in both cases
             if (n == 0)
             {
                 Array.Fill(slots, NoBackend);
