@@ -52,6 +52,12 @@ public readonly struct FlowKey : IEquatable<FlowKey>
         Echo = echo;
     }
 
+    /// <summary>An IPv4 TCP/UDP tuple from its two addresses (host order), as the public constructor makes it for
+    /// <see cref="IpAddr.FromV4"/> addresses.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static FlowKey Ipv4(uint source, uint destination, ushort sourcePort, ushort destinationPort, byte protocol) =>
+        new(source, destination, sourcePort, destinationPort, protocol, EchoKind.None);
+
     public IpAddr Source => new(new UInt128(_srcHi, _srcLo));
     public IpAddr Destination => new(new UInt128(_dstHi, _dstLo));
 

@@ -296,6 +296,15 @@ public static class Checksum
         // Σ ~m_i over eight words = 8·0xFFFF − Σ m_i; both sides are small enough for 64-bit integers.
         => 8 * 0xFFFFul - Words128(oldValue) + Words128(newValue);
 
+    /// <summary><see cref="Ipv4HeaderValid"/> for an option-less (20-byte) header at <paramref name="header"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe bool Ipv4HeaderValid20(byte* header)
+    {
+        ulong acc = (ulong)Unsafe.ReadUnaligned<uint>(header) + Unsafe.ReadUnaligned<uint>(header + 4)
+            + Unsafe.ReadUnaligned<uint>(header + 8) + Unsafe.ReadUnaligned<uint>(header + 12) + Unsafe.ReadUnaligned<uint>(header + 16);
+        return FoldNoComplement(Fold64(acc)) == 0xFFFF;
+    }
+
     /// <summary>
     /// RFC 1624 eqn. 3 for a TTL change. TTL shares a 16-bit word with the protocol (RFC 791 §3.1, bytes 8–9);
     /// the protocol byte cancels in ~m + m', so only the two TTL values are needed.
