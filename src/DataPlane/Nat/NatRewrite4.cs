@@ -130,7 +130,9 @@ public struct NatRewrite4
     {
         Unsafe.WriteUnaligned(ip + 12, BigEndian(Addresses));
         ushort* ipc = (ushort*)(ip + 10);
-        Unsafe.WriteUnaligned(ipc, BigEndian(Checksum.UpdateBy(BigEndian(Unsafe.ReadUnaligned<ushort>(ipc)), AddressDelta)));
+        // The deltas are folded to 16 bits, so each update is Checksum.UpdateBy with the sum already below 2^18: one
+        // 32-bit fold gives the same bits (Checksum.Fold), without UpdateBy's 64-bit steps.
+        Unsafe.WriteUnaligned(ipc, BigEndian(Checksum.Fold((uint)(ushort)~BigEndian(Unsafe.ReadUnaligned<ushort>(ipc)) + AddressDelta)));
         Unsafe.WriteUnaligned(l4, BigEndian(Ports));
 
         ushort* l4c = (ushort*)(l4 + (udp ? 6 : 16));
@@ -138,7 +140,7 @@ public struct NatRewrite4
         // A partial (offloaded) checksum holds the uncomplemented pseudo-header sum: only the addresses enter it.
         if (partial)
         {
-            if (AddressDelta != 0) Unsafe.WriteUnaligned(l4c, BigEndian((ushort)~Checksum.UpdateBy((ushort)~csum, AddressDelta)));
+            if (AddressDelta != 0) Unsafe.WriteUnaligned(l4c, BigEndian((ushort)~Checksum.Fold((uint)csum + AddressDelta)));
         }
         // RFC 768: a zero UDP checksum over IPv4 was never computed, and must not become one.
         else if (!(udp && csum == 0))
@@ -146,7 +148,7 @@ public struct NatRewrite4
             uint delta = (uint)AddressDelta + PortDelta;
             if (delta != 0)
             {
-                csum = Checksum.UpdateBy(csum, delta);
+                csum = Checksum.Fold((uint)(ushort)~csum + delta);
                 if (udp) csum = Checksum.UdpTransmitted(csum);
                 Unsafe.WriteUnaligned(l4c, BigEndian(csum));
             }

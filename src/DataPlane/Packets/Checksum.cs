@@ -302,7 +302,9 @@ public static class Checksum
     {
         ulong acc = (ulong)Unsafe.ReadUnaligned<uint>(header) + Unsafe.ReadUnaligned<uint>(header + 4)
             + Unsafe.ReadUnaligned<uint>(header + 8) + Unsafe.ReadUnaligned<uint>(header + 12) + Unsafe.ReadUnaligned<uint>(header + 16);
-        return FoldNoComplement(Fold64(acc)) == 0xFFFF;
+        // Folding keeps the sum's residue mod 0xFFFF and gives 1..0xFFFF for a non-zero sum: it is 0xFFFF exactly when
+        // the sum is a non-zero multiple of 0xFFFF (one multiply instead of four folds).
+        return acc != 0 && acc % 0xFFFF == 0;
     }
 
     /// <summary>

@@ -35,6 +35,12 @@ public sealed partial class Engine
         SizeBatchKeys(count);
         var none = default(NoObserver);
         var counters = Counters;
+        // The batch arrays in locals: SizeBatchKeys made them at least count long, and nothing replaces them in the loops.
+        var keys = _keys;
+        var tags = _tags;
+        var keyTaken = _keyTaken;
+        var plain = _plain;
+        var opens = _opening;
         fixed (byte* a = arena)
         {
             bool openings = false;
@@ -48,17 +54,17 @@ public sealed partial class Engine
                     byte* ip = a + m.Offset + EthernetHeader.Length;
                     var key = FlowKey.Ipv4(BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<uint>(ip + 12)),
                         BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<uint>(ip + 16)), m.SourcePort, m.DestinationPort, m.IpProtocol);
-                    _keys[i] = key;
-                    _tags[i] = table.Tag(key);
-                    _keyTaken[i] = true;
-                    _plain[i] = true;
+                    keys[i] = key;
+                    tags[i] = table.Tag(key);
+                    keyTaken[i] = true;
+                    plain[i] = true;
                     bool opening = m.IpProtocol == IpProtocol.Tcp
                         && (ip[Ipv4Header.MinLength + 13] & (TcpHeader.Syn | TcpHeader.Ack)) == TcpHeader.Syn;
-                    _opening[i] = opening;
+                    opens[i] = opening;
                     openings |= opening;
                     continue;
                 }
-                _plain[i] = false;
+                plain[i] = false;
                 if (m.Drop == DropReason.None) m.Drop = PacketParser.Parse(arena.AsSpan(m.Offset, m.Length), ref m);
                 if (m.Offload != OffloadFlags.None && m.Drop == DropReason.None) m.Drop = ChecksumOffload.Admit(arena.AsSpan(m.Offset, m.Length), ref m);
                 openings |= TakeKey(table, arena, ref m, i);
@@ -76,8 +82,8 @@ public sealed partial class Engine
                 }
                 if ((m.Flags & PacketFlags.HandedOver) == 0) counters.CountRx(ingress, m.Length);
                 if (m.Drop == DropReason.None)
-                    m.Drop = _plain[i] ? ForwardPlain4(snap, a, arena, ref m, i, ingress, table)
-                        : _keyTaken[i] ? ForwardTracked(snap, arena, ref m, i, ingress)
+                    m.Drop = plain[i] ? ForwardPlain4(snap, a, arena, ref m, i, ingress, table)
+                        : keyTaken[i] ? ForwardTracked(snap, arena, ref m, i, ingress)
                         : Forward(snap, arena, ref m, i, ingress, ref none, NotLookedUp, false);
                 if (m.Drop != DropReason.None) counters.CountDrop(ingress, m.Drop);
                 if (m.EgressPort >= 0) counters.CountTx(m.EgressPort, m.Length);
@@ -150,9 +156,18 @@ public sealed partial class Engine
         var decision = isReply ? entry.DecisionReply : entry.DecisionOriginal;
         if (decision.Stamp != _generation || decision.Ingress != ingress) return Forward(snap, arena, ref m, index, ingress, ref none, found, isReply);
 
-        var admitted = AdmitFrame(snap, arena, in m, ingress);
-        if (admitted != DropReason.None) return admitted;
         byte* frame = a + m.Offset;
+        if (ingress >= PortIndex.FirstPod)
+        {
+            // AdmitFrame's pod case on the frame in place: the pod's source MAC is learned.
+            ulong sourceMac = (ulong)BigEndian(Unsafe.ReadUnaligned<ushort>(frame + 6)) << 32 | BigEndian(Unsafe.ReadUnaligned<uint>(frame + 8));
+            if (!new MacAddress(sourceMac).IsMulticast) _learnedMacs[ingress] = sourceMac;
+        }
+        else
+        {
+            var admitted = AdmitFrame(snap, arena, in m, ingress);
+            if (admitted != DropReason.None) return admitted;
+        }
         byte* ip = frame + EthernetHeader.Length;
         byte* l4 = ip + Ipv4Header.MinLength;
         bool udp = m.IpProtocol == IpProtocol.Udp;
