@@ -296,12 +296,13 @@ public static class Checksum
         // Σ ~m_i over eight words = 8·0xFFFF − Σ m_i; both sides are small enough for 64-bit integers.
         => 8 * 0xFFFFul - Words128(oldValue) + Words128(newValue);
 
-    /// <summary><see cref="Ipv4HeaderValid"/> for an option-less (20-byte) header at <paramref name="header"/>.</summary>
+    /// <summary><see cref="Ipv4HeaderValid"/> for an option-less (20-byte) header starting at <paramref name="header"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static unsafe bool Ipv4HeaderValid20(byte* header)
+    public static bool Ipv4HeaderValid20(ref byte header)
     {
-        ulong acc = (ulong)Unsafe.ReadUnaligned<uint>(header) + Unsafe.ReadUnaligned<uint>(header + 4)
-            + Unsafe.ReadUnaligned<uint>(header + 8) + Unsafe.ReadUnaligned<uint>(header + 12) + Unsafe.ReadUnaligned<uint>(header + 16);
+        ulong acc = (ulong)Unsafe.ReadUnaligned<uint>(ref header) + Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref header, 4))
+            + Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref header, 8)) + Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref header, 12))
+            + Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref header, 16));
         // Folding keeps the sum's residue mod 0xFFFF and gives 1..0xFFFF for a non-zero sum: it is 0xFFFF exactly when
         // the sum is a non-zero multiple of 0xFFFF (one multiply instead of four folds).
         return acc != 0 && acc % 0xFFFF == 0;

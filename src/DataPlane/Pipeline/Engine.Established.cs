@@ -106,7 +106,7 @@ public sealed partial class Engine
         byte* ip = frame + l3;
         if (ip[0] != 0x45) return false;
         int total = ip[2] << 8 | ip[3];
-        if (total < Ipv4Header.MinLength || total > length - l3 || !Checksum.Ipv4HeaderValid20(ip)) return false;
+        if (total < Ipv4Header.MinLength || total > length - l3 || !Checksum.Ipv4HeaderValid20(ref *ip)) return false;
         int frag = ip[6] << 8 | ip[7];
         if ((frag & (Ipv4Header.FlagMoreFragments | Ipv4Header.FragmentOffsetMask)) != 0) return false;
         byte proto = ip[9];
