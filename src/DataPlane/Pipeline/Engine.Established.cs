@@ -207,12 +207,21 @@ public sealed partial class Engine
             m.EgressPort = (short)target;
             return DropReason.None;
         }
-        ref readonly var nh = ref snap.Routes.NextHops[target];
+        return ForwardDecidedUplink(snap, arena, ref m, ingress, decision);
+    }
+
+    /// <summary>A kept <see cref="ForwardingDecision.Routed"/> or <see cref="ForwardingDecision.Tunnel"/> decision taken:
+    /// TTL and MTU checked, TTL decremented, out of the uplink to the decision's next hop (encapsulated for a tunnel).</summary>
+    private DropReason ForwardDecidedUplink(ForwardingSnapshot snap, byte[] arena, ref PacketMeta m, int ingress, ForwardingDecision decision)
+    {
+        var none = default(NoObserver);
+        int hop = decision.Target;
+        ref readonly var nh = ref snap.Routes.NextHops[hop];
         bool tunnel = decision.Kind == ForwardingDecision.Tunnel;
         var drop = CheckForwardable(snap, arena, ref m, ingress, tunnel);
         if (drop != DropReason.None) return drop;
         DecrementTtl(arena, ref m);
-        return EmitUplink(snap, arena, ref m, target, in nh, nh.Mac.Value, tunnel, ref none);
+        return EmitUplink(snap, arena, ref m, hop, in nh, nh.Mac.Value, tunnel, ref none);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

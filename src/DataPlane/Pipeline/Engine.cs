@@ -258,14 +258,8 @@ public sealed partial class Engine
         table.Observe(found, isReply, ConntrackNat.StateInput(frame, in m), m.Length, m.Timestamp);
         if ((entry.Status & ConntrackStatus.Translated) != 0 && !ConntrackNat.Translate(frame, ref m, _keys[index], entry, isReply))
             return DropReason.Malformed;
-        int target = decision.Target;
-        if (decision.Kind == ForwardingDecision.Local) return DeliverLocal(snap, arena, ref m, ingress, target);
-        ref readonly var nh = ref snap.Routes.NextHops[target];
-        bool tunnel = decision.Kind == ForwardingDecision.Tunnel;
-        var drop = CheckForwardable(snap, arena, ref m, ingress, tunnel);
-        if (drop != DropReason.None) return drop;
-        DecrementTtl(arena, ref m);
-        return EmitUplink(snap, arena, ref m, target, in nh, nh.Mac.Value, tunnel, ref none);
+        if (decision.Kind == ForwardingDecision.Local) return DeliverLocal(snap, arena, ref m, ingress, decision.Target);
+        return ForwardDecidedUplink(snap, arena, ref m, ingress, decision);
     }
 
     /// <summary>Keeps the decision just taken for the connection's direction (see <see cref="ForwardingDecision"/>).</summary>

@@ -57,19 +57,7 @@ public class EngineEstablishedPathTests
 
     private static PacketMeta[] Run(Engine engine, (short Port, byte[] Frame)[] frames, long start, bool observed, List<string> bytes)
     {
-        var batch = new PacketBatch(frames.Length);
-        for (int i = 0; i < frames.Length; i++)
-        {
-            frames[i].Frame.CopyTo(batch.ReceiveArea(i));
-            batch.SetReceived(i, frames[i].Frame.Length, start + i, i + 1, frames[i].Port);
-        }
-        batch.Count = frames.Length;
-        if (observed)
-        {
-            var fate = new FateObserver(new PacketFate[frames.Length]);
-            engine.Process(batch, ref fate);
-        }
-        else engine.Process(batch);
+        var batch = ForwardingDecisionTests.RunBatch(engine, frames, start, observed);
         for (int i = 0; i < frames.Length; i++) bytes.Add(batch.Meta[i].EgressPort >= 0 ? Convert.ToHexString(batch.Frame(i)) : "");
         return batch.Meta[..frames.Length];
     }
