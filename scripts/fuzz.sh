@@ -14,6 +14,15 @@
 #                                                                      own mutation seed (FUZZ_SEED 21, 22, ...;
 #                                                                      FUZZ_SEED_BASE=B starts at B+1, so a later
 #                                                                      run tries other inputs)
+#   scripts/fuzz.sh --live-diff N [SECONDS]                            differential, replay vs live (root): the
+#                                                                      pipeline/trace corpus, then mutations, N fuzz
+#                                                                      inputs in all, through `fastpath run` on TAPs
+#                                                                      in a namespace of its own (FP_LIVE_PREFIX,
+#                                                                      default fplive) and through `fastpath replay`;
+#                                                                      every frame out of every port and every drop
+#                                                                      must agree (fuzz/FastPath.Fuzz/LiveDiff.cs); a
+#                                                                      differing round is kept in FUZZ_WORK/live-diff;
+#                                                                      FUZZ_OFFLOADS=off runs `run --offloads off`
 # Seeds come from pcaps/external (tcpdump's test captures, see pcaps/external/SOURCES.md), the demo capture and the
 # demo and test manifests. Every crash (and libFuzzer timeout) is copied to tests/FastPath.Tests/Fuzz/regressions/
 # <target>/, where FuzzRegressionTests replays it on every test run; fix the bug, keep the file. The libFuzzer corpus
@@ -27,6 +36,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --libfuzzer) engine=libfuzzer; shift ;;
     --mutate) engine=mutate runs=$2; shift 2 ;;
+    --live-diff) engine=livediff runs=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
     --minimize) minimize=1; shift ;;
@@ -37,7 +47,7 @@ seconds=${1:-60}
 shift || true
 targets=("${@:-parser pipeline manifest virtio watch trace}")
 read -r -a targets <<< "${targets[*]}"
-if [ $engine = mutate ]; then :
+if [ $engine = mutate ] || [ $engine = livediff ]; then :
 elif [ $engine = afl ]; then
   command -v afl-fuzz > /dev/null || apt-get install -y afl++ > /dev/null || { echo "fuzz.sh: needs afl++ (apt-get install afl++)"; exit 1; }
 else
@@ -60,6 +70,15 @@ work=${FUZZ_WORK:-/tmp/fastpath-fuzz}
 rm -rf "$work/bin" && mkdir -p "$work"
 dotnet publish fuzz/FastPath.Fuzz -c Release -o "$work/bin" -nologo -v quiet || exit 1
 export FASTPATH_ROOT="$root"
+if [ $engine = livediff ]; then
+  [ "$(id -u)" = 0 ] || { echo "fuzz.sh: --live-diff needs root (network namespaces, TAPs)"; exit 1; }
+  echo "fuzz.sh: live-diff, $runs inputs (at most ${seconds}s)"
+  timeout "$seconds" dotnet "$work/bin/FastPath.Fuzz.dll" live-diff "${FP_LIVE_PREFIX:-fplive}" "$runs" "$work/live-diff" \
+    fuzz/corpus/pipeline fuzz/corpus/trace
+  rc=$?
+  [ $rc = 124 ] && echo "fuzz.sh: live-diff stopped at ${seconds}s"
+  exit $rc
+fi
 rm -rf "$work/seeds" && dotnet "$work/bin/FastPath.Fuzz.dll" seeds "$work/seeds" pcaps/external/*.pcap* pcaps/demo/demo.pcapng || exit 1
 rm -rf "$work/bin-plain" && cp -r "$work/bin" "$work/bin-plain"
 if [ $engine = mutate ]; then

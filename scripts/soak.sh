@@ -15,10 +15,15 @@
 # soak.yaml rewritten atomically): five Services (10.96.1.10-14) come and go, their EndpointSlices move between web-a,
 # web-b and both, four pods appear and disappear on both nodes (their TAPs created and deleted), an allow-all ingress
 # NetworkPolicy over the web pods (the ones carrying the streams) and a deny-all policy over the churned pods toggle.
-# Every 5 s: VmRSS of each node's process (/proc), and conntrack entries, GC heap and snapshot generation from its
-# metrics endpoint, into soak.csv (seconds,node,rss_kib,gc_heap_kib,conntrack_entries,generation).
+# Every 5 s, into soak.csv: from /proc, each node's VmRSS, its anonymous and shared parts (RssAnon; RssShmem is mostly
+# JIT code, which the runtime maps twice through a memfd), open file descriptors and threads; from its metrics endpoint,
+# conntrack entries, the GC heap, the memory the GC has committed, and the snapshot generation
+# (seconds,node,rss_kib,gc_heap_kib,conntrack_entries,generation,gc_committed_kib,rss_anon_kib,rss_shmem_kib,fds,threads).
+# RSS growing with GC committed is the managed heap's (or free space the GC keeps); with RssShmem, code; with fds or
+# threads, devices or threads not released; with none of them, native memory (malloc, the runtime).
 #
-# Summary (soak/summary.txt, exit 1 when a check fails): RSS slope per node after warm-up (least squares, KiB/min),
+# Summary (soak/summary.txt, exit 1 when a check fails): RSS slope per node after warm-up and over the last half
+# (least squares, KiB/min), the same for GC heap, GC committed and RssShmem, fds and threads at start and end,
 # conntrack maximum, the long streams (iperf3 errors, seconds without a byte), failures of the short connections to
 # Services the churn never touches (must be 0; the churned Services' failures are reported, not judged), DNS and ping
 # losses, and ERROR/exception lines in the node logs.
@@ -131,25 +136,31 @@ dns() {
 metric() { echo "$1" | awk -v n="$2" '$1 == n {printf "%.0f", $2}'; }
 
 sample() {
-  echo "seconds,node,rss_kib,gc_heap_kib,conntrack_entries,generation" > "$OUT/soak.csv"
+  echo "seconds,node,rss_kib,gc_heap_kib,conntrack_entries,generation,gc_committed_kib,rss_anon_kib,rss_shmem_kib,fds,threads" > "$OUT/soak.csv"
   while [ "$(date +%s)" -lt "$end" ]; do
     local t=$(($(date +%s) - start)) node
     for node in node-a node-b; do
-      local pid rss m heap
+      local pid status m heap committed fds
       pid=$(cat "$DIR/$node.pid")
-      rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status" 2> /dev/null)
+      # VmRSS,RssAnon,RssShmem,Threads
+      status=$(awk '$1 == "VmRSS:" {r = $2} $1 == "RssAnon:" {a = $2} $1 == "RssShmem:" {s = $2} $1 == "Threads:" {t = $2}
+        END {print r "," a "," s "," t}' "/proc/$pid/status" 2> /dev/null)
+      fds=$(ls "/proc/$pid/fd" 2> /dev/null | wc -l)
       m=$(ip netns exec "$P-$node" curl -s -m 3 http://127.0.0.1:9101/metrics/)
-      heap=$(metric "$m" fastpath_gc_heap_bytes)
-      echo "$t,$node,${rss:-},$((${heap:-0} / 1024)),$(metric "$m" fastpath_conntrack_entries),$(metric "$m" fastpath_snapshot_generation)" >> "$OUT/soak.csv"
+      heap=$(metric "$m" fastpath_gc_heap_bytes) committed=$(metric "$m" fastpath_gc_committed_bytes)
+      IFS=, read -r rss anon shmem threads <<< "$status"
+      echo "$t,$node,${rss:-},$((${heap:-0} / 1024)),$(metric "$m" fastpath_conntrack_entries),$(metric "$m" fastpath_snapshot_generation),$((${committed:-0} / 1024)),${anon:-},${shmem:-},$fds,${threads:-}" >> "$OUT/soak.csv"
     done
     sleep 5
   done
 }
 
 echo "soak: $MINUTES min on demo cluster $P, results in $OUT"
-in_ns client iperf3 -c 10.96.0.30 -t "$SECONDS_TOTAL" -b 20M --json > "$OUT/iperf-clusterip.json" 2>&1 & pids+=($!)
-in_ns cart iperf3 -c 10.244.1.11 -t "$SECONDS_TOTAL" -b 20M --json > "$OUT/iperf-pod.json" 2>&1 & pids+=($!)
-in_ns client ping -q -i 0.2 -W 2 -c $((SECONDS_TOTAL * 5)) 10.244.2.11 > "$OUT/ping.txt" 2>&1 & pids+=($!)
+# Started without a shell function around them, so the pids are the tools' own (ip netns exec execs them) and an
+# interrupted soak stops them too.
+ip netns exec "$P-client" iperf3 -c 10.96.0.30 -t "$SECONDS_TOTAL" -b 20M --json > "$OUT/iperf-clusterip.json" 2>&1 & pids+=($!)
+ip netns exec "$P-cart" iperf3 -c 10.244.1.11 -t "$SECONDS_TOTAL" -b 20M --json > "$OUT/iperf-pod.json" 2>&1 & pids+=($!)
+ip netns exec "$P-client" ping -q -i 0.2 -W 2 -c $((SECONDS_TOTAL * 5)) 10.244.2.11 > "$OUT/ping.txt" 2>&1 & pids+=($!)
 http http-clusterip "$P-client" http://10.96.0.20/ & pids+=($!)
 http http-nodeport "$P-ext" http://192.168.56.11:30080/ & pids+=($!)
 http http-churned "$P-client" http://10.96.1.1K/ & pids+=($!)
@@ -168,17 +179,23 @@ rows = list(csv.DictReader(open(f"{out}/soak.csv")))
 rounds = int(open(f"{out}/churn-rounds").read())
 print(f"soak: {total // 60} min, {rounds} churn rounds ({total / max(rounds, 1):.1f} s apart), warm-up {warm} s excluded from the slopes")
 for node in ("node-a", "node-b"):
-    r = [x for x in rows if x["node"] == node and x["rss_kib"] and x["conntrack_entries"]]
+    r = [x for x in rows if x["node"] == node and x["rss_kib"] and x["conntrack_entries"] and x["rss_anon_kib"]]
     late = [x for x in r if int(x["seconds"]) >= warm]
-    def slope(key):
-        xs = [int(x["seconds"]) / 60 for x in late]; ys = [float(x[key]) for x in late]
+    half = [x for x in r if int(x["seconds"]) >= total // 2]
+    def slope(key, over=late):
+        xs = [int(x["seconds"]) / 60 for x in over]; ys = [float(x[key]) for x in over]
         n = len(xs); mx = sum(xs) / n; my = sum(ys) / n
         return sum((a - mx) * (b - my) for a, b in zip(xs, ys)) / sum((a - mx) ** 2 for a in xs)
+    def mib(key): return f"{int(r[0][key]) / 1024:.1f} → {int(r[-1][key]) / 1024:.1f} MiB"
+    def slopes(key): return f"{slope(key):+.1f} / {slope(key, half):+.1f} KiB/min"
     rss = [int(x["rss_kib"]) for x in r]
     ct = max(int(x["conntrack_entries"]) for x in r)
     gens = [int(x["generation"]) for x in r if x["generation"]]
-    print(f"  {node}: RSS {rss[0] / 1024:.1f} → {rss[-1] / 1024:.1f} MiB (max {max(rss) / 1024:.1f}), slope after warm-up {slope('rss_kib'):+.1f} KiB/min, "
-          f"GC heap slope {slope('gc_heap_kib'):+.1f} KiB/min; conntrack entries max {ct}; snapshot generations {gens[0]} → {gens[-1]}; {len(r)} samples")
+    print(f"  {node}: RSS {mib('rss_kib')} (max {max(rss) / 1024:.1f}), slope after warm-up / over the last half {slopes('rss_kib')}; "
+          f"GC heap {mib('gc_heap_kib')}, {slopes('gc_heap_kib')}; GC committed {mib('gc_committed_kib')}, {slopes('gc_committed_kib')}; "
+          f"RssShmem (code) {mib('rss_shmem_kib')}, {slopes('rss_shmem_kib')}; fds {r[0]['fds']} → {r[-1]['fds']} (max {max(int(x['fds']) for x in r)}), "
+          f"threads {r[0]['threads']} → {r[-1]['threads']} (max {max(int(x['threads']) for x in r)}); "
+          f"conntrack entries max {ct}; snapshot generations {gens[0]} → {gens[-1]}; {len(r)} samples")
 for name in ("iperf-clusterip", "iperf-pod"):
     try:
         j = json.load(open(f"{out}/{name}.json"))

@@ -151,13 +151,16 @@ public static class Program
         static string Wrap(string label) => label.Replace(", ", "\n").Replace(" (", "\n(");
     }
 
-    /// <summary>RSS and GC heap per node (MiB, left axis) and conntrack entries (right axis) over the soak's minutes.</summary>
+    /// <summary>
+    /// RSS, GC heap and (when sampled: the 11-column soak.csv) GC committed per node (MiB, left axis) and conntrack
+    /// entries (right axis) over the soak's minutes.
+    /// </summary>
     private static void Soak(string csv, string path)
     {
         var rows = File.ReadAllLines(csv).Skip(1).Select(l => l.Split(','))
-            .Where(f => f.Length == 6 && f[2].Length > 0 && f[4].Length > 0)
+            .Where(f => f.Length >= 6 && f[2].Length > 0 && f[4].Length > 0)
             .Select(f => (Minutes: int.Parse(f[0], Ci) / 60.0, Node: f[1], Rss: int.Parse(f[2], Ci) / 1024.0, Heap: int.Parse(f[3], Ci) / 1024.0,
-                Conntrack: int.Parse(f[4], Ci))).ToList();
+                Conntrack: int.Parse(f[4], Ci), Committed: f.Length > 6 && f[6].Length > 0 ? int.Parse(f[6], Ci) / 1024.0 : double.NaN)).ToList();
         var plot = new Plot();
         foreach (var node in rows.Select(r => r.Node).Distinct())
         {
@@ -169,6 +172,14 @@ public static class Program
             heap.LegendText = $"{node} GC heap (MiB)";
             heap.MarkerSize = 0;
             heap.LinePattern = LinePattern.Dotted;
+            var sampled = n.Where(r => !double.IsNaN(r.Committed)).ToList();
+            if (sampled.Count > 0)
+            {
+                var committed = plot.Add.Scatter(sampled.Select(r => r.Minutes).ToArray(), sampled.Select(r => r.Committed).ToArray());
+                committed.LegendText = $"{node} GC committed (MiB)";
+                committed.MarkerSize = 0;
+                committed.LinePattern = LinePattern.DenselyDashed;
+            }
             var ct = plot.Add.Scatter(n.Select(r => r.Minutes).ToArray(), n.Select(r => (double)r.Conntrack).ToArray());
             ct.LegendText = $"{node} conntrack entries (right)";
             ct.MarkerSize = 0;

@@ -77,7 +77,7 @@ public static class Mutator
     }
 
     /// <summary>Writes a mutation of <paramref name="seed"/> into <paramref name="into"/>; returns its length.</summary>
-    private static int Mutate(byte[] seed, byte[] into, byte[] other, Random rng)
+    internal static int Mutate(byte[] seed, byte[] into, byte[] other, Random rng)
     {
         int length = seed.Length;
         seed.CopyTo(into, 0);

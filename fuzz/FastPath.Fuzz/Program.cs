@@ -12,7 +12,9 @@ namespace FastPath.Fuzz;
 /// libfuzzer-dotnet started it (its shared-memory variable is set; see scripts/fuzz.sh --libfuzzer);
 /// `FastPath.Fuzz seeds DIR CAPTURE...` writes a starting corpus per target from real captures and manifests;
 /// `FastPath.Fuzz run TARGET FILE...` replays inputs once (to check a crash outside AFL);
-/// `FastPath.Fuzz mutate TARGET RUNS OUT DIR...` mutates the corpus in DIR in process (see <see cref="Mutator"/>).
+/// `FastPath.Fuzz mutate TARGET RUNS OUT DIR...` mutates the corpus in DIR in process (see <see cref="Mutator"/>);
+/// `FastPath.Fuzz live-diff PREFIX INPUTS WORK DIR...` runs the corpus in DIR and its mutations through `fastpath run`
+/// on TAPs and through `fastpath replay` and compares them (see <see cref="LiveDiff"/>; root, namespaces PREFIXxxxx).
 /// </summary>
 public static class Program
 {
@@ -26,6 +28,25 @@ public static class Program
         }
         if (args.Length >= 5 && args[0] == "mutate" && long.TryParse(args[2], out long runs))
             return Mutator.Run(args[1], runs, args[3], args[4..]);
+        if (args.Length >= 5 && args[0] == "live-diff" && long.TryParse(args[2], out long inputs))
+        {
+            // live-diff PREFIX INPUTS WORK CORPUS-DIR...: see LiveDiff; FUZZ_SEED picks the mutations, as for mutate.
+            int seed = int.TryParse(Environment.GetEnvironmentVariable("FUZZ_SEED"), out int s) ? s : 21;
+            using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, Stop);
+            using var interrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, Stop);
+            // FUZZ_OFFLOADS=off: `run --offloads off` (plain TAPs; the kernel finishes partial checksums before them).
+            var result = LiveDiff.Run(new LiveDiffOptions(args[1], inputs, args[3], args[4..], seed)
+                { Offloads = Environment.GetEnvironmentVariable("FUZZ_OFFLOADS") ?? "on" }, Console.Out);
+            Console.WriteLine($"live-diff: {result}");
+            foreach (var d in result.Differences) Console.WriteLine($"live-diff: DIFFERENCE {d}");
+            return result.Differences.Count == 0 ? 0 : 1;
+
+            static void Stop(System.Runtime.InteropServices.PosixSignalContext c)
+            {
+                c.Cancel = true;
+                LiveDiff.Stop();
+            }
+        }
         if (args.Length != 1 || !FuzzTargets.Names.Contains(args[0]))
         {
             Console.Error.WriteLine($"usage: FastPath.Fuzz {string.Join("|", FuzzTargets.Names)} | seeds DIR CAPTURE... | run TARGET FILE...");

@@ -115,6 +115,8 @@ public sealed unsafe class ConntrackTable
         int slots = 16;
         while (slots < want) slots <<= 1;
         _slots = new Slot[slots];
+        // Inserts write slots all over the index: resident now rather than page by page over the first minutes.
+        ResidentMemory.Prefault(_slots);
         _mask = slots - 1;
         _capacity = capacity;
         _file = file;
@@ -152,6 +154,9 @@ public sealed unsafe class ConntrackTable
         new(StateKind.Conntrack, ConntrackEntry.LayoutVersion, [StateRegion.Of<ConntrackEntry>(capacity)], worker, workers);
     /// <summary>Index slots (a power of two).</summary>
     public int SlotCount => _slots.Length;
+
+    /// <summary>The index's memory, for the test that it is resident from the start.</summary>
+    internal ReadOnlySpan<byte> IndexMemory => MemoryMarshal.AsBytes(_slots.AsSpan());
 
     public long Inserts { get; private set; }
     /// <summary>Live, non-assured connections dropped to make room (Linux's early_drop).</summary>

@@ -23,7 +23,12 @@ public sealed class FlowOwners
     {
         ArgumentOutOfRangeException.ThrowIfGreaterThan(workers, 255);
         Workers = workers;
+        // Claims land all over the map: resident now rather than page by page (State.ResidentMemory).
+        State.ResidentMemory.Prefault(_owner);
     }
+
+    /// <summary>The map's memory, for the test that it is resident from the start.</summary>
+    internal ReadOnlySpan<byte> Memory => _owner;
 
     public int Workers { get; }
 

@@ -41,6 +41,7 @@ public readonly record struct IpAddr(UInt128 Value) : ISpanFormattable
     public void WriteV6(Span<byte> s) => BinaryPrimitives.WriteUInt128BigEndian(s, Value);
 
     /// <summary>A 64-bit mix of the address for open-addressing tables (not cryptographic).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong Hash()
     {
         ulong h = (ulong)(Value >> 64) * 0x9E37_79B9_7F4A_7C15UL ^ (ulong)Value;

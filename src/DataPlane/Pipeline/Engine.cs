@@ -37,6 +37,8 @@ public sealed partial class Engine
     // runs under, drawn from a process-wide counter so no other engine's (or an earlier snapshot's) decision matches.
     private uint _generation;
     private static int s_generations;
+    // The node's uplink MAC as its six bytes read little-endian from a frame (0: not configured), for AdmitFrame.
+    private ulong _uplinkMacWire;
     private ushort _ipId; // outer IPv4 identification of encapsulated packets (DF is clear, so it must vary)
     private readonly ulong? _conntrackSeed;
     private readonly FlowOwners? _owners;
@@ -285,8 +287,9 @@ public sealed partial class Engine
             // it has not learned yet to every port, and the peer node's would otherwise be served here too (Linux drops
             // them as PACKET_OTHERHOST; an attached NIC or veth hands every frame to AF_XDP / AF_PACKET, unfiltered).
             // Unknown when the node's MAC is not configured, or when a capture's frame was only guessed to be the uplink's.
-            if ((m.Flags & (PacketFlags.L2Multicast | PacketFlags.IngressResolved)) == 0 && snap.Node.UplinkMac != MacAddress.Zero
-                && MacAddress.Read(arena.AsSpan(m.Offset)) != snap.Node.UplinkMac)
+            // One 8-byte load of the frame's first bytes against the node's MAC as it lies in memory (_uplinkMacWire).
+            if ((m.Flags & (PacketFlags.L2Multicast | PacketFlags.IngressResolved)) == 0 && _uplinkMacWire != 0
+                && (Unsafe.ReadUnaligned<ulong>(ref arena[m.Offset]) & 0xFFFF_FFFF_FFFFUL) != _uplinkMacWire)
                 return DropReason.NotForNode;
             // Frames from a gateway's MAC confirm it is still there (Linux's neighbour confirmation by upper layers).
             Neighbors.Confirm(MacAddress.Read(arena.AsSpan(m.Offset + 6)).Value, m.Timestamp);
@@ -385,7 +388,8 @@ public sealed partial class Engine
             && ((batchKey && _opening[index] && _frontends[index] >= 0) || snap.Services.IsVirtualIp(dst)))
         {
             var svc = ServiceNat.Open(snap.Services, services, Affinity, arena, ref m, m.Timestamp,
-                IpAddr.FromV4(snap.UnderlayV4), snap.MasqueradeV6, out translated, ref observer);
+                IpAddr.FromV4(snap.UnderlayV4), snap.MasqueradeV6, out translated, ref observer,
+                batchKey && _opening[index] ? _frontends[index] : ServiceNat.NotLookedUp);
             // A node address is a NodePort frontend, but its other ports are the host's (ssh, kubelet, health check
             // node ports): kube-proxy matches NodePorts by port, so those reach the node's stack.
             if (svc == DropReason.UnknownServicePort && snap.LocalAddresses.Lookup(dst) == PortIndex.Host) svc = DropReason.None;
@@ -746,6 +750,7 @@ public sealed partial class Engine
         _generation = (uint)Interlocked.Increment(ref s_generations);
         if (_generation == 0) _generation = (uint)Interlocked.Increment(ref s_generations); // 0 stamps no decision
         if (previous is null || !SamePortNames(previous, snap)) ResizePorts(previous, snap);
+        _uplinkMacWire = BinaryPrimitives.ReverseEndianness(snap.Node.UplinkMac.Value << 16);
         // A route table from the same builder that did not grow its next-hop array keeps every hop at its index
         // (RouteTable.Builder appends only), so the templates built so far stay right.
         if (previous is null || !ReferenceEquals(previous.Routes.NextHops, snap.Routes.NextHops) || !ReferenceEquals(previous.Node, snap.Node))

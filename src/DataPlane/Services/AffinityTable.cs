@@ -42,8 +42,14 @@ public sealed unsafe class AffinityTable
         _size = Size(capacity);
         _mask = _size - 1;
         _pinned = GC.AllocateArray<Entry>(_size, pinned: true);
+        // Clients land all over the table: resident now rather than page by page (State.ResidentMemory).
+        State.ResidentMemory.Prefault(_pinned);
         _entries = (Entry*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_pinned));
     }
+
+    /// <summary>The table's memory when it is this process's own (not a state file's), for the test that it is
+    /// resident from the start.</summary>
+    internal ReadOnlySpan<byte> Memory => _pinned is null ? default : MemoryMarshal.AsBytes(_pinned.AsSpan());
 
     /// <summary>A table whose entries are <paramref name="file"/>'s (opened with <see cref="StateLayout"/>); call <see cref="Restore"/>.</summary>
     public AffinityTable(StateFile file)

@@ -20,6 +20,9 @@ public static class ServiceNat
     /// <summary>Seed of the flow hash Maglev indexes with: fixed, so every node picks the same backend for a flow.</summary>
     internal const ulong FlowSeed = MaglevTable.DefaultSeed;
 
+    /// <summary><see cref="Open"/>'s frontend when the caller has not looked it up.</summary>
+    public const int NotLookedUp = -2;
+
     /// <summary>
     /// Opens a Service connection when a packet that belongs to no connection is addressed to a frontend, and DNATs
     /// it. Returns None when the packet may go on (<paramref name="translated"/> says whether it was rewritten), <see cref="DropReason.NoEndpoints"/> for a
@@ -27,8 +30,10 @@ public static class ServiceNat
     /// not serve (both rejected with ICMP port unreachable by the caller, like kube-proxy's REJECT), PolicyDenied for
     /// a client outside loadBalancerSourceRanges (dropped, as kube-proxy does), or ConntrackFull.
     /// </summary>
+    /// <param name="frontend">The packet's frontend when the caller already looked it up in <paramref name="services"/>
+    /// (the engine's batch, <see cref="ServiceTable.PrefetchOpen"/>), else <see cref="NotLookedUp"/>.</param>
     public static DropReason Open<TObserver>(ServiceTable services, ConntrackTable table, AffinityTable? affinity, Span<byte> arena,
-        ref PacketMeta m, long now, IpAddr nodeV4, IpAddr nodeV6, out bool translated, ref TObserver observer)
+        ref PacketMeta m, long now, IpAddr nodeV4, IpAddr nodeV6, out bool translated, ref TObserver observer, int frontend = NotLookedUp)
         where TObserver : struct, IPacketObserver
     {
         translated = false;
@@ -36,7 +41,7 @@ public static class ServiceNat
         if (!FlowKey.TryFromPacket(frame, in m, out var key))
             return services.IsVirtualIp(PacketAddresses.Destination(frame, in m)) ? DropReason.UnknownServicePort : DropReason.None;
 
-        int frontend = services.Lookup(key.Destination, key.DestinationPort, key.Protocol);
+        if (frontend == NotLookedUp) frontend = services.Lookup(key.Destination, key.DestinationPort, key.Protocol);
         if (frontend < 0)
             return services.IsVirtualIp(key.Destination) ? DropReason.UnknownServicePort : DropReason.None;
         observer.OnServiceFrontend(frontend);

@@ -23,6 +23,8 @@ public sealed class FlowRing
         int size = 16;
         while (size < capacity) size <<= 1;
         _records = new FlowRecord[size];
+        // The producer walks the whole ring before it wraps: resident now rather than page by page until it first wraps.
+        State.ResidentMemory.Prefault(_records);
         _mask = size - 1;
         SampleEvery = sampleEvery;
     }
@@ -30,6 +32,9 @@ public sealed class FlowRing
     public int SampleEvery { get; }
 
     public int Capacity => _records.Length;
+
+    /// <summary>The ring's memory, for the test that it is resident from the start.</summary>
+    internal ReadOnlySpan<byte> Memory => System.Runtime.InteropServices.MemoryMarshal.AsBytes(_records.AsSpan());
 
     /// <summary>Records written and not read yet.</summary>
     public long Pending => Volatile.Read(ref _head) - Volatile.Read(ref _tail);

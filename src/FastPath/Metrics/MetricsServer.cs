@@ -106,12 +106,14 @@ public sealed class MetricsServer : IDisposable
         private readonly Counter _flowLost = f.CreateCounter("fastpath_flow_log_records_lost_total", "Flow records dropped because a ring was full (the writer fell behind)");
         private readonly Gauge _resident = f.CreateGauge("fastpath_process_resident_memory_bytes", "Resident memory of the process (RSS)");
         private readonly Gauge _gcHeap = f.CreateGauge("fastpath_gc_heap_bytes", "Managed heap size after the last garbage collection");
+        private readonly Gauge _gcCommitted = f.CreateGauge("fastpath_gc_committed_bytes", "Memory the garbage collector had committed at the last collection");
 
         public void Update(NodeMetrics m)
         {
             _generation.Set(m.Generation);
             _resident.Set(m.Memory.ResidentBytes);
             _gcHeap.Set(m.Memory.GcHeapBytes);
+            _gcCommitted.Set(m.Memory.GcCommittedBytes);
             if (m.FlowLog is { } flows)
             {
                 _flowRingCapacity.Set(flows.RingCapacity);

@@ -27,10 +27,18 @@ public sealed record FlowLogMetrics(long RingCapacity, long Pending, long Writte
         : null;
 }
 
-/// <summary>The process's resident memory (RSS) and the managed heap's size after the last collection.</summary>
-public sealed record MemoryMetrics(long ResidentBytes, long GcHeapBytes)
+/// <summary>
+/// The process's resident memory (RSS), the managed heap's size after the last collection, and the memory the GC had
+/// committed then (heap, free space it keeps, its bookkeeping): RSS beyond the committed bytes is native memory (the
+/// runtime, JIT code, malloc), committed beyond the heap is the GC's.
+/// </summary>
+public sealed record MemoryMetrics(long ResidentBytes, long GcHeapBytes, long GcCommittedBytes)
 {
-    public static MemoryMetrics Now() => new(Environment.WorkingSet, GC.GetGCMemoryInfo().HeapSizeBytes);
+    public static MemoryMetrics Now()
+    {
+        var gc = GC.GetGCMemoryInfo();
+        return new(Environment.WorkingSet, gc.HeapSizeBytes, gc.TotalCommittedBytes);
+    }
 }
 
 /// <summary>

@@ -35,7 +35,11 @@ public class ConformanceTests
         if (!ScapyAvailable()) Assert.Skip("/usr/bin/python3 has no scapy: apt-get install python3-scapy");
         string name = Path.GetFileName(caseDir);
         string engine = $"dotnet {Path.Combine(AppContext.BaseDirectory, "fastpath.dll")}";
-        var (exit, output) = Run("/usr/bin/python3", SharedRunner, "--cases", Path.GetDirectoryName(caseDir)!, "-k", name, "--engine", engine);
+        // The runner's -k also matches feature tags (-k masquerade would run icmp-error-revnat too), so it is given
+        // a folder holding this one case.
+        using var only = new TempFolder();
+        Directory.CreateSymbolicLink(Path.Combine(only.Path, name), caseDir);
+        var (exit, output) = Run("/usr/bin/python3", SharedRunner, "--cases", only.Path, "--engine", engine);
         Assert.True(exit == 0 && output.Contains($"PASS {name}"), output);
         AssertOutputsDecodeCleanly(caseDir);
     }

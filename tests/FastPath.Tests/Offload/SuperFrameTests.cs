@@ -209,6 +209,53 @@ public sealed class SuperFrameTests : IDisposable
     }
 
     [Fact]
+    public void AVxlanPacketWhoseOuterUdpChecksumIsPartialIsDecapsulatedAsAWholeOne()
+    {
+        // Found by the replay-vs-live differential: pod traffic from node-b whose outer UDP checksum was partial (a
+        // local stack's VXLAN with checksum offload hands it over so) was dropped as malformed live — decapsulation
+        // carried the outer checksum's offload over to the inner packet, where its offset pointed before the frame —
+        // while replay, given the same packet whole, forwarded it.
+        var inner = Ethernet(Mac("02:00:00:00:01:01"), Mac("02:00:00:00:02:01"), 0x0800, Ipv4("10.244.2.11", "10.244.1.10", 6, Tcp(8080, 40004, 0x12)));
+        var outer = Ethernet(Mac("02:00:00:00:01:01"), Mac("02:00:00:00:02:01"), 0x0800,
+            Ipv4("192.168.56.12", "192.168.56.11", 17, RemoteBackendCluster.Vxlan(inner), flags: 0));
+        var partial = (byte[])outer.Clone();
+        MakePartial(partial, 34, csumOffset: 6);
+        var batch = Process((Uplink, partial, Header(0, 0, 34, csumOffset: 6)), (Uplink, outer, new byte[VirtioNetHeader.TunnelLength]));
+        Assert.Equal(DropReason.None, batch.Meta[0].Drop);
+        Assert.Equal(ClientPort, batch.Meta[0].EgressPort);
+        Assert.Equal(OffloadFlags.None, batch.Meta[0].Offload);
+        Assert.Equal(DropReason.None, batch.Meta[1].Drop);
+        Assert.Equal(Convert.ToHexString(batch.Frame(1)), Convert.ToHexString(batch.Frame(0)));
+        Assert.True(ChecksumsValid(batch.Frame(0)));
+    }
+
+    [Fact]
+    public void AnIcmpErrorQuotesThePacketWithItsPartialChecksumFinished()
+    {
+        // Found by the replay-vs-live differential (fuzz live-diff): UDP to an address no route covers, its checksum
+        // partial as it came from a TAP, is answered with a network unreachable that quoted the checksum field as it
+        // was (the pseudo-header sum), where replay, given the same packet whole, quoted the real checksum. The error
+        // must not depend on how the packet's checksum travelled.
+        var whole = Ethernet(GatewayMac, Mac("02:42:0a:f4:01:0a"), 0x0800, Ipv4("10.244.1.10", "10.244.9.9", 17, Udp(1, 2, 0)));
+        var partial = (byte[])whole.Clone();
+        MakePartial(partial, 34, csumOffset: 6);
+        Assert.NotEqual(whole, partial);
+        var batch = Process((ClientPort, partial, Header(0, 0, 34, csumOffset: 6)));
+        Assert.Equal(DropReason.NoRoute, batch.Meta[0].Drop);
+        Assert.Equal(ClientPort, batch.Meta[0].EgressPort);
+        var fromPartial = batch.Frame(0).ToArray();
+        var plain = new PacketBatch(1);
+        whole.CopyTo(plain.ReceiveArea(0));
+        plain.SetReceived(0, whole.Length, 1_000_000_000L * 2000, 9, ClientPort);
+        plain.Count = 1;
+        _engine.Process(plain);
+        Assert.Equal(DropReason.NoRoute, plain.Meta[0].Drop);
+        Assert.Equal(Convert.ToHexString(plain.Frame(0)), Convert.ToHexString(fromPartial));
+        Assert.True(ChecksumsValid(fromPartial));
+        Assert.True(ChecksumsValid([.. whole[..14], .. fromPartial[42..]])); // the quoted datagram, behind an Ethernet header
+    }
+
+    [Fact]
     public void ASuperFrameWhosePartialChecksumDoesNotNameItsTcpHeaderIsMalformed()
     {
         var batch = Process((ClientPort, SuperFrame(), Header(1, GsoSize, 40)));

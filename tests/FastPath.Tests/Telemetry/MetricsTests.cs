@@ -107,8 +107,11 @@ public class MetricsTests
         Assert.Contains("fastpath_flow_log_records_lost_total 984\n", text);
         long rss = long.Parse(System.Text.RegularExpressions.Regex.Match(text, @"fastpath_process_resident_memory_bytes (\d+)").Groups[1].Value);
         long heap = long.Parse(System.Text.RegularExpressions.Regex.Match(text, @"fastpath_gc_heap_bytes (\d+)").Groups[1].Value);
+        long committed = long.Parse(System.Text.RegularExpressions.Regex.Match(text, @"fastpath_gc_committed_bytes (\d+)").Groups[1].Value);
         Assert.InRange(rss, 1 << 20, long.MaxValue);
         Assert.InRange(heap, 1, rss);
+        // What the GC holds: at least the heap (its free space and bookkeeping on top).
+        Assert.InRange(committed, heap, long.MaxValue);
     }
 
     [Theory]
