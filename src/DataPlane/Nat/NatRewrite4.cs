@@ -102,7 +102,7 @@ public struct NatRewrite4
     /// then takes the general path, which decides what such a packet gets.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public readonly bool TryApply(Span<byte> frame, ref PacketMeta m)
+    public readonly unsafe bool TryApply(Span<byte> frame, ref PacketMeta m)
     {
         // The packet's tuple is the plan's (the lookup matched it), so its protocol is the plan's TCP or UDP.
         byte proto = m.IpProtocol;
@@ -113,17 +113,34 @@ public struct NatRewrite4
         if ((uint)end > (uint)frame.Length || m.L3Length < Ipv4Header.MinLength || l4 < l3
             || l4 + (udp ? UdpHeader.Length : TcpHeader.MinLength) > end) return false;
 
-        BinaryPrimitives.WriteUInt64BigEndian(frame.Slice(l3 + 12, 8), Addresses);
-        var ipc = frame.Slice(l3 + 10, 2);
-        BinaryPrimitives.WriteUInt16BigEndian(ipc, Checksum.UpdateBy(BinaryPrimitives.ReadUInt16BigEndian(ipc), AddressDelta));
-        BinaryPrimitives.WriteUInt32BigEndian(frame.Slice(l4, 4), Ports);
+        fixed (byte* f = frame) ApplyAt(f + l3, f + l4, udp, (m.Offload & OffloadFlags.ChecksumPartial) != 0);
+        m.SourcePort = (ushort)(Ports >> 16);
+        m.DestinationPort = (ushort)Ports;
+        return true;
+    }
 
-        var l4c = frame.Slice(l4 + (udp ? 6 : 16), 2);
-        ushort csum = BinaryPrimitives.ReadUInt16BigEndian(l4c);
+    /// <summary>
+    /// The rewrite itself, on a packet already checked to fit it (<see cref="TryApply"/>'s checks, or the engine's plain
+    /// IPv4 parse, <c>Engine.ProcessTracked</c>): <paramref name="ip"/> is its IPv4 header, <paramref name="l4"/> its
+    /// TCP or UDP header, both complete in the frame; <paramref name="partial"/> when its transport checksum is an
+    /// offloaded partial one. The caller updates the metadata's ports.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal readonly unsafe void ApplyAt(byte* ip, byte* l4, bool udp, bool partial)
+    {
+        Unsafe.WriteUnaligned(ip + 12, BigEndian(Addresses));
+        ushort* ipc = (ushort*)(ip + 10);
+        // The deltas are folded to 16 bits, so each update is Checksum.UpdateBy with the sum already below 2^18: one
+        // 32-bit fold gives the same bits (Checksum.Fold), without UpdateBy's 64-bit steps.
+        Unsafe.WriteUnaligned(ipc, BigEndian(Checksum.Fold((uint)(ushort)~BigEndian(Unsafe.ReadUnaligned<ushort>(ipc)) + AddressDelta)));
+        Unsafe.WriteUnaligned(l4, BigEndian(Ports));
+
+        ushort* l4c = (ushort*)(l4 + (udp ? 6 : 16));
+        ushort csum = BigEndian(Unsafe.ReadUnaligned<ushort>(l4c));
         // A partial (offloaded) checksum holds the uncomplemented pseudo-header sum: only the addresses enter it.
-        if ((m.Offload & OffloadFlags.ChecksumPartial) != 0)
+        if (partial)
         {
-            if (AddressDelta != 0) BinaryPrimitives.WriteUInt16BigEndian(l4c, (ushort)~Checksum.UpdateBy((ushort)~csum, AddressDelta));
+            if (AddressDelta != 0) Unsafe.WriteUnaligned(l4c, BigEndian((ushort)~Checksum.Fold((uint)csum + AddressDelta)));
         }
         // RFC 768: a zero UDP checksum over IPv4 was never computed, and must not become one.
         else if (!(udp && csum == 0))
@@ -131,13 +148,17 @@ public struct NatRewrite4
             uint delta = (uint)AddressDelta + PortDelta;
             if (delta != 0)
             {
-                csum = Checksum.UpdateBy(csum, delta);
+                csum = Checksum.Fold((uint)(ushort)~csum + delta);
                 if (udp) csum = Checksum.UdpTransmitted(csum);
-                BinaryPrimitives.WriteUInt16BigEndian(l4c, csum);
+                Unsafe.WriteUnaligned(l4c, BigEndian(csum));
             }
         }
-        m.SourcePort = (ushort)(Ports >> 16);
-        m.DestinationPort = (ushort)Ports;
-        return true;
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong BigEndian(ulong v) => BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(v) : v;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint BigEndian(uint v) => BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(v) : v;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ushort BigEndian(ushort v) => BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(v) : v;
 }

@@ -296,6 +296,18 @@ public static class Checksum
         // Σ ~m_i over eight words = 8·0xFFFF − Σ m_i; both sides are small enough for 64-bit integers.
         => 8 * 0xFFFFul - Words128(oldValue) + Words128(newValue);
 
+    /// <summary><see cref="Ipv4HeaderValid"/> for an option-less (20-byte) header starting at <paramref name="header"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool Ipv4HeaderValid20(ref byte header)
+    {
+        ulong acc = (ulong)Unsafe.ReadUnaligned<uint>(ref header) + Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref header, 4))
+            + Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref header, 8)) + Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref header, 12))
+            + Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref header, 16));
+        // Folding keeps the sum's residue mod 0xFFFF and gives 1..0xFFFF for a non-zero sum: it is 0xFFFF exactly when
+        // the sum is a non-zero multiple of 0xFFFF (one multiply instead of four folds).
+        return acc != 0 && acc % 0xFFFF == 0;
+    }
+
     /// <summary>
     /// RFC 1624 eqn. 3 for a TTL change. TTL shares a 16-bit word with the protocol (RFC 791 §3.1, bytes 8–9);
     /// the protocol byte cancels in ~m + m', so only the two TTL values are needed.

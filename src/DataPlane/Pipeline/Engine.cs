@@ -19,7 +19,7 @@ namespace FastPath.DataPlane.Pipeline;
 /// reason (and an ICMP error where the kernel would send one). Owns its counters and learned MACs, so it needs no
 /// locks; it reads the snapshot once per batch.
 /// </summary>
-public sealed class Engine
+public sealed partial class Engine
 {
     private readonly SnapshotHolder _snapshots;
     private ForwardingSnapshot? _sized;
@@ -150,6 +150,12 @@ public sealed class Engine
         int count = batch.Count;
         if (_staleSweep.Pending && count > 0) _staleSweep.Run(snap.Services, Conntrack, Affinity, meta[0].Timestamp);
         if (Conntrack is { } swept && count > 0) SweepConntrack(swept, meta[0].Timestamp);
+        // Untraced batches with connections tracked take the lean path for plain IPv4 TCP/UDP (Engine.Established.cs).
+        if (typeof(TObserver) == typeof(NoObserver) && Conntrack is { Count: > 0 } lean)
+        {
+            ProcessTracked(snap, batch, lean);
+            return;
+        }
 
         for (int i = 0; i < count; i++)
         {
@@ -254,14 +260,8 @@ public sealed class Engine
         table.Observe(found, isReply, ConntrackNat.StateInput(frame, in m), m.Length, m.Timestamp);
         if ((entry.Status & ConntrackStatus.Translated) != 0 && !ConntrackNat.Translate(frame, ref m, _keys[index], entry, isReply))
             return DropReason.Malformed;
-        int target = decision.Target;
-        if (decision.Kind == ForwardingDecision.Local) return DeliverLocal(snap, arena, ref m, ingress, target);
-        ref readonly var nh = ref snap.Routes.NextHops[target];
-        bool tunnel = decision.Kind == ForwardingDecision.Tunnel;
-        var drop = CheckForwardable(snap, arena, ref m, ingress, tunnel);
-        if (drop != DropReason.None) return drop;
-        DecrementTtl(arena, ref m);
-        return EmitUplink(snap, arena, ref m, target, in nh, nh.Mac.Value, tunnel, ref none);
+        if (decision.Kind == ForwardingDecision.Local) return DeliverLocal(snap, arena, ref m, ingress, decision.Target);
+        return ForwardDecidedUplink(snap, arena, ref m, ingress, decision);
     }
 
     /// <summary>Keeps the decision just taken for the connection's direction (see <see cref="ForwardingDecision"/>).</summary>
@@ -515,28 +515,40 @@ public sealed class Engine
     /// </summary>
     private void TakeBatchKeys(ConntrackTable table, ServiceTable services, byte[] arena, PacketMeta[] meta, int count)
     {
-        if (_keys.Length < count)
-        {
-            _keys = new FlowKey[count];
-            _tags = new uint[count];
-            _keyTaken = new bool[count];
-            _opening = new bool[count];
-            _frontends = new int[count];
-        }
+        SizeBatchKeys(count);
         bool openings = false;
-        for (int i = 0; i < count; i++)
-        {
-            ref var m = ref meta[i];
-            bool ok = m.Drop == DropReason.None && (m.Flags & PacketFlags.IcmpError) == 0
-                && FlowKey.TryFromPacket(arena.AsSpan(m.Offset, m.Length), in m, out _keys[i]);
-            _keyTaken[i] = ok;
-            _tags[i] = ok ? table.Tag(_keys[i]) : 0; // a packet without a tuple (ARP...) just prefetches slot 0
-            // A TCP SYN (no ACK) opens a connection: if it is to a Service, it will go through Maglev.
-            bool opening = ok && m.IpProtocol == IpProtocol.Tcp && (m.Flags & PacketFlags.HasL4) != 0
-                && (arena[m.Offset + m.L4Offset + 13] & (TcpHeader.Syn | TcpHeader.Ack)) == TcpHeader.Syn;
-            _opening[i] = opening;
-            openings |= opening;
-        }
+        for (int i = 0; i < count; i++) openings |= TakeKey(table, arena, ref meta[i], i);
+        PrefetchBatch(table, services, count, openings);
+    }
+
+    private void SizeBatchKeys(int count)
+    {
+        if (_keys.Length >= count) return;
+        _keys = new FlowKey[count];
+        _tags = new uint[count];
+        _keyTaken = new bool[count];
+        _opening = new bool[count];
+        _frontends = new int[count];
+        _plain = new bool[count];
+    }
+
+    /// <summary>One packet's part of <see cref="TakeBatchKeys"/>: its tuple and hash; true when it opens a TCP connection.</summary>
+    private bool TakeKey(ConntrackTable table, byte[] arena, ref PacketMeta m, int i)
+    {
+        bool ok = m.Drop == DropReason.None && (m.Flags & PacketFlags.IcmpError) == 0
+            && FlowKey.TryFromPacket(arena.AsSpan(m.Offset, m.Length), in m, out _keys[i]);
+        _keyTaken[i] = ok;
+        _tags[i] = ok ? table.Tag(_keys[i]) : 0; // a packet without a tuple (ARP...) just prefetches slot 0
+        // A TCP SYN (no ACK) opens a connection: if it is to a Service, it will go through Maglev.
+        bool opening = ok && m.IpProtocol == IpProtocol.Tcp && (m.Flags & PacketFlags.HasL4) != 0
+            && (arena[m.Offset + m.L4Offset + 13] & (TcpHeader.Syn | TcpHeader.Ack)) == TcpHeader.Syn;
+        _opening[i] = opening;
+        return opening;
+    }
+
+    /// <summary>The rest of <see cref="TakeBatchKeys"/> once every packet's tuple is taken: the prefetches.</summary>
+    private void PrefetchBatch(ConntrackTable table, ServiceTable services, int count, bool openings)
+    {
         table.Prefetch(_tags.AsSpan(0, count));
         if (openings && services.Count > 0)
         {

@@ -75,6 +75,20 @@ public class ForwardingDecisionTests
 
     internal static List<EngineHarness.Result> Run(Engine engine, (short Port, byte[] Frame)[] frames, long start, bool observed)
     {
+        var batch = RunBatch(engine, frames, start, observed);
+        var results = new List<EngineHarness.Result>();
+        for (int i = 0; i < frames.Length; i++)
+        {
+            var m = batch.Meta[i];
+            results.Add(new EngineHarness.Result(m.Drop, m.IngressPort, m.EgressPort, m.EgressPort >= 0 ? batch.Frame(i).ToArray() : []));
+        }
+        return results;
+    }
+
+    /// <summary>One batch of <paramref name="frames"/> through <paramref name="engine"/>, observed (every packet on the
+    /// general path) or not; the batch as the engine left it.</summary>
+    internal static PacketBatch RunBatch(Engine engine, (short Port, byte[] Frame)[] frames, long start, bool observed)
+    {
         var batch = new PacketBatch(frames.Length);
         for (int i = 0; i < frames.Length; i++)
         {
@@ -88,13 +102,7 @@ public class ForwardingDecisionTests
             engine.Process(batch, ref fate);
         }
         else engine.Process(batch);
-        var results = new List<EngineHarness.Result>();
-        for (int i = 0; i < frames.Length; i++)
-        {
-            var m = batch.Meta[i];
-            results.Add(new EngineHarness.Result(m.Drop, m.IngressPort, m.EgressPort, m.EgressPort >= 0 ? batch.Frame(i).ToArray() : []));
-        }
-        return results;
+        return batch;
     }
 
     internal static int Decisions(ConntrackTable table)
