@@ -76,15 +76,22 @@ public static class VxlanTunnel
             m.ChecksumStart = (ushort)(m.L4Offset + Overhead);
         }
 
+        DescribeOuter(ref m, start, ipLength, sourcePort, BinaryPrimitives.ReadUInt16BigEndian(udp[2..]));
+    }
+
+    /// <summary>The metadata of the encapsulated packet: outer IPv4 and UDP from <paramref name="start"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void DescribeOuter(ref PacketMeta m, int start, int ipLength, ushort sourcePort, ushort destinationPort)
+    {
         m.Offset = start;
-        m.Length = Overhead + innerLength;
+        m.Length = EthernetHeader.Length + ipLength;
         m.L3 = L3Kind.Ipv4;
         m.L3Offset = EthernetHeader.Length;
         m.L4Offset = EthernetHeader.Length + Ipv4Header.MinLength;
         m.L3Length = (ushort)ipLength;
         m.IpProtocol = IpProtocol.Udp;
         m.SourcePort = sourcePort;
-        m.DestinationPort = BinaryPrimitives.ReadUInt16BigEndian(udp[2..]);
+        m.DestinationPort = destinationPort;
         m.Flags = PacketFlags.HasL4;
     }
 
@@ -121,16 +128,7 @@ public static class VxlanTunnel
         uint segment = (ushort)~Checksum.FoldNoComplement(Checksum.PseudoHeaderV4(src, dst, protocol, m.L3Length - Ipv4Header.MinLength));
         WriteBig(udp + 6, Checksum.UdpTransmitted(Checksum.Fold(template.UdpSum + 2 * (uint)udpLength + sourcePort + ethernet + segment)));
 
-        m.Offset -= Overhead;
-        m.Length = Overhead + innerLength;
-        m.L3 = L3Kind.Ipv4;
-        m.L3Offset = EthernetHeader.Length;
-        m.L4Offset = EthernetHeader.Length + Ipv4Header.MinLength;
-        m.L3Length = (ushort)ipLength;
-        m.IpProtocol = IpProtocol.Udp;
-        m.SourcePort = sourcePort;
-        m.DestinationPort = Big(Unsafe.ReadUnaligned<ushort>(udp + 2));
-        m.Flags = PacketFlags.HasL4;
+        DescribeOuter(ref m, m.Offset - Overhead, ipLength, sourcePort, Big(Unsafe.ReadUnaligned<ushort>(udp + 2)));
     }
 
     /// <summary>
