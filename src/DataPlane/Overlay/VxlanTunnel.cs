@@ -76,17 +76,80 @@ public static class VxlanTunnel
             m.ChecksumStart = (ushort)(m.L4Offset + Overhead);
         }
 
+        DescribeOuter(ref m, start, ipLength, sourcePort, BinaryPrimitives.ReadUInt16BigEndian(udp[2..]));
+    }
+
+    /// <summary>The metadata of the encapsulated packet: outer IPv4 and UDP from <paramref name="start"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void DescribeOuter(ref PacketMeta m, int start, int ipLength, ushort sourcePort, ushort destinationPort)
+    {
         m.Offset = start;
-        m.Length = Overhead + innerLength;
+        m.Length = EthernetHeader.Length + ipLength;
         m.L3 = L3Kind.Ipv4;
         m.L3Offset = EthernetHeader.Length;
         m.L4Offset = EthernetHeader.Length + Ipv4Header.MinLength;
         m.L3Length = (ushort)ipLength;
         m.IpProtocol = IpProtocol.Udp;
         m.SourcePort = sourcePort;
-        m.DestinationPort = BinaryPrimitives.ReadUInt16BigEndian(udp[2..]);
+        m.DestinationPort = destinationPort;
         m.Flags = PacketFlags.HasL4;
     }
+
+    /// <summary>
+    /// <see cref="Encapsulate(Span{byte}, ref PacketMeta, in VxlanTemplate, ushort)"/> over a raw pointer for what
+    /// <see cref="CanEncapsulatePlain4"/> admits: a whole IPv4 TCP or UDP packet whose untagged Ethernet header and
+    /// 20-byte IPv4 header, its checksum valid (the parsers verify it, the TTL and NAT updates keep it), start at
+    /// <paramref name="frame"/>, with the headroom in front. The same bytes and metadata: one 50-byte copy, the
+    /// varying fields, and the outer UDP checksum from the template's constant part, the inner Ethernet header and the
+    /// inner segment's pseudo-header — the inner IPv4 header, valid, sums to −0 and is left out.
+    /// </summary>
+    internal static unsafe void EncapsulatePlain4(byte* frame, ref PacketMeta m, in VxlanTemplate template, ushort ipId)
+    {
+        byte* ip = frame + EthernetHeader.Length;
+        uint src = Big(Unsafe.ReadUnaligned<uint>(ip + 12));
+        uint dst = Big(Unsafe.ReadUnaligned<uint>(ip + 16));
+        byte protocol = m.IpProtocol;
+        int innerLength = m.Length;
+        ushort sourcePort = (ushort)(SourcePortMin + FlowHashV4(src, dst, m.SourcePort, m.DestinationPort, protocol) % (65536 - SourcePortMin));
+
+        byte* outer = frame - Overhead;
+        Unsafe.CopyBlockUnaligned(ref *outer, ref Unsafe.AsRef(in template.Bytes[0]), Overhead);
+        int ipLength = Overhead - EthernetHeader.Length + innerLength;
+        int udpLength = ipLength - Ipv4Header.MinLength;
+        byte* oip = outer + EthernetHeader.Length;
+        WriteBig(oip + 2, (ushort)ipLength);
+        WriteBig(oip + 4, ipId);
+        WriteBig(oip + 10, Checksum.Fold(template.IpSum + (uint)ipLength + ipId));
+        byte* udp = oip + Ipv4Header.MinLength;
+        WriteBig(udp, sourcePort);
+        WriteBig(udp + 4, (ushort)udpLength);
+        uint w0 = Big(Unsafe.ReadUnaligned<uint>(frame)), w1 = Big(Unsafe.ReadUnaligned<uint>(frame + 4)), w2 = Big(Unsafe.ReadUnaligned<uint>(frame + 8));
+        uint ethernet = (w0 >> 16) + (w0 & 0xFFFF) + (w1 >> 16) + (w1 & 0xFFFF) + (w2 >> 16) + (w2 & 0xFFFF) + Big(Unsafe.ReadUnaligned<ushort>(frame + 12));
+        uint segment = (ushort)~Checksum.FoldNoComplement(Checksum.PseudoHeaderV4(src, dst, protocol, m.L3Length - Ipv4Header.MinLength));
+        WriteBig(udp + 6, Checksum.UdpTransmitted(Checksum.Fold(template.UdpSum + 2 * (uint)udpLength + sourcePort + ethernet + segment)));
+
+        DescribeOuter(ref m, m.Offset - Overhead, ipLength, sourcePort, Big(Unsafe.ReadUnaligned<ushort>(udp + 2)));
+    }
+
+    /// <summary>
+    /// True when <see cref="EncapsulatePlain4"/> may encapsulate the packet <paramref name="frame"/> holds (its L2
+    /// rewritten, so its IPv4 header follows an untagged Ethernet header): IPv4 with a 20-byte header, a whole TCP or
+    /// UDP segment (a UDP checksum of 0 makes the outer checksum sum the datagram), no GSO or offloads, the headroom.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static unsafe bool CanEncapsulatePlain4(byte* frame, in PacketMeta m) =>
+        m.L3 == L3Kind.Ipv4 && m.L4Offset == EthernetHeader.Length + Ipv4Header.MinLength && m.Offset >= Overhead
+        && m.Gso == GsoKind.None && m.Offload == OffloadFlags.None
+        && (m.Flags & (PacketFlags.HasL4 | PacketFlags.Fragment)) == PacketFlags.HasL4
+        && (m.IpProtocol == IpProtocol.Tcp
+            || (m.IpProtocol == IpProtocol.Udp && Unsafe.ReadUnaligned<ushort>(frame + EthernetHeader.Length + Ipv4Header.MinLength + 6) != 0));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void WriteBig(byte* at, ushort value) => Unsafe.WriteUnaligned(at, Big(value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint Big(uint v) => BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(v) : v;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ushort Big(ushort v) => BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(v) : v;
 
     /// <summary>
     /// The outer UDP checksum by local checksum offload (Linux Documentation/networking/checksum-offloads.rst): when
@@ -179,7 +242,8 @@ public static class VxlanTunnel
     /// as a call it was 7 % of an encapsulation profile once the engine inlined the encapsulation (issue 16).</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static uint FlowHash(ReadOnlySpan<byte> frame, in PacketMeta m) => m.L3 == L3Kind.Ipv4
-        ? FlowHashV4(frame[m.L3Offset..], m.SourcePort, m.DestinationPort, m.IpProtocol)
+        ? FlowHashV4(BinaryPrimitives.ReadUInt32BigEndian(frame[(m.L3Offset + 12)..]), BinaryPrimitives.ReadUInt32BigEndian(frame[(m.L3Offset + 16)..]),
+            m.SourcePort, m.DestinationPort, m.IpProtocol)
         : FlowHashV6(frame[m.L3Offset..], in m);
 
     private static uint FlowHashV6(ReadOnlySpan<byte> l3, in PacketMeta m)
@@ -206,10 +270,8 @@ public static class VxlanTunnel
     /// <summary><see cref="FlowHashV6"/>'s byte-wise hash for IPv4, the same value: the byte-wise order of two 4-byte addresses is their
     /// order as big-endian integers, and FNV-1a runs over their bytes high to low.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static uint FlowHashV4(ReadOnlySpan<byte> l3, ushort pa, ushort pb, byte protocol)
+    private static uint FlowHashV4(uint a, uint b, ushort pa, ushort pb, byte protocol)
     {
-        uint a = BinaryPrimitives.ReadUInt32BigEndian(l3[12..]);
-        uint b = BinaryPrimitives.ReadUInt32BigEndian(l3[16..]);
         if (a > b || (a == b && pa > pb))
         {
             (a, b) = (b, a);

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using FastPath.DataPlane.Conntrack;
 using FastPath.DataPlane.Offload;
+using FastPath.DataPlane.Overlay;
 using FastPath.DataPlane.Packets;
 using FastPath.DataPlane.Telemetry;
 
@@ -191,23 +192,65 @@ public sealed partial class Engine
             if (target != PortIndex.Host)
             {
                 if (ttl <= 1) return DeliverLocal(snap, arena, ref m, ingress, target);
-                ip[8] = (byte)(ttl - 1);
-                ushort* sum = (ushort*)(ip + 10);
-                Unsafe.WriteUnaligned(sum, BigEndian(Checksum.UpdateTtl(BigEndian(Unsafe.ReadUnaligned<ushort>(sum)), ttl, (byte)(ttl - 1))));
+                DecrementTtl4(ip, ttl);
             }
-            // RewriteL2 on a frame whose IPv4 header already follows an untagged Ethernet header: the two addresses.
             ulong mac = PortMac(snap, target);
             if (mac == 0) return DropReason.NeighborUnknown;
-            ulong source = snap.Node.GatewayMac.Value;
-            Unsafe.WriteUnaligned(frame, BigEndian((uint)(mac >> 16)));
-            Unsafe.WriteUnaligned(frame + 4, BigEndian((ushort)mac));
-            Unsafe.WriteUnaligned(frame + 6, BigEndian((ushort)(source >> 32)));
-            Unsafe.WriteUnaligned(frame + 8, BigEndian((uint)source));
-            m.Length = EthernetHeader.Length + m.L3Length;
-            m.EgressPort = (short)target;
+            WriteMacs(frame, ref m, mac, snap.Node.GatewayMac.Value, target);
             return DropReason.None;
         }
-        return ForwardDecidedUplink(snap, arena, ref m, ingress, decision);
+        return ForwardPlain4Uplink(snap, frame, arena, ref m, ingress, decision);
+    }
+
+    /// <summary>
+    /// <see cref="ForwardDecidedUplink"/> for a packet of <see cref="ForwardPlain4"/>, at fixed offsets: TTL
+    /// decremented, the two MACs written, and for a tunnel the next hop's VXLAN template copied in front and patched
+    /// (<see cref="VxlanTunnel.EncapsulatePlain4"/>). An expiring TTL, a packet over the path MTU or an unresolved
+    /// next hop take the general steps (ICMP errors and drops), before anything is written.
+    /// </summary>
+    private unsafe DropReason ForwardPlain4Uplink(ForwardingSnapshot snap, byte* frame, byte[] arena, ref PacketMeta m, int ingress,
+        ForwardingDecision decision)
+    {
+        int hop = decision.Target;
+        ref readonly var nh = ref snap.Routes.NextHops[hop];
+        bool tunnel = decision.Kind == ForwardingDecision.Tunnel;
+        byte* ip = frame + EthernetHeader.Length;
+        byte ttl = ip[8];
+        ulong mac = nh.Mac.Value;
+        // CheckForwardable's limits: the path MTU (a tunnel's less its overhead, and the outer length within 16 bits).
+        int pathMtu = Math.Min(snap.Node.Mtu, ushort.MaxValue) - (tunnel ? VxlanTunnel.Overhead : 0);
+        if (ttl <= 1 || m.L3Length > pathMtu || mac == 0) return ForwardDecidedUplink(snap, arena, ref m, ingress, decision);
+        DecrementTtl4(ip, ttl);
+        var uplinkMac = snap.Node.UplinkMac;
+        WriteMacs(frame, ref m, mac, uplinkMac.Value, PortIndex.Uplink);
+        if (!tunnel) return DropReason.None;
+        ref var outer = ref _vxlan[hop];
+        if (!outer.Ready) outer = VxlanTemplate.Create(snap.UnderlayV4, nh.Underlay.V4, uplinkMac, nh.Mac, snap.Node.VxlanPort, snap.Node.Vni);
+        if (VxlanTunnel.CanEncapsulatePlain4(frame, in m)) VxlanTunnel.EncapsulatePlain4(frame, ref m, in outer, _ipId++);
+        else VxlanTunnel.Encapsulate(arena, ref m, in outer, _ipId++);
+        return DropReason.None;
+    }
+
+    /// <summary>The TTL of the IPv4 header at <paramref name="ip"/> (<paramref name="ttl"/>, above 1) decremented, its checksum updated.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void DecrementTtl4(byte* ip, byte ttl)
+    {
+        ip[8] = (byte)(ttl - 1);
+        ushort* sum = (ushort*)(ip + 10);
+        Unsafe.WriteUnaligned(sum, BigEndian(Checksum.UpdateTtl(BigEndian(Unsafe.ReadUnaligned<ushort>(sum)), ttl, (byte)(ttl - 1))));
+    }
+
+    /// <summary>RewriteL2 on a frame whose IPv4 header already follows an untagged Ethernet header: the two addresses,
+    /// the length trimmed to the IPv4 packet, the egress port.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void WriteMacs(byte* frame, ref PacketMeta m, ulong destination, ulong source, int egress)
+    {
+        Unsafe.WriteUnaligned(frame, BigEndian((uint)(destination >> 16)));
+        Unsafe.WriteUnaligned(frame + 4, BigEndian((ushort)destination));
+        Unsafe.WriteUnaligned(frame + 6, BigEndian((ushort)(source >> 32)));
+        Unsafe.WriteUnaligned(frame + 8, BigEndian((uint)source));
+        m.Length = EthernetHeader.Length + m.L3Length;
+        m.EgressPort = (short)egress;
     }
 
     /// <summary>A kept <see cref="ForwardingDecision.Routed"/> or <see cref="ForwardingDecision.Tunnel"/> decision taken:

@@ -502,9 +502,21 @@ public sealed partial class Engine
         // The outer headers towards this node are built on its first packet under this snapshot, then copied.
         ref var outer = ref _vxlan[hop];
         if (!outer.Ready) outer = VxlanTemplate.Create(snap.UnderlayV4, nh.Underlay.V4, uplinkMac, nh.Mac, snap.Node.VxlanPort, snap.Node.Vni);
-        VxlanTunnel.Encapsulate(arena, ref m, in outer, _ipId++);
+        Encapsulate(arena, ref m, in outer);
         observer.OnEncapsulated(nh.Underlay.V4, snap.Node.Vni);
         return DropReason.None;
+    }
+
+    /// <summary>VXLAN in front of the packet (its L2 rewritten): at fixed offsets when it is plain IPv4 TCP/UDP.</summary>
+    private unsafe void Encapsulate(byte[] arena, ref PacketMeta m, in VxlanTemplate outer)
+    {
+        fixed (byte* a = arena)
+        {
+            byte* frame = a + m.Offset;
+            if ((uint)m.Offset <= (uint)arena.Length && VxlanTunnel.CanEncapsulatePlain4(frame, in m))
+                VxlanTunnel.EncapsulatePlain4(frame, ref m, in outer, _ipId++);
+            else VxlanTunnel.Encapsulate(arena, ref m, in outer, _ipId++);
+        }
     }
 
     /// <summary>

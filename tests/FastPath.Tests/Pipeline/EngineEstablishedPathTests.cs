@@ -10,7 +10,8 @@ namespace FastPath.Tests.Pipeline;
 /// <summary>
 /// The lean path for plain IPv4 TCP/UDP packets of tracked connections (Engine.Established.cs): in a batch mixing them
 /// with packets it must hand to the general path — IPv4 options, VLAN tags, a bad header checksum, a cut TCP header,
-/// Ethernet padding, a FIN, a zero UDP checksum, an expiring TTL — every packet leaves with the bytes, verdict and
+/// Ethernet padding, a FIN, a zero UDP checksum, an expiring TTL, a packet too large for the tunnel — and packets whose
+/// decision is a VXLAN or routed next hop, every packet leaves with the bytes, verdict and
 /// metadata the general path (an observed engine) gives it, and the counters and connections end the same.
 /// </summary>
 public class EngineEstablishedPathTests
@@ -35,6 +36,9 @@ public class EngineEstablishedPathTests
         dataOffsetPastEnd[EthernetHeader.Length + 20 + 12] = 0xF0; // 60-byte TCP header in a 20-byte segment
         var zeroUdpChecksum = EngineHarness.FromClient(Ipv4("10.244.1.10", "10.96.0.11", 17, Udp(5000, 53)));
         BinaryPrimitives.WriteUInt16BigEndian(zeroUdpChecksum.AsSpan(EthernetHeader.Length + 20 + 6), 0);
+        var zeroUdpToRemote = EngineHarness.FromClient(Ipv4("10.244.1.10", "10.244.2.11", 17, Udp(5002, 53)));
+        BinaryPrimitives.WriteUInt16BigEndian(zeroUdpToRemote.AsSpan(EthernetHeader.Length + 20 + 6), 0);
+        var traffic = ForwardingDecisionTests.Traffic(s);
         return
         [
             (client, plain),
@@ -52,6 +56,16 @@ public class EngineEstablishedPathTests
             (web1, Ethernet(GatewayMac, Mac(EngineHarness.Web1Mac), 0x0800, Ipv4("10.244.1.11", "10.244.1.10", 6, Tcp(8080, 40000, 0x11)))), // FIN from the backend
             (client, EngineHarness.FromClient(Ipv4("10.244.1.10", "10.96.0.10", 6, Tcp(40000, 80, 0x11)))),                                  // and from the client
             (client, plain),
+            // Uplink decisions: VXLAN to the remote backend (with padding, an expiring TTL, too large for the tunnel),
+            // pod to remote pod over VXLAN with and without a UDP checksum, NodePort from the uplink, masquerade out.
+            (client, [.. EngineHarness.FromClient(Ipv4("10.244.1.10", "10.96.0.20", 6, Tcp(40001, 80, 0x10, payload: 100))), 0, 0, 0, 0]),
+            (client, EngineHarness.FromClient(Ipv4("10.244.1.10", "10.96.0.20", 6, Tcp(40001, 80, 0x10), ttl: 1))),
+            (client, EngineHarness.FromClient(Ipv4("10.244.1.10", "10.96.0.20", 6, Tcp(40001, 80, 0x10, payload: 1440)))),
+            (client, EngineHarness.FromClient(Ipv4("10.244.1.10", "10.244.2.11", 17, Udp(5001, 53, payload: 9)))),
+            (client, zeroUdpToRemote),
+            traffic[5],
+            traffic[6],
+            (client, EngineHarness.FromClient(Ipv4("10.244.1.10", "10.96.0.20", 6, Tcp(40001, 80, 0x10, payload: 30)))),
         ];
     }
 
@@ -79,6 +93,7 @@ public class EngineEstablishedPathTests
         Assert.True(ForwardingDecisionTests.Decisions(lean.Conntrack!) > 0);
 
         var drops = new HashSet<DropReason>();
+        int tunnelled = 0;
         for (int round = 0; round < 2; round++)
         {
             t += 1_000_000_000;
@@ -91,11 +106,13 @@ public class EngineEstablishedPathTests
                 Assert.Equal((e.L3, e.L3Offset, e.L3Length, e.L4Offset, e.Flags), (a.L3, a.L3Offset, a.L3Length, a.L4Offset, a.Flags));
                 Assert.Equal((e.IpProtocol, e.SourcePort, e.DestinationPort), (a.IpProtocol, a.SourcePort, a.DestinationPort));
                 drops.Add(a.Drop);
+                if (round == 1 && a.EgressPort == PortIndex.Uplink && a.DestinationPort == snap.Node.VxlanPort) tunnelled++;
             }
         }
         Assert.Equal(generalBytes, leanBytes);
         // The batches reached the drops the lean path must leave to the general one.
-        Assert.Superset(new HashSet<DropReason> { DropReason.None, DropReason.BadChecksum, DropReason.Malformed, DropReason.TtlExceeded }, drops);
+        Assert.Superset(new HashSet<DropReason> { DropReason.None, DropReason.BadChecksum, DropReason.Malformed, DropReason.TtlExceeded, DropReason.MtuExceeded }, drops);
+        Assert.True(tunnelled >= 4, $"{tunnelled} packets left over VXLAN in the second round");
 
         for (int p = 0; p < snap.PortCount; p++)
         {

@@ -74,6 +74,50 @@ public class RoutingTests
         Assert.Equal(0, SlowChecksum(arena.AsSpan(m.Offset + 34, m.Length - 34), PseudoSum(Ip("192.168.56.11"), Ip("192.168.56.12"), 17, m.Length - 34)));
     }
 
+    /// <summary>The fixed-offset encapsulation of plain IPv4 TCP/UDP (what the engine runs for them) writes the bytes and
+    /// metadata of the general one, for random addresses, ports, lengths (odd ones too), TTLs and payloads; a UDP
+    /// datagram without a checksum is not admitted to it (its outer checksum sums the datagram).</summary>
+    [Fact]
+    public unsafe void PlainIpv4EncapsulationWritesWhatTheGeneralOneWrites()
+    {
+        var rng = new Random(1616);
+        var outer = FastPath.DataPlane.Overlay.VxlanTemplate.Create(0xC0A8380B, 0xC0A8380C,
+            new FastPath.DataPlane.Packets.MacAddress(0x02_00_00_00_00_0A), new FastPath.DataPlane.Packets.MacAddress(0x02_00_00_00_00_0B), 8472, 1);
+        int admitted = 0;
+        for (int n = 0; n < 2000; n++)
+        {
+            string Addr() => $"{rng.Next(1, 255)}.{rng.Next(256)}.{rng.Next(256)}.{rng.Next(1, 255)}";
+            string src = Addr(), dst = n % 50 == 0 ? src : Addr();
+            ushort sport = (ushort)rng.Next(65536), dport = (ushort)rng.Next(65536);
+            bool tcp = n % 2 == 0;
+            int payload = rng.Next(0, n % 10 == 0 ? 1400 : 40);
+            byte[] l4 = tcp ? Tcp(sport, dport, (byte)rng.Next(256), payload) : Udp(sport, dport, payload);
+            rng.NextBytes(l4.AsSpan(tcp ? 20 : 8));
+            var ip = Ipv4(src, dst, tcp ? (byte)6 : (byte)17, l4, ttl: (byte)rng.Next(1, 256), flags: n % 3 == 0 ? (ushort)0 : (ushort)0x4000);
+            if (!tcp && n % 7 == 1) ip[20 + 6] = ip[20 + 7] = 0; // no UDP checksum
+            byte[] frame = Ethernet(Mac("02:00:00:00:00:0b"), Mac("02:00:00:00:00:0a"), 0x0800, ip);
+            var general = new byte[128 + frame.Length + 64];
+            frame.CopyTo(general, 128);
+            var plain = (byte[])general.Clone();
+            var m = new PacketMeta { Offset = 128, Length = frame.Length };
+            Assert.Equal(DropReason.None, FastPath.DataPlane.Packets.PacketParser.Parse(general.AsSpan(128, frame.Length), ref m));
+            var p = m;
+            FastPath.DataPlane.Overlay.VxlanTunnel.Encapsulate(general, ref m, in outer, (ushort)n);
+            fixed (byte* a = plain)
+            {
+                bool can = FastPath.DataPlane.Overlay.VxlanTunnel.CanEncapsulatePlain4(a + 128, in p);
+                Assert.Equal(tcp || ip[26] != 0 || ip[27] != 0, can);
+                if (!can) continue;
+                FastPath.DataPlane.Overlay.VxlanTunnel.EncapsulatePlain4(a + 128, ref p, in outer, (ushort)n);
+            }
+            admitted++;
+            Assert.Equal(Convert.ToHexString(general), Convert.ToHexString(plain));
+            Assert.Equal((m.Offset, m.Length, m.L3, m.L3Offset, m.L3Length, m.L4Offset), (p.Offset, p.Length, p.L3, p.L3Offset, p.L3Length, p.L4Offset));
+            Assert.Equal((m.IpProtocol, m.SourcePort, m.DestinationPort, m.Flags, m.Offload), (p.IpProtocol, p.SourcePort, p.DestinationPort, p.Flags, p.Offload));
+        }
+        Assert.InRange(admitted, 1800, 1950);
+    }
+
     [Fact]
     public void IcmpErrorsAreRateLimitedPerDestinationButPathMtuNeverIs()
     {
