@@ -71,10 +71,15 @@ public sealed class RunFromApiTests
         Assert.Equal(0, run.ExitCode);
     }
 
-    /// <summary>Inside the namespace: 127.0.0.1:PORT → the Unix socket.</summary>
+    /// <summary>Inside the namespace: 127.0.0.1:PORT → the Unix socket; exits with fastpath.</summary>
     private const string Forwarder = """
-        import socket, sys, threading
+        import os, socket, sys, threading, time
         port, path = int(sys.argv[1]), sys.argv[2]
+        parent = os.getppid()  # fastpath (the shell exec'd it): when it is gone, so is this forwarder and the namespace
+        def watch():
+            while os.getppid() == parent: time.sleep(0.2)
+            os._exit(0)
+        threading.Thread(target=watch, daemon=True).start()
         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", port)); s.listen(64)
         def pipe(a, b):
             try:
